@@ -1,0 +1,235 @@
+"""`launchbay.yaml`, parsed into typed models.
+
+Every mistake in the file is reported as one `ConfigError` naming the file, the key path and what
+was expected (`launchbay.yaml: gates.min_auc: expected a number <= 1, got 1.7`). Unknown keys are
+errors, never silently ignored: a typo such as `min_acu` must not quietly disable a gate.
+Relative paths in the file are resolved against the file's own directory, so a pipeline behaves
+the same whatever directory it is started from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from launchbay.errors import ConfigError
+
+DEFAULT_CONFIG = "launchbay.yaml"
+CONFIG_ENV = "LAUNCHBAY_CONFIG"
+
+_ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Strict):
+    """One input column of the model: its kind and the values the data gate accepts."""
+
+    type: Literal["float", "int", "category", "bool"]
+    min: float | None = None
+    max: float | None = None
+    values: list[str] | None = Field(default=None, description="allowed values of a category")
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSpec:
+        if self.type == "category" and not self.values:
+            raise ValueError("a category feature needs `values`: the list of allowed categories")
+        if self.type != "category" and self.values is not None:
+            raise ValueError("`values` applies only to features of type category")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"`min` ({self.min}) is greater than `max` ({self.max})")
+        return self
+
+
+class ModelSection(_Strict):
+    """Which model this is and how to train it."""
+
+    name: str = Field(description="registered model name")
+    train: str = Field(description="training function as module:function")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(
+                "expected lower-case letters, digits and '-' (a DNS label: it names services later)"
+            )
+        return v
+
+    @field_validator("train")
+    @classmethod
+    def _entrypoint(cls, v: str) -> str:
+        if not _ENTRYPOINT.match(v):
+            raise ValueError("expected 'package.module:function'")
+        return v
+
+
+class DataSection(_Strict):
+    """The training data, its reference for drift, and its schema."""
+
+    path: str = Field(description="CSV or Parquet file (or any URI pandas can read)")
+    reference: str | None = Field(default=None, description="reference data for drift checks")
+    target: str = "label"
+    id_column: str | None = Field(default=None, description="column whose values must be unique")
+    features: dict[str, FeatureSpec]
+    test_size: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    split_seed: int = 42
+    min_rows: Annotated[int, Field(ge=1)] = 100
+
+    @field_validator("features")
+    @classmethod
+    def _non_empty(cls, v: dict[str, FeatureSpec]) -> dict[str, FeatureSpec]:
+        if not v:
+            raise ValueError("expected at least one feature")
+        return v
+
+
+class DriftSection(_Strict):
+    """Drift of each feature between the reference data and the new data."""
+
+    metric: Literal["psi"] = "psi"
+    threshold: Annotated[float, Field(gt=0)] = 0.2
+    bins: Annotated[int, Field(ge=2, le=100)] = 10
+
+
+class GatesSection(_Strict):
+    """Thresholds of the data and model gates."""
+
+    max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    drift: DriftSection = DriftSection()
+    min_auc: Annotated[float, Field(ge=0, le=1)] = 0.8
+    min_precision: Annotated[float, Field(ge=0, le=1)] = 0.0
+    min_recall: Annotated[float, Field(ge=0, le=1)] = 0.0
+    decision_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    max_regression_vs_champion: Annotated[float, Field(ge=0, le=1)] = 0.01
+
+
+class MlflowSection(_Strict):
+    """Where runs and models are tracked."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="any MLflow URI; default: $MLFLOW_TRACKING_URI, else SQLite under LAUNCHBAY_HOME",
+    )
+    experiment: str | None = Field(default=None, description="default: the model name")
+
+
+class ArgoSection(_Strict):
+    """How the workflow is rendered for and submitted to Argo Workflows."""
+
+    image: str = "ghcr.io/launchbay/launchbay:0.1.0"
+    namespace: str = "argo"
+    service_account: str | None = "launchbay"
+    config_path: str = Field(
+        default="launchbay.yaml", description="path of this config file inside the image"
+    )
+
+
+class LaunchbayConfig(_Strict):
+    """The whole `launchbay.yaml`."""
+
+    model: ModelSection
+    data: DataSection
+    gates: GatesSection = GatesSection()
+    mlflow: MlflowSection = MlflowSection()
+    argo: ArgoSection = ArgoSection()
+
+    # Set by `load_config`, not by the file: where the file was read from.
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _columns_distinct(self) -> LaunchbayConfig:
+        if self.data.target in self.data.features:
+            raise ValueError(f"target column {self.data.target!r} is also listed as a feature")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative paths in the file are resolved against."""
+        return self.source.parent if self.source else Path.cwd()
+
+    def resolve_path(self, value: str) -> str:
+        """Resolve a path from the file (relative to the file) unless it is a URI."""
+        if "://" in value:
+            return value
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else (self.base_dir / p).resolve())
+
+    @property
+    def experiment_name(self) -> str:
+        """MLflow experiment that runs of this model are recorded in."""
+        return self.mlflow.experiment or self.model.name
+
+
+def config_path(explicit: str | Path | None) -> Path:
+    """The config file to use: the explicit one, `$LAUNCHBAY_CONFIG`, or `./launchbay.yaml`."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None) -> LaunchbayConfig:
+    """Read and validate a config file.
+
+    Raises:
+        ConfigError: naming the file, the key path and what was expected.
+    """
+    file = config_path(path)
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file}: config file not found (pass --config PATH or create {DEFAULT_CONFIG})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping of sections (model, data, ...), got {_kind(raw)}")
+    try:
+        cfg = LaunchbayConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(file, exc)) from None
+    return cfg.model_copy(update={"source": file.resolve()})
+
+
+def format_validation_error(file: Path, exc: ValidationError) -> str:
+    """Turn pydantic's errors into lines of `file: key.path: expected ..., got ...`."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"{file}: {loc}: unknown key (check the spelling; see launchbay.yaml docs)")
+            continue
+        if kind == "missing":
+            lines.append(f"{file}: {loc}: required key is missing")
+            continue
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = msg[0].lower() + msg[1:] if msg else msg
+        if not msg.startswith("expected"):
+            msg = f"expected {msg}" if kind != "value_error" else msg
+        lines.append(f"{file}: {loc}: {msg}, got {err.get('input')!r}")
+    return "\n".join(lines)
+
+
+def _kind(value: Any) -> str:
+    return "an empty file" if value is None else f"a {type(value).__name__}"

@@ -1,0 +1,53 @@
+"""The local state directory: everything launchbay writes on this machine lives under one root.
+
+The root is `$LAUNCHBAY_HOME` when set, else `.launchbay/` in the current working directory.
+Keeping state in one place makes a demo disposable (`rm -r .launchbay`) and lets tests isolate
+themselves by pointing `LAUNCHBAY_HOME` at a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "LAUNCHBAY_HOME"
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths of the local state directory."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls) -> Home:
+        """Return the state directory selected by the environment (not created yet)."""
+        raw = os.environ.get(HOME_ENV)
+        root = Path(raw) if raw else Path.cwd() / ".launchbay"
+        return cls(root.resolve())
+
+    @property
+    def mlflow_db(self) -> Path:
+        """SQLite database of the embedded MLflow tracking server and registry."""
+        return self.root / "mlflow.db"
+
+    @property
+    def artifacts(self) -> Path:
+        """Artifact root for MLflow experiments created by launchbay."""
+        return self.root / "artifacts"
+
+    @property
+    def reports(self) -> Path:
+        """Gate reports, one directory per pipeline run."""
+        return self.root / "reports"
+
+    @property
+    def workflows(self) -> Path:
+        """Scratch space of the local workflow executor (task inputs and outputs)."""
+        return self.root / "workflows"
+
+    def ensure(self) -> Home:
+        """Create the root directory if needed and return self."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
