@@ -1,0 +1,215 @@
+"""The `launchbay` command line. Commands are thin: they parse options and call the packages.
+
+Every `LaunchbayError` becomes one red message on stderr and its exit code (see
+`launchbay.errors`); no command prints a traceback for a mistake the user can fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from launchbay.config import LaunchbayConfig, load_config
+from launchbay.errors import LaunchbayError, PipelineFailed, UsageError
+from launchbay.home import HOME_ENV, Home
+
+app = typer.Typer(
+    name="launchbay",
+    help="MLOps CI/CD with progressive delivery: gated training, signed models, safe rollouts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Pipeline config file.", envvar="LAUNCHBAY_CONFIG", show_default="launchbay.yaml"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _git_commit(directory: Path) -> str:
+    """The commit checked out where the config lives, or "" outside a git work tree."""
+    try:
+        res = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return res.stdout.strip() if res.returncode == 0 else ""
+
+
+def _data_path(cfg: LaunchbayConfig, data: Path | None) -> str:
+    # --data is relative to where the user is; the config's path is relative to the config file.
+    return str(data.resolve()) if data else cfg.resolve_path(cfg.data.path)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    data: Annotated[Path | None, typer.Option(help="Train on this CSV/Parquet file instead of data.path.")] = None,
+    until: Annotated[str | None, typer.Option(help="Stop after this step: validate-data, train, evaluate, register.")] = None,
+) -> None:
+    """Run the pipeline on this machine: check the data, train, gate against the champion, register."""
+    from launchbay.progress import PipelineView, summary
+    from pipelines import tracking
+    from pipelines.executor import LocalExecutor
+    from pipelines.training import STAGES, build_workflow
+
+    cfg = load_config(config)
+    if until is not None and until not in STAGES:
+        raise UsageError(f"--until {until!r}: expected one of {', '.join(STAGES)}")
+    home = Home.resolve().ensure()
+    uri = tracking.preflight(cfg, home)
+    data_path = _data_path(cfg, data)
+    assert cfg.source is not None
+    workflow = build_workflow(cfg, config=str(cfg.source), data=data_path, git_commit=_git_commit(cfg.base_dir))
+    # Steps import the user's training module: make the config's directory and ours importable.
+    pythonpath = os.pathsep.join(p for p in (str(cfg.base_dir), str(Path.cwd()), os.environ.get("PYTHONPATH", "")) if p)
+    stages = list(STAGES[: STAGES.index(until) + 1] if until else STAGES)
+    out.print(f"[bold]{cfg.model.name}[/]: data [cyan]{data_path}[/], tracking [cyan]{uri}[/]")
+    view = PipelineView(out, stages)
+    executor = LocalExecutor(home.workflows, env={HOME_ENV: str(home.root), "PYTHONPATH": pythonpath},
+                             on_change=view.update)
+    with view:
+        result = executor.run(workflow, until=until)
+    out.print(summary(result, stages))
+    if not result.succeeded:
+        failed = result.failed
+        raise PipelineFailed(f"pipeline stopped at step {failed.name if failed else '?'}")
+    reg = result.tasks.get("register")
+    if reg is not None:
+        version, aliases = reg.outputs.get("model-version"), reg.outputs.get("aliases", "").split(",")
+        out.print(f"[green]Registered[/] {cfg.model.name} version {version} as [bold]{', '.join(aliases)}[/]")
+        if "champion" in aliases:
+            out.print(f"[yellow]No champion existed: version {version} is now the champion (bootstrap).[/]")
+
+
+@app.command()
+def render(
+    config: ConfigOpt = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+    git_commit: Annotated[str | None, typer.Option(help="Commit to record (default: the checked-out one).")] = None,
+) -> None:
+    """Write the Argo Workflow YAML of the pipeline (validated against Argo's schema)."""
+    from pipelines.argo import to_yaml, validate
+    from pipelines.training import build_workflow
+
+    cfg = load_config(config)
+    commit = git_commit if git_commit is not None else _git_commit(cfg.base_dir)
+    manifest = build_workflow(cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=commit).to_dict()
+    problems = validate(manifest)
+    if problems:
+        raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))
+    text = to_yaml(manifest)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def submit(
+    host: Annotated[str, typer.Option(help="Argo server URL, e.g. https://argo.example.com:2746.", envvar="ARGO_SERVER")],
+    namespace: Annotated[str | None, typer.Option(help="Namespace (default: argo.namespace).")] = None,
+    config: ConfigOpt = None,
+    token: Annotated[str | None, typer.Option(help="Bearer token.", envvar="ARGO_TOKEN", show_default=False)] = None,
+) -> None:
+    """Submit the pipeline to an Argo Workflows server."""
+    from pipelines.argo import submit as argo_submit
+    from pipelines.argo import validate
+    from pipelines.training import build_workflow
+
+    cfg = load_config(config)
+    wf = build_workflow(cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=_git_commit(cfg.base_dir))
+    ns = namespace or cfg.argo.namespace
+    if problems := validate(wf.to_dict()):
+        raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))
+    name = argo_submit(wf, host, ns, token)
+    out.print(f"submitted workflow [bold]{name}[/] to {host} (namespace {ns})")
+
+
+@app.command()
+def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the model's registry state: champion and challenger with their key metrics."""
+    from pipelines import tracking
+
+    cfg = load_config(config)
+    home = Home.resolve()
+    tracking.preflight(cfg, home)
+    client, _ = tracking.connect(cfg, home)
+    state = tracking.registry_state(client, cfg.model.name)
+    if as_json:
+        out.print_json(json.dumps(state, default=str))
+        return
+    if not state["registered"]:
+        out.print(f"{cfg.model.name}: no model registered yet (run `launchbay run`)")
+        return
+    table = Table(title=f"{cfg.model.name} ({state['versions']} version(s))")
+    for col in ("alias", "version", "ROC AUC", "precision", "recall", "registered", "git commit"):
+        table.add_column(col)
+    for alias, v in state["aliases"].items():
+        m = v["metrics"]
+        created = datetime.fromtimestamp(v["created"] / 1000, UTC).strftime("%Y-%m-%d %H:%M") if v["created"] else ""
+        table.add_row(alias, str(v["version"]), _num(m.get("roc_auc")), _num(m.get("precision")),
+                      _num(m.get("recall")), created, (v["git_commit"] or "")[:10])
+    out.print(table)
+
+
+@app.command("example-data")
+def example_data(
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.parquet or .csv).")],
+    variant: Annotated[str, typer.Option(help="good, drifted or broken.")] = "good",
+    rows: Annotated[int, typer.Option(min=1, help="Number of transactions.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 1,
+) -> None:
+    """Write the example fraud-transaction data set (or a drifted or broken variant of it)."""
+    from pipelines.example import fraud
+
+    if variant not in fraud.VARIANTS:
+        raise UsageError(f"--variant {variant!r}: expected one of {', '.join(fraud.VARIANTS)}")
+    if output.suffix.lower() not in {".parquet", ".pq", ".csv"}:
+        raise UsageError(f"--output {output}: expected a .parquet or .csv file name")
+    frame = fraud.generate(rows, variant, seed)  # type: ignore[arg-type]
+    fraud.write(frame, output)
+    out.print(f"wrote {len(frame)} {variant} transactions to {output}")
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning launchbay errors into exit codes."""
+    try:
+        code = app(standalone_mode=False)
+    except LaunchbayError as exc:
+        err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        err.print("aborted")
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise SystemExit(130) from None
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+

@@ -1,0 +1,97 @@
+"""Live progress of a pipeline run and its closing summary, drawn with rich.
+
+The executor reports phase changes from worker threads; `PipelineView` keeps the latest state of
+each task and redraws a small table (step, state, elapsed time) several times a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from pipelines.executor import Phase, TaskRun, WorkflowRun
+
+_STYLE = {
+    Phase.PENDING: ("waiting", "dim"),
+    Phase.RUNNING: ("running", "cyan"),
+    Phase.SUCCEEDED: ("passed", "green"),
+    Phase.FAILED: ("FAILED", "bold red"),
+    Phase.SKIPPED: ("skipped", "yellow"),
+    Phase.OMITTED: ("not run", "dim"),
+}
+
+
+class PipelineView:
+    """A live table of the pipeline's steps, fed by executor callbacks."""
+
+    def __init__(self, console: Console, stages: list[str]) -> None:
+        self.console = console
+        self.stages = stages
+        self.tasks: dict[str, TaskRun] = {}
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+
+    def update(self, task: TaskRun) -> None:
+        """Executor callback: remember the task's latest state."""
+        with self._lock:
+            self.tasks[task.name] = task
+
+    def __enter__(self) -> PipelineView:
+        self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def __rich__(self) -> Any:
+        table = Table(box=None, show_header=False, padding=(0, 2))
+        now = time.time()
+        with self._lock:
+            for name in self.stages:
+                t = self.tasks.get(name)
+                phase = t.phase if t else Phase.PENDING
+                label, style = _STYLE[phase]
+                status: Any = Spinner("dots", text=Text(label, style=style)) if phase is Phase.RUNNING \
+                    else Text(label, style=style)
+                elapsed = ""
+                if t and t.started:
+                    elapsed = f"{(t.finished or now) - t.started:5.1f}s"
+                table.add_row(Text(name, style="bold"), status, elapsed)
+        return Panel(table, title="launchbay run", border_style="blue", expand=False)
+
+
+def summary(run: WorkflowRun, stages: list[str]) -> Group:
+    """The table printed when a run ends: every step, its state, time and main outputs."""
+    table = Table(title=f"pipeline {'succeeded' if run.succeeded else 'FAILED'} in {run.seconds:.1f}s",
+                  title_style="bold green" if run.succeeded else "bold red")
+    table.add_column("step")
+    table.add_column("result")
+    table.add_column("time", justify="right")
+    table.add_column("outputs")
+    for name in stages:
+        t = run.tasks.get(name)
+        if t is None:
+            table.add_row(name, Text("not requested", style="dim"), "", "")
+            continue
+        label, style = _STYLE[t.phase]
+        outputs = ", ".join(f"{k}={_short(v)}" for k, v in t.outputs.items())
+        table.add_row(name, Text(label, style=style), f"{t.seconds:.1f}s" if t.started else "", outputs)
+    parts: list[Any] = [table]
+    if failed := run.failed:
+        parts.append(Panel(Text(failed.message or "failed"), title=f"step {failed.name} failed",
+                           border_style="red", expand=False))
+    return Group(*parts)
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 36 else value[:16] + "…" + value[-16:]

@@ -1,0 +1,76 @@
+"""The Argo side of the pipeline: render the workflow to YAML, validate it, submit it."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from launchbay.errors import EnvironmentProblem, LaunchbayError
+
+SCHEMA_ENV = "LAUNCHBAY_ARGO_SCHEMA"
+_SCHEMA_NAME = "argo-workflows-v4.1.2.schema.json"
+_WORKFLOW_DEF = "io.argoproj.workflow.v1alpha1.Workflow"
+
+
+def to_yaml(manifest: dict[str, Any]) -> str:
+    """Stable YAML for a manifest (key order as built, no aliases)."""
+    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=120)
+
+
+@cache
+def _schema(path: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(path).read_text())
+    return data
+
+
+def schema_path() -> Path:
+    """Argo Workflows' own JSON schema: `$LAUNCHBAY_ARGO_SCHEMA`, else the packaged/shared copy."""
+    if env := os.environ.get(SCHEMA_ENV):
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "schemas" / _SCHEMA_NAME, here.parent.parent / "shared" / "schemas" / _SCHEMA_NAME):
+        if candidate.exists():
+            return candidate
+    raise LaunchbayError(f"Argo schema {_SCHEMA_NAME} not found; set {SCHEMA_ENV}")
+
+
+def validate(manifest: dict[str, Any], kind_def: str = _WORKFLOW_DEF) -> list[str]:
+    """Validate a manifest against Argo's schema; return the problems (empty when valid)."""
+    import jsonschema
+
+    schema = _schema(str(schema_path()))
+    resolver_schema = {"$ref": f"#/definitions/{kind_def}", "definitions": schema["definitions"]}
+    validator = jsonschema.Draft7Validator(resolver_schema)
+    return [
+        f"{'.'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
+        for err in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+def submit(workflow: Any, host: str, namespace: str, token: str | None) -> str:
+    """Create the workflow on an Argo server; return the created workflow's name.
+
+    Raises:
+        EnvironmentProblem: the server cannot be reached, or refuses the workflow.
+    """
+    import requests
+    from hera.workflows import WorkflowsService
+
+    workflow.namespace = namespace
+    workflow.workflows_service = WorkflowsService(host=host, token=token, namespace=namespace)
+    try:
+        created = workflow.create()
+    except requests.exceptions.ConnectionError:
+        raise EnvironmentProblem(
+            f"Argo server {host} is unreachable (connection refused or no route); check --host"
+        ) from None
+    except requests.exceptions.Timeout:
+        raise EnvironmentProblem(f"Argo server {host} did not answer in time") from None
+    except Exception as exc:  # hera raises its own exceptions carrying the server's message
+        raise EnvironmentProblem(f"Argo server {host} refused the workflow: {exc}") from None
+    return str(created.metadata.name)

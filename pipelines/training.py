@@ -1,0 +1,63 @@
+"""The training workflow: validate-data >> train >> evaluate >> register, one Hera DAG.
+
+The same `Workflow` object is rendered to YAML for Argo (`launchbay render`, `launchbay submit`)
+and run by the local executor (`launchbay run`). Workflow parameters carry everything that
+differs between the two (the config file's path, the data, the git commit); the config file is
+read by each step, so the steps need no other context.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from hera.workflows import DAG, Script, Workflow
+
+from launchbay.config import LaunchbayConfig
+from pipelines import steps
+
+STAGES = ("validate-data", "train", "evaluate", "register")
+"""Task names in pipeline order: the values `launchbay run --until` accepts."""
+
+_P = "{{workflow.parameters.%s}}"
+
+
+def build_workflow(cfg: LaunchbayConfig, *, config: str, data: str, git_commit: str = "") -> Workflow:
+    """Build the training workflow for a model.
+
+    Args:
+        cfg: the parsed config (model name, Argo image, namespace, service account).
+        config: path of the config file as the steps will see it.
+        data: path or URI of the training data as the steps will see it.
+        git_commit: the commit being trained, recorded on the MLflow run and model version.
+    """
+    with Workflow(
+        generate_name=f"{cfg.model.name}-training-",
+        entrypoint="pipeline",
+        namespace=cfg.argo.namespace,
+        service_account_name=cfg.argo.service_account,
+        labels={"app.kubernetes.io/part-of": "launchbay", "launchbay.io/model": cfg.model.name},
+        arguments={"config": config, "data": data, "git-commit": git_commit},
+    ) as w:
+        with DAG(name="pipeline"):
+            base = {"config": _P % "config"}
+            v = steps.validate_data(arguments={**base, "data": _P % "data", "git-commit": _P % "git-commit"})
+            t = steps.train(arguments={**base, "data": _P % "data", "run-id": v.get_parameter("run-id")})
+            e = steps.evaluate(arguments={
+                **base, "data": _P % "data", "run-id": v.get_parameter("run-id"),
+                "model-uri": t.get_parameter("model-uri"),
+            })
+            r = steps.register(arguments={
+                **base, "run-id": v.get_parameter("run-id"), "model-uri": t.get_parameter("model-uri"),
+                "data-digest": v.get_parameter("data-digest"),
+            })
+            v >> t >> e >> r
+    # The step templates are module-level singletons created by `@script`; give this workflow
+    # its own copies carrying the configured image instead of mutating the shared ones.
+    w.templates = [_with_image(t, cfg.argo.image) if isinstance(t, Script) else t for t in w.templates]
+    return w
+
+
+def _with_image(template: Script, image: str) -> Script:
+    clone = copy.copy(template)
+    clone.image = image
+    return clone
