@@ -218,17 +218,30 @@ def format_validation_error(file: Path, exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         kind = err["type"]
         if kind == "extra_forbidden":
-            lines.append(f"{file}: {loc}: unknown key (check the spelling; see launchbay.yaml docs)")
+            allowed = _allowed_keys(err["loc"][:-1])
+            hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+            lines.append(f"{file}: {loc}: unknown key{hint}")
             continue
         if kind == "missing":
             lines.append(f"{file}: {loc}: required key is missing")
             continue
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        msg = msg[0].lower() + msg[1:] if msg else msg
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Input should be ")
         if not msg.startswith("expected"):
-            msg = f"expected {msg}" if kind != "value_error" else msg
+            msg = f"expected {msg}"
         lines.append(f"{file}: {loc}: {msg}, got {err.get('input')!r}")
     return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the section at `loc`, to suggest the right spelling of an unknown key."""
+    model: Any = LaunchbayConfig
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    fields = getattr(model, "model_fields", {})
+    return [name for name, f in fields.items() if not f.exclude]
 
 
 def _kind(value: Any) -> str:

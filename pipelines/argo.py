@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from launchbay.errors import EnvironmentProblem, LaunchbayError
+from launchbay.errors import EnvironmentProblem
 
 SCHEMA_ENV = "LAUNCHBAY_ARGO_SCHEMA"
 _SCHEMA_NAME = "argo-workflows-v4.1.2.schema.json"
@@ -29,14 +29,10 @@ def _schema(path: str) -> dict[str, Any]:
 
 
 def schema_path() -> Path:
-    """Argo Workflows' own JSON schema: `$LAUNCHBAY_ARGO_SCHEMA`, else the packaged/shared copy."""
+    """Argo Workflows' own JSON schema: `$LAUNCHBAY_ARGO_SCHEMA`, else the copy shipped with launchbay."""
     if env := os.environ.get(SCHEMA_ENV):
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "schemas" / _SCHEMA_NAME, here.parent.parent / "shared" / "schemas" / _SCHEMA_NAME):
-        if candidate.exists():
-            return candidate
-    raise LaunchbayError(f"Argo schema {_SCHEMA_NAME} not found; set {SCHEMA_ENV}")
+    return Path(__file__).resolve().parent / "schemas" / _SCHEMA_NAME
 
 
 def validate(manifest: dict[str, Any], kind_def: str = _WORKFLOW_DEF) -> list[str]:

@@ -172,8 +172,14 @@ class LocalExecutor:
         _only(spec, _SUPPORTED_SPEC, _IGNORED_SPEC, "workflow spec")
         templates = {t["name"]: t for t in spec.get("templates", [])}
         entry = templates.get(spec.get("entrypoint", ""))
-        if entry is None or "dag" not in entry:
-            raise UnsupportedFeature("the entrypoint must be a DAG template")
+        if entry is None:
+            raise UnsupportedFeature(f"entrypoint {spec.get('entrypoint')!r} is not a template of this workflow")
+        if "dag" not in entry:
+            kind = next((k for k in entry if k not in {"name", "inputs", "outputs", "metadata"}), "?")
+            raise UnsupportedFeature(
+                f"entrypoint {entry['name']}: a '{kind}' entrypoint is not supported by the local executor "
+                "(it runs a DAG entrypoint)"
+            )
         dag = entry["dag"]
         _only(dag, {"tasks", "failFast"}, set(), f"DAG {entry['name']}")
         if entry.get("inputs"):
@@ -221,7 +227,9 @@ class LocalExecutor:
         _only(template, _SUPPORTED_TEMPLATE, _IGNORED_TEMPLATE, f"template {name}")
         if "script" not in template:
             kind = next((k for k in template if k not in _SUPPORTED_TEMPLATE | _IGNORED_TEMPLATE), "dag")
-            raise UnsupportedFeature(f"template {name}: only script templates can be tasks here (got {kind})")
+            raise UnsupportedFeature(
+                f"template {name}: '{kind}' templates are not supported by the local executor (only 'script')"
+            )
         _only(template["script"], _SUPPORTED_SCRIPT, _IGNORED_SCRIPT, f"template {name} script")
         for e in template["script"].get("env", []):
             _only(e, {"name", "value"}, set(), f"template {name} env")

@@ -1,0 +1,72 @@
+"""Config loading: every mistake names the file, the key path and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from launchbay.config import load_config
+from launchbay.errors import ConfigError
+
+
+def test_example_config_loads_and_resolves_paths_next_to_the_file(project: Callable[..., Path]) -> None:
+    path = project(rows=200)
+    cfg = load_config(path)
+    assert cfg.model.name == "fraud-detector"
+    assert cfg.resolve_path(cfg.data.path) == str(path.parent / "data" / "transactions.parquet")
+    assert cfg.resolve_path("s3://bucket/x.parquet") == "s3://bucket/x.parquet"
+    assert cfg.experiment_name == "fraud-detector"
+
+
+def _error(tmp_path: Path, content: object) -> str:
+    path = tmp_path / "launchbay.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.exit_code == 2
+    assert str(path) in err.value.message
+    return err.value.message
+
+
+BASE = {
+    "model": {"name": "m", "train": "pkg.mod:fn"},
+    "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
+}
+
+
+def test_wrong_value_names_key_path_expected_and_got(tmp_path: Path) -> None:
+    msg = _error(tmp_path, {**BASE, "gates": {"min_auc": 1.7}})
+    assert "gates.min_auc" in msg and "less than or equal to 1" in msg and "1.7" in msg
+
+
+def test_unknown_key_is_an_error_not_ignored(tmp_path: Path) -> None:
+    msg = _error(tmp_path, {**BASE, "gates": {"min_acu": 0.9}})
+    assert "gates.min_acu: unknown key (expected one of: " in msg and "min_auc" in msg
+
+
+def test_missing_required_key(tmp_path: Path) -> None:
+    msg = _error(tmp_path, {"model": BASE["model"]})
+    assert "data: required key is missing" in msg
+
+
+def test_bad_entrypoint_and_category_without_values(tmp_path: Path) -> None:
+    msg = _error(tmp_path, {
+        "model": {"name": "m", "train": "not an entrypoint"},
+        "data": {"path": "d.csv", "features": {"c": {"type": "category"}}},
+    })
+    assert "model.train: expected 'package.module:function'" in msg
+    assert "data.features.c" in msg and "needs `values`" in msg
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    msg = _error(tmp_path, "model:\n  name: [unclosed\n")
+    assert "not valid YAML at line" in msg
+
+
+def test_empty_file_and_missing_file(tmp_path: Path) -> None:
+    assert "expected a mapping" in _error(tmp_path, "")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,68 @@
+"""Hera steps used by the executor tests (imported by Hera's runner in task processes)."""
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+from hera.workflows import Parameter, RetryStrategy, script
+
+
+@script(constructor="runner")
+def emit(value: str) -> Annotated[str, Parameter(name="value")]:
+    return value
+
+
+@script(constructor="runner")
+def join(a: str, b: str) -> Annotated[str, Parameter(name="joined")]:
+    return f"{a}+{b}"
+
+
+@script(constructor="runner")
+def stamp(label: str, seconds: float, log: str) -> None:
+    """Record start and end times in a shared log, for ordering and concurrency assertions."""
+    with Path(log).open("a") as fh:
+        fh.write(f"{label} start {time.time()}\n")
+    time.sleep(seconds)
+    with Path(log).open("a") as fh:
+        fh.write(f"{label} end {time.time()}\n")
+
+
+@script(constructor="runner")
+def boom(message: str) -> None:
+    raise RuntimeError(message)
+
+
+def _count_and_maybe_fail(counter: str, failures: int) -> str:
+    """Fail `failures` times (counted in a file), then succeed."""
+    path = Path(counter)
+    n = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(n))
+    if n <= failures:
+        raise RuntimeError(f"attempt {n} fails")
+    return str(n)
+
+
+@script(constructor="runner", retry_strategy=RetryStrategy(limit=2, retry_policy="OnFailure"))
+def flaky(counter: str, failures: int) -> Annotated[str, Parameter(name="attempt")]:
+    return _count_and_maybe_fail(counter, failures)
+
+
+@script(constructor="runner", retry_strategy=RetryStrategy(limit=1))
+def flaky_once(counter: str, failures: int) -> Annotated[str, Parameter(name="attempt")]:
+    return _count_and_maybe_fail(counter, failures)
+
+
+@script(constructor="runner")
+def coin(side: str) -> str:
+    return side
+
+
+@script(constructor="runner")
+def touch(path: str) -> None:
+    Path(path).write_text(os.environ.get("SAMPLE_ENV", "unset"))
+
+
+@script()
+def inline_echo(word: str) -> None:
+    print(f"inline says {word}")
