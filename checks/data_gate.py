@@ -73,7 +73,7 @@ def check_data(path: str, cfg: LaunchbayConfig) -> tuple[GateReport, pd.DataFram
 
 
 def _expected_columns(cfg: LaunchbayConfig) -> list[str]:
-    cols = list(cfg.data.features) + [cfg.data.target]
+    cols = [*cfg.data.features, cfg.data.target]
     if cfg.data.id_column:
         cols.insert(0, cfg.data.id_column)
     return cols
@@ -92,10 +92,16 @@ def _expectations(frame: pd.DataFrame, cfg: LaunchbayConfig) -> list[CheckResult
         suite_items.append((exp, name, expected, column))
 
     expected_cols = _expected_columns(cfg)
-    add(gxe.ExpectTableColumnsToMatchSet(column_set=expected_cols, exact_match=True),
-        "columns match the schema", expected_cols)
-    add(gxe.ExpectTableRowCountToBeBetween(min_value=cfg.data.min_rows),
-        "enough rows", f">= {cfg.data.min_rows}")
+    add(
+        gxe.ExpectTableColumnsToMatchSet(column_set=expected_cols, exact_match=True),
+        "columns match the schema",
+        expected_cols,
+    )
+    add(
+        gxe.ExpectTableRowCountToBeBetween(min_value=cfg.data.min_rows),
+        "enough rows",
+        f">= {cfg.data.min_rows}",
+    )
 
     present = set(frame.columns)
     mostly = 1.0 - cfg.gates.max_null_fraction
@@ -103,26 +109,50 @@ def _expectations(frame: pd.DataFrame, cfg: LaunchbayConfig) -> list[CheckResult
         if name not in present:
             continue  # reported once, by the column-set check
         if spec.type in _TYPES:
-            add(gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=_TYPES[spec.type]),
-                f"{name}: type is {spec.type}", spec.type, name)
+            add(
+                gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=_TYPES[spec.type]),
+                f"{name}: type is {spec.type}",
+                spec.type,
+                name,
+            )
         if not spec.nullable:
-            add(gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=mostly),
+            add(
+                gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=mostly),
                 f"{name}: no nulls" if mostly == 1.0 else f"{name}: nulls <= {1 - mostly:.1%}",
-                f"null fraction <= {1 - mostly:g}", name)
+                f"null fraction <= {1 - mostly:g}",
+                name,
+            )
         if not _type_ok(frame[name], spec):
             continue  # a range check on text would only repeat the type failure, less clearly
         if spec.type == "category":
-            add(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=spec.values),
-                f"{name}: allowed values", spec.values, name)
+            add(
+                gxe.ExpectColumnValuesToBeInSet(column=name, value_set=spec.values),
+                f"{name}: allowed values",
+                spec.values,
+                name,
+            )
         elif spec.min is not None or spec.max is not None:
-            add(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=spec.min, max_value=spec.max),
-                f"{name}: values in range", f"[{_num(spec.min)}, {_num(spec.max)}]", name)
+            add(
+                gxe.ExpectColumnValuesToBeBetween(column=name, min_value=spec.min, max_value=spec.max),
+                f"{name}: values in range",
+                f"[{_num(spec.min)}, {_num(spec.max)}]",
+                name,
+            )
 
     target = cfg.data.target
     if target in present:
-        add(gxe.ExpectColumnValuesToNotBeNull(column=target), f"{target} (target): no nulls", "no nulls", target)
-        add(gxe.ExpectColumnValuesToBeInSet(column=target, value_set=[0, 1]),
-            f"{target} (target): values are 0/1", [0, 1], target)
+        add(
+            gxe.ExpectColumnValuesToNotBeNull(column=target),
+            f"{target} (target): no nulls",
+            "no nulls",
+            target,
+        )
+        add(
+            gxe.ExpectColumnValuesToBeInSet(column=target, value_set=[0, 1]),
+            f"{target} (target): values are 0/1",
+            [0, 1],
+            target,
+        )
     id_col = cfg.data.id_column
     if id_col and id_col in present:
         add(gxe.ExpectColumnValuesToBeUnique(column=id_col), f"{id_col}: unique", "unique", id_col)
@@ -155,8 +185,13 @@ def _translate(r: Any, name: str, expected: Any, column: str | None) -> CheckRes
     """Turn one Great Expectations result into a check line with observed values and examples."""
     info = r.exception_info or {}
     if info.get("raised_exception"):
-        return CheckResult(name, Verdict.ERROR, expected=expected, column=column,
-                           detail=f"check could not run: {info.get('exception_message')}")
+        return CheckResult(
+            name,
+            Verdict.ERROR,
+            expected=expected,
+            column=column,
+            detail=f"check could not run: {info.get('exception_message')}",
+        )
     res = r.result or {}
     verdict = Verdict.PASS if r.success else Verdict.FAIL
     details = (res.get("details") or {}).get("mismatched")
@@ -173,10 +208,13 @@ def _translate(r: Any, name: str, expected: Any, column: str | None) -> CheckRes
         examples = [_short(v) for v in (res.get("partial_unexpected_list") or [])[:_EXAMPLES]]
         detail = f"e.g. {', '.join(examples)}" if examples and not r.success else ""
         return CheckResult(name, verdict, observed=observed, expected=expected, detail=detail, column=column)
-    observed = res.get("observed_value")
-    detail = "" if r.success else ("no result (the column's values could not be compared)"
-                                   if observed is None else "")
-    return CheckResult(name, verdict, observed=observed, expected=expected, detail=detail, column=column)
+    value = res.get("observed_value")
+    detail = (
+        ""
+        if r.success
+        else ("no result (the column's values could not be compared)" if value is None else "")
+    )
+    return CheckResult(name, verdict, observed=value, expected=expected, detail=detail, column=column)
 
 
 def _drift_checks(frame: pd.DataFrame, cfg: LaunchbayConfig, schema: list[CheckResult]) -> list[CheckResult]:
@@ -195,12 +233,26 @@ def _drift_checks(frame: pd.DataFrame, cfg: LaunchbayConfig, schema: list[CheckR
         label = f"{name}: drift (PSI) vs reference"
         expected = f"<= {threshold:g}"
         if name not in frame.columns or name in failed_columns:
-            checks.append(CheckResult(label, Verdict.INCONCLUSIVE, expected=expected, column=name,
-                                      detail="not measured: the column failed its schema checks"))
+            checks.append(
+                CheckResult(
+                    label,
+                    Verdict.INCONCLUSIVE,
+                    expected=expected,
+                    column=name,
+                    detail="not measured: the column failed its schema checks",
+                )
+            )
             continue
         if name not in reference.columns:
-            checks.append(CheckResult(label, Verdict.ERROR, expected=expected, column=name,
-                                      detail=f"column missing from the reference data {ref_path}"))
+            checks.append(
+                CheckResult(
+                    label,
+                    Verdict.ERROR,
+                    expected=expected,
+                    column=name,
+                    detail=f"column missing from the reference data {ref_path}",
+                )
+            )
             continue
         try:
             if spec.type in ("category", "bool"):
@@ -208,13 +260,19 @@ def _drift_checks(frame: pd.DataFrame, cfg: LaunchbayConfig, schema: list[CheckR
             else:
                 value = drift.psi_numeric(reference[name], frame[name], bins=bins)
         except (ValueError, TypeError) as exc:
-            checks.append(CheckResult(label, Verdict.ERROR, expected=expected, column=name,
-                                      detail=f"could not compute: {exc}"))
+            checks.append(
+                CheckResult(
+                    label, Verdict.ERROR, expected=expected, column=name, detail=f"could not compute: {exc}"
+                )
+            )
             continue
         verdict = Verdict.PASS if value <= threshold else Verdict.FAIL
         detail = "" if verdict.ok else _drift_detail(reference[name], frame[name], spec)
-        checks.append(CheckResult(label, verdict, observed=round(value, 4), expected=expected,
-                                  column=name, detail=detail))
+        checks.append(
+            CheckResult(
+                label, verdict, observed=round(value, 4), expected=expected, column=name, detail=detail
+            )
+        )
     return checks
 
 
@@ -222,8 +280,14 @@ def _drift_detail(ref: pd.Series, cur: pd.Series, spec: FeatureSpec) -> str:
     """Say in words how the distribution moved (median for numbers, top value for categories)."""
     if spec.type in ("category", "bool"):
         r, c = ref.astype(str).value_counts(normalize=True), cur.astype(str).value_counts(normalize=True)
-        moved = (c.reindex(r.index.union(c.index), fill_value=0) - r.reindex(r.index.union(c.index),
-                 fill_value=0)).abs().sort_values(ascending=False)
+        moved = (
+            (
+                c.reindex(r.index.union(c.index), fill_value=0)
+                - r.reindex(r.index.union(c.index), fill_value=0)
+            )
+            .abs()
+            .sort_values(ascending=False)
+        )
         top = moved.index[0]
         return f"share of {top!r} moved from {r.get(top, 0.0):.1%} to {c.get(top, 0.0):.1%}"
     return f"median moved from {ref.median():.4g} to {cur.median():.4g}"
@@ -233,10 +297,10 @@ def _type_ok(series: pd.Series, spec: FeatureSpec) -> bool:
     if spec.type == "category":
         return True
     if spec.type == "bool":
-        return pd.api.types.is_bool_dtype(series)
+        return bool(pd.api.types.is_bool_dtype(series))
     if spec.type == "int":
-        return pd.api.types.is_integer_dtype(series)
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        return bool(pd.api.types.is_integer_dtype(series))
+    return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
 
 def _num(v: float | None) -> str:

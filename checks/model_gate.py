@@ -40,7 +40,13 @@ class Scores:
 
 def score(model: Any, features: Any, target: Any, threshold: float) -> Scores:
     """Score `model.predict_proba` on held-out rows at the decision threshold."""
-    from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
+    from sklearn.metrics import (
+        average_precision_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     y = np.asarray(target).astype(int)
     proba = np.asarray(model.predict_proba(features))[:, 1]
@@ -69,28 +75,47 @@ class Champion:
 
 def judge(candidate: Scores, champion: Champion | None, gates: GatesSection) -> GateReport:
     """Decide the model gate. Pure: the same inputs always give the same report."""
-    report = GateReport(GATE, summary={
-        "held-out rows": candidate.rows,
-        "positives in held-out": candidate.positives,
-        "decision threshold": gates.decision_threshold,
-    })
+    report = GateReport(
+        GATE,
+        summary={
+            "held-out rows": candidate.rows,
+            "positives in held-out": candidate.positives,
+            "decision threshold": gates.decision_threshold,
+        },
+    )
     checks = report.checks
     if candidate.roc_auc is None:
-        checks.append(CheckResult("ROC AUC", Verdict.INCONCLUSIVE, expected=f">= {gates.min_auc:g}",
-                                  detail="the held-out data has a single class; AUC is undefined"))
+        checks.append(
+            CheckResult(
+                "ROC AUC",
+                Verdict.INCONCLUSIVE,
+                expected=f">= {gates.min_auc:g}",
+                detail="the held-out data has a single class; AUC is undefined",
+            )
+        )
     else:
         checks.append(_floor("ROC AUC", candidate.roc_auc, gates.min_auc))
-    checks.append(_floor(f"precision at {gates.decision_threshold:g}", candidate.precision, gates.min_precision))
+    checks.append(
+        _floor(f"precision at {gates.decision_threshold:g}", candidate.precision, gates.min_precision)
+    )
     checks.append(_floor(f"recall at {gates.decision_threshold:g}", candidate.recall, gates.min_recall))
 
     if champion is None:
-        checks.append(CheckResult("vs champion", Verdict.PASS, observed="no champion yet",
-                                  detail="first model: it becomes the champion if every gate passes"))
+        checks.append(
+            CheckResult(
+                "vs champion",
+                Verdict.PASS,
+                observed="no champion yet",
+                detail="first model: it becomes the champion if every gate passes",
+            )
+        )
         return report
     report.summary["champion"] = f"version {champion.version}"
     name = f"ROC AUC vs champion v{champion.version}"
     if champion.scores is None:
-        checks.append(CheckResult(name, Verdict.ERROR, detail=f"champion could not be scored: {champion.error}"))
+        checks.append(
+            CheckResult(name, Verdict.ERROR, detail=f"champion could not be scored: {champion.error}")
+        )
         return report
     report.summary["champion ROC AUC"] = champion.scores.roc_auc
     report.summary["champion precision"] = champion.scores.precision
@@ -98,14 +123,19 @@ def judge(candidate: Scores, champion: Champion | None, gates: GatesSection) -> 
     if candidate.roc_auc is None or champion.scores.roc_auc is None:
         checks.append(CheckResult(name, Verdict.INCONCLUSIVE, detail="AUC undefined on this held-out data"))
         return report
-    floor = champion.scores.roc_auc - gates.max_regression_vs_champion
+    tolerance = gates.max_regression_vs_champion
+    floor = champion.scores.roc_auc - tolerance
     verdict = Verdict.PASS if candidate.roc_auc >= floor else Verdict.FAIL
     delta = candidate.roc_auc - champion.scores.roc_auc
-    checks.append(CheckResult(
-        name, verdict, observed=round(candidate.roc_auc, 4),
-        expected=f">= {floor:.4f} (champion {champion.scores.roc_auc:.4f} - {gates.max_regression_vs_champion:g})",
-        detail=f"{delta:+.4f} vs champion",
-    ))
+    checks.append(
+        CheckResult(
+            name,
+            verdict,
+            observed=round(candidate.roc_auc, 4),
+            expected=f">= {floor:.4f} (champion {champion.scores.roc_auc:.4f} - {tolerance:g})",
+            detail=f"{delta:+.4f} vs champion",
+        )
+    )
     return report
 
 

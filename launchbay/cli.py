@@ -34,7 +34,13 @@ err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Pipeline config file.", envvar="LAUNCHBAY_CONFIG", show_default="launchbay.yaml"),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Pipeline config file.",
+        envvar="LAUNCHBAY_CONFIG",
+        show_default="launchbay.yaml",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -42,8 +48,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 def _git_commit(directory: Path) -> str:
     """The commit checked out where the config lives, or "" outside a git work tree."""
     try:
-        res = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=10, check=False)
+        res = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return res.stdout.strip() if res.returncode == 0 else ""
@@ -57,8 +68,12 @@ def _data_path(cfg: LaunchbayConfig, data: Path | None) -> str:
 @app.command()
 def run(
     config: ConfigOpt = None,
-    data: Annotated[Path | None, typer.Option(help="Train on this CSV/Parquet file instead of data.path.")] = None,
-    until: Annotated[str | None, typer.Option(help="Stop after this step: validate-data, train, evaluate, register.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Train on this CSV/Parquet file instead of data.path.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Stop after this step: validate-data, train, evaluate, register.")
+    ] = None,
 ) -> None:
     """Run the pipeline on this machine: check the data, train, gate against the champion, register."""
     from launchbay.progress import PipelineView, summary
@@ -73,17 +88,22 @@ def run(
     uri = tracking.preflight(cfg, home)
     data_path = _data_path(cfg, data)
     assert cfg.source is not None
-    workflow = build_workflow(cfg, config=str(cfg.source), data=data_path, git_commit=_git_commit(cfg.base_dir))
+    workflow = build_workflow(
+        cfg, config=str(cfg.source), data=data_path, git_commit=_git_commit(cfg.base_dir)
+    )
     # Steps import the user's training module: make the config's directory and ours importable.
-    pythonpath = os.pathsep.join(p for p in (str(cfg.base_dir), str(Path.cwd()), os.environ.get("PYTHONPATH", "")) if p)
+    pythonpath = os.pathsep.join(
+        p for p in (str(cfg.base_dir), str(Path.cwd()), os.environ.get("PYTHONPATH", "")) if p
+    )
     stages = list(STAGES[: STAGES.index(until) + 1] if until else STAGES)
     out.print(f"[bold]{cfg.model.name}[/]: data [cyan]{data_path}[/], tracking [cyan]{uri}[/]")
     view = PipelineView(out, stages)
-    executor = LocalExecutor(home.workflows, env={HOME_ENV: str(home.root), "PYTHONPATH": pythonpath},
-                             on_change=view.update)
+    executor = LocalExecutor(
+        home.workflows, env={HOME_ENV: str(home.root), "PYTHONPATH": pythonpath}, on_change=view.update
+    )
     with view:
         result = executor.run(workflow, until=until)
-    out.print(summary(result, stages))
+    out.print(summary(result, list(STAGES)))
     if not result.succeeded:
         failed = result.failed
         raise PipelineFailed(f"pipeline stopped at step {failed.name if failed else '?'}")
@@ -98,8 +118,12 @@ def run(
 @app.command()
 def render(
     config: ConfigOpt = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
-    git_commit: Annotated[str | None, typer.Option(help="Commit to record (default: the checked-out one).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+    git_commit: Annotated[
+        str | None, typer.Option(help="Commit to record (default: the checked-out one).")
+    ] = None,
 ) -> None:
     """Write the Argo Workflow YAML of the pipeline (validated against Argo's schema)."""
     from pipelines.argo import to_yaml, validate
@@ -107,7 +131,9 @@ def render(
 
     cfg = load_config(config)
     commit = git_commit if git_commit is not None else _git_commit(cfg.base_dir)
-    manifest = build_workflow(cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=commit).to_dict()
+    manifest = build_workflow(
+        cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=commit
+    ).to_dict()
     problems = validate(manifest)
     if problems:
         raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))
@@ -121,10 +147,14 @@ def render(
 
 @app.command()
 def submit(
-    host: Annotated[str, typer.Option(help="Argo server URL, e.g. https://argo.example.com:2746.", envvar="ARGO_SERVER")],
+    host: Annotated[
+        str, typer.Option(help="Argo server URL, e.g. https://argo.example.com:2746.", envvar="ARGO_SERVER")
+    ],
     namespace: Annotated[str | None, typer.Option(help="Namespace (default: argo.namespace).")] = None,
     config: ConfigOpt = None,
-    token: Annotated[str | None, typer.Option(help="Bearer token.", envvar="ARGO_TOKEN", show_default=False)] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token.", envvar="ARGO_TOKEN", show_default=False)
+    ] = None,
 ) -> None:
     """Submit the pipeline to an Argo Workflows server."""
     from pipelines.argo import submit as argo_submit
@@ -132,7 +162,9 @@ def submit(
     from pipelines.training import build_workflow
 
     cfg = load_config(config)
-    wf = build_workflow(cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=_git_commit(cfg.base_dir))
+    wf = build_workflow(
+        cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=_git_commit(cfg.base_dir)
+    )
     ns = namespace or cfg.argo.namespace
     if problems := validate(wf.to_dict()):
         raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))
@@ -161,9 +193,20 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         table.add_column(col)
     for alias, v in state["aliases"].items():
         m = v["metrics"]
-        created = datetime.fromtimestamp(v["created"] / 1000, UTC).strftime("%Y-%m-%d %H:%M") if v["created"] else ""
-        table.add_row(alias, str(v["version"]), _num(m.get("roc_auc")), _num(m.get("precision")),
-                      _num(m.get("recall")), created, (v["git_commit"] or "")[:10])
+        created = (
+            datetime.fromtimestamp(v["created"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+            if v["created"]
+            else ""
+        )
+        table.add_row(
+            alias,
+            str(v["version"]),
+            _num(m.get("roc_auc")),
+            _num(m.get("precision")),
+            _num(m.get("recall")),
+            created,
+            (v["git_commit"] or "")[:10],
+        )
     out.print(table)
 
 
@@ -181,7 +224,7 @@ def example_data(
         raise UsageError(f"--variant {variant!r}: expected one of {', '.join(fraud.VARIANTS)}")
     if output.suffix.lower() not in {".parquet", ".pq", ".csv"}:
         raise UsageError(f"--output {output}: expected a .parquet or .csv file name")
-    frame = fraud.generate(rows, variant, seed)  # type: ignore[arg-type]
+    frame = fraud.generate(rows, variant, seed)
     fraud.write(frame, output)
     out.print(f"wrote {len(frame)} {variant} transactions to {output}")
 
@@ -212,4 +255,3 @@ def main() -> None:
         raise
     if isinstance(code, int) and code:
         raise SystemExit(code)
-

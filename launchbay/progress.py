@@ -61,8 +61,11 @@ class PipelineView:
                 t = self.tasks.get(name)
                 phase = t.phase if t else Phase.PENDING
                 label, style = _STYLE[phase]
-                status: Any = Spinner("dots", text=Text(label, style=style)) if phase is Phase.RUNNING \
+                status: Any = (
+                    Spinner("dots", text=Text(label, style=style))
+                    if phase is Phase.RUNNING
                     else Text(label, style=style)
+                )
                 elapsed = ""
                 if t and t.started:
                     elapsed = f"{(t.finished or now) - t.started:5.1f}s"
@@ -72,8 +75,10 @@ class PipelineView:
 
 def summary(run: WorkflowRun, stages: list[str]) -> Group:
     """The table printed when a run ends: every step, its state, time and main outputs."""
-    table = Table(title=f"pipeline {'succeeded' if run.succeeded else 'FAILED'} in {run.seconds:.1f}s",
-                  title_style="bold green" if run.succeeded else "bold red")
+    table = Table(
+        title=f"pipeline {'succeeded' if run.succeeded else 'FAILED'} in {run.seconds:.1f}s",
+        title_style="bold green" if run.succeeded else "bold red",
+    )
     table.add_column("step")
     table.add_column("result")
     table.add_column("time", justify="right")
@@ -88,8 +93,14 @@ def summary(run: WorkflowRun, stages: list[str]) -> Group:
         table.add_row(name, Text(label, style=style), f"{t.seconds:.1f}s" if t.started else "", outputs)
     parts: list[Any] = [table]
     if failed := run.failed:
-        parts.append(Panel(Text(failed.message or "failed"), title=f"step {failed.name} failed",
-                           border_style="red", expand=False))
+        parts.append(
+            Panel(
+                Text(failed.message or "failed"),
+                title=f"step {failed.name} failed",
+                border_style="red",
+                expand=False,
+            )
+        )
     return Group(*parts)
 
 

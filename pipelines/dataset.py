@@ -50,7 +50,10 @@ def split(frame: pd.DataFrame, cfg: LaunchbayConfig) -> Split:
     target = frame[cfg.data.target].astype(int)
     stratify = target if target.nunique() == 2 and target.value_counts().min() >= 2 else None
     train_x, test_x, train_y, test_y = train_test_split(
-        frame[features], target, test_size=cfg.data.test_size,
-        random_state=cfg.data.split_seed, stratify=stratify,
+        frame[features],
+        target,
+        test_size=cfg.data.test_size,
+        random_state=cfg.data.split_seed,
+        stratify=stratify,
     )
     return Split(train_x, train_y, test_x, test_y)

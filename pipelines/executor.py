@@ -31,20 +31,45 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pipelines.expressions import ExpressionError, depends_names, evaluate_depends, evaluate_when
 
 # Fields with no local meaning (pod placement, image, security, accounting): ignored by design.
-_IGNORED_SPEC = {"serviceAccountName", "podGC", "ttlStrategy", "imagePullSecrets", "nodeSelector",
-                 "tolerations", "affinity", "securityContext", "podMetadata", "workflowMetadata",
-                 "archiveLogs", "priority", "podPriorityClassName", "schedulerName", "artifactRepositoryRef"}
+_IGNORED_SPEC = {
+    "serviceAccountName",
+    "podGC",
+    "ttlStrategy",
+    "imagePullSecrets",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "securityContext",
+    "podMetadata",
+    "workflowMetadata",
+    "archiveLogs",
+    "priority",
+    "podPriorityClassName",
+    "schedulerName",
+    "artifactRepositoryRef",
+}
 _SUPPORTED_SPEC = {"entrypoint", "templates", "arguments", "parallelism"}
-_IGNORED_TEMPLATE = {"metadata", "nodeSelector", "tolerations", "affinity", "serviceAccountName",
-                     "securityContext", "podSpecPatch", "priority", "priorityClassName", "schedulerName",
-                     "automountServiceAccountToken", "archiveLocation"}
+_IGNORED_TEMPLATE = {
+    "metadata",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "serviceAccountName",
+    "securityContext",
+    "podSpecPatch",
+    "priority",
+    "priorityClassName",
+    "schedulerName",
+    "automountServiceAccountToken",
+    "archiveLocation",
+}
 _SUPPORTED_TEMPLATE = {"name", "inputs", "outputs", "dag", "script", "retryStrategy", "activeDeadlineSeconds"}
 _IGNORED_SCRIPT = {"image", "imagePullPolicy", "resources", "securityContext", "name"}
 _SUPPORTED_SCRIPT = {"source", "command", "args", "env"}
@@ -56,7 +81,7 @@ class UnsupportedFeature(Exception):
     """The workflow uses an Argo feature the local executor does not implement."""
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """Phase of a task, with Argo's names."""
 
     PENDING = "Pending"
@@ -148,8 +173,13 @@ class LocalExecutor:
         python: interpreter used for templates whose command is `python`/`python3`.
     """
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None,
-                 on_change: Callable[[TaskRun], None] | None = None, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        on_change: Callable[[TaskRun], None] | None = None,
+        python: str = sys.executable,
+    ) -> None:
         self.workdir = workdir
         self.env = env or {}
         self.on_change = on_change or (lambda _t: None)
@@ -159,8 +189,9 @@ class LocalExecutor:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def plan(self, workflow: Any, parameters: dict[str, str] | None = None,
-             until: str | None = None) -> tuple[dict[str, _Task], dict[str, str], dict[str, Any]]:
+    def plan(
+        self, workflow: Any, parameters: dict[str, str] | None = None, until: str | None = None
+    ) -> tuple[dict[str, _Task], dict[str, str], dict[str, Any]]:
         """Validate the workflow and return its tasks, workflow parameters and spec.
 
         Raises:
@@ -173,7 +204,9 @@ class LocalExecutor:
         templates = {t["name"]: t for t in spec.get("templates", [])}
         entry = templates.get(spec.get("entrypoint", ""))
         if entry is None:
-            raise UnsupportedFeature(f"entrypoint {spec.get('entrypoint')!r} is not a template of this workflow")
+            raise UnsupportedFeature(
+                f"entrypoint {spec.get('entrypoint')!r} is not a template of this workflow"
+            )
         if "dag" not in entry:
             kind = next((k for k in entry if k not in {"name", "inputs", "outputs", "metadata"}), "?")
             raise UnsupportedFeature(
@@ -210,8 +243,9 @@ class LocalExecutor:
             for p in args.get("parameters", []):
                 _only(p, {"name", "value"}, set(), f"task {raw['name']} argument")
                 arguments[p["name"]] = str(p.get("value", ""))
-            tasks[raw["name"]] = _Task(raw["name"], template, arguments, frozenset(deps),
-                                       raw.get("depends"), raw.get("when"))
+            tasks[raw["name"]] = _Task(
+                raw["name"], template, arguments, frozenset(deps), raw.get("depends"), raw.get("when")
+            )
         for t in tasks.values():
             if missing := t.deps - tasks.keys():
                 raise UnsupportedFeature(f"task {t.name}: depends on unknown task(s) {sorted(missing)}")
@@ -244,8 +278,9 @@ class LocalExecutor:
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, workflow: Any, parameters: dict[str, str] | None = None,
-            until: str | None = None) -> WorkflowRun:
+    def run(
+        self, workflow: Any, parameters: dict[str, str] | None = None, until: str | None = None
+    ) -> WorkflowRun:
         """Run the workflow; return when every task has finished or the DAG stopped on a failure."""
         tasks, params, spec = self.plan(workflow, parameters, until)
         name = f"{spec.get('entrypoint', 'workflow')}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -289,8 +324,7 @@ class LocalExecutor:
                 continue
             met = all(p in {"Succeeded", "Skipped"} for p in phases.values())
             if t.depends:
-                met = evaluate_depends(t.depends, phases) and all(
-                    p != "Omitted" for p in phases.values())
+                met = evaluate_depends(t.depends, phases) and all(p != "Omitted" for p in phases.values())
             if met:
                 ready.append(n)
             else:
@@ -442,7 +476,9 @@ def _inputs(task: _Task, args: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"task {task.name}: {p['name']}={values[p['name']]!r} is not one of {p['enum']}")
     unknown = set(args) - {p["name"] for p in declared}
     if unknown:
-        raise ValueError(f"task {task.name}: template {task.template['name']} has no input(s) {sorted(unknown)}")
+        raise ValueError(
+            f"task {task.name}: template {task.template['name']} has no input(s) {sorted(unknown)}"
+        )
     return values
 
 

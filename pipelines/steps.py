@@ -16,7 +16,7 @@ Heavy imports (MLflow, Great Expectations, scikit-learn) happen inside the funct
 rendering the workflow stays fast.
 """
 
-
+import contextlib
 import importlib
 import sys
 from typing import Annotated, Any
@@ -29,7 +29,6 @@ from launchbay.home import Home
 
 # Pip requirements of the logged model, given explicitly: MLflow's inference of them costs ~8 s.
 MODEL_REQUIREMENTS = ["scikit-learn==1.9.*", "skops", "numpy", "pandas"]
-_RUNNER = {"constructor": "runner"}
 
 
 def _fail(message: str) -> None:
@@ -51,7 +50,7 @@ def _context(config: str) -> tuple[LaunchbayConfig, Home]:
     return load_config(config), Home.resolve().ensure()
 
 
-@script(name="validate-data", **_RUNNER)
+@script(name="validate-data", constructor="runner")
 def validate_data(
     config: str, data: str, git_commit: Annotated[str, Parameter(name="git-commit")] = ""
 ) -> tuple[Annotated[str, Parameter(name="run-id")], Annotated[str, Parameter(name="data-digest")]]:
@@ -95,7 +94,7 @@ def validate_data(
     return run_id, digest
 
 
-@script(name="train", **_RUNNER)
+@script(name="train", constructor="runner")
 def train(
     config: str, data: str, run_id: Annotated[str, Parameter(name="run-id")]
 ) -> Annotated[str, Parameter(name="model-uri")]:
@@ -115,11 +114,16 @@ def train(
     with mlflow.start_run(run_id=run_id):
         split = dataset.split(read_frame(cfg.resolve_path(data)), cfg)
         mlflow.log_params({f"model.{k}": v for k, v in cfg.model.params.items()})
-        mlflow.log_params({
-            "model.train": cfg.model.train, "data.test_size": cfg.data.test_size,
-            "data.split_seed": cfg.data.split_seed, "data.train_rows": len(split.train_y),
-            "data.heldout_rows": len(split.test_y), "data.heldout_digest": split.test_digest,
-        })
+        mlflow.log_params(
+            {
+                "model.train": cfg.model.train,
+                "data.test_size": cfg.data.test_size,
+                "data.split_seed": cfg.data.split_seed,
+                "data.train_rows": len(split.train_y),
+                "data.heldout_rows": len(split.test_y),
+                "data.heldout_digest": split.test_digest,
+            }
+        )
         train_fn = _load_entrypoint(cfg.model.train)
         try:
             model = train_fn(split.train_x, split.train_y, dict(cfg.model.params))
@@ -137,16 +141,21 @@ def train(
         # with it. They come from our own training step, and the artefact is signed later.
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
         info = mlflow.sklearn.log_model(
-            model, name="model", signature=signature, pip_requirements=MODEL_REQUIREMENTS,
+            model,
+            name="model",
+            signature=signature,
+            pip_requirements=MODEL_REQUIREMENTS,
             skops_trusted_types=trusted,
         )
         mlflow.set_tag("launchbay.model_uri", info.model_uri)
     return str(info.model_uri)
 
 
-@script(name="evaluate", **_RUNNER)
+@script(name="evaluate", constructor="runner")
 def evaluate(
-    config: str, data: str, run_id: Annotated[str, Parameter(name="run-id")],
+    config: str,
+    data: str,
+    run_id: Annotated[str, Parameter(name="run-id")],
     model_uri: Annotated[str, Parameter(name="model-uri")],
 ) -> Annotated[str, Parameter(name="champion-version")]:
     """Score the candidate and the current champion on the same held-out rows; apply the gate.
@@ -188,9 +197,10 @@ def evaluate(
     return champion.version if champion else "none"
 
 
-@script(name="register", **_RUNNER)
+@script(name="register", constructor="runner")
 def register(
-    config: str, run_id: Annotated[str, Parameter(name="run-id")],
+    config: str,
+    run_id: Annotated[str, Parameter(name="run-id")],
     model_uri: Annotated[str, Parameter(name="model-uri")],
     data_digest: Annotated[str, Parameter(name="data-digest")],
 ) -> tuple[Annotated[str, Parameter(name="model-version")], Annotated[str, Parameter(name="aliases")]]:
@@ -207,10 +217,8 @@ def register(
     cfg, home = _context(config)
     client, _ = tracking.connect(cfg, home)
     name = cfg.model.name
-    try:
+    with contextlib.suppress(MlflowException):  # already registered
         client.create_registered_model(name, description=f"Registered by launchbay from {cfg.model.train}")
-    except MlflowException:
-        pass  # already registered
     run = client.get_run(run_id)
     tags = {
         "launchbay.run_id": run_id,

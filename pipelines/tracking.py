@@ -8,6 +8,7 @@ URI (an `http(s)://` tracking server, a database URL) given in `mlflow.tracking_
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launchbay.config import LaunchbayConfig
@@ -34,12 +35,14 @@ def preflight(cfg: LaunchbayConfig, home: Home) -> str:
     """
     uri = tracking_uri(cfg, home)
     if uri.startswith("sqlite:///"):
-        db = uri.removeprefix("sqlite:///")
+        db = Path(uri.removeprefix("sqlite:///"))
         try:
-            os.makedirs(os.path.dirname(db) or ".", exist_ok=True)
+            db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise EnvironmentProblem(f"MLflow database {db}: cannot create its directory: {exc.strerror}") from None
-        if not os.access(os.path.dirname(db) or ".", os.W_OK):
+            raise EnvironmentProblem(
+                f"MLflow database {db}: cannot create its directory: {exc.strerror}"
+            ) from None
+        if not os.access(db.parent, os.W_OK):
             raise EnvironmentProblem(f"MLflow database {db}: directory is not writable")
         return uri
     if uri.startswith(("http://", "https://")):
@@ -53,7 +56,9 @@ def preflight(cfg: LaunchbayConfig, home: Home) -> str:
                 "start it or set mlflow.tracking_uri / MLFLOW_TRACKING_URI"
             ) from None
         if resp.status_code >= 400:
-            raise EnvironmentProblem(f"MLflow tracking server {uri} answered HTTP {resp.status_code} on /health")
+            raise EnvironmentProblem(
+                f"MLflow tracking server {uri} answered HTTP {resp.status_code} on /health"
+            )
         return uri
     if uri.startswith("file:") or "://" not in uri:
         raise EnvironmentProblem(
@@ -116,8 +121,11 @@ def registry_state(client: MlflowClient, name: str) -> dict[str, Any]:
                 run_metrics = client.get_run(mv.run_id).data.metrics
             except MlflowException:
                 run_metrics = {}
-            metrics = {k.removeprefix("test_"): v for k, v in run_metrics.items()
-                       if k in {"test_roc_auc", "test_precision", "test_recall", "test_pr_auc"}}
+            metrics = {
+                k.removeprefix("test_"): v
+                for k, v in run_metrics.items()
+                if k in {"test_roc_auc", "test_precision", "test_recall", "test_pr_auc"}
+            }
         state["aliases"][alias] = {
             "version": mv.version,
             "run_id": mv.run_id,

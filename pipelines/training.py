@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from hera.workflows import DAG, Script, Workflow
+from hera.workflows import DAG, Script, Task, Workflow
 
 from launchbay.config import LaunchbayConfig
 from pipelines import steps
@@ -30,31 +30,55 @@ def build_workflow(cfg: LaunchbayConfig, *, config: str, data: str, git_commit: 
         data: path or URI of the training data as the steps will see it.
         git_commit: the commit being trained, recorded on the MLflow run and model version.
     """
-    with Workflow(
-        generate_name=f"{cfg.model.name}-training-",
-        entrypoint="pipeline",
-        namespace=cfg.argo.namespace,
-        service_account_name=cfg.argo.service_account,
-        labels={"app.kubernetes.io/part-of": "launchbay", "launchbay.io/model": cfg.model.name},
-        arguments={"config": config, "data": data, "git-commit": git_commit},
-    ) as w:
-        with DAG(name="pipeline"):
-            base = {"config": _P % "config"}
-            v = steps.validate_data(arguments={**base, "data": _P % "data", "git-commit": _P % "git-commit"})
-            t = steps.train(arguments={**base, "data": _P % "data", "run-id": v.get_parameter("run-id")})
-            e = steps.evaluate(arguments={
-                **base, "data": _P % "data", "run-id": v.get_parameter("run-id"),
-                "model-uri": t.get_parameter("model-uri"),
-            })
-            r = steps.register(arguments={
-                **base, "run-id": v.get_parameter("run-id"), "model-uri": t.get_parameter("model-uri"),
-                "data-digest": v.get_parameter("data-digest"),
-            })
-            v >> t >> e >> r
+    with (
+        Workflow(
+            generate_name=f"{cfg.model.name}-training-",
+            entrypoint="pipeline",
+            namespace=cfg.argo.namespace,
+            service_account_name=cfg.argo.service_account,
+            labels={"app.kubernetes.io/part-of": "launchbay", "launchbay.io/model": cfg.model.name},
+            arguments={"config": config, "data": data, "git-commit": git_commit},
+        ) as w,
+        DAG(name="pipeline"),
+    ):
+        base = {"config": _P % "config"}
+        v = _task(
+            steps.validate_data(arguments={**base, "data": _P % "data", "git-commit": _P % "git-commit"})
+        )
+        t = _task(steps.train(arguments={**base, "data": _P % "data", "run-id": v.get_parameter("run-id")}))
+        e = _task(
+            steps.evaluate(
+                arguments={
+                    **base,
+                    "data": _P % "data",
+                    "run-id": v.get_parameter("run-id"),
+                    "model-uri": t.get_parameter("model-uri"),
+                }
+            )
+        )
+        r = _task(
+            steps.register(
+                arguments={
+                    **base,
+                    "run-id": v.get_parameter("run-id"),
+                    "model-uri": t.get_parameter("model-uri"),
+                    "data-digest": v.get_parameter("data-digest"),
+                }
+            )
+        )
+        v >> t
+        t >> e
+        e >> r
     # The step templates are module-level singletons created by `@script`; give this workflow
     # its own copies carrying the configured image instead of mutating the shared ones.
     w.templates = [_with_image(t, cfg.argo.image) if isinstance(t, Script) else t for t in w.templates]
     return w
+
+
+def _task(node: object) -> Task:
+    """A step called inside a DAG context is a Task (typed as a union by Hera)."""
+    assert isinstance(node, Task), node
+    return node
 
 
 def _with_image(template: Script, image: str) -> Script:

@@ -25,8 +25,9 @@ def lb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def write_project(root: Path, rows: int = 8000, variant: fraud.Variant = "good",
-                  overrides: dict[str, Any] | None = None) -> Path:
+def write_project(
+    root: Path, rows: int = 8000, variant: fraud.Variant = "good", overrides: dict[str, Any] | None = None
+) -> Path:
     """Write the example config and data under `root`; return the config path.
 
     `overrides` maps dotted key paths (e.g. "gates.min_auc") to values.

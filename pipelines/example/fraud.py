@@ -166,7 +166,9 @@ def train(features: pd.DataFrame, target: pd.Series, params: dict[str, Any]) -> 
             # Risk is not monotonic in the hour (night) or device age (brand new): bin them.
             (
                 "bins",
-                KBinsDiscretizer(n_bins=8, encode="onehot", strategy="quantile", quantile_method="averaged_inverted_cdf"),
+                KBinsDiscretizer(
+                    n_bins=8, encode="onehot", strategy="quantile", quantile_method="averaged_inverted_cdf"
+                ),
                 ["hour", "device_age_days"],
             ),
             ("num", StandardScaler(), ["transactions_last_24h", "card_present"]),

@@ -11,7 +11,9 @@ GATES = GatesSection(min_auc=0.85, min_precision=0.4, min_recall=0.4, max_regres
 
 
 def scores(auc: float | None = 0.92, precision: float = 0.6, recall: float = 0.5) -> Scores:
-    return Scores(roc_auc=auc, precision=precision, recall=recall, f1=0.5, pr_auc=0.5, rows=1000, positives=40)
+    return Scores(
+        roc_auc=auc, precision=precision, recall=recall, f1=0.5, pr_auc=0.5, rows=1000, positives=40
+    )
 
 
 def verdicts(report) -> dict[str, Verdict]:  # type: ignore[no-untyped-def]
@@ -24,9 +26,14 @@ def test_first_model_passes_on_floors_alone() -> None:
     assert any(c.observed == "no champion yet" for c in report.checks)
 
 
-@pytest.mark.parametrize(("field", "value", "check"), [
-    ("auc", 0.80, "ROC AUC"), ("precision", 0.30, "precision"), ("recall", 0.10, "recall"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "check"),
+    [
+        ("auc", 0.80, "ROC AUC"),
+        ("precision", 0.30, "precision"),
+        ("recall", 0.10, "recall"),
+    ],
+)
 def test_each_floor_fails_on_its_own(field: str, value: float, check: str) -> None:
     report = judge(scores(**{field: value}), None, GATES)
     assert report.verdict is Verdict.FAIL

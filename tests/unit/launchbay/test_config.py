@@ -53,10 +53,13 @@ def test_missing_required_key(tmp_path: Path) -> None:
 
 
 def test_bad_entrypoint_and_category_without_values(tmp_path: Path) -> None:
-    msg = _error(tmp_path, {
-        "model": {"name": "m", "train": "not an entrypoint"},
-        "data": {"path": "d.csv", "features": {"c": {"type": "category"}}},
-    })
+    msg = _error(
+        tmp_path,
+        {
+            "model": {"name": "m", "train": "not an entrypoint"},
+            "data": {"path": "d.csv", "features": {"c": {"type": "category"}}},
+        },
+    )
     assert "model.train: expected 'package.module:function'" in msg
     assert "data.features.c" in msg and "needs `values`" in msg
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -23,8 +23,8 @@ REPO_CONFIG = Path(__file__).resolve().parents[3] / "launchbay.yaml"
 class FakeArgo(BaseHTTPRequestHandler):
     """Answers POST /api/v1/workflows/{ns} like the Argo server: echoes the workflow with a name."""
 
-    received: list[dict[str, Any]] = []
-    status = 200
+    received: ClassVar[list[dict[str, Any]]] = []
+    status: ClassVar[int] = 200
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -79,7 +79,7 @@ def test_submit_posts_a_valid_workflow_to_the_namespace(argo: str) -> None:
 
 def test_server_refusal_is_reported_with_its_message(argo: str) -> None:
     FakeArgo.status = 403
-    with pytest.raises(EnvironmentProblem, match="refused the workflow.*forbidden"):
+    with pytest.raises(EnvironmentProblem, match=r"refused the workflow.*forbidden"):
         submit(workflow(), argo, "argo", None)
 
 

@@ -15,12 +15,14 @@ from hera.workflows import DAG, Artifact, Container, Parameter, Steps, Workflow
 from pipelines.executor import LocalExecutor, Phase, UnsupportedFeature
 
 sys.path.insert(0, str(Path(__file__).parent))
-import sample_steps as s  # noqa: E402
+import sample_steps as s
 
 
 @pytest.fixture
 def executor(tmp_path: Path) -> LocalExecutor:
-    return LocalExecutor(tmp_path / "runs", env={"PYTHONPATH": str(Path(__file__).parent), "SAMPLE_ENV": "from-env"})
+    return LocalExecutor(
+        tmp_path / "runs", env={"PYTHONPATH": str(Path(__file__).parent), "SAMPLE_ENV": "from-env"}
+    )
 
 
 def wf(**kwargs) -> Workflow:  # type: ignore[no-untyped-def]
@@ -46,7 +48,9 @@ def test_parameters_flow_between_tasks_like_argo(executor: LocalExecutor) -> Non
     assert run.tasks["c"].outputs == {"joined": "hi+world"}
 
 
-def test_dependencies_order_tasks_and_independent_tasks_overlap(executor: LocalExecutor, tmp_path: Path) -> None:
+def test_dependencies_order_tasks_and_independent_tasks_overlap(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
     log = str(tmp_path / "log")
     with wf() as w, DAG(name="main"):
         first = s.stamp(name="first", arguments={"label": "first", "seconds": 0.2, "log": log})
@@ -96,7 +100,9 @@ def test_retry_limit_is_honoured(executor: LocalExecutor, tmp_path: Path) -> Non
     assert Path(counter).read_text() == "2"
 
 
-def test_when_condition_skips_a_task_and_dependents_still_run(executor: LocalExecutor, tmp_path: Path) -> None:
+def test_when_condition_skips_a_task_and_dependents_still_run(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
     heads, tails = tmp_path / "heads", tmp_path / "tails"
     with wf() as w, DAG(name="main"):
         c = s.coin(name="flip", arguments={"side": "heads"})
@@ -133,7 +139,9 @@ def test_until_runs_only_the_task_and_its_ancestors(executor: LocalExecutor) -> 
 def test_missing_input_parameter_fails_the_task_clearly(executor: LocalExecutor) -> None:
     with wf() as w, DAG(name="main"):
         a = s.emit(name="a", arguments={"value": "1"})
-        b = s.join(name="b", arguments={"a": a.get_parameter("value"), "b": "{{tasks.a.outputs.parameters.nope}}"})
+        b = s.join(
+            name="b", arguments={"a": a.get_parameter("value"), "b": "{{tasks.a.outputs.parameters.nope}}"}
+        )
         a >> b
     run = executor.run(w)
     assert run.failed is not None and run.failed.name == "b"
@@ -158,8 +166,7 @@ def test_unsupported_argo_features_are_refused_before_anything_runs(
                 if build == "loop":
                     s.emit(name="loop", with_items=["a", "b"], arguments={"value": "{{item}}"})
                 if build == "artifact":
-                    s.emit(name="art", arguments=[Parameter(name="value", value="x")],
-                           depends="first")
+                    s.emit(name="art", arguments=[Parameter(name="value", value="x")], depends="first")
                     w.templates[-1].outputs = [Artifact(name="out", path="/tmp/out")]
                 if build == "failed_handler":
                     s.emit(name="cleanup", arguments={"value": "x"}, depends=f"{first.name}.Failed")

@@ -52,14 +52,19 @@ def test_the_dag_chains_the_four_stages(project: Callable[..., Path], tmp_path: 
     tasks, _, _ = LocalExecutor(tmp_path).plan(build_workflow(cfg, config="c", data="d"))
     assert list(tasks) == list(STAGES)
     assert {n: set(t.deps) for n, t in tasks.items()} == {
-        "validate-data": set(), "train": {"validate-data"}, "evaluate": {"train"}, "register": {"evaluate"},
+        "validate-data": set(),
+        "train": {"validate-data"},
+        "evaluate": {"train"},
+        "register": {"evaluate"},
     }
 
 
 def test_image_comes_from_config_without_touching_other_workflows(project: Callable[..., Path]) -> None:
     path = project(rows=200, overrides={"argo.image": "registry.local/lb:9"})
     custom = build_workflow(load_config(path), config="c", data="d").to_dict()
-    assert {t["script"]["image"] for t in custom["spec"]["templates"] if "script" in t} == {"registry.local/lb:9"}
+    assert {t["script"]["image"] for t in custom["spec"]["templates"] if "script" in t} == {
+        "registry.local/lb:9"
+    }
     assert "ghcr.io/launchbay/launchbay:0.1.0" in render()  # the shared step templates are unchanged
 
 

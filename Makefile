@@ -1,0 +1,34 @@
+# The two commands of the README:  `make run`  and  `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint setup data clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
+	VENV=$(VENV) scripts/setup.sh
+	touch $@
+
+# The example data is generated (seeded), never committed.
+data/reference.parquet: | $(STAMP)
+	$(BIN)/launchbay example-data --variant good --seed 7 -o $@
+data/transactions.parquet: | $(STAMP)
+	$(BIN)/launchbay example-data --variant good --seed 1 -o $@
+data/drifted.parquet: | $(STAMP)
+	$(BIN)/launchbay example-data --variant drifted --seed 2 -o $@
+data: data/reference.parquet data/transactions.parquet data/drifted.parquet
+
+run: setup data
+	$(BIN)/launchbay run
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf .launchbay data

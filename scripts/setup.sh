@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Creates .venv with every Python dependency pinned by constraints.txt, installing Debian/Ubuntu
+# packages first when they are missing. Safe to run again: it only does what is not done yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+APT_PACKAGES=(git)  # git: the commit being trained is recorded on each run
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+
+PY=""
+for candidate in python3.11 python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    PY=$(command -v "$candidate"); break
+  fi
+done
+if [ -z "$PY" ]; then
+  missing+=(python3.11 python3.11-venv)
+elif ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  missing+=(python3.11-venv)
+fi
+
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  echo "installing system packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+[ -n "$PY" ] || PY=$(command -v python3.11) || { echo "Python 3.11 is required" >&2; exit 1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]'
+echo "environment ready: $VENV"

@@ -1,0 +1,159 @@
+"""`launchbay run` end to end: real processes, real MLflow (SQLite), real Great Expectations.
+
+Given/When/Then, as a data scientist experiences the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from pipelines.example import fraud
+
+from .conftest import Result, status
+
+
+def _client(home: Path) -> MlflowClient:
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    return MlflowClient(uri, uri)
+
+
+@pytest.mark.slow
+def test_first_good_model_becomes_champion_and_the_next_one_challenger(
+    project: Callable[..., Path], launchbay: Callable[..., Result], lb_home: Path
+) -> None:
+    # Given the example project with good data and an empty registry
+    config = project()
+    # When the data scientist runs the pipeline
+    first = launchbay("run", cwd=config.parent)
+    # Then every step passes and the first model is bootstrapped as champion
+    assert first.code == 0, first.output
+    assert "pipeline succeeded" in first.stdout
+    assert "version 1 is now the champion (bootstrap)" in first.stdout
+    state = status(launchbay, config.parent)
+    assert state["aliases"]["champion"]["version"] == 1
+    assert state["aliases"]["champion"]["metrics"]["roc_auc"] > 0.85
+
+    # And the MLflow run holds the parameters, the data digest and both gate reports
+    client = _client(lb_home)
+    run = client.get_run(state["aliases"]["champion"]["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data.digest"].startswith("sha256:")
+    assert run.data.tags["launchbay.gate.data"] == "PASS" and run.data.tags["launchbay.gate.model"] == "PASS"
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert reports == {f"reports/{g}_gate.{ext}" for g in ("data", "model") for ext in ("md", "json")}
+
+    # When it runs again, the new model is compared with the champion and becomes challenger only
+    second = launchbay("run", cwd=config.parent)
+    assert second.code == 0, second.output
+    assert "champion-version=1" in second.stdout and "bootstrap" not in second.stdout
+    state = status(launchbay, config.parent)
+    assert state["aliases"]["champion"]["version"] == 1
+    assert state["aliases"]["challenger"]["version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ("drifted", ["data gate FAIL", "amount: drift (PSI) vs reference", "median moved"]),
+        ("broken", ["missing: device_age_days", "amount: type is float", "hour: no nulls"]),
+        ("missing", ["data file is readable", "file not found"]),
+    ],
+)
+def test_bad_data_stops_at_the_data_gate_with_a_readable_report(
+    variant: str,
+    expected: list[str],
+    project: Callable[..., Path],
+    launchbay: Callable[..., Result],
+    lb_home: Path,
+) -> None:
+    # Given a project and a bad data file
+    config = project(rows=3000)
+    data = config.parent / "data" / f"{variant}.csv"
+    if variant != "missing":
+        fraud.write(fraud.generate(3000, variant, seed=2), data)  # type: ignore[arg-type]
+    # When the pipeline runs on it
+    res = launchbay("run", "--data", str(data), cwd=config.parent)
+    # Then it stops at validate-data, names each problem, and registers nothing
+    assert res.code == 1, res.output
+    assert "step validate-data failed" in res.stdout
+    for text in expected:
+        assert text in res.stdout, text
+    assert "error: pipeline stopped at step validate-data" in res.stderr
+    report = next((lb_home / "reports").glob("*/data_gate.md"))
+    assert report.read_text().startswith("# data gate: FAIL")
+    assert status(launchbay, config.parent)["registered"] is False
+    (run,) = _client(lb_home).search_runs(["1"]) or _client(lb_home).search_runs(
+        [e.experiment_id for e in _client(lb_home).search_experiments()]
+    )
+    assert run.info.status == "FAILED"
+
+
+USER_MODULES = {
+    "raises": (
+        "def train(features, target, params):\n    raise ValueError('learning rate must be positive')\n"
+    ),
+    "weak": (
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def train(features, target, params):\n"
+        "    class OneFeature(LogisticRegression):\n"
+        "        pass\n"
+        "    from sklearn.compose import ColumnTransformer\n"
+        "    from sklearn.pipeline import make_pipeline\n"
+        "    prep = ColumnTransformer([('amount', 'passthrough', ['amount'])])\n"
+        "    return make_pipeline(prep, LogisticRegression()).fit(features, target)\n"
+    ),
+}
+
+
+def test_a_training_function_that_raises_fails_once_with_the_users_traceback(
+    project: Callable[..., Path], launchbay: Callable[..., Result], lb_home: Path
+) -> None:
+    # Given the user's own training function, which raises
+    config = project(rows=3000, overrides={"model.train": "user_model:train"})
+    (config.parent / "user_model.py").write_text(USER_MODULES["raises"])
+    # When the pipeline runs
+    res = launchbay("run", cwd=config.parent)
+    # Then the train step fails once, showing the user's traceback, and the run is marked failed
+    assert res.code == 1, res.output
+    assert "step train failed" in res.stdout
+    assert "ValueError: learning rate must be positive" in res.stdout
+    assert 'user_model.py", line 2, in train' in res.stdout
+    client = _client(lb_home)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["launchbay.failed_step"] == "train"
+    assert status(launchbay, config.parent)["registered"] is False
+
+
+@pytest.mark.slow
+def test_a_model_worse_than_the_champion_is_stopped_by_the_model_gate(
+    project: Callable[..., Path], launchbay: Callable[..., Result]
+) -> None:
+    # Given a champion trained on the example model
+    config = project(overrides={"gates.min_auc": 0.6, "gates.min_precision": 0.0, "gates.min_recall": 0.0})
+    assert launchbay("run", cwd=config.parent).code == 0
+    # When a much weaker model (a single feature) is pushed
+    (config.parent / "user_model.py").write_text(USER_MODULES["weak"])
+    text = config.read_text().replace("pipelines.example.fraud:train", "user_model:train")
+    config.write_text(text)
+    res = launchbay("run", cwd=config.parent)
+    # Then the model gate stops it on the comparison with the champion, and nothing moves
+    assert res.code == 1, res.output
+    assert "step evaluate failed" in res.stdout
+    assert "FAIL ROC AUC vs champion v1" in res.stdout
+    state = status(launchbay, config.parent)
+    assert state["versions"] == 1 and "challenger" in state["aliases"]  # v1 is both; no v2
+
+
+def test_until_stops_after_the_named_step(
+    project: Callable[..., Path], launchbay: Callable[..., Result]
+) -> None:
+    config = project(rows=3000)
+    res = launchbay("run", "--until", "validate-data", cwd=config.parent)
+    assert res.code == 0, res.output
+    assert "not requested" in res.stdout and "validate-data │ passed" in res.stdout
+    assert status(launchbay, config.parent)["registered"] is False

@@ -1,0 +1,112 @@
+"""The command line's contract: exit codes, clear messages, no tracebacks for user mistakes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipelines.argo import validate
+
+
+def lb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "launchbay", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def assert_clean_error(res: subprocess.CompletedProcess[str], code: int, *texts: str) -> None:
+    assert res.returncode == code, res.stdout + res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    assert res.stderr.startswith("error: ")
+    for t in texts:
+        assert t in res.stderr, (t, res.stderr)
+
+
+def test_invalid_config_exits_2_naming_file_and_key(tmp_path: Path, lb_home: Path) -> None:
+    (tmp_path / "launchbay.yaml").write_text(
+        "model: {name: m, train: a.b:c}\ndata: {path: x.csv, features: {}}\n"
+    )
+    res = lb("run", cwd=tmp_path)
+    assert_clean_error(res, 2, "launchbay.yaml: data.features: expected at least one feature")
+
+
+def test_missing_config_exits_2(tmp_path: Path, lb_home: Path) -> None:
+    assert_clean_error(lb("status", cwd=tmp_path), 2, "config file not found")
+
+
+def test_unreachable_mlflow_fails_before_any_work(project: Callable[..., Path], lb_home: Path) -> None:
+    config = project(rows=200, overrides={"mlflow.tracking_uri": f"http://127.0.0.1:{closed_port()}"})
+    res = lb("run", cwd=config.parent)
+    assert_clean_error(res, 3, "MLflow tracking server", "is unreachable")
+    assert not (lb_home / "reports").exists() and not (lb_home / "workflows").exists()
+
+
+def test_file_tracking_uri_is_refused_with_the_reason(project: Callable[..., Path], lb_home: Path) -> None:
+    config = project(rows=200, overrides={"mlflow.tracking_uri": "./mlruns"})
+    assert_clean_error(lb("run", cwd=config.parent), 3, "file stores are not supported by MLflow 3")
+
+
+def test_unknown_stage_for_until_exits_2(project: Callable[..., Path]) -> None:
+    config = project(rows=200)
+    assert_clean_error(
+        lb("run", "--until", "deploy", cwd=config.parent),
+        2,
+        "expected one of validate-data, train, evaluate, register",
+    )
+
+
+def test_render_writes_valid_argo_yaml(project: Callable[..., Path], tmp_path: Path) -> None:
+    config = project(rows=200)
+    out = tmp_path / "wf.yaml"
+    res = lb("render", "-o", str(out), "--git-commit", "deadbeef", cwd=config.parent)
+    assert res.returncode == 0, res.stderr
+    manifest = yaml.safe_load(out.read_text())
+    assert validate(manifest) == []
+    assert {"name": "git-commit", "value": "deadbeef"} in manifest["spec"]["arguments"]["parameters"]
+
+
+def test_submit_to_unreachable_argo_exits_3(project: Callable[..., Path]) -> None:
+    config = project(rows=200)
+    res = lb("submit", "--host", f"http://127.0.0.1:{closed_port()}", cwd=config.parent)
+    assert_clean_error(res, 3, "Argo server", "unreachable")
+
+
+@pytest.mark.parametrize("variant", ["good", "drifted", "broken"])
+def test_example_data_writes_each_variant(variant: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{variant}.parquet"
+    res = lb("example-data", "--variant", variant, "--rows", "500", "-o", str(out), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    frame = pd.read_parquet(out)
+    assert len(frame) == 500
+    assert ("device_age_days" in frame.columns) is (variant != "broken")
+
+
+def test_example_data_rejects_an_unknown_variant(tmp_path: Path) -> None:
+    res = lb("example-data", "--variant", "weird", "-o", str(tmp_path / "x.parquet"), cwd=tmp_path)
+    assert_clean_error(res, 2, "expected one of good, drifted, broken")
+
+
+def test_status_without_models(project: Callable[..., Path]) -> None:
+    config = project(rows=200)
+    res = lb("status", cwd=config.parent)
+    assert res.returncode == 0 and "no model registered yet" in res.stdout
