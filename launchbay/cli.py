@@ -126,18 +126,11 @@ def render(
     ] = None,
 ) -> None:
     """Write the Argo Workflow YAML of the pipeline (validated against Argo's schema)."""
-    from pipelines.argo import to_yaml, validate
-    from pipelines.training import build_workflow
+    from pipelines.argo import for_argo, to_yaml
 
     cfg = load_config(config)
     commit = git_commit if git_commit is not None else _git_commit(cfg.base_dir)
-    manifest = build_workflow(
-        cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=commit
-    ).to_dict()
-    problems = validate(manifest)
-    if problems:
-        raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))
-    text = to_yaml(manifest)
+    text = to_yaml(for_argo(cfg, commit).to_dict())
     if output is None:
         sys.stdout.write(text)
     else:
@@ -157,18 +150,12 @@ def submit(
     ] = None,
 ) -> None:
     """Submit the pipeline to an Argo Workflows server."""
+    from pipelines.argo import for_argo
     from pipelines.argo import submit as argo_submit
-    from pipelines.argo import validate
-    from pipelines.training import build_workflow
 
     cfg = load_config(config)
-    wf = build_workflow(
-        cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=_git_commit(cfg.base_dir)
-    )
     ns = namespace or cfg.argo.namespace
-    if problems := validate(wf.to_dict()):
-        raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))
-    name = argo_submit(wf, host, ns, token)
+    name = argo_submit(for_argo(cfg, _git_commit(cfg.base_dir)), host, ns, token)
     out.print(f"submitted workflow [bold]{name}[/] to {host} (namespace {ns})")
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from launchbay.errors import EnvironmentProblem
+from launchbay.config import LaunchbayConfig
+from launchbay.errors import EnvironmentProblem, LaunchbayError
 
 SCHEMA_ENV = "LAUNCHBAY_ARGO_SCHEMA"
 _SCHEMA_NAME = "argo-workflows-v4.1.2.schema.json"
@@ -46,6 +47,20 @@ def validate(manifest: dict[str, Any], kind_def: str = _WORKFLOW_DEF) -> list[st
         f"{'.'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
         for err in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
     ]
+
+
+def for_argo(cfg: LaunchbayConfig, git_commit: str) -> Any:
+    """The training workflow as it runs in a cluster (paths as inside the image), validated.
+
+    Raises:
+        LaunchbayError: the rendered workflow does not satisfy Argo's schema.
+    """
+    from pipelines.training import build_workflow
+
+    wf = build_workflow(cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=git_commit)
+    if problems := validate(wf.to_dict()):
+        raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))
+    return wf
 
 
 def submit(workflow: Any, host: str, namespace: str, token: str | None) -> str:

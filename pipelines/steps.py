@@ -228,7 +228,9 @@ def register(
     }
     if commit := run.data.tags.get("mlflow.source.git.commit"):
         tags["launchbay.git_commit"] = commit
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+    # mlflow.register_model resolves a `models:/m-...` URI to its logged model (source, model_id,
+    # run); a tracking server refuses a bare create_model_version with that source.
+    version = mlflow.register_model(model_uri, name, tags=tags)
     aliases = [tracking.CHALLENGER]
     client.set_registered_model_alias(name, tracking.CHALLENGER, version.version)
     if tracking.alias_version(client, name, tracking.CHAMPION) is None:

@@ -14,8 +14,7 @@ import pytest
 
 from launchbay.config import load_config
 from launchbay.errors import EnvironmentProblem
-from pipelines.argo import submit, validate
-from pipelines.training import build_workflow
+from pipelines.argo import for_argo, submit, validate
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "launchbay.yaml"
 
@@ -60,8 +59,7 @@ def argo() -> Iterator[str]:
 
 
 def workflow():  # type: ignore[no-untyped-def]
-    cfg = load_config(REPO_CONFIG)
-    return build_workflow(cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit="abc123")
+    return for_argo(load_config(REPO_CONFIG), git_commit="abc123")
 
 
 def test_submit_posts_a_valid_workflow_to_the_namespace(argo: str) -> None:
