@@ -21,6 +21,7 @@ data/drifted.parquet: | $(STAMP)
 data: data/reference.parquet data/transactions.parquet data/drifted.parquet
 
 run: setup data
+	$(BIN)/launchbay keys init
 	$(BIN)/launchbay run
 
 lint: setup

@@ -197,6 +197,70 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
+keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(
+    force: Annotated[
+        bool, typer.Option(help="Replace existing keys (old signatures stop verifying).")
+    ] = False,
+) -> None:
+    """Create a signing key pair under the state directory (private key readable by you only)."""
+    from checks.signature import generate_keypair
+    from launchbay.keys import keys_dir
+
+    directory = keys_dir(Home.resolve().ensure())
+    try:
+        private, public = generate_keypair(directory, force=force)
+    except FileExistsError:
+        out.print(f"keys already exist in {directory} (use --force to replace them)")
+        return
+    out.print(f"private key: {private} (mode 600, never commit it)\npublic key:  {public}")
+
+
+@app.command()
+def verify(
+    model_ref: Annotated[str, typer.Argument(metavar="MODEL@REF", help="e.g. fraud-detector@champion or @3")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a registered model's signature and provenance against the trusted keys."""
+    from serving import deploy
+
+    cfg = load_config(config)
+    report = deploy.verify_registered(cfg, Home.resolve(), model_ref)
+    if as_json:
+        out.print_json(json.dumps(report, default=str))
+    else:
+        colour = "green" if report["verdict"] == "PASS" else "red"
+        out.print(
+            f"{model_ref} (version {report['version']}): [{colour}]{report['verdict']}[/] {report['message']}"
+        )
+        for key, value in report.get("provenance", {}).items():
+            out.print(f"  {key}: {value}")
+    if report["verdict"] != "PASS":
+        raise PipelineFailed(f"{model_ref}: signature check {report['verdict']}: {report['message']}")
+
+
+@app.command()
+def serve(
+    model_ref: Annotated[str, typer.Argument(metavar="MODEL@REF", help="e.g. fraud-detector@champion")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    config: ConfigOpt = None,
+) -> None:
+    """Verify a registered model, then serve it over HTTP (BentoML) in the foreground."""
+    from serving import deploy
+
+    cfg = load_config(config)
+    argv, env = deploy.prepare_serve(cfg, Home.resolve().ensure(), model_ref, host, port)
+    err.print(f"serving {model_ref} on http://{host}:{port} (signature verified)")
+    sys.stdout.flush()
+    os.execve(argv[0], argv, env)  # become the server: signals and the PID are BentoML's
+
+
 @app.command("example-data")
 def example_data(
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.parquet or .csv).")],

@@ -135,6 +135,29 @@ class ArgoSection(_Strict):
     )
 
 
+class SigningSection(_Strict):
+    """Which key signs models, and which public keys a deployment trusts."""
+
+    private_key: str | None = Field(
+        default=None,
+        description="default: $LAUNCHBAY_SIGNING_KEY (path or PEM text), else keys/ in LAUNCHBAY_HOME",
+    )
+    trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="public key paths; default: $LAUNCHBAY_TRUSTED_KEYS (':'-separated), else the local key",
+    )
+
+
+class ServingSection(_Strict):
+    """How the model's HTTP service behaves."""
+
+    max_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 64
+    """Most rows accepted in one request, and most rows scored in one model call."""
+    batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
+    """How long a request may wait for others to share a model call (adaptive batching)."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+
+
 class LaunchbayConfig(_Strict):
     """The whole `launchbay.yaml`."""
 
@@ -143,6 +166,8 @@ class LaunchbayConfig(_Strict):
     gates: GatesSection = GatesSection()
     mlflow: MlflowSection = MlflowSection()
     argo: ArgoSection = ArgoSection()
+    signing: SigningSection = SigningSection()
+    serving: ServingSection = ServingSection()
 
     # Set by `load_config`, not by the file: where the file was read from.
     source: Path | None = Field(default=None, exclude=True)

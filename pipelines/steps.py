@@ -135,8 +135,11 @@ def train(
 
         from mlflow.models import infer_signature
 
+        from serving.inputs import model_input
+
         sample = split.train_x.head(50)
-        signature = infer_signature(sample, model.predict_proba(sample)[:, 1])
+        proba = model.predict_proba(model_input(model, sample, list(cfg.data.features)))
+        signature = infer_signature(sample, proba[:, 1])
         # skops refuses to load types it does not know; the types this model needs are listed
         # with it. They come from our own training step, and the artefact is signed later.
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
@@ -168,13 +171,19 @@ def evaluate(
     from checks.data_gate import read_frame
     from checks.model_gate import Champion, judge, score
     from pipelines import dataset, tracking
+    from serving.inputs import model_input
 
     cfg, home = _context(config)
     client, _ = tracking.connect(cfg, home)
     threshold = cfg.gates.decision_threshold
     with mlflow.start_run(run_id=run_id):
         split = dataset.split(read_frame(cfg.resolve_path(data)), cfg)
-        candidate = score(mlflow.sklearn.load_model(model_uri), split.test_x, split.test_y, threshold)
+        features = list(cfg.data.features)
+
+        def measure(model: Any) -> Any:
+            return score(model, model_input(model, split.test_x, features), split.test_y, threshold)
+
+        candidate = measure(mlflow.sklearn.load_model(model_uri))
         mlflow.log_metrics(candidate.as_metrics("test_"))
 
         champion = None
@@ -182,7 +191,7 @@ def evaluate(
         if current is not None:
             try:
                 model = mlflow.sklearn.load_model(f"models:/{cfg.model.name}/{current.version}")
-                champion = Champion(str(current.version), score(model, split.test_x, split.test_y, threshold))
+                champion = Champion(str(current.version), measure(model))
                 mlflow.log_metrics(champion.scores.as_metrics("champion_test_") if champion.scores else {})
             except Exception as exc:  # any failure to load or score: the gate says ERROR, not PASS
                 champion = Champion(str(current.version), None, f"{type(exc).__name__}: {exc}")
@@ -240,6 +249,118 @@ def register(
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tag("launchbay.registered_version", str(version.version))
     return str(version.version), ",".join(aliases)
+
+
+@script(name="sign", constructor="runner")
+def sign_model(
+    config: str,
+    run_id: Annotated[str, Parameter(name="run-id")],
+    model_version: Annotated[str, Parameter(name="model-version")],
+    data_digest: Annotated[str, Parameter(name="data-digest")],
+) -> Annotated[str, Parameter(name="signature-digest")]:
+    """Sign the registered model with provenance, and store the signature with its artefacts.
+
+    The model directory gets `serving.json` (the request schema) and `provenance.json` (an in-toto
+    Statement: model digest, git commit, data digest, run id, gate report digests), then
+    `model.sig` over all of it. The three files are added to the logged model in MLflow and the
+    signature's digest is recorded on the registry version.
+
+    Returns:
+        sha256 of the signature bundle.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from checks import provenance
+    from checks.signature import SIGNATURE_FILE, SigningError, file_sha256, sign, tree_digest
+    from launchbay.keys import signing_key
+    from pipelines import tracking
+    from serving import artefact
+    from serving.spec import ServingSpec
+
+    cfg, home = _context(config)
+    client, _ = tracking.connect(cfg, home)
+    version = client.get_model_version(cfg.model.name, model_version)
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory(prefix="launchbay-sign-") as tmp:
+        model_dir = artefact.download(version, Path(tmp) / "model")
+        ServingSpec.from_config(cfg, model_version).write(model_dir)
+        reports_dir = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="reports", dst_path=str(Path(tmp) / "reports")
+            )
+        )
+        doc = provenance.statement(
+            model=cfg.model.name,
+            version=str(model_version),
+            model_digest=tree_digest(model_dir, exclude=(SIGNATURE_FILE, provenance.PROVENANCE_FILE)),
+            git_commit=run.data.tags.get("mlflow.source.git.commit", ""),
+            data_digest=data_digest,
+            run_id=run_id,
+            tracking_uri=tracking.tracking_uri(cfg, home),
+            reports={p.name: file_sha256(p) for p in sorted(reports_dir.iterdir())},
+            gates={
+                k.removeprefix("launchbay.gate."): v
+                for k, v in run.data.tags.items()
+                if k.startswith("launchbay.gate.")
+            },
+        )
+        provenance.write(model_dir, doc)
+        try:
+            sig = sign(model_dir, signing_key(cfg, home))
+        except SigningError as exc:
+            _fail(str(exc))
+        staged = Path(tmp) / "signed"
+        staged.mkdir()
+        for name in (SIGNATURE_FILE, provenance.PROVENANCE_FILE, "serving.json"):
+            (staged / name).write_bytes((model_dir / name).read_bytes())
+        client.log_model_artifacts(artefact.model_id(version), str(staged))
+        digest = file_sha256(sig)
+    client.set_model_version_tag(cfg.model.name, model_version, "launchbay.signature_sha256", digest)
+    client.set_model_version_tag(
+        cfg.model.name, model_version, "launchbay.model_digest", doc["subject"][0]["digest"]["sha256"]
+    )
+    return digest
+
+
+@script(name="package", constructor="runner")
+def package(
+    config: str,
+    model_version: Annotated[str, Parameter(name="model-version")],
+) -> Annotated[str, Parameter(name="bento")]:
+    """Verify the signed model against the trusted keys and package it as a Bento.
+
+    Returns:
+        The Bento's tag (`<model>:v<version>`).
+    """
+    import tempfile
+    from pathlib import Path
+
+    from checks.signature import verify
+    from launchbay.keys import trusted_keys
+    from pipelines import tracking
+    from serving import artefact
+    from serving import package as bento
+
+    cfg, home = _context(config)
+    bento.use_store(home)
+    client, _ = tracking.connect(cfg, home)
+    version = client.get_model_version(cfg.model.name, model_version)
+    with tempfile.TemporaryDirectory(prefix="launchbay-package-") as tmp:
+        model_dir = artefact.download(version, Path(tmp) / "model")
+        result = verify(model_dir, trusted_keys(cfg, home))
+        if not result.verdict.ok:
+            _fail(f"signature check {result.verdict.value}: {result.message}")
+        tag = bento.build(
+            model_dir,
+            cfg.model.name,
+            str(model_version),
+            labels={"launchbay.io/model": cfg.model.name, "launchbay.io/version": str(model_version)},
+        )
+    client.set_model_version_tag(cfg.model.name, model_version, "launchbay.bento", tag)
+    return tag
 
 
 def _load_entrypoint(entrypoint: str) -> Any:

@@ -1,4 +1,4 @@
-"""The training workflow: validate-data >> train >> evaluate >> register, one Hera DAG.
+"""The training workflow: validate-data >> train >> evaluate >> register >> sign >> package.
 
 The same `Workflow` object is rendered to YAML for Argo (`launchbay render`, `launchbay submit`)
 and run by the local executor (`launchbay run`). Workflow parameters carry everything that
@@ -15,7 +15,7 @@ from hera.workflows import DAG, Script, Task, Workflow
 from launchbay.config import LaunchbayConfig
 from pipelines import steps
 
-STAGES = ("validate-data", "train", "evaluate", "register")
+STAGES = ("validate-data", "train", "evaluate", "register", "sign", "package")
 """Task names in pipeline order: the values `launchbay run --until` accepts."""
 
 _P = "{{workflow.parameters.%s}}"
@@ -66,9 +66,22 @@ def build_workflow(cfg: LaunchbayConfig, *, config: str, data: str, git_commit: 
                 }
             )
         )
+        sg = _task(
+            steps.sign_model(
+                arguments={
+                    **base,
+                    "run-id": v.get_parameter("run-id"),
+                    "model-version": r.get_parameter("model-version"),
+                    "data-digest": v.get_parameter("data-digest"),
+                }
+            )
+        )
+        pk = _task(steps.package(arguments={**base, "model-version": r.get_parameter("model-version")}))
         v >> t
         t >> e
         e >> r
+        r >> sg
+        sg >> pk
     # The step templates are module-level singletons created by `@script`; give this workflow
     # its own copies carrying the configured image instead of mutating the shared ones.
     w.templates = [_with_image(t, cfg.argo.image) if isinstance(t, Script) else t for t in w.templates]

@@ -1,0 +1,1 @@
+"""Serving: the BentoML service for a registered model, its request schema, and packaging into a Bento."""

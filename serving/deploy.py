@@ -1,0 +1,106 @@
+"""The verify gate in front of every deployment, and the preparation of a local server.
+
+Nothing is served that has not been verified twice: the registry's copy (what the pipeline signed)
+and the Bento's copy (what the server will load), each against the trusted keys. The server checks
+a third time when it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from launchbay.config import LaunchbayConfig
+from launchbay.errors import PipelineFailed
+from launchbay.home import Home
+
+
+def verify_registered(cfg: LaunchbayConfig, home: Home, model_ref: str) -> dict[str, Any]:
+    """Download `MODEL@REF` from the registry and verify it; report verdict, message, provenance."""
+    from checks import provenance
+    from checks.signature import verify
+    from launchbay.keys import trusted_keys
+    from pipelines import tracking
+    from serving import artefact
+
+    name, ref = artefact.parse_ref(model_ref)
+    tracking.preflight(cfg, home)
+    client, _ = tracking.connect(cfg, home)
+    version = artefact.resolve(client, name, ref)
+    with tempfile.TemporaryDirectory(prefix="launchbay-verify-") as tmp:
+        model_dir = artefact.download(version, Path(tmp) / "model")
+        result = verify(model_dir, trusted_keys(cfg, home))
+        report: dict[str, Any] = {
+            "model": name,
+            "version": str(version.version),
+            "verdict": result.verdict.value,
+            "message": result.message,
+            "key": result.key,
+        }
+        if result.verdict.ok:
+            pred = provenance.read(model_dir)["predicate"]
+            report["provenance"] = {
+                "git commit": pred["source"]["git_commit"],
+                "data digest": pred["data"]["digest"],
+                "training run": pred["training_run"]["id"],
+                "gates": pred["gates"],
+            }
+    return report
+
+
+def prepare_serve(
+    cfg: LaunchbayConfig, home: Home, model_ref: str, host: str, port: int
+) -> tuple[list[str], dict[str, str]]:
+    """Verify, make sure a verified Bento exists, and return the server's argv and environment.
+
+    Raises:
+        PipelineFailed: the registry's or the Bento's copy of the model does not verify.
+    """
+    from checks.signature import verify
+    from launchbay.keys import trusted_keys
+    from pipelines import tracking
+    from serving import artefact
+    from serving import package as bento
+
+    report = verify_registered(cfg, home, model_ref)
+    if report["verdict"] != "PASS":
+        raise PipelineFailed(f"refusing to serve {model_ref}: {report['message']}")
+    name, version = report["model"], report["version"]
+    keys = trusted_keys(cfg, home)
+    bento.use_store(home)
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    tag = bento.tag(name, version)
+    try:
+        bentoml.bentos.get(tag)
+        stored = Path(bentoml.models.get(tag).path)
+    except NotFound:
+        client, _ = tracking.connect(cfg, home)
+        with tempfile.TemporaryDirectory(prefix="launchbay-package-") as tmp:
+            model_dir = artefact.download(artefact.resolve(client, name, version), Path(tmp) / "model")
+            bento.build(
+                model_dir, name, version, labels={"launchbay.io/model": name, "launchbay.io/version": version}
+            )
+        stored = Path(bentoml.models.get(tag).path)
+    result = verify(stored, keys)
+    if not result.verdict.ok:
+        raise PipelineFailed(
+            f"refusing to serve {model_ref}: the packaged copy in {stored} fails: {result.message}"
+        )
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(bento.bentoml_home(home)),
+        "LAUNCHBAY_MODEL": tag,
+        "LAUNCHBAY_TRUSTED_KEYS": os.pathsep.join(str(k.resolve()) for k in keys),
+        "LAUNCHBAY_MAX_BATCH": str(cfg.serving.max_batch_size),
+        "LAUNCHBAY_BATCH_WAIT_MS": str(cfg.serving.batch_wait_ms),
+        "LAUNCHBAY_WORKERS": str(cfg.serving.workers),
+        # The model may reference the user's own code (e.g. a feature function): make it importable.
+        "PYTHONPATH": os.pathsep.join(p for p in (str(cfg.base_dir), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    argv = [sys.executable, "-m", "bentoml", "serve", tag, "--host", host, "--port", str(port)]
+    return argv, env

@@ -1,0 +1,96 @@
+"""The launchbay model service (BentoML 1.4): verify the model, load it once, validate, batch, predict.
+
+Which model it serves comes from `$LAUNCHBAY_MODEL` (a BentoML model tag, baked into the Bento);
+which public keys it trusts from `$LAUNCHBAY_TRUSTED_KEYS` (set by the deployment, never shipped in
+the artefact). A model whose signature does not verify makes the service refuse to start.
+
+No `from __future__ import annotations`: BentoML reads the API's parameter types at runtime.
+"""
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from pydantic import Field
+
+from checks.signature import verify
+from serving.artefact import load_estimator
+from serving.batcher import MicroBatcher
+from serving.inputs import model_input
+from serving.schema import Prediction, PredictResponse, row_model
+from serving.spec import ServingSpec
+
+MODEL_ENV = "LAUNCHBAY_MODEL"
+TRUSTED_KEYS_ENV = "LAUNCHBAY_TRUSTED_KEYS"
+
+TAG = os.environ.get(MODEL_ENV)
+if not TAG:
+    raise RuntimeError(
+        f"{MODEL_ENV} is not set: it names the BentoML model to serve (e.g. fraud-detector:v3)"
+    )
+SPEC = ServingSpec.read(Path(bentoml.models.get(TAG).path))
+MAX_BATCH = int(os.environ.get("LAUNCHBAY_MAX_BATCH", "64"))
+BATCH_WAIT_MS = float(os.environ.get("LAUNCHBAY_BATCH_WAIT_MS", "2"))
+WORKERS = int(os.environ.get("LAUNCHBAY_WORKERS", "1"))
+Row = row_model(SPEC)
+
+SCORES = bentoml.metrics.Histogram(
+    name="launchbay_prediction_score",
+    documentation="Scores (positive-class probability) returned, per model version",
+    labelnames=["model", "version"],
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0),
+)
+CLASSES = bentoml.metrics.Counter(
+    name="launchbay_predictions_total",
+    documentation="Predictions returned, per model version and predicted class",
+    labelnames=["model", "version", "predicted_class"],
+)
+
+
+@bentoml.service(name=f"launchbay-{SPEC.model}", workers=WORKERS, traffic={"timeout": 30})
+class ModelService:
+    """Serves one signed model version."""
+
+    model_ref = bentoml.models.BentoModel(TAG)
+
+    def __init__(self) -> None:
+        model_dir = Path(self.model_ref.path)
+        keys = [Path(p) for p in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep) if p]
+        result = verify(model_dir, keys)
+        if not result.verdict.ok:
+            raise RuntimeError(f"refusing to serve {TAG}: {result.message}")
+        self.estimator = load_estimator(model_dir)
+        self.features = list(SPEC.features)
+        self.batcher = MicroBatcher(self._scores, MAX_BATCH, BATCH_WAIT_MS / 1000)
+
+    def _scores(self, rows: list[list[Any]]) -> np.ndarray:
+        proba = self.estimator.predict_proba(model_input(self.estimator, rows, self.features))
+        return np.asarray(proba, dtype=float)[:, 1]
+
+    @bentoml.api
+    async def predict(
+        self,
+        rows: Annotated[list[Row] | None, Field(min_length=1, max_length=MAX_BATCH)] = None,  # type: ignore[valid-type]
+        row: Row | None = None,  # type: ignore[valid-type]
+    ) -> PredictResponse:
+        """Score one row (`row`) or a batch (`rows`, up to the configured maximum)."""
+        if (rows is None) == (row is None):
+            raise bentoml.exceptions.InvalidArgument(
+                "give exactly one of `row` (one object) or `rows` (a list)"
+            )
+        items = rows if rows is not None else [row]
+        values = [[getattr(r, f) for f in self.features] for r in items]
+        scores = await self.batcher.score(values)
+        predicted = (scores >= SPEC.decision_threshold).astype(int)
+        for s, p in zip(scores, predicted, strict=True):
+            SCORES.labels(model=SPEC.model, version=SPEC.version).observe(float(s))
+            CLASSES.labels(model=SPEC.model, version=SPEC.version, predicted_class=str(p)).inc()
+        return PredictResponse(
+            model=SPEC.model,
+            version=SPEC.version,
+            predictions=[
+                Prediction(prediction=int(p), score=float(s)) for s, p in zip(scores, predicted, strict=True)
+            ],
+        )
