@@ -286,6 +286,7 @@ def _num(v: Any) -> str:
 
 def main() -> None:
     """Console-script entry point: run the app, turning launchbay errors into exit codes."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         code = app(standalone_mode=False)
     except LaunchbayError as exc:

@@ -18,6 +18,7 @@ rendering the workflow stays fast.
 
 import contextlib
 import importlib
+import os
 import sys
 from typing import Annotated, Any
 
@@ -47,6 +48,7 @@ def _gate_message(report: GateReport, report_path: str) -> str:
 
 
 def _context(config: str) -> tuple[LaunchbayConfig, Home]:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return load_config(config), Home.resolve().ensure()
 
 

@@ -77,7 +77,7 @@ def prepare_serve(
     tag = bento.tag(name, version)
     try:
         bentoml.bentos.get(tag)
-        stored = Path(bentoml.models.get(tag).path)
+        stored = bento.signed_dir(bentoml.models.get(tag).path)
     except NotFound:
         client, _ = tracking.connect(cfg, home)
         with tempfile.TemporaryDirectory(prefix="launchbay-package-") as tmp:
@@ -85,7 +85,7 @@ def prepare_serve(
             bento.build(
                 model_dir, name, version, labels={"launchbay.io/model": name, "launchbay.io/version": version}
             )
-        stored = Path(bentoml.models.get(tag).path)
+        stored = bento.signed_dir(bentoml.models.get(tag).path)
     result = verify(stored, keys)
     if not result.verdict.ok:
         raise PipelineFailed(

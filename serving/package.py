@@ -18,6 +18,15 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 """Directory holding launchbay's packages: the Bento's build context."""
 
 
+SIGNED_DIR = "signed"
+"""Subdirectory of the BentoML model holding the signed files (BentoML adds its own model.yaml)."""
+
+
+def signed_dir(stored_model_path: str | Path) -> Path:
+    """Where the signed model directory lives inside a stored BentoML model."""
+    return Path(stored_model_path) / SIGNED_DIR
+
+
 def bentoml_home(home: Home) -> Path:
     """BentoML's store under launchbay's state directory."""
     return home.root / "bentoml"
@@ -37,6 +46,7 @@ def tag(model: str, version: str) -> str:
 def build(model_dir: Path, model: str, version: str, labels: dict[str, str]) -> str:
     """Store the model directory and build the Bento; return the Bento's tag. Idempotent."""
     import bentoml
+    from bentoml._internal.bento.build_config import BentoEnvSchema
     from bentoml.exceptions import NotFound
 
     t = tag(model, version)
@@ -45,7 +55,7 @@ def build(model_dir: Path, model: str, version: str, labels: dict[str, str]) -> 
     with contextlib.suppress(NotFound):
         bentoml.models.delete(t)
     with bentoml.models.create(t, labels=labels) as stored:
-        shutil.copytree(model_dir, stored.path, dirs_exist_ok=True)
+        shutil.copytree(model_dir, signed_dir(stored.path))
     os.environ["LAUNCHBAY_MODEL"] = t  # the service module reads it when the build imports it
     bento = bentoml.bentos.build(
         "serving.service:ModelService",
@@ -55,7 +65,7 @@ def build(model_dir: Path, model: str, version: str, labels: dict[str, str]) -> 
         models=[t],
         include=["serving/*.py", "checks/*.py", "launchbay/*.py", "pipelines/**/*.py"],
         exclude=["**/__pycache__"],
-        envs=[{"name": "LAUNCHBAY_MODEL", "value": t}],  # type: ignore[list-item]  # dicts are converted
+        envs=[BentoEnvSchema(name="LAUNCHBAY_MODEL", value=t)],
         python={
             "lock_packages": False,
             "packages": [

@@ -53,6 +53,4 @@ def row_model(spec: ServingSpec) -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (_field_type(f), None if f.nullable else ...) for name, f in spec.features.items()
     }
-    return create_model(
-        "Row", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    return create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)

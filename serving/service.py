@@ -19,6 +19,7 @@ from checks.signature import verify
 from serving.artefact import load_estimator
 from serving.batcher import MicroBatcher
 from serving.inputs import model_input
+from serving.package import signed_dir
 from serving.schema import Prediction, PredictResponse, row_model
 from serving.spec import ServingSpec
 
@@ -30,7 +31,7 @@ if not TAG:
     raise RuntimeError(
         f"{MODEL_ENV} is not set: it names the BentoML model to serve (e.g. fraud-detector:v3)"
     )
-SPEC = ServingSpec.read(Path(bentoml.models.get(TAG).path))
+SPEC = ServingSpec.read(signed_dir(bentoml.models.get(TAG).path))
 MAX_BATCH = int(os.environ.get("LAUNCHBAY_MAX_BATCH", "64"))
 BATCH_WAIT_MS = float(os.environ.get("LAUNCHBAY_BATCH_WAIT_MS", "2"))
 WORKERS = int(os.environ.get("LAUNCHBAY_WORKERS", "1"))
@@ -56,7 +57,7 @@ class ModelService:
     model_ref = bentoml.models.BentoModel(TAG)
 
     def __init__(self) -> None:
-        model_dir = Path(self.model_ref.path)
+        model_dir = signed_dir(self.model_ref.path)
         keys = [Path(p) for p in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep) if p]
         result = verify(model_dir, keys)
         if not result.verdict.ok:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from checks.signature import generate_keypair
 from pipelines.example import fraud
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,6 +56,8 @@ def project(tmp_path: Path, lb_home: Path) -> Callable[..., Path]:
     def make(**kwargs: Any) -> Path:
         root = tmp_path / f"project{next(counter)}"
         root.mkdir()
+        if not (lb_home / "keys" / "signing-key.pem").exists():
+            generate_keypair(lb_home / "keys")  # the pipeline signs what it registers
         return write_project(root, **kwargs)
 
     return make

@@ -47,7 +47,7 @@ def test_schema_validation_catches_a_broken_manifest() -> None:
     assert problems and "arguments" in problems[0]
 
 
-def test_the_dag_chains_the_four_stages(project: Callable[..., Path], tmp_path: Path) -> None:
+def test_the_dag_chains_the_stages(project: Callable[..., Path], tmp_path: Path) -> None:
     cfg = load_config(project(rows=200))
     tasks, _, _ = LocalExecutor(tmp_path).plan(build_workflow(cfg, config="c", data="d"))
     assert list(tasks) == list(STAGES)
@@ -56,6 +56,8 @@ def test_the_dag_chains_the_four_stages(project: Callable[..., Path], tmp_path: 
         "train": {"validate-data"},
         "evaluate": {"train"},
         "register": {"evaluate"},
+        "sign": {"register"},
+        "package": {"sign"},
     }
 
 
