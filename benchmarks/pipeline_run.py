@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import write_project  # noqa: E402
+from projects import write_project  # noqa: E402
 
 from launchbay.config import load_config  # noqa: E402
 from launchbay.home import Home  # noqa: E402

@@ -8,6 +8,7 @@ No `from __future__ import annotations`: BentoML reads the API's parameter types
 """
 
 import os
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,6 +62,10 @@ class ModelService:
         keys = [Path(p) for p in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep) if p]
         result = verify(model_dir, keys)
         if not result.verdict.ok:
+            # A worker that exits is restarted by BentoML's arbiter, which would then linger forever
+            # serving nothing; a model that cannot be trusted stops the whole server instead.
+            if os.environ.get("LAUNCHBAY_STOP_SERVER_ON_REFUSAL", "1") == "1":
+                os.kill(os.getppid(), signal.SIGTERM)
             raise RuntimeError(f"refusing to serve {TAG}: {result.message}")
         self.estimator = load_estimator(model_dir)
         self.features = list(SPEC.features)

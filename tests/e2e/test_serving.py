@@ -1,0 +1,294 @@
+"""Signed and served, end to end: register -> sign -> build -> verify -> serve -> predict over HTTP.
+
+One pipeline run (module fixture) feeds every test; tests that tamper with artefacts come last
+and restore what they changed. Every server is started on a free port and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from projects import write_project
+
+from checks.signature import generate_keypair
+
+pytestmark = pytest.mark.slow
+
+ROW = {
+    "amount": 950.5,
+    "hour": 3,
+    "merchant_category": "electronics",
+    "distance_from_home_km": 120.0,
+    "device_age_days": 2,
+    "card_present": False,
+    "transactions_last_24h": 6,
+}
+
+
+@dataclass
+class Project:
+    root: Path
+    home: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "launchbay", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    root = tmp_path_factory.mktemp("served")
+    home = root / "home"
+    generate_keypair(home / "keys")
+    write_project(root, rows=5000)
+    env = {**os.environ, "LAUNCHBAY_HOME": str(home), "COLUMNS": "200"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    p = Project(root, home, env)
+    res = p.run("run")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.search(r"package\s+│ passed", res.stdout) and "bento=fraud-detector:v1" in res.stdout
+    return p
+
+
+class Server:
+    def __init__(self, project: Project, ref: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (project.root / f"serve-{self.port}.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "launchbay", "serve", ref, "--port", str(self.port)],
+            cwd=project.root,
+            env=project.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {Path(self.log.name).read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError("server not ready in time")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(project: Project) -> Iterator[Server]:
+    srv = Server(project, "fraud-detector@champion")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_the_registered_version_is_signed_with_provenance(project: Project) -> None:
+    res = project.run("verify", "fraud-detector@champion", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads(res.stdout)
+    assert report["verdict"] == "PASS" and report["version"] == "1"
+    assert report["provenance"]["gates"] == {"data": "PASS", "model": "PASS"}
+    assert report["provenance"]["data digest"].startswith("sha256:")
+
+
+def test_predict_one_row_and_a_batch_over_http(server: Server) -> None:
+    one = httpx.post(f"{server.url}/predict", json={"row": ROW}, timeout=10)
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["model"] == "fraud-detector" and body["version"] == "1"
+    (pred,) = body["predictions"]
+    assert pred["prediction"] == 1 and pred["score"] > 0.9  # night, new device, far away, risky merchant
+    safe = {
+        **ROW,
+        "amount": 12.0,
+        "hour": 14,
+        "merchant_category": "grocery",
+        "distance_from_home_km": 2.0,
+        "device_age_days": 900,
+        "card_present": True,
+        "transactions_last_24h": 1,
+    }
+    batch = httpx.post(f"{server.url}/predict", json={"rows": [ROW, safe]}, timeout=10).json()
+    assert [p["prediction"] for p in batch["predictions"]] == [1, 0]
+
+
+def test_prediction_metrics_per_version_are_exported(server: Server) -> None:
+    httpx.post(f"{server.url}/predict", json={"rows": [ROW] * 3}, timeout=10)
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'launchbay_predictions_total{model="fraud-detector",predicted_class="1",version="1"}' in metrics
+    assert 'launchbay_prediction_score_bucket{le="1.0",model="fraud-detector",version="1"}' in metrics
+    assert "bentoml_service_request_duration_seconds_bucket" in metrics
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"row": {**ROW, "amount": "950"}}, "amount"),
+        ({"row": {k: v for k, v in ROW.items() if k != "hour"}}, "hour"),
+        ({"row": {**ROW, "merchant_category": "crypto"}}, "merchant_category"),
+        ({"row": {**ROW, "device_age_days": -1}}, "device_age_days"),
+        ({"rows": [ROW] * 65}, "rows"),
+        ({"rows": []}, "rows"),
+    ],
+)
+def test_bad_requests_get_a_400_naming_the_field(server: Server, body: dict[str, Any], field: str) -> None:
+    res = httpx.post(f"{server.url}/predict", json=body, timeout=10)
+    assert res.status_code == 400 and field in res.text
+
+
+def test_nan_and_non_json_bodies_are_400(server: Server) -> None:
+    nan = (
+        '{"row": {"amount": NaN, "hour": 3, "merchant_category": "fuel", "distance_from_home_km": 1.0, '
+        '"device_age_days": 2, "card_present": false, "transactions_last_24h": 1}}'
+    )
+    for raw in (nan, "not json", "", "[1, 2]", '{"row": null}'):
+        res = httpx.post(f"{server.url}/predict", content=raw, headers={"content-type": "application/json"})
+        assert res.status_code == 400, (raw, res.status_code, res.text)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(), st.text(max_size=12)
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    row=st.fixed_dictionaries({}, optional={k: FIELD_VALUES for k in [*ROW, "extra"]}),
+    shape=st.sampled_from(["row", "rows", "both", "junk"]),
+    junk=JSON,
+)
+def test_fuzzed_requests_never_get_a_5xx(server: Server, row: dict[str, Any], shape: str, junk: Any) -> None:
+    body: Any = (
+        {"row": row}
+        if shape == "row"
+        else {"rows": [row, ROW]}
+        if shape == "rows"
+        else {"row": row, "rows": [row]}
+        if shape == "both"
+        else junk
+    )
+    payload = json.dumps(body, allow_nan=True)
+    res = httpx.post(
+        f"{server.url}/predict", content=payload, headers={"content-type": "application/json"}, timeout=10
+    )
+    assert res.status_code < 500, (payload, res.status_code, res.text)
+
+
+def _flip_byte(path: Path) -> bytes:
+    original = path.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    return original
+
+
+def test_a_flipped_byte_in_the_registry_makes_verify_fail_and_serve_refuse(project: Project) -> None:
+    (model_file,) = project.home.glob("artifacts/models/*/artifacts/model.skops")
+    original = _flip_byte(model_file)
+    try:
+        res = project.run("verify", "fraud-detector@1")
+        assert res.returncode == 1
+        assert "changed: model.skops" in res.stdout + res.stderr
+        srv = Server(project, "fraud-detector@1")
+        try:
+            assert srv.proc.wait(timeout=120) == 1
+        finally:
+            srv.stop()
+        assert "refusing to serve fraud-detector@1" in Path(srv.log.name).read_text()
+    finally:
+        model_file.write_bytes(original)
+    assert project.run("verify", "fraud-detector@1").returncode == 0
+
+
+def test_a_tampered_bento_is_refused_by_serve_and_by_the_service_itself(project: Project) -> None:
+    (model_file,) = project.home.glob("bentoml/models/fraud-detector/v1/signed/model.skops")
+    original = _flip_byte(model_file)
+    try:
+        srv = Server(project, "fraud-detector@1")
+        try:
+            assert srv.proc.wait(timeout=120) == 1
+        finally:
+            srv.stop()
+        assert "the packaged copy" in Path(srv.log.name).read_text()
+        # Bypassing launchbay: the service verifies at start-up and the server stops.
+        port = free_port()
+        env = {
+            **project.env,
+            "BENTOML_HOME": str(project.home / "bentoml"),
+            "LAUNCHBAY_MODEL": "fraud-detector:v1",
+            "LAUNCHBAY_TRUSTED_KEYS": str(project.home / "keys" / "signing-key.pub"),
+        }
+        direct = subprocess.Popen(
+            [sys.executable, "-m", "bentoml", "serve", "fraud-detector:v1", "--port", str(port)],
+            cwd=project.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, _ = direct.communicate(timeout=120)
+        finally:
+            if direct.poll() is None:
+                os.killpg(direct.pid, signal.SIGKILL)
+        assert (
+            "refusing to serve fraud-detector:v1: model files differ from what was signed: "
+            "changed: model.skops" in out
+        )
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+    finally:
+        model_file.write_bytes(original)

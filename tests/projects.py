@@ -1,0 +1,35 @@
+"""Example projects on disk for tests and benchmarks: config plus seeded data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.example import fraud
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = REPO / "launchbay.yaml"
+
+
+def write_project(
+    root: Path, rows: int = 8000, variant: fraud.Variant = "good", overrides: dict[str, Any] | None = None
+) -> Path:
+    """Write the example config and data under `root`; return the config path.
+
+    `overrides` maps dotted key paths (e.g. "gates.min_auc") to values.
+    """
+    data = root / "data"
+    fraud.write(fraud.generate(rows, "good", seed=7), data / "reference.parquet")
+    fraud.write(fraud.generate(rows, variant, seed=1), data / "transactions.parquet")
+    cfg = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    for dotted, value in (overrides or {}).items():
+        node = cfg
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    path = root / "launchbay.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
