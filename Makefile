@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup data clean
+.PHONY: run test lint setup data clean bench
 
 setup: $(STAMP)
 
@@ -30,6 +30,12 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+# Benchmarks (not part of the tests): installs wrk, writes benchmarks/results/.
+bench: setup
+	BENCH=1 VENV=$(VENV) scripts/setup.sh
+	$(BIN)/python benchmarks/pipeline_run.py
+	$(BIN)/python benchmarks/serving/run.py
 
 clean:
 	rm -rf .launchbay data

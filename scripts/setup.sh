@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 APT_PACKAGES=(git)  # git: the commit being trained is recorded on each run
+if [ "${BENCH:-0}" = "1" ]; then
+  APT_PACKAGES+=(wrk)  # load generator of the benchmarks (a second process)
+fi
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
