@@ -12,6 +12,17 @@ from pipelines.example import fraud
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "launchbay.yaml"
 
+RISKY_ROW = {
+    "amount": 950.5,
+    "hour": 3,
+    "merchant_category": "electronics",
+    "distance_from_home_km": 120.0,
+    "device_age_days": 2,
+    "card_present": False,
+    "transactions_last_24h": 6,
+}
+"""A request row the example model scores as fraud: night, new device, far from home, risky merchant."""
+
 
 def write_project(
     root: Path, rows: int = 8000, variant: fraud.Variant = "good", overrides: dict[str, Any] | None = None

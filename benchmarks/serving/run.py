@@ -29,16 +29,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 RESULTS = ROOT / "benchmarks" / "results"
-ROW = {
-    "amount": 950.5,
-    "hour": 3,
-    "merchant_category": "electronics",
-    "distance_from_home_km": 120.0,
-    "device_age_days": 2,
-    "card_present": False,
-    "transactions_last_24h": 6,
-}
-BODY = json.dumps({"rows": [ROW]})
+
+from projects import RISKY_ROW  # noqa: E402
+
+BODY = json.dumps({"rows": [RISKY_ROW]})
 
 
 def free_port() -> int:

@@ -23,21 +23,12 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from projects import RISKY_ROW as ROW
 from projects import write_project
 
 from checks.signature import generate_keypair
 
 pytestmark = pytest.mark.slow
-
-ROW = {
-    "amount": 950.5,
-    "hour": 3,
-    "merchant_category": "electronics",
-    "distance_from_home_km": 120.0,
-    "device_age_days": 2,
-    "card_present": False,
-    "transactions_last_24h": 6,
-}
 
 
 @dataclass
