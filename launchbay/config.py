@@ -9,13 +9,22 @@ the same whatever directory it is started from.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from launchbay.errors import ConfigError
 
@@ -158,6 +167,93 @@ class ServingSection(_Strict):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
 
 
+def _seconds(value: object) -> float:
+    """Accept 30, 1.5, "500ms", "30s", "2m", "1h" and return seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 2m or 500ms")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(value))
+        if not m:
+            raise ValueError("expected a duration such as 30s, 2m or 500ms")
+        seconds = float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[m.group(2)]
+    if seconds <= 0:
+        raise ValueError("expected a positive duration")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_seconds)]
+
+
+class ShadowSection(_Strict):
+    """Mirror live traffic to the candidate and compare its answers before it gets real traffic."""
+
+    duration: Duration = 30.0
+    max_disagreement: Annotated[float, Field(ge=0, le=1)] = 0.02
+    """Largest share of mirrored requests whose predicted class may differ from stable's."""
+    max_score_shift: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Largest mean absolute difference between candidate and stable scores."""
+
+
+class SloSection(_Strict):
+    """Service-level objectives a canary must meet, absolute and relative to stable."""
+
+    p95_latency_ms: Annotated[float, Field(gt=0)] = 50.0
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_p95_ratio_vs_stable: Annotated[float, Field(ge=1)] = 1.3
+    max_error_ratio_vs_stable: Annotated[float, Field(ge=1)] = 2.0
+
+
+class ApprovalSection(_Strict):
+    """Who may promote a release (never its author: four eyes)."""
+
+    required: bool = True
+    approvers: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _someone(self) -> ApprovalSection:
+        if self.required and not self.approvers:
+            raise ValueError("approval is required but `approvers` is empty: name who may approve")
+        return self
+
+
+class RolloutSection(_Strict):
+    """How a registered model reaches users: shadow, canary steps, approval, rollback."""
+
+    target: Literal["local", "kubernetes", "knative"] = "local"
+    shadow: ShadowSection | None = ShadowSection()
+    steps: list[Annotated[int, Field(gt=0, lt=100)]] = Field(default_factory=lambda: [5, 25, 50])
+    interval: Duration = 2.0
+    """How often the controller measures and decides."""
+    analysis_window: Duration = 10.0
+    """How long each canary step is measured before moving on."""
+    min_samples: Annotated[int, Field(ge=1)] = 50
+    """Fewer requests than this in a window: the step waits (no data is not a pass)."""
+    max_consecutive_errors: Annotated[int, Field(ge=1)] = 3
+    """Metric queries failing this many times in a row roll the release back."""
+    grace_period: Duration = 300.0
+    """How long the previous stable stays warm after a promotion (instant rollback)."""
+    slo: SloSection = SloSection()
+    approval: ApprovalSection = ApprovalSection(required=False)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError(f"expected canary weights that increase, e.g. [5, 25, 50]; got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _target_can_shadow(self) -> RolloutSection:
+        if self.target == "knative" and self.shadow is not None:
+            raise ValueError(
+                "Knative (and Cloud Run) cannot mirror requests: set `shadow: null` for this target "
+                "or use target kubernetes"
+            )
+        return self
+
+
 class LaunchbayConfig(_Strict):
     """The whole `launchbay.yaml`."""
 
@@ -168,6 +264,7 @@ class LaunchbayConfig(_Strict):
     argo: ArgoSection = ArgoSection()
     signing: SigningSection = SigningSection()
     serving: ServingSection = ServingSection()
+    rollout: RolloutSection = RolloutSection()
 
     # Set by `load_config`, not by the file: where the file was read from.
     source: Path | None = Field(default=None, exclude=True)

@@ -1,0 +1,352 @@
+"""The ledger: releases, their phase and step, and an append-only log of who did what, when and why.
+
+The rollout state lives here, written *before* acting, so a controller killed at any moment resumes
+from the ledger; on-call commands (rollback, abort) write here directly, with no controller needed.
+SQLite under the state directory by default; any SQLAlchemy URL (PostgreSQL) for a shared one.
+
+Every phase change goes through `move`, which checks the transition table and updates the release
+only if it is still in the phase the caller saw (optimistic concurrency: two actors cannot both
+move a release from the same phase), and appends the event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from launchbay.home import Home
+from rollout.phases import Phase, transition
+
+_meta = sa.MetaData()
+
+releases = sa.Table(
+    "releases",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("stable_version", sa.String(50)),
+    sa.Column("phase", sa.String(30), nullable=False),
+    sa.Column("step_index", sa.Integer, nullable=False, default=0),
+    sa.Column("step_started_at", sa.Float),
+    sa.Column("consecutive_errors", sa.Integer, nullable=False, default=0),
+    sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=False, index=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("phase_from", sa.String(30)),
+    sa.Column("phase_to", sa.String(30)),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("evidence", sa.Text, nullable=False, default="{}"),
+)
+
+# SQLite enforces what the API promises: events are never changed or removed.
+_APPEND_ONLY = [
+    "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events "
+    "BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events "
+    "BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END",
+]
+
+
+class ConcurrentChange(Exception):
+    """The release changed (phase or step) between reading it and moving it."""
+
+
+class UnknownRelease(LookupError):
+    """No release with that id."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One model version on its way to users."""
+
+    id: int
+    model: str
+    version: str
+    author: str
+    stable_version: str | None
+    phase: Phase
+    step_index: int
+    step_started_at: float | None
+    consecutive_errors: int
+    plan: list[dict[str, Any]]
+    created_at: float
+    updated_at: float
+
+    @property
+    def name(self) -> str:
+        """How people refer to it: `model@vN#id`."""
+        return f"{self.model}@v{self.version}#{self.id}"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the append-only log."""
+
+    id: int
+    release_id: int
+    model: str
+    at: float
+    actor: str
+    action: str
+    phase_from: str | None
+    phase_to: str | None
+    reason: str
+    evidence: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+class Ledger:
+    """Releases and events in a SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = sa.create_engine(url, future=True)
+        _meta.create_all(self.engine)
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                for ddl in _APPEND_ONLY:
+                    conn.exec_driver_sql(ddl)
+
+    @classmethod
+    def for_home(cls, home: Home) -> Ledger:
+        """The default ledger: SQLite in the state directory."""
+        home.ensure()
+        return cls(f"sqlite:///{home.root / 'ledger.db'}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def create(
+        self,
+        *,
+        model: str,
+        version: str,
+        author: str,
+        stable_version: str | None,
+        plan: list[dict[str, Any]],
+        actor: str = "launchbay",
+        reason: str = "",
+    ) -> Release:
+        """Record a new release in phase pending."""
+        now = time.time()
+        with self._tx() as conn:
+            rid = conn.execute(
+                releases.insert().values(
+                    model=model,
+                    version=str(version),
+                    author=author,
+                    stable_version=stable_version,
+                    phase=Phase.PENDING.value,
+                    step_index=0,
+                    consecutive_errors=0,
+                    plan=json.dumps(plan),
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            self._append(
+                conn,
+                int(rid),
+                model,
+                actor,
+                "created",
+                None,
+                Phase.PENDING,
+                reason,
+                {"version": str(version), "stable_version": stable_version, "author": author},
+            )
+        return self.get(int(rid))
+
+    def get(self, release_id: int) -> Release:
+        """The release with this id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(releases).where(releases.c.id == release_id)).mappings().first()
+        if row is None:
+            raise UnknownRelease(f"no release #{release_id}")
+        return _release(row)
+
+    def releases(self, model: str | None = None, live_only: bool = False) -> list[Release]:
+        """Releases, newest first, optionally of one model and only the live ones."""
+        q = sa.select(releases).order_by(releases.c.id.desc())
+        if model:
+            q = q.where(releases.c.model == model)
+        with self.engine.connect() as conn:
+            rows = [_release(r) for r in conn.execute(q).mappings()]
+        return [r for r in rows if r.phase.live] if live_only else rows
+
+    def move(
+        self,
+        release: Release,
+        to: Phase,
+        *,
+        actor: str,
+        action: str,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+        step_index: int | None = None,
+    ) -> Release:
+        """Change a release's phase (and step), appending the event, in one transaction.
+
+        Raises:
+            IllegalTransition: the transition table does not allow it.
+            ConcurrentChange: the release is no longer in the phase/step `release` shows.
+        """
+        if to != release.phase or step_index is None:
+            transition(release.phase, to)
+        now = time.time()
+        step = release.step_index if step_index is None else step_index
+        with self._tx() as conn:
+            done = conn.execute(
+                releases.update()
+                .where(
+                    releases.c.id == release.id,
+                    releases.c.phase == release.phase.value,
+                    releases.c.step_index == release.step_index,
+                )
+                .values(
+                    phase=to.value,
+                    step_index=step,
+                    updated_at=now,
+                    step_started_at=now
+                    if step != release.step_index or to != release.phase
+                    else release.step_started_at,
+                    consecutive_errors=0,
+                )
+            ).rowcount
+            if done != 1:
+                raise ConcurrentChange(f"release #{release.id} changed since it was read")
+            self._append(
+                conn,
+                release.id,
+                release.model,
+                actor,
+                action,
+                release.phase,
+                to,
+                reason,
+                {**(evidence or {}), "step_index": step},
+            )
+        return self.get(release.id)
+
+    def record(
+        self,
+        release: Release,
+        *,
+        actor: str,
+        action: str,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+        consecutive_errors: int | None = None,
+    ) -> None:
+        """Append an event without a phase change (an analysis result, a refused approval, ...)."""
+        with self._tx() as conn:
+            if consecutive_errors is not None:
+                conn.execute(
+                    releases.update()
+                    .where(releases.c.id == release.id)
+                    .values(consecutive_errors=consecutive_errors, updated_at=time.time())
+                )
+            self._append(
+                conn,
+                release.id,
+                release.model,
+                actor,
+                action,
+                release.phase,
+                release.phase,
+                reason,
+                evidence or {},
+            )
+
+    def history(self, model: str | None = None, release_id: int | None = None) -> list[Event]:
+        """The event log in order, for a model or one release."""
+        q = sa.select(events).order_by(events.c.id)
+        if model:
+            q = q.where(events.c.model == model)
+        if release_id is not None:
+            q = q.where(events.c.release_id == release_id)
+        with self.engine.connect() as conn:
+            return [
+                Event(
+                    id=r["id"],
+                    release_id=r["release_id"],
+                    model=r["model"],
+                    at=r["at"],
+                    actor=r["actor"],
+                    action=r["action"],
+                    phase_from=r["phase_from"],
+                    phase_to=r["phase_to"],
+                    reason=r["reason"],
+                    evidence=json.loads(r["evidence"]),
+                )
+                for r in conn.execute(q).mappings()
+            ]
+
+    @staticmethod
+    def _append(
+        conn: Connection,
+        release_id: int,
+        model: str,
+        actor: str,
+        action: str,
+        phase_from: Phase | None,
+        phase_to: Phase | None,
+        reason: str,
+        evidence: dict[str, Any],
+    ) -> None:
+        conn.execute(
+            events.insert().values(
+                release_id=release_id,
+                model=model,
+                at=time.time(),
+                actor=actor,
+                action=action,
+                phase_from=phase_from.value if phase_from else None,
+                phase_to=phase_to.value if phase_to else None,
+                reason=reason,
+                evidence=json.dumps(evidence, default=str),
+            )
+        )
+
+
+def _release(row: Any) -> Release:
+    return Release(
+        id=row["id"],
+        model=row["model"],
+        version=row["version"],
+        author=row["author"],
+        stable_version=row["stable_version"],
+        phase=Phase(row["phase"]),
+        step_index=row["step_index"],
+        step_started_at=row["step_started_at"],
+        consecutive_errors=row["consecutive_errors"],
+        plan=json.loads(row["plan"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
