@@ -1,0 +1,170 @@
+"""Analysis of one step: the candidate's measurements against its SLOs, against stable, and in shadow.
+
+A pure function of measurements and thresholds, so every decision can be replayed from the ledger.
+The rules, in the order a release manager reads them:
+
+* the candidate needs `min_samples` requests in the window, else INCONCLUSIVE (the step waits);
+* a query that failed is ERROR; a query with no data is INCONCLUSIVE -- never a pass;
+* absolute SLOs: error rate and p95 latency;
+* relative to stable over the same window: p95 ratio and error-rate ratio;
+* in shadow: prediction disagreement with stable on the same requests, and the mean score shift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from checks.report import CheckResult
+from checks.verdict import Verdict, worst
+from launchbay.config import SloSection
+from rollout.metrics.base import Measurement
+
+# Below this error rate a ratio against stable means nothing (0.2% vs 0.05% is not "4x worse").
+ERROR_RATE_FLOOR = 0.002
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    """What was measured for one version over the analysis window."""
+
+    requests: Measurement
+    error_rate: Measurement
+    p95_ms: Measurement
+
+
+@dataclass(frozen=True)
+class ShadowStats:
+    """Comparison of mirrored answers with stable's answers to the same requests."""
+
+    compared: Measurement
+    disagreement: Measurement
+    """Share of compared requests where the predicted class differs."""
+    score_shift: Measurement
+    """Mean absolute difference of the scores."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The limits an analysis applies (from `rollout:` in launchbay.yaml)."""
+
+    slo: SloSection
+    min_samples: int
+    max_disagreement: float = 0.02
+    max_score_shift: float = 0.1
+
+
+@dataclass
+class AnalysisResult:
+    """The verdict of one analysis and every number behind it."""
+
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Verdict:
+        """The worst verdict of the checks."""
+        return worst(c.verdict for c in self.checks)
+
+    def evidence(self) -> dict[str, Any]:
+        """A JSON-ready summary for the ledger and for people."""
+        return {
+            "verdict": self.verdict.value,
+            "checks": [
+                {
+                    "check": c.name,
+                    "verdict": c.verdict.value,
+                    "observed": c.observed,
+                    "expected": c.expected,
+                    "detail": c.detail,
+                }
+                for c in self.checks
+            ],
+        }
+
+
+def _check(name: str, m: Measurement, limit: float, *, unit: str = "") -> CheckResult:
+    """A measurement against an upper limit."""
+    expected = f"<= {limit:g}{unit}"
+    if m.error is not None:
+        return CheckResult(name, Verdict.ERROR, expected=expected, detail=f"query failed: {m.error}")
+    if m.value is None:
+        return CheckResult(name, Verdict.INCONCLUSIVE, expected=expected, detail="no data")
+    verdict = Verdict.PASS if m.value <= limit else Verdict.FAIL
+    return CheckResult(name, verdict, observed=round(m.value, 6), expected=expected)
+
+
+def _enough(name: str, m: Measurement, minimum: int) -> CheckResult | None:
+    """INCONCLUSIVE/ERROR when there are too few samples to judge; None when there are enough."""
+    expected = f">= {minimum}"
+    if m.error is not None:
+        return CheckResult(name, Verdict.ERROR, expected=expected, detail=f"query failed: {m.error}")
+    if m.value is None or m.value < minimum:
+        got = 0 if m.value is None else int(m.value)
+        return CheckResult(
+            name, Verdict.INCONCLUSIVE, observed=got, expected=expected, detail="waiting for more samples"
+        )
+    return None
+
+
+def _ratio(
+    name: str, cand: Measurement, stable: Measurement, limit: float, floor: float = 0.0
+) -> CheckResult:
+    expected = f"<= {limit:g}x stable"
+    for m in (cand, stable):
+        if m.error is not None:
+            return CheckResult(name, Verdict.ERROR, expected=expected, detail=f"query failed: {m.error}")
+    if cand.value is None or stable.value is None:
+        return CheckResult(
+            name, Verdict.INCONCLUSIVE, expected=expected, detail="no data for one of the versions"
+        )
+    if cand.value <= floor:
+        return CheckResult(
+            name, Verdict.PASS, observed=f"{cand.value:.4g} (below {floor:g})", expected=expected
+        )
+    base = max(stable.value, floor, 1e-12)
+    ratio = cand.value / base
+    verdict = Verdict.PASS if ratio <= limit else Verdict.FAIL
+    return CheckResult(
+        name,
+        verdict,
+        observed=round(ratio, 3),
+        expected=expected,
+        detail=f"candidate {cand.value:.4g} vs stable {stable.value:.4g}",
+    )
+
+
+def analyse_canary(candidate: VersionStats, stable: VersionStats, t: Thresholds) -> AnalysisResult:
+    """Judge a canary step: absolute SLOs and comparison with stable over the same window."""
+    result = AnalysisResult()
+    waiting = _enough("candidate requests in window", candidate.requests, t.min_samples)
+    if waiting is not None:
+        result.checks.append(waiting)
+        return result
+    result.checks += [
+        _check("candidate error rate", candidate.error_rate, t.slo.max_error_rate),
+        _check("candidate p95 latency", candidate.p95_ms, t.slo.p95_latency_ms, unit=" ms"),
+        _ratio("p95 latency vs stable", candidate.p95_ms, stable.p95_ms, t.slo.max_p95_ratio_vs_stable),
+        _ratio(
+            "error rate vs stable",
+            candidate.error_rate,
+            stable.error_rate,
+            t.slo.max_error_ratio_vs_stable,
+            floor=ERROR_RATE_FLOOR,
+        ),
+    ]
+    return result
+
+
+def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) -> AnalysisResult:
+    """Judge the shadow phase: the candidate's own errors, and how its answers compare with stable's."""
+    result = AnalysisResult()
+    waiting = _enough("mirrored requests compared", shadow.compared, t.min_samples)
+    if waiting is not None:
+        result.checks.append(waiting)
+        return result
+    result.checks += [
+        _check("candidate error rate (mirrored)", candidate.error_rate, t.slo.max_error_rate),
+        _check("prediction disagreement with stable", shadow.disagreement, t.max_disagreement),
+        _check("mean score shift vs stable", shadow.score_shift, t.max_score_shift),
+    ]
+    return result

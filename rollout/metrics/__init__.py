@@ -1,0 +1,1 @@
+"""Metrics providers: where analysis gets its numbers (Prometheus is the real one)."""

@@ -1,0 +1,42 @@
+"""The MetricsProvider seam: one query, one Measurement -- a value, no data, or an error.
+
+No data and an error are never turned into a number: a zero error rate measured over zero
+requests is not evidence, and a metrics backend that is down is never a reason to promote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The result of one metric query."""
+
+    value: float | None = None
+    error: str | None = None
+    query: str = ""
+
+    @property
+    def has_value(self) -> bool:
+        """True when the query answered with a number."""
+        return self.value is not None and self.error is None
+
+    @property
+    def no_data(self) -> bool:
+        """True when the query worked but there was nothing to measure."""
+        return self.value is None and self.error is None
+
+    @classmethod
+    def failed(cls, query: str, error: str) -> Measurement:
+        """A query that could not be answered."""
+        return cls(None, error, query)
+
+
+class MetricsProvider(Protocol):
+    """Answers one query with one Measurement."""
+
+    def query(self, query: str) -> Measurement:
+        """Evaluate `query` now; never raise for a backend problem (return an error Measurement)."""
+        ...

@@ -1,0 +1,97 @@
+"""Analysis decisions as a pure function: no data never passes, failures name their numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from checks.verdict import Verdict
+from launchbay.config import SloSection
+from rollout.analysis import ShadowStats, Thresholds, VersionStats, analyse_canary, analyse_shadow
+from rollout.metrics.base import Measurement
+
+T = Thresholds(
+    slo=SloSection(
+        p95_latency_ms=50, max_error_rate=0.01, max_p95_ratio_vs_stable=1.3, max_error_ratio_vs_stable=2.0
+    ),
+    min_samples=50,
+    max_disagreement=0.02,
+)
+
+
+def m(v: float | None) -> Measurement:
+    return Measurement(v)
+
+
+def stats(requests: float | None = 500, err: float | None = 0.001, p95: float | None = 10.0) -> VersionStats:
+    return VersionStats(m(requests), m(err), m(p95))
+
+
+STABLE = stats()
+
+
+def names(result) -> dict[str, Verdict]:  # type: ignore[no-untyped-def]
+    return {c.name: c.verdict for c in result.checks}
+
+
+def test_a_healthy_canary_passes() -> None:
+    assert analyse_canary(stats(), STABLE, T).verdict is Verdict.PASS
+
+
+def test_too_few_samples_waits_instead_of_passing() -> None:
+    result = analyse_canary(stats(requests=12), STABLE, T)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.checks[0].observed == 12 and result.checks[0].detail == "waiting for more samples"
+
+
+def test_no_data_is_inconclusive_and_a_failed_query_is_an_error() -> None:
+    assert analyse_canary(stats(requests=None), STABLE, T).verdict is Verdict.INCONCLUSIVE
+    down = VersionStats(Measurement.failed("q", "connection refused"), m(0.0), m(1.0))
+    result = analyse_canary(down, STABLE, T)
+    assert result.verdict is Verdict.ERROR and "connection refused" in result.checks[0].detail
+
+
+def test_a_canary_failing_20_percent_of_requests_fails() -> None:
+    result = analyse_canary(stats(err=0.2), STABLE, T)
+    assert result.verdict is Verdict.FAIL
+    assert names(result)["candidate error rate"] is Verdict.FAIL
+    assert names(result)["error rate vs stable"] is Verdict.FAIL
+
+
+def test_a_canary_5x_slower_than_stable_fails_on_the_ratio_even_within_the_absolute_slo() -> None:
+    result = analyse_canary(stats(p95=45.0), stats(p95=9.0), T)
+    assert names(result)["candidate p95 latency"] is Verdict.PASS
+    ratio = next(c for c in result.checks if c.name == "p95 latency vs stable")
+    assert ratio.verdict is Verdict.FAIL and ratio.observed == 5.0
+
+
+def test_tiny_error_rates_are_not_compared_as_ratios() -> None:
+    result = analyse_canary(stats(err=0.0015), stats(err=0.0001), T)
+    assert names(result)["error rate vs stable"] is Verdict.PASS
+
+
+def test_stable_without_data_makes_the_comparison_inconclusive() -> None:
+    result = analyse_canary(stats(), stats(p95=None), T)
+    assert names(result)["p95 latency vs stable"] is Verdict.INCONCLUSIVE
+    assert result.verdict is Verdict.INCONCLUSIVE
+
+
+@pytest.mark.parametrize(
+    ("disagree", "shift", "verdict"),
+    [
+        (0.005, 0.01, Verdict.PASS),
+        (0.08, 0.01, Verdict.FAIL),  # predictions disagree with stable beyond the threshold
+        (0.0, 0.3, Verdict.FAIL),  # same classes, very different scores
+    ],
+)
+def test_shadow_compares_answers_with_stable(disagree: float, shift: float, verdict: Verdict) -> None:
+    shadow = ShadowStats(compared=m(400), disagreement=m(disagree), score_shift=m(shift))
+    assert analyse_shadow(stats(), shadow, T).verdict is verdict
+
+
+def test_shadow_waits_for_enough_compared_requests_and_sees_errors() -> None:
+    few = ShadowStats(compared=m(3), disagreement=m(0.0), score_shift=m(0.0))
+    assert analyse_shadow(stats(), few, T).verdict is Verdict.INCONCLUSIVE
+    many = ShadowStats(compared=m(400), disagreement=m(0.0), score_shift=m(0.0))
+    failing = analyse_shadow(stats(err=0.2), many, T)
+    assert failing.verdict is Verdict.FAIL
+    assert failing.evidence()["checks"][0]["observed"] == 0.2
