@@ -1,0 +1,358 @@
+"""launchbay's gateway for the local target: one stable address in front of the model servers.
+
+* Routes: a stable backend and optionally a canary with a weight (percent) and/or mirroring.
+  Routes change through `PUT /_launchbay/routes`; a request keeps the backend it was sent to, so
+  changing weights, promoting and rolling back lose no in-flight request (the target drains a
+  version's in-flight requests, `GET /_launchbay/routes` shows them, before stopping its server).
+* Shadow: with `mirror`, a copy of each request to stable is queued for the candidate. The queue is
+  bounded and the user's response never waits for it: a slow or dead shadow only fills the queue,
+  and overflow is dropped and counted. The candidate's answer is compared with stable's answer to
+  the same request: predicted-class agreement and score difference, per row.
+* Every response carries `X-Launchbay-Version`. `/metrics` exports requests, errors and latency
+  per version and role (primary or shadow) plus the shadow comparison.
+
+Run as a process: `python -m rollout.targets.gateway --port N --state FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+VERSION_HEADER = "X-Launchbay-Version"
+ADMIN = "/_launchbay/routes"
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One model version's server."""
+
+    version: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Where traffic goes. `canary_weight` is a percentage of real traffic; `mirror` copies the rest."""
+
+    stable: Backend | None = None
+    canary: Backend | None = None
+    canary_weight: int = 0
+    mirror: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.canary_weight <= 100:
+            raise ValueError(f"canary_weight must be within 0..100, got {self.canary_weight}")
+        if (self.canary_weight or self.mirror) and self.canary is None:
+            raise ValueError("a canary weight or mirroring needs a canary backend")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Routes:
+        """Parse the JSON form (raises ValueError/TypeError/KeyError on a malformed one)."""
+
+        def backend(b: Any) -> Backend | None:
+            return None if b is None else Backend(version=str(b["version"]), url=str(b["url"]))
+
+        return cls(
+            stable=backend(d.get("stable")),
+            canary=backend(d.get("canary")),
+            canary_weight=int(d.get("canary_weight", 0)),
+            mirror=bool(d.get("mirror", False)),
+        )
+
+
+@dataclass
+class _Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "launchbay_gateway_requests",
+            "Requests answered, per version, role and status class",
+            ["version", "role", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "launchbay_gateway_request_duration_seconds",
+            "Backend answer time",
+            ["version", "role"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "launchbay_gateway_inflight", "Requests being answered", ["version"], registry=r
+        )
+        self.weight = Gauge("launchbay_gateway_canary_weight", "Current canary weight (percent)", registry=r)
+        self.shadow_dropped = Counter(
+            "launchbay_shadow_dropped", "Mirrored requests dropped: queue full", registry=r
+        )
+        self.compared = Counter(
+            "launchbay_shadow_compared_rows",
+            "Rows answered by both stable and candidate",
+            ["stable", "candidate"],
+            registry=r,
+        )
+        self.disagreements = Counter(
+            "launchbay_shadow_disagreement_rows",
+            "Rows whose predicted class differs",
+            ["stable", "candidate"],
+            registry=r,
+        )
+        self.score_diff = Histogram(
+            "launchbay_shadow_score_diff",
+            "Absolute score difference per compared row",
+            ["stable", "candidate"],
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=r,
+        )
+
+
+@dataclass
+class _Mirror:
+    candidate: Backend
+    stable_version: str
+    path: str
+    query: str
+    body: bytes
+    headers: dict[str, str]
+    stable_body: bytes
+    stable_ok: bool
+
+
+class Gateway:
+    """The proxy's state and handlers."""
+
+    def __init__(
+        self,
+        state_file: Path | None = None,
+        queue_size: int = 1000,
+        shadow_workers: int = 4,
+        timeout: float = 30.0,
+    ) -> None:
+        self.state_file = state_file
+        self.routes = Routes()
+        if state_file is not None and state_file.exists():
+            # A restarted gateway resumes the routes it had: clients never see it forget a canary.
+            self.routes = Routes.from_dict(json.loads(state_file.read_text()))
+        self.metrics = _Metrics()
+        self.metrics.weight.set(self.routes.canary_weight)
+        self.queue: asyncio.Queue[_Mirror] = asyncio.Queue(maxsize=queue_size)
+        self.shadow_workers = shadow_workers
+        self.timeout = timeout
+        self.inflight: dict[str, int] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._workers: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_get(ADMIN, self.get_routes)
+        app.router.add_put(ADMIN, self.put_routes)
+        app.router.add_get("/metrics", self.get_metrics)
+        app.router.add_route("*", "/{tail:.*}", self.proxy)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    async def _start(self, _app: web.Application) -> None:
+        connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout)
+        )
+        self._workers = [asyncio.create_task(self._shadow_worker()) for _ in range(self.shadow_workers)]
+
+    async def _stop(self, _app: web.Application) -> None:
+        for w in self._workers:
+            w.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    # -- admin ------------------------------------------------------------------------------
+
+    async def get_routes(self, _request: web.Request) -> web.Response:
+        """Current routes and in-flight requests per version."""
+        return web.json_response(
+            {**self.routes.to_dict(), "inflight": self.inflight, "shadow_queue": self.queue.qsize()}
+        )
+
+    async def put_routes(self, request: web.Request) -> web.Response:
+        """Replace the routes (persisted first, so a restart keeps them)."""
+        try:
+            routes = Routes.from_dict(await request.json())
+        except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+            return web.json_response({"error": f"invalid routes: {exc}"}, status=400)
+        if self.state_file is not None:
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(routes.to_dict()))
+            tmp.replace(self.state_file)  # atomic: a crash never leaves half a file
+        self.routes = routes
+        self.metrics.weight.set(routes.canary_weight)
+        return web.json_response(routes.to_dict())
+
+    async def get_metrics(self, _request: web.Request) -> web.Response:
+        """Prometheus exposition of the gateway's metrics."""
+        return web.Response(
+            body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    # -- traffic ----------------------------------------------------------------------------
+
+    async def proxy(self, request: web.Request) -> web.StreamResponse:
+        """Forward a client request to stable or canary; queue a mirror copy when shadowing."""
+        routes = self.routes  # one snapshot per request: a route change mid-request changes nothing
+        if routes.stable is None:
+            return web.json_response({"error": "no model version is deployed"}, status=503)
+        to_canary = (
+            routes.canary is not None
+            and routes.canary_weight > 0
+            and random.random() * 100 < routes.canary_weight
+        )
+        backend = routes.canary if to_canary and routes.canary is not None else routes.stable
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        status, resp_headers, payload = await self._forward(
+            backend, request.method, request.path_qs, body, headers, role="primary"
+        )
+        if (
+            routes.mirror
+            and routes.canary is not None
+            and backend is routes.stable
+            and request.method == "POST"
+        ):
+            item = _Mirror(
+                routes.canary,
+                routes.stable.version,
+                request.path,
+                request.query_string,
+                body,
+                headers,
+                payload,
+                200 <= status < 300,
+            )
+            try:
+                self.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                self.metrics.shadow_dropped.inc()
+        out = web.Response(status=status, body=payload, headers=resp_headers)
+        out.headers[VERSION_HEADER] = backend.version
+        return out
+
+    async def _forward(
+        self, backend: Backend, method: str, path_qs: str, body: bytes, headers: dict[str, str], role: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        assert self._session is not None
+        self.inflight[backend.version] = self.inflight.get(backend.version, 0) + 1
+        self.metrics.inflight.labels(backend.version).inc()
+        start = time.perf_counter()
+        try:
+            async with self._session.request(method, backend.url + path_qs, data=body, headers=headers) as r:
+                payload = await r.read()
+                status = r.status
+                resp_headers = {k: v for k, v in r.headers.items() if k.lower() not in _HOP_BY_HOP}
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            status, payload = (
+                502,
+                json.dumps(
+                    {"error": f"model version {backend.version} unavailable: {type(exc).__name__}"}
+                ).encode(),
+            )
+            resp_headers = {"Content-Type": "application/json"}
+        finally:
+            self.inflight[backend.version] -= 1
+            self.metrics.inflight.labels(backend.version).dec()
+        self.metrics.latency.labels(backend.version, role).observe(time.perf_counter() - start)
+        self.metrics.requests.labels(backend.version, role, f"{status // 100}xx").inc()
+        return status, resp_headers, payload
+
+    async def _shadow_worker(self) -> None:
+        while True:
+            item = await self.queue.get()
+            try:
+                path_qs = item.path + (f"?{item.query}" if item.query else "")
+                status, _, payload = await self._forward(
+                    item.candidate, "POST", path_qs, item.body, item.headers, role="shadow"
+                )
+                if item.stable_ok and 200 <= status < 300:
+                    self._compare(item, payload)
+            except Exception:  # a shadow problem must never stop the worker
+                pass
+            finally:
+                self.queue.task_done()
+
+    def _compare(self, item: _Mirror, candidate_body: bytes) -> None:
+        """Compare two prediction responses row by row (launchbay's response shape)."""
+        try:
+            stable = json.loads(item.stable_body)["predictions"]
+            candidate = json.loads(candidate_body)["predictions"]
+        except (ValueError, KeyError, TypeError):
+            return
+        labels = (item.stable_version, item.candidate.version)
+        for s, c in zip(stable, candidate, strict=False):
+            self.metrics.compared.labels(*labels).inc()
+            if s.get("prediction") != c.get("prediction"):
+                self.metrics.disagreements.labels(*labels).inc()
+            if isinstance(s.get("score"), (int, float)) and isinstance(c.get("score"), (int, float)):
+                self.metrics.score_diff.labels(*labels).observe(abs(float(s["score"]) - float(c["score"])))
+
+
+def main() -> None:
+    """Run the gateway process."""
+    parser = argparse.ArgumentParser(description="launchbay gateway")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state", type=Path, help="file that keeps the routes across restarts")
+    parser.add_argument("--queue-size", type=int, default=1000)
+    args = parser.parse_args()
+    gateway = Gateway(args.state, queue_size=args.queue_size)
+    web.run_app(gateway.app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
