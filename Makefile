@@ -36,6 +36,7 @@ bench: setup
 	BENCH=1 VENV=$(VENV) scripts/setup.sh
 	$(BIN)/python benchmarks/pipeline_run.py
 	$(BIN)/python benchmarks/serving/run.py
+	$(BIN)/python benchmarks/gateway.py
 
 clean:
 	rm -rf .launchbay data
