@@ -351,7 +351,13 @@ def main() -> None:
     parser.add_argument("--queue-size", type=int, default=1000)
     args = parser.parse_args()
     gateway = Gateway(args.state, queue_size=args.queue_size)
-    web.run_app(gateway.app(), host=args.host, port=args.port, access_log=None, print=None)
+    try:
+        import uvloop  # libuv's event loop: the proxy's per-request overhead is mostly the loop's
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    web.run_app(gateway.app(), host=args.host, port=args.port, access_log=None, print=None, loop=loop)
 
 
 if __name__ == "__main__":
