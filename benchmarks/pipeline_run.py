@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from projects import write_project  # noqa: E402
 
+from checks.signature import generate_keypair  # noqa: E402
 from launchbay.config import load_config  # noqa: E402
 from launchbay.home import Home  # noqa: E402
 from pipelines.executor import LocalExecutor, WorkflowRun, dependency_graph  # noqa: E402
@@ -57,6 +58,7 @@ def measure(run: WorkflowRun, executor: LocalExecutor, workflow: Any) -> dict[st
 def pipeline_runs(tmp: Path) -> list[dict[str, Any]]:
     config = write_project(tmp / "project", rows=20_000)
     home = Home(tmp / "home").ensure()
+    generate_keypair(home.root / "keys")  # the pipeline signs what it registers
     os.environ["LAUNCHBAY_HOME"] = str(home.root)
     cfg = load_config(config)
     out = []
@@ -154,7 +156,8 @@ def render(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"A step that does nothing still takes {step_start:.2f} s: starting Python and importing Hera's runner.",
-        f"Four such starts are {100 * 4 * step_start / statistics.median(totals):.0f}% of a pipeline run; they are",
+        f"{len(STAGES)} such starts are {100 * len(STAGES) * step_start / statistics.median(totals):.0f}% "
+        "of a pipeline run; they are",
         "counted as step time, as a pod's start is on Argo, and they are the price of running each step",
         "in its own process exactly as Argo will (no shared memory between steps).",
     ]
