@@ -90,13 +90,10 @@ class ModelService:
         values = [[getattr(r, f) for f in self.features] for r in items]
         scores = await self.batcher.score(values)
         predicted = (scores >= SPEC.decision_threshold).astype(int)
-        for s, p in zip(scores, predicted, strict=True):
-            SCORES.labels(model=SPEC.model, version=SPEC.version).observe(float(s))
+        score_metric = SCORES.labels(model=SPEC.model, version=SPEC.version)
+        predictions = []
+        for s, p in zip(scores.tolist(), predicted.tolist(), strict=True):
+            score_metric.observe(s)
             CLASSES.labels(model=SPEC.model, version=SPEC.version, predicted_class=str(p)).inc()
-        return PredictResponse(
-            model=SPEC.model,
-            version=SPEC.version,
-            predictions=[
-                Prediction(prediction=int(p), score=float(s)) for s, p in zip(scores, predicted, strict=True)
-            ],
-        )
+            predictions.append(Prediction(prediction=p, score=s))
+        return PredictResponse(model=SPEC.model, version=SPEC.version, predictions=predictions)

@@ -225,6 +225,16 @@ def _flip_byte(path: Path) -> bytes:
     return original
 
 
+def serve_refuses(project: Project, ref: str) -> str:
+    """Start `launchbay serve REF`, expect it to exit 1 without serving; return what it printed."""
+    srv = Server(project, ref)
+    try:
+        assert srv.proc.wait(timeout=120) == 1
+    finally:
+        srv.stop()
+    return Path(srv.log.name).read_text()
+
+
 def test_a_flipped_byte_in_the_registry_makes_verify_fail_and_serve_refuse(project: Project) -> None:
     (model_file,) = project.home.glob("artifacts/models/*/artifacts/model.skops")
     original = _flip_byte(model_file)
@@ -232,12 +242,7 @@ def test_a_flipped_byte_in_the_registry_makes_verify_fail_and_serve_refuse(proje
         res = project.run("verify", "fraud-detector@1")
         assert res.returncode == 1
         assert "changed: model.skops" in res.stdout + res.stderr
-        srv = Server(project, "fraud-detector@1")
-        try:
-            assert srv.proc.wait(timeout=120) == 1
-        finally:
-            srv.stop()
-        assert "refusing to serve fraud-detector@1" in Path(srv.log.name).read_text()
+        assert "refusing to serve fraud-detector@1" in serve_refuses(project, "fraud-detector@1")
     finally:
         model_file.write_bytes(original)
     assert project.run("verify", "fraud-detector@1").returncode == 0
@@ -247,12 +252,7 @@ def test_a_tampered_bento_is_refused_by_serve_and_by_the_service_itself(project:
     (model_file,) = project.home.glob("bentoml/models/fraud-detector/v1/signed/model.skops")
     original = _flip_byte(model_file)
     try:
-        srv = Server(project, "fraud-detector@1")
-        try:
-            assert srv.proc.wait(timeout=120) == 1
-        finally:
-            srv.stop()
-        assert "the packaged copy" in Path(srv.log.name).read_text()
+        assert "the packaged copy" in serve_refuses(project, "fraud-detector@1")
         # Bypassing launchbay: the service verifies at start-up and the server stops.
         port = free_port()
         env = {
