@@ -21,6 +21,7 @@ from rich.table import Table
 from launchbay.config import LaunchbayConfig, load_config
 from launchbay.errors import LaunchbayError, PipelineFailed, UsageError
 from launchbay.home import HOME_ENV, Home
+from rollout.phases import Phase
 
 app = typer.Typer(
     name="launchbay",
@@ -72,10 +73,25 @@ def run(
         Path | None, typer.Option(help="Train on this CSV/Parquet file instead of data.path.")
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Stop after this step: validate-data, train, evaluate, register.")
+        str | None,
+        typer.Option(help="Stop after this step: validate-data, train, evaluate, register, sign, package."),
+    ] = None,
+    rollout: Annotated[
+        bool, typer.Option(help="Continue into the rollout: shadow, canary steps, approval.")
+    ] = True,
+    traffic: Annotated[
+        float, typer.Option(help="Demo requests per second sent through the gateway during the rollout.")
+    ] = 0.0,
+    as_: Annotated[
+        str | None,
+        typer.Option("--as", help="Author of the release (default: $LAUNCHBAY_USER, git user.name)."),
     ] = None,
 ) -> None:
-    """Run the pipeline on this machine: check the data, train, gate against the champion, register."""
+    """Run the pipeline on this machine, then roll the new version out.
+
+    Checks the data, trains, gates against the champion, registers, signs and packages; then
+    deploys the new version behind the gateway: shadow, canary steps, approval, promotion.
+    """
     from launchbay.progress import PipelineView, summary
     from pipelines import tracking
     from pipelines.executor import LocalExecutor
@@ -113,6 +129,13 @@ def run(
         out.print(f"[green]Registered[/] {cfg.model.name} version {version} as [bold]{', '.join(aliases)}[/]")
         if "champion" in aliases:
             out.print(f"[yellow]No champion existed: version {version} is now the champion (bootstrap).[/]")
+        if rollout and until is None and version:
+            from launchbay.cli_rollout import start_release, whoami
+
+            if cfg.rollout.target != "local":
+                out.print(f"rollout.target is {cfg.rollout.target}: use `launchbay submit` for a cluster")
+                return
+            start_release(cfg, str(version), whoami(as_), traffic, data_path, detach=False)
 
 
 @app.command()
@@ -162,6 +185,7 @@ def submit(
 @app.command()
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show the model's registry state: champion and challenger with their key metrics."""
+    from launchbay.cli_rollout import releases_json
     from pipelines import tracking
 
     cfg = load_config(config)
@@ -169,6 +193,7 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     tracking.preflight(cfg, home)
     client, _ = tracking.connect(cfg, home)
     state = tracking.registry_state(client, cfg.model.name)
+    state["releases"] = releases_json(cfg, home)
     if as_json:
         out.print_json(json.dumps(state, default=str))
         return
@@ -195,6 +220,13 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             (v["git_commit"] or "")[:10],
         )
     out.print(table)
+    if state["releases"]:
+        from rollout import view
+
+        out.print(view.releases_table(state["releases"]))
+        live = [r for r in state["releases"] if Phase(r["phase"]).live]
+        for r in live:
+            out.print(view.evidence_table(r["analysis"], title=f"{r['name']}: latest analysis"))
 
 
 keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
@@ -282,6 +314,10 @@ def example_data(
 
 def _num(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+
+
+# The rollout commands register themselves on `app` (kept apart to keep modules small).
+from launchbay import cli_rollout  # noqa: E402,F401
 
 
 def main() -> None:

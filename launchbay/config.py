@@ -234,8 +234,14 @@ class RolloutSection(_Strict):
     """Metric queries failing this many times in a row roll the release back."""
     grace_period: Duration = 300.0
     """How long the previous stable stays warm after a promotion (instant rollback)."""
+    start_timeout: Duration = 120.0
+    """A candidate not ready after this long is marked failed (it never gets traffic)."""
     slo: SloSection = SloSection()
     approval: ApprovalSection = ApprovalSection(required=False)
+    gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Local target: the gateway's port (default: chosen once, then kept)."""
+    prometheus_url: str | None = None
+    """An existing Prometheus; default for the local target: launchbay starts Debian's `prometheus`."""
 
     @field_validator("steps")
     @classmethod

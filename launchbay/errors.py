@@ -5,6 +5,8 @@ Exit codes are part of the contract with CI systems and scripts:
 * 1 -- the pipeline ran and a gate or step said no (`PipelineFailed`).
 * 2 -- the user's input is wrong: config file, command-line usage (`ConfigError`, `UsageError`).
 * 3 -- something launchbay depends on is unreachable or broken (`EnvironmentProblem`).
+* 4 -- the action is not allowed for this person or in this state (`Refused`), e.g. an approval
+  by someone not in the approvers list, or by the release's own author.
 """
 
 from __future__ import annotations
@@ -42,3 +44,9 @@ class EnvironmentProblem(LaunchbayError):
     """A service launchbay needs (MLflow, Argo, ...) cannot be reached or used."""
 
     exit_code = 3
+
+
+class Refused(LaunchbayError):
+    """The action is not allowed: wrong person (four eyes, approvers) or wrong release state."""
+
+    exit_code = 4

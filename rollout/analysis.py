@@ -158,12 +158,20 @@ def analyse_canary(candidate: VersionStats, stable: VersionStats, t: Thresholds)
 def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) -> AnalysisResult:
     """Judge the shadow phase: the candidate's own errors, and how its answers compare with stable's."""
     result = AnalysisResult()
-    waiting = _enough("mirrored requests compared", shadow.compared, t.min_samples)
+    # Samples are counted in mirrored requests, not in compared rows: a candidate that fails every
+    # mirrored request has nothing to compare, and must fail on its error rate rather than wait.
+    waiting = _enough("mirrored requests", candidate.requests, t.min_samples)
     if waiting is not None:
         result.checks.append(waiting)
         return result
+    result.checks.append(
+        _check("candidate error rate (mirrored)", candidate.error_rate, t.slo.max_error_rate)
+    )
+    too_few = _enough("answers compared with stable", shadow.compared, t.min_samples)
+    if too_few is not None:
+        result.checks.append(too_few)
+        return result
     result.checks += [
-        _check("candidate error rate (mirrored)", candidate.error_rate, t.slo.max_error_rate),
         _check("prediction disagreement with stable", shadow.disagreement, t.max_disagreement),
         _check("mean score shift vs stable", shadow.score_shift, t.max_score_shift),
     ]

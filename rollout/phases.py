@@ -47,9 +47,26 @@ _LIVE = {Phase.VERIFIED, Phase.SHADOW, Phase.CANARY, Phase.AWAITING_APPROVAL}
 
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.PENDING: frozenset({Phase.VERIFIED, Phase.FAILED, Phase.ABORTED}),
-    Phase.VERIFIED: frozenset({Phase.SHADOW, Phase.CANARY, Phase.FAILED, Phase.ROLLED_BACK, Phase.ABORTED}),
-    Phase.SHADOW: frozenset({Phase.CANARY, Phase.AWAITING_APPROVAL, Phase.ROLLED_BACK, Phase.ABORTED}),
-    Phase.CANARY: frozenset({Phase.CANARY, Phase.AWAITING_APPROVAL, Phase.ROLLED_BACK, Phase.ABORTED}),
+    # From verified a release enters its first step; with no step at all (the very first version
+    # of a model: nothing to compare with) it is promoted directly.
+    Phase.VERIFIED: frozenset(
+        {
+            Phase.SHADOW,
+            Phase.CANARY,
+            Phase.AWAITING_APPROVAL,
+            Phase.PROMOTED,
+            Phase.FAILED,
+            Phase.ROLLED_BACK,
+            Phase.ABORTED,
+        }
+    ),
+    # Without an approval step, passing the last analysis promotes.
+    Phase.SHADOW: frozenset(
+        {Phase.CANARY, Phase.AWAITING_APPROVAL, Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED}
+    ),
+    Phase.CANARY: frozenset(
+        {Phase.CANARY, Phase.AWAITING_APPROVAL, Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED}
+    ),
     Phase.AWAITING_APPROVAL: frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED}),
     # After promotion, on-call can still roll back to the previous stable (kept warm).
     Phase.PROMOTED: frozenset({Phase.ROLLED_BACK}),

@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
-APT_PACKAGES=(git)  # git: the commit being trained is recorded on each run
+# git: the commit being trained is recorded on each run.
+# prometheus: the local target's metrics server (launchbay starts it; the Debian service is not used).
+APT_PACKAGES=(git prometheus)
 if [ "${BENCH:-0}" = "1" ]; then
   APT_PACKAGES+=(wrk)  # load generator of the benchmarks (a second process)
 fi

@@ -58,16 +58,20 @@ class ModelService:
     model_ref = bentoml.models.BentoModel(TAG)
 
     def __init__(self) -> None:
-        model_dir = signed_dir(self.model_ref.path)
-        keys = [Path(p) for p in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep) if p]
-        result = verify(model_dir, keys)
-        if not result.verdict.ok:
+        try:
+            model_dir = signed_dir(self.model_ref.path)
+            keys = [Path(p) for p in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep) if p]
+            result = verify(model_dir, keys)
+            if not result.verdict.ok:
+                raise RuntimeError(f"refusing to serve {TAG}: {result.message}")
+            self.estimator = load_estimator(model_dir)
+        except BaseException:
             # A worker that exits is restarted by BentoML's arbiter, which would then linger forever
-            # serving nothing; a model that cannot be trusted stops the whole server instead.
+            # serving nothing; a model that cannot be trusted or loaded stops the whole server, so
+            # that whoever started it sees it die (the local target marks the release failed).
             if os.environ.get("LAUNCHBAY_STOP_SERVER_ON_REFUSAL", "1") == "1":
                 os.kill(os.getppid(), signal.SIGTERM)
-            raise RuntimeError(f"refusing to serve {TAG}: {result.message}")
-        self.estimator = load_estimator(model_dir)
+            raise
         self.features = list(SPEC.features)
         self.batcher = MicroBatcher(self._scores, MAX_BATCH, BATCH_WAIT_MS / 1000)
 

@@ -25,7 +25,7 @@ class PrometheusProvider:
     def query(self, query: str) -> Measurement:
         """Evaluate an instant query."""
         try:
-            result = self._client.custom_query(query, params={"timeout": f"{self.timeout}s"})
+            result = self._client.custom_query(query, params={"timeout": f"{self.timeout:g}s"})
         except Exception as exc:  # the client raises connection, HTTP and parse errors of many types
             return Measurement.failed(query, f"{type(exc).__name__}: {exc}")
         if not result:

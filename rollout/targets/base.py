@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from checks.verdict import Verdict
-from rollout.targets.gateway import Routes
+from rollout.targets.gateway import Backend, Routes
 
 
 class Target(Protocol):
@@ -20,7 +20,11 @@ class Target(Protocol):
         """Start the serving units of a (verified) version; return once they were asked to start."""
         ...
 
-    def retire(self, version: str) -> None:
+    def backend(self, version: str) -> Backend:
+        """Where traffic for `version` is sent (a URL on this machine, a Service in a cluster)."""
+        ...
+
+    def retire(self, version: str, drain_timeout: float = 10.0) -> None:
         """Stop a version's serving units after draining its in-flight requests. Idempotent."""
         ...
 

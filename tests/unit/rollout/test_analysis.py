@@ -95,3 +95,17 @@ def test_shadow_waits_for_enough_compared_requests_and_sees_errors() -> None:
     failing = analyse_shadow(stats(err=0.2), many, T)
     assert failing.verdict is Verdict.FAIL
     assert failing.evidence()["checks"][0]["observed"] == 0.2
+
+
+def test_shadow_waits_for_enough_mirrored_requests() -> None:
+    many = ShadowStats(compared=m(400), disagreement=m(0.0), score_shift=m(0.0))
+    result = analyse_shadow(stats(requests=10), many, T)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert names(result) == {"mirrored requests": Verdict.INCONCLUSIVE}
+
+
+def test_a_shadow_failing_every_request_fails_instead_of_waiting_for_comparisons() -> None:
+    nothing_compared = ShadowStats(compared=m(None), disagreement=m(None), score_shift=m(None))
+    result = analyse_shadow(stats(err=1.0), nothing_compared, T)
+    assert result.verdict is Verdict.FAIL
+    assert names(result)["candidate error rate (mirrored)"] is Verdict.FAIL

@@ -29,8 +29,8 @@ def test_every_live_phase_can_be_rolled_back_or_aborted(phase: Phase) -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        (Phase.SHADOW, Phase.PROMOTED),  # no promotion without approval
-        (Phase.CANARY, Phase.PROMOTED),
+        (Phase.PENDING, Phase.PROMOTED),  # nothing is promoted unverified
+        (Phase.FAILED, Phase.PROMOTED),
         (Phase.ROLLED_BACK, Phase.CANARY),  # final phases stay final
         (Phase.ABORTED, Phase.SHADOW),
         (Phase.FAILED, Phase.VERIFIED),

@@ -1,0 +1,316 @@
+"""The controller: one idempotent `tick` that reads a release from the ledger, measures, decides, acts.
+
+A tick never remembers anything the ledger does not: the release's phase and step say what to do,
+and every decision is written before it is acted on. Killing the controller at any moment and
+starting it again repeats at most the last action, which is idempotent (routes are set, not
+changed; servers are started unless they run). Running two ticks at once is safe too: moves are
+optimistic (see `Ledger.move`), so only one of them wins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from checks.verdict import Verdict
+from launchbay.errors import LaunchbayError
+from rollout import operations
+from rollout.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
+from rollout.ledger import ConcurrentChange, Release
+from rollout.metrics.base import MetricsProvider
+from rollout.metrics.queries import measure_shadow, measure_version
+from rollout.operations import CONTROLLER, Rollout
+from rollout.phases import Phase
+from rollout.targets.gateway import Routes
+
+_STEP_PHASE = {
+    "shadow": Phase.SHADOW,
+    "set-weight": Phase.CANARY,
+    "analysis": Phase.CANARY,
+    "approval": Phase.AWAITING_APPROVAL,
+}
+
+
+def describe(step: dict[str, Any]) -> str:
+    """A step in words, for people."""
+    kind = step["kind"]
+    if kind == "shadow":
+        return f"shadow for {step['seconds']:g}s"
+    if kind == "set-weight":
+        return f"canary weight {step['percent']}%"
+    if kind == "analysis":
+        return f"analysis for {step['seconds']:g}s"
+    return "approval by " + ", ".join(step["approvers"])
+
+
+def traffic_for(release: Release) -> tuple[int, bool]:
+    """(canary weight, mirroring) a release's current step asks for."""
+    steps = release.plan
+    if release.phase is Phase.SHADOW:
+        return 0, True
+    weight = 0
+    for step in steps[: release.step_index + 1]:
+        if step["kind"] == "set-weight":
+            weight = int(step["percent"])
+    return weight, False
+
+
+class Controller:
+    """Drives releases of one model forward, one tick at a time."""
+
+    def __init__(
+        self, ctx: Rollout, metrics: MetricsProvider, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.ctx = ctx
+        self.metrics = metrics
+        self.clock = clock
+        r = ctx.cfg.rollout
+        self.thresholds = Thresholds(
+            slo=r.slo,
+            min_samples=r.min_samples,
+            max_disagreement=r.shadow.max_disagreement if r.shadow else 1.0,
+            max_score_shift=r.shadow.max_score_shift if r.shadow else 1.0,
+        )
+        # What was last written per release, so that a long wait does not flood the log with
+        # identical results (a restarted controller writes the current one once more).
+        self._last: dict[int, tuple[int, str]] = {}
+        self.last_result: dict[int, AnalysisResult] = {}
+
+    # -- entry points -----------------------------------------------------------------------
+
+    def pending_work(self) -> list[Release]:
+        """Releases a tick has something to do for: live ones, and a promotion still in its grace period."""
+        ledger = self.ctx.ledger
+        work = ledger.releases(self.ctx.model, live_only=True)
+        work += [r for r in ledger.releases(self.ctx.model) if r.phase is Phase.PENDING]
+        newest = next(iter(ledger.releases(self.ctx.model)), None)
+        if newest is not None and newest.phase is Phase.PROMOTED and not self._retired_previous(newest):
+            work.append(newest)
+        return work
+
+    def tick_all(self) -> list[Release]:
+        """One tick for every release that has work."""
+        return [self.tick(r) for r in self.pending_work()]
+
+    def tick(self, release: Release) -> Release:
+        """Move one release forward as far as its evidence allows right now."""
+        r = self.ctx.ledger.get(release.id)
+        try:
+            if r.phase is Phase.PENDING:
+                return self._verify(r)
+            if r.phase is Phase.VERIFIED:
+                return self._start(r)
+            if r.phase.live:
+                return self._step(r)
+            if r.phase is Phase.PROMOTED:
+                return self._promoted(r)
+        except ConcurrentChange:
+            pass  # someone (on-call, another controller) moved it: the next tick sees their move
+        return self.ctx.ledger.get(r.id)
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def _verify(self, r: Release) -> Release:
+        from serving.deploy import verify_registered
+
+        report = verify_registered(self.ctx.cfg, self.ctx.home, f"{r.model}@{r.version}")
+        if report["verdict"] != "PASS":
+            return self.ctx.ledger.move(
+                r,
+                Phase.FAILED,
+                actor=CONTROLLER,
+                action="verify-failed",
+                reason=report["message"],
+                evidence=report,
+            )
+        return self.ctx.ledger.move(
+            r, Phase.VERIFIED, actor=CONTROLLER, action="verified", reason=report["message"], evidence=report
+        )
+
+    def _start(self, r: Release) -> Release:
+        target = self.ctx.target
+        try:
+            if r.stable_version is not None and target.health(r.stable_version) is Verdict.FAIL:
+                target.deploy(r.model, r.stable_version)
+            target.deploy(r.model, r.version)
+        except LaunchbayError as exc:
+            return self._fail(r, f"could not be deployed: {exc.message}")
+        health = target.health(r.version)
+        if health is Verdict.FAIL:
+            return self._fail(r, "its server died while starting:\n" + _log_tail(target, r.version))
+        stable_ready = r.stable_version is None or target.health(r.stable_version) is Verdict.PASS
+        if health is Verdict.PASS and stable_ready:
+            return self._enter(r, 0)
+        waited = self.clock() - (r.step_started_at or r.updated_at)
+        if waited > self.ctx.cfg.rollout.start_timeout:
+            return self._fail(r, f"not ready after {waited:.0f}s (rollout.start_timeout)")
+        return r
+
+    def _fail(self, r: Release, reason: str) -> Release:
+        r = self.ctx.ledger.move(r, Phase.FAILED, actor=CONTROLLER, action="deploy-failed", reason=reason)
+        self.ctx.target.retire(r.version, drain_timeout=0)
+        return r
+
+    def _enter(self, r: Release, index: int) -> Release:
+        """Record the move to step `index` (or promotion past the last step), then act on it."""
+        if index >= len(r.plan):
+            reason = "every step passed" if r.plan else "first version: it serves all traffic"
+            r = self.ctx.ledger.move(r, Phase.PROMOTED, actor=CONTROLLER, action="promoted", reason=reason)
+            operations.promote(self.ctx, r)
+            return r
+        step = r.plan[index]
+        r = self.ctx.ledger.move(
+            r,
+            _STEP_PHASE[step["kind"]],
+            actor=CONTROLLER,
+            action="step",
+            reason=f"step {index + 1}/{len(r.plan)}: {describe(step)}",
+            step_index=index,
+        )
+        self._apply_routes(r)
+        return r
+
+    def _apply_routes(self, r: Release) -> None:
+        target = self.ctx.target
+        assert r.stable_version is not None
+        weight, mirror = traffic_for(r)
+        wanted = Routes(
+            stable=target.backend(r.stable_version),
+            canary=target.backend(r.version),
+            canary_weight=weight,
+            mirror=mirror,
+        )
+        if target.routes() != wanted:
+            target.set_routes(wanted)
+            # On-call may have ended the release between our read and our write: theirs wins.
+            now = self.ctx.ledger.get(r.id)
+            if not now.phase.live:
+                operations.settle(self.ctx, now)
+
+    def _step(self, r: Release) -> Release:
+        step = r.plan[r.step_index]
+        self._apply_routes(r)
+        if self.ctx.target.health(r.version) is Verdict.FAIL:
+            return self._rollback(r, "the candidate's server died:\n" + _log_tail(self.ctx.target, r.version))
+        kind = step["kind"]
+        if kind == "set-weight":
+            return self._enter(r, r.step_index + 1)
+        result = self._analyse(r)
+        if result is None:
+            return r
+        verdict = result.verdict
+        if verdict is Verdict.FAIL:
+            failing = "; ".join(
+                f"{c['check']}: observed {c['observed']}, expected {c['expected']}"
+                for c in result.evidence()["checks"]
+                if c["verdict"] == "FAIL"
+            )
+            return self._rollback(r, f"analysis failed: {failing}", result)
+        if verdict is Verdict.ERROR:
+            errors = r.consecutive_errors + 1
+            self._record(r, result, consecutive_errors=errors, force=True)
+            if errors >= self.ctx.cfg.rollout.max_consecutive_errors:
+                return self._rollback(
+                    r, f"{errors} analyses in a row could not measure (metrics unavailable)", result
+                )
+            return self.ctx.ledger.get(r.id)
+        self._record(r, result, consecutive_errors=0)
+        elapsed = self.clock() - (r.step_started_at or r.updated_at)
+        if kind != "approval" and verdict is Verdict.PASS and elapsed >= float(step["seconds"]):
+            return self._enter(r, r.step_index + 1)
+        return r
+
+    def _analyse(self, r: Release) -> AnalysisResult | None:
+        """Measure the current step; None for an approval wait with no canary traffic."""
+        assert r.stable_version is not None
+        # One sliding window for every step: long enough to hold min_samples at the step's weight,
+        # short enough that a candidate going bad dominates it within seconds.
+        window = self.ctx.cfg.rollout.analysis_window
+        if r.phase is Phase.SHADOW:
+            cand = measure_version(self.metrics, r.version, "shadow", window)
+            shadow = measure_shadow(self.metrics, r.stable_version, r.version, window)
+            result = analyse_shadow(cand, shadow, self.thresholds)
+        else:
+            if traffic_for(r)[0] == 0:
+                return None
+            cand = measure_version(self.metrics, r.version, "primary", window)
+            stable = measure_version(self.metrics, r.stable_version, "primary", window)
+            result = analyse_canary(cand, stable, self.thresholds)
+        self.last_result[r.id] = result
+        return result
+
+    def _record(
+        self, r: Release, result: AnalysisResult, consecutive_errors: int, force: bool = False
+    ) -> None:
+        key = (r.step_index, result.verdict.value)
+        if not force and self._last.get(r.id) == key and r.consecutive_errors == consecutive_errors:
+            return
+        self._last[r.id] = key
+        self.ctx.ledger.record(
+            r,
+            actor=CONTROLLER,
+            action="analysis",
+            reason=f"step {r.step_index + 1}: {result.verdict.value}",
+            evidence=result.evidence(),
+            consecutive_errors=consecutive_errors,
+        )
+
+    def _rollback(self, r: Release, reason: str, result: AnalysisResult | None = None) -> Release:
+        evidence = {"analysis": result.evidence()} if result is not None else {}
+        r, _ = operations.end(
+            self.ctx,
+            r,
+            Phase.ROLLED_BACK,
+            actor=CONTROLLER,
+            action="rollback",
+            reason=reason,
+            evidence=evidence,
+        )
+        return r
+
+    def _promoted(self, r: Release) -> Release:
+        target = self.ctx.target
+        current = target.routes().stable
+        if current is None or current.version != r.version:
+            operations.promote(self.ctx, r)
+        waited = self.clock() - (r.step_started_at or r.updated_at)
+        if r.stable_version is not None and waited >= self.ctx.cfg.rollout.grace_period:
+            target.retire(r.stable_version)
+            self.ctx.ledger.record(
+                r,
+                actor=CONTROLLER,
+                action="retired-previous",
+                reason=f"grace period over: version {r.stable_version} stopped",
+            )
+        elif r.stable_version is None and not self._retired_previous(r):
+            self.ctx.ledger.record(
+                r, actor=CONTROLLER, action="retired-previous", reason="no previous version"
+            )
+        return r
+
+    def _retired_previous(self, r: Release) -> bool:
+        return any(e.action == "retired-previous" for e in self.ctx.ledger.history(release_id=r.id))
+
+
+def _log_tail(target: Any, version: str) -> str:
+    tail = getattr(target, "log_tail", None)
+    return tail(version) if callable(tail) else "(no log)"
+
+
+def run(
+    controller: Controller,
+    release: Release,
+    *,
+    interval: float,
+    until: Callable[[Release], bool],
+    on_tick: Callable[[Release], None] = lambda _r: None,
+) -> Release:
+    """Tick one release every `interval` seconds until `until(release)` holds."""
+    while True:
+        started = time.monotonic()
+        release = controller.tick(release)
+        on_tick(release)
+        if until(release):
+            return release
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -1,0 +1,289 @@
+"""What people do to releases: start, approve, reject, abort, roll back.
+
+None of these needs a running controller: each writes the ledger first (so the decision is on
+record even if acting fails half-way), then acts on the target and the registry directly. All are
+idempotent -- rolling back twice leaves the same routes and says it was already done.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from launchbay.config import LaunchbayConfig
+from launchbay.errors import EnvironmentProblem, Refused, UsageError
+from launchbay.home import Home
+from rollout.ledger import ConcurrentChange, Ledger, Release, UnknownRelease
+from rollout.phases import Phase
+from rollout.registry import MlflowRegistry
+from rollout.spec import plan
+from rollout.targets.base import Target
+from rollout.targets.gateway import Routes
+
+CONTROLLER = "launchbay-controller"
+"""The actor name of automatic decisions in the event log."""
+
+
+@dataclass
+class Rollout:
+    """Everything a rollout decision touches."""
+
+    cfg: LaunchbayConfig
+    home: Home
+    ledger: Ledger
+    target: Target
+    registry: MlflowRegistry
+
+    @property
+    def model(self) -> str:
+        """The model this project releases."""
+        return self.cfg.model.name
+
+
+def local(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> Rollout:
+    """The rollout context of the local target (the embedded default)."""
+    from rollout.targets.local import LocalTarget
+
+    if cfg.rollout.target != "local":
+        raise UsageError(
+            f"rollout.target is {cfg.rollout.target!r}: this machine can only run the local target "
+            "(`launchbay render --target ...` writes the manifests for a cluster)"
+        )
+    return Rollout(
+        cfg, home, ledger or Ledger.for_home(home), LocalTarget(cfg, home), MlflowRegistry(cfg, home)
+    )
+
+
+# -- finding releases -------------------------------------------------------------------------
+
+
+def find(ctx: Rollout, ref: str, phases: set[Phase] | None = None) -> Release:
+    """A release by `7`, `#7`, `model@v3#7`, or a model name (its newest release in `phases`).
+
+    Raises:
+        UsageError: no such release.
+    """
+    text = ref.strip()
+    number = text.rsplit("#", 1)[-1] if "#" in text else text
+    if number.isdigit():
+        try:
+            return ctx.ledger.get(int(number))
+        except UnknownRelease as exc:
+            raise UsageError(str(exc)) from None
+    model = text.split("@", 1)[0]
+    for r in ctx.ledger.releases(model):
+        if phases is None or r.phase in phases:
+            return r
+    wanted = f" in phase {', '.join(sorted(p.value for p in phases))}" if phases else ""
+    raise UsageError(f"no release of {model!r}{wanted} (see `launchbay status`)")
+
+
+def last_analysis(ctx: Rollout, release: Release) -> dict[str, Any]:
+    """The evidence of the newest analysis of a release ({} before the first one)."""
+    for event in reversed(ctx.ledger.history(release_id=release.id)):
+        if event.action == "analysis":
+            return event.evidence
+    return {}
+
+
+# -- starting ---------------------------------------------------------------------------------
+
+
+def create(ctx: Rollout, version: str, author: str) -> Release:
+    """Record a new release of `version`; stable is whatever serves all traffic now.
+
+    Raises:
+        UsageError: another release of the model is live, or `version` already serves.
+    """
+    for r in ctx.ledger.releases(ctx.model, live_only=True):
+        raise UsageError(
+            f"release {r.name} is still {r.phase.value}: approve, reject or abort it first "
+            f"(`launchbay abort {r.id}`)"
+        )
+    current = ctx.target.routes().stable
+    stable = current.version if current is not None else ctx.registry.champion(ctx.model)
+    if stable == str(version):
+        if current is not None:
+            raise UsageError(f"{ctx.model} version {version} already serves all traffic")
+        stable = None  # the champion was never deployed: it is the first version to serve
+    steps = [] if stable is None else [s.model_dump() for s in plan(ctx.cfg.rollout).steps]
+    reason = (
+        "first version to serve: nothing to compare with"
+        if stable is None
+        else f"candidate {version} against stable {stable}"
+    )
+    return ctx.ledger.create(
+        model=ctx.model, version=str(version), author=author, stable_version=stable, plan=steps, reason=reason
+    )
+
+
+# -- the target's side of a decision ----------------------------------------------------------
+
+
+def promote(ctx: Rollout, release: Release) -> None:
+    """Act on a PROMOTED release: all traffic to it, `champion` to it. Idempotent.
+
+    The previous stable keeps running (warm) for `rollout.grace_period`; the controller retires it.
+    """
+    ctx.target.set_routes(Routes(stable=ctx.target.backend(release.version)))
+    ctx.registry.set_champion(release.model, release.version)
+    ctx.registry.tag(release.model, release.version, "promoted")
+
+
+def settle(ctx: Rollout, release: Release, start_timeout: float | None = None) -> None:
+    """Act on a release that ended without promotion (or was rolled back): stable serves again.
+
+    Routes go first -- that is what users feel -- then the alias, then the candidate is drained
+    and stopped. A previous stable that was already retired is started again first.
+    """
+    stable = release.stable_version
+    if stable is not None:
+        _ensure_serving(ctx, stable, start_timeout or ctx.cfg.rollout.start_timeout)
+        routes = Routes(stable=ctx.target.backend(stable))
+    else:
+        routes = Routes()
+    if ctx.target.routes() != routes:
+        ctx.target.set_routes(routes)
+    if stable is not None:
+        ctx.registry.set_champion(release.model, stable)
+    ctx.registry.tag(release.model, release.version, release.phase.value)
+    ctx.target.retire(release.version)
+
+
+def _ensure_serving(ctx: Rollout, version: str, timeout: float) -> None:
+    from checks.verdict import Verdict
+
+    if ctx.target.health(version) is Verdict.PASS:
+        return
+    ctx.target.deploy(ctx.model, version)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        h = ctx.target.health(version)
+        if h is Verdict.PASS:
+            return
+        if h is Verdict.FAIL:
+            break
+        time.sleep(0.2)
+    raise EnvironmentProblem(f"{ctx.model} version {version} could not be started again to serve")
+
+
+# -- decisions --------------------------------------------------------------------------------
+
+
+def end(
+    ctx: Rollout,
+    release: Release,
+    to: Phase,
+    *,
+    actor: str,
+    action: str,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
+) -> tuple[Release, bool]:
+    """Move a release to ROLLED_BACK or ABORTED, then settle it. Returns (release, changed).
+
+    Already ended: nothing is recorded again, but the routes are settled once more (idempotent).
+    """
+    for _ in range(5):
+        if release.phase in (Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED):
+            settle(ctx, release)
+            return release, False
+        try:
+            release = ctx.ledger.move(
+                release, to, actor=actor, action=action, reason=reason, evidence=evidence
+            )
+        except ConcurrentChange:
+            release = ctx.ledger.get(release.id)  # someone moved it meanwhile: decide again
+            continue
+        settle(ctx, release)
+        return release, True
+    raise EnvironmentProblem(f"release #{release.id} keeps changing under us; try again")
+
+
+def rollback(ctx: Rollout, actor: str, reason: str) -> tuple[Release, bool]:
+    """On-call: take the model's newest release out of traffic, promoted or not.
+
+    Raises:
+        UsageError: the model has no release that could be rolled back.
+    """
+    candidates = [r for r in ctx.ledger.releases(ctx.model) if r.phase is not Phase.FAILED]
+    if not candidates:
+        raise UsageError(f"{ctx.model} has no release to roll back")
+    release = candidates[0]
+    if release.phase is Phase.PROMOTED and release.stable_version is None:
+        raise UsageError(
+            f"{release.name} is the first version of {ctx.model}: there is nothing to go back to"
+        )
+    if release.phase is Phase.PENDING:
+        return end(ctx, release, Phase.ABORTED, actor=actor, action="aborted", reason=reason)
+    return end(
+        ctx,
+        release,
+        Phase.ROLLED_BACK,
+        actor=actor,
+        action="rollback",
+        reason=reason or "rolled back by hand",
+        evidence={"routes_before": ctx.target.routes().to_dict(), "analysis": last_analysis(ctx, release)},
+    )
+
+
+def abort(ctx: Rollout, ref: str, actor: str, reason: str) -> tuple[Release, bool]:
+    """Stop a release that is not promoted yet (a promoted one is rolled back instead)."""
+    release = find(ctx, ref)
+    if release.phase is Phase.PROMOTED:
+        raise Refused(f"{release.name} is promoted: use `launchbay rollback {release.model}`")
+    return end(ctx, release, Phase.ABORTED, actor=actor, action="aborted", reason=reason or "aborted by hand")
+
+
+def _approvers(release: Release) -> list[str]:
+    for step in release.plan:
+        if step["kind"] == "approval":
+            return list(step["approvers"])
+    return []
+
+
+def _check_approver(ctx: Rollout, release: Release, name: str, verb: str) -> None:
+    """Refuse (and record the refusal) unless `name` may approve or reject this release."""
+    approvers = _approvers(release)
+    problem = None
+    if name not in approvers:
+        problem = f"{name} is not an approver (approvers: {', '.join(approvers) or 'none'})"
+    elif name == release.author:
+        problem = f"{name} is the author of {release.name}: someone else must {verb} it (four eyes)"
+    if problem:
+        ctx.ledger.record(release, actor=name, action=f"{verb}-refused", reason=problem)
+        raise Refused(f"{verb} refused: {problem}")
+
+
+def approve(ctx: Rollout, ref: str, name: str) -> Release:
+    """A release manager promotes a release that waits for approval."""
+    release = find(ctx, ref, {Phase.AWAITING_APPROVAL} if "#" not in ref and not ref.isdigit() else None)
+    if release.phase is not Phase.AWAITING_APPROVAL:
+        raise Refused(f"{release.name} is {release.phase.value}, not awaiting approval")
+    _check_approver(ctx, release, name, "approve")
+    evidence = {"analysis": last_analysis(ctx, release), "routes": ctx.target.routes().to_dict()}
+    release = ctx.ledger.move(
+        release, Phase.PROMOTED, actor=name, action="approved", reason="approved", evidence=evidence
+    )
+    promote(ctx, release)
+    return release
+
+
+def reject(ctx: Rollout, ref: str, name: str, reason: str) -> Release:
+    """A release manager ends a release that waits for approval; stable serves all traffic again."""
+    release = find(ctx, ref, {Phase.AWAITING_APPROVAL} if "#" not in ref and not ref.isdigit() else None)
+    if release.phase is not Phase.AWAITING_APPROVAL:
+        raise Refused(f"{release.name} is {release.phase.value}, not awaiting approval")
+    _check_approver(ctx, release, name, "reject")
+    evidence = {"analysis": last_analysis(ctx, release), "routes": ctx.target.routes().to_dict()}
+    release, _ = end(
+        ctx,
+        release,
+        Phase.ABORTED,
+        actor=name,
+        action="rejected",
+        reason=reason or "rejected",
+        evidence=evidence,
+    )
+    return release

@@ -1,0 +1,141 @@
+"""How releases and their evidence look to people: rich tables for the terminal, dicts for --json."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from rollout.ledger import Event, Release
+from rollout.phases import Phase
+
+_PHASE_STYLE = {
+    Phase.PROMOTED: "bold green",
+    Phase.ROLLED_BACK: "bold red",
+    Phase.FAILED: "bold red",
+    Phase.ABORTED: "yellow",
+    Phase.AWAITING_APPROVAL: "bold magenta",
+    Phase.SHADOW: "cyan",
+    Phase.CANARY: "cyan",
+}
+_VERDICT_STYLE = {"PASS": "green", "FAIL": "bold red", "ERROR": "red", "INCONCLUSIVE": "yellow"}
+
+
+def when(ts: float | None) -> str:
+    """A local wall-clock time for a timestamp."""
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def step_text(release: Release) -> str:
+    """`2/5 canary weight 25%` (or `-` when there is no step)."""
+    from rollout.controller import describe
+
+    if not release.plan or release.phase in (Phase.PENDING, Phase.VERIFIED) or release.phase.final:
+        return "-"
+    i = min(release.step_index, len(release.plan) - 1)
+    return f"{i + 1}/{len(release.plan)} {describe(release.plan[i])}"
+
+
+def release_dict(release: Release, analysis: dict[str, Any], routes: dict[str, Any] | None) -> dict[str, Any]:
+    """JSON form of a release with its latest evidence."""
+    return {
+        "id": release.id,
+        "name": release.name,
+        "model": release.model,
+        "version": release.version,
+        "stable_version": release.stable_version,
+        "author": release.author,
+        "phase": release.phase.value,
+        "step": step_text(release),
+        "step_index": release.step_index,
+        "plan": release.plan,
+        "created_at": release.created_at,
+        "updated_at": release.updated_at,
+        "consecutive_errors": release.consecutive_errors,
+        "analysis": analysis,
+        "routes": routes,
+    }
+
+
+def evidence_table(analysis: dict[str, Any], title: str = "latest analysis") -> Table:
+    """Each check of an analysis: observed against expected, with its verdict."""
+    table = Table(title=title, title_justify="left", expand=False)
+    for col in ("check", "observed", "expected", "verdict", "detail"):
+        table.add_column(col)
+    for c in analysis.get("checks", []):
+        observed = "-" if c.get("observed") is None else str(c["observed"])
+        table.add_row(
+            c["check"],
+            observed,
+            str(c.get("expected", "")),
+            Text(c["verdict"], style=_VERDICT_STYLE.get(c["verdict"], "")),
+            str(c.get("detail") or ""),
+        )
+    return table
+
+
+def releases_table(rows: list[dict[str, Any]]) -> Table:
+    """Releases (from `release_dict`), newest first."""
+    table = Table(title="releases", title_justify="left")
+    for col in ("release", "phase", "step", "canary weight", "stable", "author", "analysis", "updated"):
+        table.add_column(col)
+    for r in rows:
+        routes = r.get("routes") or {}
+        live = Phase(r["phase"]).live
+        weight = f"{routes.get('canary_weight', 0)}%" + (" + mirror" if routes.get("mirror") else "")
+        verdict = (r.get("analysis") or {}).get("verdict", "-")
+        table.add_row(
+            r["name"],
+            Text(r["phase"], style=_PHASE_STYLE.get(Phase(r["phase"]), "")),
+            r["step"],
+            weight if live else "-",
+            r["stable_version"] or "-",
+            r["author"],
+            Text(verdict, style=_VERDICT_STYLE.get(verdict, "")),
+            when(r["updated_at"]),
+        )
+    return table
+
+
+def live_view(release: Release, analysis: dict[str, Any], extra: str = "") -> RenderableType:
+    """What `launchbay run` shows while a rollout is under way."""
+    head = Text.assemble(
+        (release.name, "bold"),
+        "  phase ",
+        (release.phase.value, _PHASE_STYLE.get(release.phase, "")),
+        f"  step {step_text(release)}",
+        f"  stable v{release.stable_version}" if release.stable_version else "",
+    )
+    parts: list[RenderableType] = [head]
+    if extra:
+        parts.append(Text(extra, style="dim"))
+    if analysis.get("checks"):
+        parts.append(evidence_table(analysis, title="analysis (candidate against its SLOs and stable)"))
+    return Group(*parts)
+
+
+def history_table(events: list[Event], title: str) -> Table:
+    """The event log, oldest first."""
+    table = Table(title=title, title_justify="left")
+    for col in ("time", "release", "actor", "action", "phase", "reason"):
+        table.add_column(col)
+    for e in events:
+        move = f"{e.phase_from or ''} -> {e.phase_to}" if e.phase_from != e.phase_to else (e.phase_to or "")
+        reason = e.reason
+        verdict = e.evidence.get("verdict") if e.action == "analysis" else None
+        if verdict and e.evidence.get("checks"):
+            nums = ", ".join(
+                f"{c['check']}={c['observed']}" for c in e.evidence["checks"] if c.get("observed") is not None
+            )
+            reason = f"{reason} ({nums})" if nums else reason
+        table.add_row(when(e.at), f"#{e.release_id}", e.actor, e.action, move, reason)
+    return table
+
+
+def summary_line(release: Release) -> Text:
+    """One line saying how a release ended (or where it waits)."""
+    style = _PHASE_STYLE.get(release.phase, "")
+    return Text.assemble((release.name, "bold"), ": ", (release.phase.value, style))
