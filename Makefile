@@ -18,11 +18,13 @@ data/transactions.parquet: | $(STAMP)
 	$(BIN)/launchbay example-data --variant good --seed 1 -o $@
 data/drifted.parquet: | $(STAMP)
 	$(BIN)/launchbay example-data --variant drifted --seed 2 -o $@
-data: data/reference.parquet data/transactions.parquet data/drifted.parquet
+data/next-week.parquet: | $(STAMP)
+	$(BIN)/launchbay example-data --variant good --seed 3 -o $@
+data: data/reference.parquet data/transactions.parquet data/drifted.parquet data/next-week.parquet
 
+# Pipeline, then rollout (shadow -> canary -> approval -> promotion) with demo traffic.
 run: setup data
-	$(BIN)/launchbay keys init
-	$(BIN)/launchbay run
+	VENV=$(VENV) scripts/demo.sh
 
 lint: setup
 	$(BIN)/ruff check .
@@ -39,4 +41,5 @@ bench: setup
 	$(BIN)/python benchmarks/gateway.py
 
 clean:
+	-$(BIN)/launchbay down
 	rm -rf .launchbay data

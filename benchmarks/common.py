@@ -51,7 +51,7 @@ def prepare(tmp: Path) -> tuple[dict[str, str], list[str], Path, Path]:
     env = {**os.environ, "LAUNCHBAY_HOME": str(home), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
     res = subprocess.run(
-        [sys.executable, "-m", "launchbay", "run"],
+        [sys.executable, "-m", "launchbay", "run", "--no-rollout"],
         cwd=config.parent,
         env=env,
         capture_output=True,

@@ -78,7 +78,8 @@ def drive(cfg: LaunchbayConfig, release: Release, traffic: float, data: str | No
     controller = ctl.Controller(ctx, _provider(cfg, ctx.home))
     out.print(f"[bold]{release.name}[/]: rollout through the gateway at [cyan]{url}[/]")
     load: Traffic | None = None
-    rows = sample_rows(data or cfg.resolve_path(cfg.data.path), list(cfg.data.features)) if traffic > 0 else []
+    source = data or cfg.resolve_path(cfg.data.path)
+    rows = sample_rows(source, list(cfg.data.features)) if traffic > 0 else []
 
     def extra() -> str:
         if load is None:

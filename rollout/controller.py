@@ -60,11 +60,16 @@ class Controller:
     """Drives releases of one model forward, one tick at a time."""
 
     def __init__(
-        self, ctx: Rollout, metrics: MetricsProvider, clock: Callable[[], float] = time.time
+        self,
+        ctx: Rollout,
+        metrics: MetricsProvider,
+        clock: Callable[[], float] = time.time,
+        verifier: Callable[[Rollout, Release], dict[str, Any]] | None = None,
     ) -> None:
         self.ctx = ctx
         self.metrics = metrics
         self.clock = clock
+        self.verifier = verifier or _verify_registered
         r = ctx.cfg.rollout
         self.thresholds = Thresholds(
             slo=r.slo,
@@ -98,13 +103,13 @@ class Controller:
         r = self.ctx.ledger.get(release.id)
         try:
             if r.phase is Phase.PENDING:
-                return self._verify(r)
-            if r.phase is Phase.VERIFIED:
-                return self._start(r)
-            if r.phase.live:
-                return self._step(r)
-            if r.phase is Phase.PROMOTED:
-                return self._promoted(r)
+                self._verify(r)
+            elif r.phase is Phase.VERIFIED:
+                self._start(r)
+            elif r.phase.live:
+                self._step(r)
+            elif r.phase is Phase.PROMOTED:
+                self._promoted(r)
         except ConcurrentChange:
             pass  # someone (on-call, another controller) moved it: the next tick sees their move
         return self.ctx.ledger.get(r.id)
@@ -112,9 +117,7 @@ class Controller:
     # -- phases -----------------------------------------------------------------------------
 
     def _verify(self, r: Release) -> Release:
-        from serving.deploy import verify_registered
-
-        report = verify_registered(self.ctx.cfg, self.ctx.home, f"{r.model}@{r.version}")
+        report = self.verifier(self.ctx, r)
         if report["verdict"] != "PASS":
             return self.ctx.ledger.move(
                 r,
@@ -132,8 +135,11 @@ class Controller:
         target = self.ctx.target
         try:
             if r.stable_version is not None and target.health(r.stable_version) is Verdict.FAIL:
-                target.deploy(r.model, r.stable_version)
-            target.deploy(r.model, r.version)
+                target.deploy(r.model, r.stable_version)  # stable died or was retired: start it again
+            if not target.started(r.version):
+                # Started once only: a candidate that dies while starting is a failed release,
+                # not something to restart until it happens to come up.
+                target.deploy(r.model, r.version)
         except LaunchbayError as exc:
             return self._fail(r, f"could not be deployed: {exc.message}")
         health = target.health(r.version)
@@ -271,6 +277,9 @@ class Controller:
 
     def _promoted(self, r: Release) -> Release:
         target = self.ctx.target
+        newest = next(iter(self.ctx.ledger.releases(r.model)), None)
+        if self._retired_previous(r) or (newest is not None and newest.id != r.id):
+            return r  # done, or superseded by a newer release: never re-route for an old one
         current = target.routes().stable
         if current is None or current.version != r.version:
             operations.promote(self.ctx, r)
@@ -283,7 +292,7 @@ class Controller:
                 action="retired-previous",
                 reason=f"grace period over: version {r.stable_version} stopped",
             )
-        elif r.stable_version is None and not self._retired_previous(r):
+        elif r.stable_version is None:
             self.ctx.ledger.record(
                 r, actor=CONTROLLER, action="retired-previous", reason="no previous version"
             )
@@ -291,6 +300,13 @@ class Controller:
 
     def _retired_previous(self, r: Release) -> bool:
         return any(e.action == "retired-previous" for e in self.ctx.ledger.history(release_id=r.id))
+
+
+def _verify_registered(ctx: Rollout, r: Release) -> dict[str, Any]:
+    """Verify the registry's copy of the release's version against the trusted keys."""
+    from serving.deploy import verify_registered
+
+    return verify_registered(ctx.cfg, ctx.home, f"{r.model}@{r.version}")
 
 
 def _log_tail(target: Any, version: str) -> str:

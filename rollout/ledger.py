@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -121,8 +121,9 @@ class Event:
 class Ledger:
     """Releases and events in a SQL database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         self.url = url
+        self.clock = clock  # injectable so that tests can move time without sleeping
         self.engine: Engine = sa.create_engine(url, future=True)
         _meta.create_all(self.engine)
         if self.engine.dialect.name == "sqlite":
@@ -154,7 +155,7 @@ class Ledger:
         reason: str = "",
     ) -> Release:
         """Record a new release in phase pending."""
-        now = time.time()
+        now = self.clock()
         with self._tx() as conn:
             rid = conn.execute(
                 releases.insert().values(
@@ -219,7 +220,7 @@ class Ledger:
         """
         if to != release.phase or step_index is None:
             transition(release.phase, to)
-        now = time.time()
+        now = self.clock()
         step = release.step_index if step_index is None else step_index
         with self._tx() as conn:
             done = conn.execute(
@@ -270,7 +271,7 @@ class Ledger:
                 conn.execute(
                     releases.update()
                     .where(releases.c.id == release.id)
-                    .values(consecutive_errors=consecutive_errors, updated_at=time.time())
+                    .values(consecutive_errors=consecutive_errors, updated_at=self.clock())
                 )
             self._append(
                 conn,
@@ -308,8 +309,8 @@ class Ledger:
                 for r in conn.execute(q).mappings()
             ]
 
-    @staticmethod
     def _append(
+        self,
         conn: Connection,
         release_id: int,
         model: str,
@@ -324,7 +325,7 @@ class Ledger:
             events.insert().values(
                 release_id=release_id,
                 model=model,
-                at=time.time(),
+                at=self.clock(),
                 actor=actor,
                 action=action,
                 phase_from=phase_from.value if phase_from else None,

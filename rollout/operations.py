@@ -96,7 +96,9 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
     Raises:
         UsageError: another release of the model is live, or `version` already serves.
     """
-    for r in ctx.ledger.releases(ctx.model, live_only=True):
+    for r in ctx.ledger.releases(ctx.model):
+        if not (r.phase.live or r.phase is Phase.PENDING):
+            continue
         raise UsageError(
             f"release {r.name} is still {r.phase.value}: approve, reject or abort it first "
             f"(`launchbay abort {r.id}`)"

@@ -17,10 +17,15 @@ class PrometheusProvider:
 
     def __init__(self, url: str, timeout: float = 2.0) -> None:
         from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
 
         self.url = url
         self.timeout = timeout
-        self._client = PrometheusConnect(url=url, disable_ssl=True)
+        # No retries inside a query: the client's default (3 retries with backoff) turns a dead
+        # Prometheus into ~10 s per query, and the controller already asks again every interval.
+        self._client = PrometheusConnect(
+            url=url, disable_ssl=True, retry=Retry(total=0, connect=0, read=0), timeout=timeout
+        )
 
     def query(self, query: str) -> Measurement:
         """Evaluate an instant query."""

@@ -24,6 +24,10 @@ class Target(Protocol):
         """Where traffic for `version` is sent (a URL on this machine, a Service in a cluster)."""
         ...
 
+    def started(self, version: str) -> bool:
+        """True once `deploy` started the version's units, until `retire` (even if they died since)."""
+        ...
+
     def retire(self, version: str, drain_timeout: float = 10.0) -> None:
         """Stop a version's serving units after draining its in-flight requests. Idempotent."""
         ...

@@ -158,6 +158,10 @@ class LocalTarget:
                 link.symlink_to(shared / store, target_is_directory=True)
         return own
 
+    def started(self, version: str) -> bool:
+        """True once a server was started for `version` and not retired (alive or not)."""
+        return self.server(version) is not None
+
     def health(self, version: str) -> Verdict:
         """PASS: ready; FAIL: not deployed or its process died; INCONCLUSIVE: still starting."""
         rec = self.server(version)

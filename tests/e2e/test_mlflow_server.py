@@ -83,7 +83,7 @@ def test_pipeline_tracks_and_registers_on_a_tracking_server(
     # Given a project whose config names nothing, and MLFLOW_TRACKING_URI pointing at a server
     config = project(rows=4000)
     # When the pipeline runs
-    res = launchbay("run", cwd=config.parent, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    res = launchbay("run", "--no-rollout", cwd=config.parent, env={"MLFLOW_TRACKING_URI": mlflow_server})
     # Then the run and the registered model live on the server, not in the local SQLite file
     assert res.code == 0, res.output
     assert f"tracking {mlflow_server}" in res.stdout

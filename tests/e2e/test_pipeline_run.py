@@ -36,7 +36,7 @@ def test_first_good_model_becomes_champion_and_the_next_one_challenger(
     # Given the example project with good data and an empty registry
     config = project()
     # When the data scientist runs the pipeline
-    first = launchbay("run", cwd=config.parent)
+    first = launchbay("run", "--no-rollout", cwd=config.parent)
     # Then every step passes and the first model is bootstrapped as champion
     assert first.code == 0, first.output
     assert "pipeline succeeded" in first.stdout
@@ -55,7 +55,7 @@ def test_first_good_model_becomes_champion_and_the_next_one_challenger(
     assert reports == {f"reports/{g}_gate.{ext}" for g in ("data", "model") for ext in ("md", "json")}
 
     # When it runs again, the new model is compared with the champion and becomes challenger only
-    second = launchbay("run", cwd=config.parent)
+    second = launchbay("run", "--no-rollout", cwd=config.parent)
     assert second.code == 0, second.output
     assert "champion-version=1" in second.stdout and "bootstrap" not in second.stdout
     state = status(launchbay, config.parent)
@@ -84,7 +84,7 @@ def test_bad_data_stops_at_the_data_gate_with_a_readable_report(
     if variant != "missing":
         fraud.write(fraud.generate(3000, variant, seed=2), data)  # type: ignore[arg-type]
     # When the pipeline runs on it
-    res = launchbay("run", "--data", str(data), cwd=config.parent)
+    res = launchbay("run", "--no-rollout", "--data", str(data), cwd=config.parent)
     # Then it stops at validate-data, names each problem, and registers nothing
     assert res.code == 1, res.output
     assert "step validate-data failed" in res.stdout
@@ -119,7 +119,7 @@ def test_a_training_function_that_raises_fails_once_with_the_users_traceback(
     config = project(rows=3000, overrides={"model.train": "user_model:train"})
     (config.parent / "user_model.py").write_text(USER_MODULES["raises"])
     # When the pipeline runs
-    res = launchbay("run", cwd=config.parent)
+    res = launchbay("run", "--no-rollout", cwd=config.parent)
     # Then the train step fails once, showing the user's traceback, and the run is marked failed
     assert res.code == 1, res.output
     assert "step train failed" in res.stdout
@@ -137,12 +137,12 @@ def test_a_model_worse_than_the_champion_is_stopped_by_the_model_gate(
 ) -> None:
     # Given a champion trained on the example model
     config = project(overrides={"gates.min_auc": 0.6, "gates.min_precision": 0.0, "gates.min_recall": 0.0})
-    assert launchbay("run", cwd=config.parent).code == 0
+    assert launchbay("run", "--no-rollout", cwd=config.parent).code == 0
     # When a much weaker model (a single feature) is pushed
     (config.parent / "user_model.py").write_text(USER_MODULES["weak"])
     text = config.read_text().replace("pipelines.example.fraud:train", "user_model:train")
     config.write_text(text)
-    res = launchbay("run", cwd=config.parent)
+    res = launchbay("run", "--no-rollout", cwd=config.parent)
     # Then the model gate stops it on the comparison with the champion, and nothing moves
     assert res.code == 1, res.output
     assert "step evaluate failed" in res.stdout

@@ -64,7 +64,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     env = {**os.environ, "LAUNCHBAY_HOME": str(home), "COLUMNS": "200"}
     env.pop("MLFLOW_TRACKING_URI", None)
     p = Project(root, home, env)
-    res = p.run("run")
+    res = p.run("run", "--no-rollout")
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"package\s+│ passed", res.stdout) and "bento=fraud-detector:v1" in res.stdout
     return p

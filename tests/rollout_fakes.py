@@ -1,0 +1,183 @@
+"""In-memory stand-ins for the rollout's seams: a target, a metrics backend, a registry, a clock.
+
+They keep state the way the real ones do (routes read back, servers that start and die), so the
+controller's tests assert end states -- routes, phases, aliases -- not the calls it made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checks.verdict import Verdict
+from launchbay.config import LaunchbayConfig
+from launchbay.home import Home
+from rollout.controller import Controller
+from rollout.ledger import Ledger, Release
+from rollout.metrics.base import Measurement
+from rollout.operations import Rollout
+from rollout.targets.gateway import Backend, Routes
+
+ROLLOUT: dict[str, Any] = {
+    "shadow": {"duration": "5s", "max_disagreement": 0.02, "max_score_shift": 0.1},
+    "steps": [20, 50],
+    "interval": "1s",
+    "analysis_window": "4s",
+    "min_samples": 20,
+    "max_consecutive_errors": 3,
+    "grace_period": "30s",
+    "start_timeout": "20s",
+    "approval": {"required": True, "approvers": ["alice", "bob"]},
+}
+
+
+def config(**rollout: Any) -> LaunchbayConfig:
+    """A minimal valid config with a fast rollout."""
+    return LaunchbayConfig.model_validate(
+        {
+            "model": {"name": "fraud-detector", "train": "pkg.mod:train"},
+            "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
+            "rollout": {**ROLLOUT, **rollout},
+        }
+    )
+
+
+@dataclass
+class FakeTarget:
+    """Servers that become ready after `start_ticks` health checks, or die if listed in `crash`."""
+
+    start_ticks: int = 1
+    crash: set[str] = field(default_factory=set)
+    servers: dict[str, int] = field(default_factory=dict)  # version -> health checks seen
+    current: Routes = field(default_factory=Routes)
+    retired: list[str] = field(default_factory=list)
+    deploys: list[str] = field(default_factory=list)
+
+    def deploy(self, model: str, version: str) -> None:
+        if version not in self.servers:
+            self.servers[version] = 0
+            self.deploys.append(version)
+
+    def started(self, version: str) -> bool:
+        return version in self.servers
+
+    def retire(self, version: str, drain_timeout: float = 10.0) -> None:
+        if self.servers.pop(version, None) is not None:
+            self.retired.append(version)
+
+    def backend(self, version: str) -> Backend:
+        assert version in self.servers, f"routing to version {version}, which is not deployed"
+        return Backend(version, f"http://v{version}")
+
+    def set_routes(self, routes: Routes) -> None:
+        for b in (routes.stable, routes.canary):
+            assert b is None or b.version in self.servers, f"route to undeployed {b}"
+        self.current = routes
+
+    def routes(self) -> Routes:
+        return self.current
+
+    def health(self, version: str) -> Verdict:
+        if version not in self.servers or version in self.crash:
+            return Verdict.FAIL
+        self.servers[version] += 1
+        return Verdict.PASS if self.servers[version] > self.start_ticks else Verdict.INCONCLUSIVE
+
+    def log_tail(self, version: str) -> str:
+        return "Traceback ...\nImportError: no module named 'gpu_driver'"
+
+
+@dataclass
+class Metrics:
+    """Answers queries from `values`: the first key found in the query decides (version-aware)."""
+
+    values: dict[str, float | None] = field(default_factory=dict)
+    down: bool = False
+    queries: list[str] = field(default_factory=list)
+
+    def query(self, query: str) -> Measurement:
+        self.queries.append(query)
+        if self.down:
+            return Measurement.failed(query, "ConnectionError: connection refused")
+        for key, value in self.values.items():
+            if all(part in query for part in key.split("&")):
+                return Measurement(value, None, query)
+        return Measurement(None, None, query)
+
+
+def healthy(candidate: str = "2", stable: str = "1") -> dict[str, float | None]:
+    """Metrics of a candidate as good as stable, in shadow and in canary."""
+    values: dict[str, float | None] = {}
+    for v in (candidate, stable):
+        for role in ("primary", "shadow"):
+            values[f'version="{v}",role="{role}"&code="5xx"'] = 0.0
+            values[f'version="{v}",role="{role}"&histogram_quantile'] = 8.0
+            values[f'version="{v}",role="{role}"'] = 200.0
+    values["disagreement_rows"] = 0.0
+    values["score_diff_sum"] = 0.01
+    values["compared_rows"] = 200.0
+    return values
+
+
+@dataclass
+class FakeRegistry:
+    aliases: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def champion(self, model: str) -> str | None:
+        return self.aliases.get("champion")
+
+    def set_champion(self, model: str, version: str) -> None:
+        self.aliases["champion"] = version
+
+    def tag(self, model: str, version: str, outcome: str) -> None:
+        self.tags[version] = outcome
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    ctx: Rollout
+    target: FakeTarget
+    metrics: Metrics
+    registry: FakeRegistry
+    clock: Clock
+
+    def controller(self) -> Controller:
+        return Controller(self.ctx, self.metrics, clock=self.clock, verifier=lambda _c, _r: PASSED)
+
+    def ticks(self, release: Release, n: int, seconds: float = 1.0, c: Controller | None = None) -> Release:
+        c = c or self.controller()
+        for _ in range(n):
+            release = c.tick(release)
+            self.clock.now += seconds
+        return release
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.ctx.ledger
+
+
+PASSED = {"verdict": "PASS", "message": "signature verified", "key": "k.pub"}
+
+
+def world(tmp: Path, cfg: LaunchbayConfig | None = None, target: FakeTarget | None = None) -> World:
+    cfg = cfg or config()
+    target = target or FakeTarget()
+    registry = FakeRegistry({"champion": "1"})
+    clock = Clock()
+    ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", clock=clock)
+    ctx = Rollout(cfg, Home(tmp), ledger, target, registry)  # type: ignore[arg-type]
+    # Stable serves all traffic already, as after an earlier promotion.
+    target.deploy("fraud-detector", "1")
+    target.servers["1"] = 99
+    target.set_routes(Routes(stable=target.backend("1")))
+    return World(ctx, target, Metrics(healthy()), registry, clock)

@@ -1,0 +1,219 @@
+"""The controller's decisions, end state by end state: phases, routes, aliases, the event log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rollout_fakes import FakeTarget, World, config, world
+
+from launchbay.errors import Refused
+from rollout import operations
+from rollout.ledger import Release
+from rollout.phases import Phase
+from rollout.targets.gateway import Routes
+
+
+def start(w: World, author: str = "dana") -> Release:
+    return operations.create(w.ctx, "2", author)
+
+
+def routes(w: World) -> tuple[str | None, str | None, int, bool]:
+    r = w.target.routes()
+    return (
+        r.stable.version if r.stable else None,
+        r.canary.version if r.canary else None,
+        r.canary_weight,
+        r.mirror,
+    )
+
+
+def test_a_healthy_candidate_goes_shadow_canary_approval_and_traffic_follows(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    r = start(w)
+    assert r.stable_version == "1" and r.phase is Phase.PENDING
+    seen = []
+    c = w.controller()
+    for _ in range(40):
+        r = w.ticks(r, 1, c=c)
+        seen.append((r.phase, routes(w)))
+        if r.phase is Phase.AWAITING_APPROVAL:
+            break
+    phases = [p for p, _ in seen]
+    assert phases[-1] is Phase.AWAITING_APPROVAL
+    # Shadow mirrors and sends no user request to the candidate; then 20%, then 50%.
+    assert (Phase.SHADOW, ("1", "2", 0, True)) in seen
+    assert (Phase.CANARY, ("1", "2", 20, False)) in seen
+    assert (Phase.CANARY, ("1", "2", 50, False)) in seen
+    assert routes(w) == ("1", "2", 50, False)  # waits for approval at the last weight
+    assert w.registry.aliases["champion"] == "1"  # nothing promoted without a person
+    actions = [e.action for e in w.ledger.history(release_id=r.id)]
+    assert actions[:3] == ["created", "verified", "step"]
+    assert "analysis" in actions
+
+
+def _awaiting(w: World) -> Release:
+    r = start(w)
+    r = w.ticks(r, 40)
+    assert r.phase is Phase.AWAITING_APPROVAL
+    return r
+
+
+def test_approval_four_eyes_and_approvers_only_then_promotion_moves_traffic_and_champion(
+    tmp_path: Path,
+) -> None:
+    w = world(tmp_path, config(approval={"required": True, "approvers": ["alice", "dana"]}))
+    r = _awaiting(w)
+    with pytest.raises(Refused, match="dana is the author"):
+        operations.approve(w.ctx, str(r.id), "dana")
+    with pytest.raises(Refused, match="mallory is not an approver"):
+        operations.approve(w.ctx, str(r.id), "mallory")
+    refusals = [e for e in w.ledger.history(release_id=r.id) if e.action == "approve-refused"]
+    assert [e.actor for e in refusals] == ["dana", "mallory"]
+    assert w.ledger.get(r.id).phase is Phase.AWAITING_APPROVAL
+
+    r = operations.approve(w.ctx, "fraud-detector", "alice")
+    assert r.phase is Phase.PROMOTED
+    assert routes(w) == ("2", None, 0, False)
+    assert w.registry.aliases["champion"] == "2"
+    approved = w.ledger.history(release_id=r.id)[-1]
+    assert approved.actor == "alice" and approved.evidence["analysis"]["verdict"] == "PASS"
+    # The previous stable stays warm for the grace period, then is retired (once).
+    c = w.controller()
+    w.ticks(r, 5, c=c)
+    assert "1" in w.target.servers
+    w.clock.now += 60
+    w.ticks(r, 3, c=c)
+    assert w.target.retired == ["1"]
+    assert [e.action for e in w.ledger.history(release_id=r.id)].count("retired-previous") == 1
+
+
+def test_disagreement_in_shadow_rolls_back_before_any_user_request_reaches_the_candidate(
+    tmp_path: Path,
+) -> None:
+    w = world(tmp_path)
+    w.metrics.values["disagreement_rows"] = 0.3
+    r = w.ticks(start(w), 15)
+    assert r.phase is Phase.ROLLED_BACK
+    history = w.ledger.history(release_id=r.id)
+    assert "prediction disagreement with stable: observed 0.3" in history[-1].reason
+    assert all(e.phase_to != Phase.CANARY.value for e in history)
+    assert routes(w) == ("1", None, 0, False)
+    assert w.target.retired == ["2"] and w.registry.aliases["champion"] == "1"
+
+
+def test_a_canary_failing_its_slo_rolls_back_at_once_mid_window(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    r = start(w)
+    c = w.controller()
+    while r.phase is not Phase.CANARY:
+        r = w.ticks(r, 1, c=c)
+    w.metrics.values['version="2",role="primary"&code="5xx"'] = 0.2
+    r = w.ticks(r, 2, c=c)  # the set-weight step, then the first measurement of its analysis
+    assert r.phase is Phase.ROLLED_BACK
+    assert "candidate error rate: observed 0.2" in w.ledger.history(release_id=r.id)[-1].reason
+    assert routes(w) == ("1", None, 0, False)
+
+
+def test_no_data_never_promotes_and_query_errors_roll_back_at_the_limit(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    w.metrics.values = {}
+    r = w.ticks(start(w), 30)
+    assert r.phase is Phase.SHADOW  # waiting for samples, for as long as it takes
+    w.metrics.down = True
+    r = w.ticks(r, 2)
+    assert r.phase is Phase.SHADOW and r.consecutive_errors == 2
+    w.metrics.down = False
+    r = w.ticks(r, 1)
+    assert r.consecutive_errors == 0  # a measurement in between resets the count
+    w.metrics.down = True
+    r = w.ticks(r, 3)
+    assert r.phase is Phase.ROLLED_BACK
+    assert "3 analyses in a row could not measure" in w.ledger.history(release_id=r.id)[-1].reason
+
+
+def test_a_candidate_that_crashes_at_start_never_gets_traffic_and_fails(tmp_path: Path) -> None:
+    w = world(tmp_path, target=FakeTarget(crash={"2"}))
+    r = w.ticks(start(w), 3)
+    assert r.phase is Phase.FAILED
+    assert "ImportError" in w.ledger.history(release_id=r.id)[-1].reason
+    assert routes(w) == ("1", None, 0, False)
+
+
+def test_a_candidate_that_never_gets_ready_fails_after_the_start_timeout(tmp_path: Path) -> None:
+    w = world(tmp_path, target=FakeTarget(start_ticks=10_000))
+    r = w.ticks(start(w), 30)
+    assert r.phase is Phase.FAILED
+    assert "rollout.start_timeout" in w.ledger.history(release_id=r.id)[-1].reason
+
+
+def test_a_restarted_controller_resumes_from_the_ledger(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    r = start(w)
+    while not (r.phase is Phase.CANARY and r.step_index >= 2):
+        r = w.ticks(r, 1)
+    before = (r.phase, r.step_index, routes(w))
+    fresh = w.controller()  # a new process: nothing in memory
+    r = fresh.tick(w.ledger.get(r.id))
+    assert (r.phase, r.step_index) >= (before[0], before[1])
+    assert routes(w)[2] >= before[2][2]
+    assert w.target.deploys == ["1", "2"]  # nothing started twice
+    r = w.ticks(r, 20, c=fresh)
+    assert r.phase is Phase.AWAITING_APPROVAL
+
+
+def test_on_call_rollback_needs_no_controller_and_is_idempotent(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    r = _awaiting(w)
+    r = operations.approve(w.ctx, str(r.id), "alice")
+    w.target.retire("1")  # the grace period is over: the previous stable was stopped
+    r2, changed = operations.rollback(w.ctx, "oncall", "alerts firing")
+    assert changed and r2.phase is Phase.ROLLED_BACK
+    assert routes(w) == ("1", None, 0, False)  # started again, then routed
+    assert w.registry.aliases["champion"] == "1"
+    assert w.registry.tags["2"] == "rolled-back"
+    again, changed = operations.rollback(w.ctx, "oncall", "")
+    assert not changed and again.id == r2.id and routes(w) == ("1", None, 0, False)
+    assert [e.action for e in w.ledger.history(release_id=r.id)].count("rollback") == 1
+
+
+def test_an_abort_during_a_tick_wins_over_the_controllers_routes(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    r = start(w)
+    while r.phase is not Phase.SHADOW:
+        r = w.ticks(r, 1)
+    stale = r  # what a controller read just before on-call acted
+    operations.abort(w.ctx, str(r.id), "oncall", "wrong model")
+    w.controller().tick(stale)
+    assert w.ledger.get(r.id).phase is Phase.ABORTED
+    assert routes(w) == ("1", None, 0, False)
+
+
+def test_the_first_version_of_a_model_is_promoted_without_steps(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    w.target.set_routes(Routes())
+    w.target.retire("1")
+    w.registry.aliases.clear()
+    w.registry.aliases["champion"] = "2"
+    r = operations.create(w.ctx, "2", "dana")
+    assert r.stable_version is None and r.plan == []
+    r = w.ticks(r, 4)
+    assert r.phase is Phase.PROMOTED and routes(w) == ("2", None, 0, False)
+
+
+def test_only_one_live_release_per_model(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    start(w)
+    from launchbay.errors import UsageError
+
+    with pytest.raises(UsageError, match="still pending"):
+        operations.create(w.ctx, "3", "dana")
+
+
+def test_healthy_metrics_fixture_is_what_the_analysis_passes_on(tmp_path: Path) -> None:
+    # Guards the fake: with the candidate 5x slower than stable the same scenario must fail.
+    w = world(tmp_path)
+    w.metrics.values['version="2",role="primary"&histogram_quantile'] = 40.0
+    r = w.ticks(start(w), 40)
+    assert r.phase is Phase.ROLLED_BACK
+    assert "p95 latency vs stable: observed 5.0" in w.ledger.history(release_id=r.id)[-1].reason
