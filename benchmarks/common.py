@@ -33,6 +33,14 @@ def post_script(path: Path) -> Path:
     return path
 
 
+def paced_script(path: Path, delay_ms: int) -> Path:
+    """Like `post_script`, but each connection waits `delay_ms` between requests (a fixed load)."""
+    post_script(path)
+    with path.open("a") as f:
+        f.write(f"function delay()\n  return {delay_ms}\nend\n")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

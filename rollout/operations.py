@@ -249,10 +249,10 @@ def _check_approver(ctx: Rollout, release: Release, name: str, verb: str) -> Non
     """Refuse (and record the refusal) unless `name` may approve or reject this release."""
     approvers = _approvers(release)
     problem = None
-    if name not in approvers:
-        problem = f"{name} is not an approver (approvers: {', '.join(approvers) or 'none'})"
-    elif name == release.author:
+    if name == release.author:
         problem = f"{name} is the author of {release.name}: someone else must {verb} it (four eyes)"
+    elif name not in approvers:
+        problem = f"{name} is not an approver (approvers: {', '.join(approvers) or 'none'})"
     if problem:
         ctx.ledger.record(release, actor=name, action=f"{verb}-refused", reason=problem)
         raise Refused(f"{verb} refused: {problem}")

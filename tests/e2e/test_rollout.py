@@ -50,7 +50,8 @@ ROLLOUT = {
         "max_p95_ratio_vs_stable": 2.0,
         "max_error_ratio_vs_stable": 2,
     },
-    "approval": {"required": True, "approvers": ["alice", "bob"]},
+    # dana, the author of every release here, is an approver too: four eyes must still stop her.
+    "approval": {"required": True, "approvers": ["alice", "bob", "dana"]},
 }
 
 

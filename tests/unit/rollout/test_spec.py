@@ -13,9 +13,9 @@ from rollout.spec import Analysis, Approval, Plan, SetWeight, Shadow, plan
 def test_the_example_rollout_becomes_shadow_canary_steps_and_approval(project: Callable[..., Path]) -> None:
     cfg = load_config(project(rows=200))
     steps = plan(cfg.rollout).steps
-    assert isinstance(steps[0], Shadow) and steps[0].seconds == 30.0
-    assert [s.percent for s in steps if isinstance(s, SetWeight)] == [5, 25, 50]
-    assert all(isinstance(s, Analysis) for s in steps[2:7:2])
+    assert isinstance(steps[0], Shadow) and steps[0].seconds == 15.0
+    assert [s.percent for s in steps if isinstance(s, SetWeight)] == [20, 50]
+    assert all(isinstance(s, Analysis) for s in steps[2:5:2])
     assert isinstance(steps[-1], Approval) and "alice" in steps[-1].approvers
 
 
