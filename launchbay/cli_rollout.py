@@ -249,13 +249,17 @@ def abort(
 @app.command()
 def history(
     model: Annotated[str, typer.Argument(help="Model name.")],
+    config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The event log of a model's releases: who did what, when and why, with the evidence."""
+    from launchbay.config import config_path
     from rollout import view
     from rollout.ledger import Ledger
 
-    events = Ledger.for_home(Home.resolve()).history(model=model)
+    # On-call may run this anywhere: the project's config is used when there is one.
+    url = load_config(config).rollout.ledger_url if config_path(config).exists() else None
+    events = Ledger.for_home(Home.resolve(), url).history(model=model)
     if as_json:
         out.print_json(json.dumps([e.to_dict() for e in events], default=str))
         return
@@ -313,9 +317,12 @@ def releases_json(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dic
     from rollout import operations, view
     from rollout.ledger import Ledger
 
-    if not (home.root / "ledger.db").exists():
+    if not (cfg.rollout.ledger_url or os.environ.get("LAUNCHBAY_LEDGER_URL")) and not (
+        home.root / "ledger.db"
+    ).exists():
         return []
-    ctx = operations.Rollout(cfg, home, Ledger.for_home(home), None, None)  # type: ignore[arg-type]
+    ledger = Ledger.for_home(home, cfg.rollout.ledger_url)
+    ctx = operations.Rollout(cfg, home, ledger, None, None)  # type: ignore[arg-type]
     routes = _routes_if_running(cfg, home)
     rows = []
     for r in ctx.ledger.releases(cfg.model.name)[:limit]:

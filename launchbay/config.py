@@ -240,6 +240,9 @@ class RolloutSection(_Strict):
     approval: ApprovalSection = ApprovalSection(required=False)
     gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Local target: the gateway's port (default: chosen once, then kept)."""
+    ledger_url: str | None = None
+    """SQLAlchemy URL of the ledger (e.g. postgresql://...); default: $LAUNCHBAY_LEDGER_URL, else
+    SQLite in the state directory."""
     prometheus_url: str | None = None
     """An existing Prometheus; default for the local target: launchbay starts Debian's `prometheus`."""
 

@@ -12,6 +12,7 @@ move a release from the same phase), and appends the event in the same transacti
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from launchbay.home import Home
 from rollout.phases import Phase, transition
+
+LEDGER_ENV = "LAUNCHBAY_LEDGER_URL"
 
 _meta = sa.MetaData()
 
@@ -133,8 +136,11 @@ class Ledger:
                     conn.exec_driver_sql(ddl)
 
     @classmethod
-    def for_home(cls, home: Home) -> Ledger:
-        """The default ledger: SQLite in the state directory."""
+    def for_home(cls, home: Home, url: str | None = None) -> Ledger:
+        """The ledger at `url`, else `$LAUNCHBAY_LEDGER_URL`, else SQLite in the state directory."""
+        url = url or os.environ.get(LEDGER_ENV)
+        if url:
+            return cls(url)
         home.ensure()
         return cls(f"sqlite:///{home.root / 'ledger.db'}")
 

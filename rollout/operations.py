@@ -51,7 +51,11 @@ def local(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> Rol
             "(`launchbay render --target ...` writes the manifests for a cluster)"
         )
     return Rollout(
-        cfg, home, ledger or Ledger.for_home(home), LocalTarget(cfg, home), MlflowRegistry(cfg, home)
+        cfg,
+        home,
+        ledger or Ledger.for_home(home, cfg.rollout.ledger_url),
+        LocalTarget(cfg, home),
+        MlflowRegistry(cfg, home),
     )
 
 

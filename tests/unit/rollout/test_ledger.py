@@ -89,3 +89,17 @@ def test_records_live_releases_and_unknown_ids(ledger: Ledger) -> None:
     assert ledger.history(release_id=live.id)[-1].reason.startswith("INCONCLUSIVE")
     with pytest.raises(UnknownRelease):
         ledger.get(999)
+
+
+def test_any_sqlalchemy_url_holds_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from launchbay.home import Home
+
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    monkeypatch.setenv("LAUNCHBAY_LEDGER_URL", shared)
+    a = Ledger.for_home(Home(tmp_path / "machine-a"))
+    a.create(model="m", version="2", author="dana", stable_version="1", plan=[])
+    b = Ledger.for_home(Home(tmp_path / "machine-b"))  # another machine, same shared ledger
+    assert [r.version for r in b.releases("m")] == ["2"]
+    assert not (tmp_path / "machine-a" / "ledger.db").exists()
+    explicit = Ledger.for_home(Home(tmp_path / "c"), f"sqlite:///{tmp_path / 'other.db'}")
+    assert explicit.releases("m") == []
