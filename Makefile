@@ -39,7 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/pipeline_run.py
 	$(BIN)/python benchmarks/serving/run.py
 	$(BIN)/python benchmarks/gateway.py
-	$(BIN)/python benchmarks/rollout.py
+	$(BIN)/python benchmarks/delivery.py
 
 clean:
 	-$(BIN)/launchbay down

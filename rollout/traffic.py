@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 VERSION_HEADER = "X-Launchbay-Version"
+RETRIED_HEADER = "X-Launchbay-Retried-From"
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Answer:
     at: float
     status: int
     version: str
+    retried_from: str = ""
+    """The canary version that failed this request before stable answered it (gateway retry)."""
 
 
 @dataclass
@@ -79,7 +82,12 @@ class Traffic:
                     r = client.post(
                         self.url + "/predict", content=body, headers={"Content-Type": "application/json"}
                     )
-                    answer = Answer(time.time(), r.status_code, r.headers.get(VERSION_HEADER, ""))
+                    answer = Answer(
+                        time.time(),
+                        r.status_code,
+                        r.headers.get(VERSION_HEADER, ""),
+                        r.headers.get(RETRIED_HEADER, ""),
+                    )
                 except httpx.HTTPError:
                     answer = Answer(time.time(), 0, "")
                 with self._lock:
@@ -99,6 +107,7 @@ class Traffic:
             "failed": len(failed),
             "by_version": dict(Counter(a.version for a in answers if 200 <= a.status < 300)),
             "failed_by_version": dict(Counter(a.version or "?" for a in failed)),
+            "retried_from": dict(Counter(a.retried_from for a in answers if a.retried_from)),
         }
 
 

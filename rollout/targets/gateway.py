@@ -8,6 +8,9 @@
   bounded and the user's response never waits for it: a slow or dead shadow only fills the queue,
   and overflow is dropped and counted. The candidate's answer is compared with stable's answer to
   the same request: predicted-class agreement and score difference, per row.
+* A request the canary fails (5xx, or unreachable) is retried once on stable: predictions are pure
+  functions of their input, so the user gets an answer while the failure still counts against the
+  canary. The response says so in `X-Launchbay-Retried-From`.
 * Every response carries `X-Launchbay-Version`. `/metrics` exports requests, errors and latency
   per version and role (primary or shadow) plus the shadow comparison.
 
@@ -31,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 VERSION_HEADER = "X-Launchbay-Version"
+RETRIED_HEADER = "X-Launchbay-Retried-From"
 ADMIN = "/_launchbay/routes"
 _HOP_BY_HOP = {
     "connection",
@@ -128,6 +132,12 @@ class _Metrics:
             "launchbay_gateway_inflight", "Requests being answered", ["version"], registry=r
         )
         self.weight = Gauge("launchbay_gateway_canary_weight", "Current canary weight (percent)", registry=r)
+        self.retried = Counter(
+            "launchbay_gateway_canary_retries",
+            "Canary requests that failed (5xx) and were answered by stable instead",
+            ["version"],
+            registry=r,
+        )
         self.shadow_dropped = Counter(
             "launchbay_shadow_dropped", "Mirrored requests dropped: queue full", registry=r
         )
@@ -260,6 +270,16 @@ class Gateway:
         status, resp_headers, payload = await self._forward(
             backend, request.method, request.path_qs, body, headers, role="primary"
         )
+        if backend is routes.canary and status >= 500 and routes.stable is not None:
+            # A prediction is a pure function of its input, so a canary's failure is retried once
+            # on stable: the user gets stable's answer, while the canary's failure stays counted
+            # in its metrics (which is what rolls it back).
+            self.metrics.retried.labels(backend.version).inc()
+            failed_version, backend = backend.version, routes.stable
+            status, resp_headers, payload = await self._forward(
+                backend, request.method, request.path_qs, body, headers, role="primary"
+            )
+            resp_headers[RETRIED_HEADER] = failed_version
         if (
             routes.mirror
             and routes.canary is not None

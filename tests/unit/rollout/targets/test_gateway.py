@@ -222,3 +222,19 @@ def test_routes_survive_a_gateway_restart_and_bad_routes_are_refused(tmp_path: P
         assert routes["canary_weight"] == 50 and routes["canary"]["version"] == "2"
     finally:
         again.stop()
+
+
+def test_a_failing_canary_is_retried_on_stable_and_still_counted_against_the_canary(
+    gateway: GatewayProcess, models: dict
+) -> None:
+    models["1"], models["2"] = FakeModel("1"), FakeModel("2", status=500)
+    gateway.routes(stable=backend(models["1"]), canary=backend(models["2"]), canary_weight=50)
+    with httpx.Client() as client:
+        answers = [gateway.predict(client) for _ in range(100)]
+    assert all(r.status_code == 200 for r in answers)  # users never see the canary's failures
+    assert {r.headers["X-Launchbay-Version"] for r in answers} == {"1"}
+    retried = [r for r in answers if r.headers.get("X-Launchbay-Retried-From") == "2"]
+    assert models["2"].hits == len(retried) > 20
+    # ... but the analysis sees them: every one is a 5xx of version 2.
+    assert gateway.metric("launchbay_gateway_requests_total", version="2", code="5xx") == len(retried)
+    assert gateway.metric("launchbay_gateway_canary_retries_total", version="2") == len(retried)

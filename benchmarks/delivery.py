@@ -11,7 +11,7 @@ was answered, the status, and which version answered (`X-Launchbay-Version`). Th
   of its requests -> seconds from the trigger to the last answer from the candidate (target <= 5 s
   at a 1 s interval), and the failed share of all requests over the whole rollout (<= 0.5%).
 
-    python benchmarks/rollout.py   ->  benchmarks/results/rollout.{json,md}
+    python benchmarks/delivery.py   ->  benchmarks/results/delivery.{json,md}
 """
 
 from __future__ import annotations
@@ -210,10 +210,14 @@ def time_to_rollback(b: Bench, trigger: str) -> dict[str, Any]:
         ended = time.time()
     answers = [a for a in client.snapshot() if started <= a.at <= ended]
     after = [a for a in answers if a.at >= t0]
-    from_candidate = [a for a in after if a.version == trigger]
-    first_failure = next((a.at for a in after if not 200 <= a.status < 300), None)
-    last_candidate = max((a.at for a in from_candidate), default=t0)
+    # The candidate's last request: answered by it, or failed by it and retried on stable.
+    touched = [a for a in after if a.version == trigger or a.retried_from == trigger]
+    first_failure = next(
+        (a.at for a in after if a.retried_from == trigger or not 200 <= a.status < 300), None
+    )
+    last_candidate = max((a.at for a in touched), default=t0)
     failed = [a for a in answers if not 200 <= a.status < 300]
+    retried = [a for a in answers if a.retried_from == trigger]
     rollback_event = next(e for e in b.ledger.history(release_id=r.id) if e.action == "rollback")
     return {
         "phase": r.phase.value,
@@ -224,6 +228,8 @@ def time_to_rollback(b: Bench, trigger: str) -> dict[str, Any]:
         "requests_whole_rollout": len(answers),
         "failed_whole_rollout": len(failed),
         "blast_radius_percent": round(100 * len(failed) / max(len(answers), 1), 3),
+        "canary_failures_retried_on_stable": len(retried),
+        "canary_failure_percent_without_retry": round(100 * (len(failed) + len(retried)) / max(len(answers), 1), 3),
     }
 
 
@@ -242,17 +248,18 @@ def main() -> None:
         finally:
             b.down()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rollout.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "delivery.json").write_text(json.dumps(results, indent=2) + "\n")
     sw, sf, tr = results["switching"], results["shadow_fault"], results["time_to_rollback"]
     md = f"""# Rollouts as clients see them (local target, {RATE:g} req/s, 1 s analysis interval)
 
-Measured by `benchmarks/rollout.py`: a client process records every answer's status and version.
+Measured by `benchmarks/delivery.py`: a client process records every answer's status and version.
 
 | figure | measured | target |
 |---|---|---|
 | time to rollback: trigger -> last answer from the candidate | {tr['seconds_trigger_to_last_candidate_answer']} s | <= 5 s |
 | same, from the first failed request the client saw | {tr['seconds_first_failure_to_last_candidate_answer']} s | |
-| blast radius of a candidate going bad at 25% canary | {tr['failed_whole_rollout']} of {tr['requests_whole_rollout']} = {tr['blast_radius_percent']}% | <= 0.5% |
+| blast radius of a candidate going bad at 25% canary (failed client requests) | {tr['failed_whole_rollout']} of {tr['requests_whole_rollout']} = {tr['blast_radius_percent']}% | <= 0.5% |
+| same, canary failures the gateway retried on stable (what clients would have seen without the retry) | {tr['canary_failures_retried_on_stable']} = {tr['canary_failure_percent_without_retry']}% | |
 | blast radius of a candidate failing 20% (seen in shadow) | {sf['failed']} of {sf['requests']} ({sf['phase']}) | 0 |
 | failed requests while switching (weights, controller SIGKILL, promotion, rollback) | {sw['failed']} of {sw['requests']} | 0 |
 
@@ -260,7 +267,7 @@ Rollback reason recorded: {tr['reason']}
 
 Answers by version while switching: {sw['answered_by']}.
 """
-    (RESULTS / "rollout.md").write_text(md)
+    (RESULTS / "delivery.md").write_text(md)
     print(md)
 
 
