@@ -61,7 +61,9 @@ def main() -> None:
         script = post_script(tmp / "post.lua")
         p_stable, p_shadow, p_gw = free_port(), free_port(), free_port()
         stable, _ = start(argv, env, project, p_stable)
-        shadow, _ = start(argv, env, project, p_shadow)
+        # SHADOW_NICE=N: run the shadow server at a lower CPU priority (an experiment).
+        nice = ["nice", "-n", os.environ["SHADOW_NICE"]] if os.environ.get("SHADOW_NICE") else []
+        shadow, _ = start([*nice, *argv], env, project, p_shadow)
         gw = start_gateway(p_gw, tmp / "routes.json")
         routes = f"http://127.0.0.1:{p_gw}/_launchbay/routes"
         try:
