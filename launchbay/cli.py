@@ -147,13 +147,40 @@ def render(
     git_commit: Annotated[
         str | None, typer.Option(help="Commit to record (default: the checked-out one).")
     ] = None,
+    target: Annotated[
+        str, typer.Option(help="argo (the pipeline), or kubernetes|knative (a release's manifests).")
+    ] = "argo",
+    version: Annotated[str | None, typer.Option(help="kubernetes/knative: the version to release.")] = None,
+    stable: Annotated[
+        str | None, typer.Option(help="kubernetes/knative: the version serving now (renders a canary).")
+    ] = None,
+    weight: Annotated[int, typer.Option(min=0, max=100, help="Canary weight with --stable.")] = 0,
 ) -> None:
-    """Write the Argo Workflow YAML of the pipeline (validated against Argo's schema)."""
+    """Write YAML: the Argo Workflow of the pipeline, or the objects a cluster target applies.
+
+    Everything is validated first: the Workflow against Argo's schema, core kinds with
+    kubernetes-validate, HTTPRoute and Knative Service against their CRDs.
+    """
     from pipelines.argo import for_argo, to_yaml
 
     cfg = load_config(config)
-    commit = git_commit if git_commit is not None else _git_commit(cfg.base_dir)
-    text = to_yaml(for_argo(cfg, commit).to_dict())
+    if target in ("kubernetes", "knative"):
+        from rollout.targets.manifests import release_objects
+        from rollout.targets.validate import InvalidObject, check
+
+        if version is None:
+            raise UsageError(f"--target {target} needs --version N (the version to release)")
+        objects = release_objects(cfg, target, version, stable, weight)
+        try:
+            check(objects)
+        except InvalidObject as exc:
+            raise PipelineFailed(str(exc)) from None
+        text = "---\n".join(to_yaml(o) for o in objects)
+    elif target == "argo":
+        commit = git_commit if git_commit is not None else _git_commit(cfg.base_dir)
+        text = to_yaml(for_argo(cfg, commit).to_dict())
+    else:
+        raise UsageError(f"--target {target!r}: expected argo, kubernetes or knative")
     if output is None:
         sys.stdout.write(text)
     else:

@@ -263,6 +263,43 @@ class RolloutSection(_Strict):
         return self
 
 
+class KubernetesSection(_Strict):
+    """Cluster targets (kubernetes, knative): where and how each version runs."""
+
+    namespace: str = "launchbay"
+    image: str = Field(
+        default="ghcr.io/launchbay/{model}:v{version}",
+        description="serving image of a version; {model} and {version} are filled in",
+    )
+    min_replicas: Annotated[int, Field(ge=1)] = 1
+    max_replicas: Annotated[int, Field(ge=1)] = 5
+    target_cpu_percent: Annotated[int, Field(ge=1, le=100)] = 70
+    cpu_request: str = "250m"
+    cpu_limit: str = "1"
+    memory_request: str = "512Mi"
+    memory_limit: str = "1Gi"
+    gateway_name: str = Field(default="launchbay", description="the Gateway API Gateway routes attach to")
+    gateway_namespace: str | None = None
+    trusted_keys_configmap: str = Field(
+        default="launchbay-trusted-keys", description="ConfigMap with signing-key.pub, mounted read-only"
+    )
+    knative_min_scale: Annotated[int, Field(ge=0)] = 0
+    """Knative: 0 scales to zero when idle."""
+    scale_to_zero_retention: str = "0s"
+    kubeconfig: str | None = Field(
+        default=None, description="default: $KUBECONFIG, ~/.kube/config, or in-cluster"
+    )
+    context: str | None = None
+
+    @model_validator(mode="after")
+    def _replicas(self) -> KubernetesSection:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
+            )
+        return self
+
+
 class LaunchbayConfig(_Strict):
     """The whole `launchbay.yaml`."""
 
@@ -274,6 +311,7 @@ class LaunchbayConfig(_Strict):
     signing: SigningSection = SigningSection()
     serving: ServingSection = ServingSection()
     rollout: RolloutSection = RolloutSection()
+    kubernetes: KubernetesSection = KubernetesSection()
 
     # Set by `load_config`, not by the file: where the file was read from.
     source: Path | None = Field(default=None, exclude=True)

@@ -181,3 +181,18 @@ def world(tmp: Path, cfg: LaunchbayConfig | None = None, target: FakeTarget | No
     target.servers["1"] = 99
     target.set_routes(Routes(stable=target.backend("1")))
     return World(ctx, target, Metrics(healthy()), registry, clock)
+
+
+def cluster_config(target: str, kubeconfig: Path, **rollout: Any) -> LaunchbayConfig:
+    """A config for a cluster target whose kubeconfig points at a fake API server."""
+    base = {**ROLLOUT, "target": target, **rollout}
+    if target == "knative":
+        base["shadow"] = None  # Knative cannot mirror
+    return LaunchbayConfig.model_validate(
+        {
+            "model": {"name": "fraud-detector", "train": "pkg.mod:train"},
+            "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
+            "rollout": base,
+            "kubernetes": {"namespace": "ml", "kubeconfig": str(kubeconfig)},
+        }
+    )

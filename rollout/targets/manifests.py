@@ -1,0 +1,256 @@
+"""The objects a cluster target applies, as plain dicts: one function per kind, no client needed.
+
+Kubernetes target, per version: a `Deployment` (probes on the service's health endpoints,
+requests/limits, non-root, read-only root filesystem, no privilege escalation), a `Service` and a
+`HorizontalPodAutoscaler`; one `HTTPRoute` per model whose weighted `backendRefs` are the canary
+split and whose `RequestMirror` filter is the shadow. Knative target: one `Service` per model,
+a revision per version, traffic percentages and tags per version (no mirroring in Knative).
+
+Names are DNS labels derived from the model name (validated at config load) and the version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from launchbay.config import LaunchbayConfig
+from rollout.targets.gateway import Routes
+
+PORT = 3000
+"""The port BentoML serves on inside the container."""
+RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "launchbay"}
+
+
+def unit_name(model: str, version: str) -> str:
+    """The name of a version's Deployment/Service/HPA (and Knative revision)."""
+    return f"{model}-v{version}"
+
+
+def labels(model: str, version: str | None = None) -> dict[str, str]:
+    """Labels launchbay puts on what it creates (selectors use the name and version only)."""
+    out = {"app.kubernetes.io/name": model, **MANAGED_BY}
+    if version is not None:
+        out["launchbay.io/version"] = str(version)
+    return out
+
+
+def image(cfg: LaunchbayConfig, version: str) -> str:
+    """The serving image of a version (`kubernetes.image`, `{model}` and `{version}` filled in)."""
+    return cfg.kubernetes.image.format(model=cfg.model.name, version=version)
+
+
+def _container(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
+    k = cfg.kubernetes
+    probe = {"httpGet": {"path": "/readyz", "port": PORT}, "periodSeconds": 2, "failureThreshold": 3}
+    return {
+        "name": "model",
+        "image": image(cfg, version),
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "env": [
+            {"name": "LAUNCHBAY_TRUSTED_KEYS", "value": "/etc/launchbay/keys/signing-key.pub"},
+            {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},  # writable: the root fs is read-only
+        ],
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "httpGet": {"path": "/livez", "port": PORT}, "initialDelaySeconds": 10},
+        "startupProbe": {**probe, "httpGet": {"path": "/livez", "port": PORT}, "failureThreshold": 60},
+        "resources": {
+            "requests": {"cpu": k.cpu_request, "memory": k.memory_request},
+            "limits": {"cpu": k.cpu_limit, "memory": k.memory_limit},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "trusted-keys", "mountPath": "/etc/launchbay/keys", "readOnly": True},
+        ],
+    }
+
+
+def _volumes(cfg: LaunchbayConfig) -> list[dict[str, Any]]:
+    return [
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "trusted-keys", "configMap": {"name": cfg.kubernetes.trusted_keys_configmap}},
+    ]
+
+
+def deployment(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
+    """One version's pods."""
+    model, k = cfg.model.name, cfg.kubernetes
+    name = unit_name(model, version)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": k.namespace, "labels": labels(model, version)},
+        "spec": {
+            "replicas": k.min_replicas,
+            "selector": {
+                "matchLabels": {"app.kubernetes.io/name": model, "launchbay.io/version": str(version)}
+            },
+            "template": {
+                "metadata": {"labels": labels(model, version)},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [_container(cfg, version)],
+                    "volumes": _volumes(cfg),
+                },
+            },
+        },
+    }
+
+
+def service(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
+    """The stable address of one version (what the HTTPRoute points at)."""
+    model, k = cfg.model.name, cfg.kubernetes
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": unit_name(model, version),
+            "namespace": k.namespace,
+            "labels": labels(model, version),
+        },
+        "spec": {
+            "selector": {"app.kubernetes.io/name": model, "launchbay.io/version": str(version)},
+            "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def autoscaler(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
+    """CPU-based autoscaling of one version."""
+    model, k = cfg.model.name, cfg.kubernetes
+    name = unit_name(model, version)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": k.namespace, "labels": labels(model, version)},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": k.min_replicas,
+            "maxReplicas": k.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": k.target_cpu_percent},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def version_objects(cfg: LaunchbayConfig, version: str) -> list[dict[str, Any]]:
+    """Everything one version needs on the Kubernetes target."""
+    return [deployment(cfg, version), service(cfg, version), autoscaler(cfg, version)]
+
+
+def _ref(model: str, version: str, weight: int | None = None) -> dict[str, Any]:
+    ref: dict[str, Any] = {"kind": "Service", "name": unit_name(model, version), "port": PORT}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
+def http_route(cfg: LaunchbayConfig, routes: Routes) -> dict[str, Any]:
+    """The model's HTTPRoute: weights for stable/canary, a RequestMirror filter for shadow."""
+    model, k = cfg.model.name, cfg.kubernetes
+    rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": []}
+    if routes.stable is not None:
+        rule["backendRefs"].append(_ref(model, routes.stable.version, 100 - routes.canary_weight))
+    if routes.canary is not None and routes.canary_weight > 0:
+        rule["backendRefs"].append(_ref(model, routes.canary.version, routes.canary_weight))
+    if routes.canary is not None and routes.mirror:
+        rule["filters"] = [
+            {"type": "RequestMirror", "requestMirror": {"backendRef": _ref(model, routes.canary.version)}}
+        ]
+    parent: dict[str, Any] = {"name": k.gateway_name}
+    if k.gateway_namespace:
+        parent["namespace"] = k.gateway_namespace
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": model, "namespace": k.namespace, "labels": labels(model)},
+        "spec": {"parentRefs": [parent], "rules": [rule]},
+    }
+
+
+def knative_service(cfg: LaunchbayConfig, version: str, routes: Routes) -> dict[str, Any]:
+    """The model's Knative Service: the newest revision is `version`; traffic split per `routes`.
+
+    Cloud Run accepts the same object (`gcloud run services replace`).
+    """
+    model, k = cfg.model.name, cfg.kubernetes
+    container = _container(cfg, version)
+    # Knative owns probes' ports and rejects a named port other than http1/h2c.
+    container["ports"] = [{"name": "http1", "containerPort": PORT}]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        container[probe]["httpGet"].pop("port", None)
+    container.pop("startupProbe")
+    traffic = []
+    if routes.stable is not None:
+        traffic.append(
+            {
+                "revisionName": unit_name(model, routes.stable.version),
+                "percent": 100 - routes.canary_weight,
+                "tag": f"v{routes.stable.version}",
+            }
+        )
+    if routes.canary is not None:
+        traffic.append(
+            {
+                "revisionName": unit_name(model, routes.canary.version),
+                "percent": routes.canary_weight,
+                "tag": f"v{routes.canary.version}",
+            }
+        )
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": model, "namespace": k.namespace, "labels": labels(model)},
+        "spec": {
+            "template": {
+                "metadata": {
+                    "name": unit_name(model, version),
+                    "labels": labels(model, version),
+                    "annotations": {
+                        "autoscaling.knative.dev/min-scale": str(k.knative_min_scale),
+                        "autoscaling.knative.dev/max-scale": str(k.max_replicas),
+                        RETENTION: k.scale_to_zero_retention,
+                    },
+                },
+                "spec": {"containers": [container], "volumes": _volumes(cfg)},
+            },
+            "traffic": traffic,
+        },
+    }
+
+
+def release_objects(
+    cfg: LaunchbayConfig, target: str, version: str, stable: str | None = None, weight: int = 0
+) -> list[dict[str, Any]]:
+    """What a cluster target applies for `version` as canary at `weight`% next to `stable`
+    (or, without `stable`, as the version serving all traffic)."""
+    from rollout.targets.gateway import Backend
+
+    def b(v: str) -> Backend:
+        return Backend(version=v, url="")
+
+    if stable is None:
+        routes = Routes(stable=b(version))
+    else:
+        routes = Routes(stable=b(stable), canary=b(version), canary_weight=weight)
+    if target == "knative":
+        return [knative_service(cfg, version, routes)]
+    objects = version_objects(cfg, version)
+    if stable is not None:
+        objects = version_objects(cfg, stable) + objects
+    return [*objects, http_route(cfg, routes)]

@@ -1,0 +1,182 @@
+"""The cluster targets against a fake API server at the client's HTTP layer: whole rollouts, end states."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_fake import FakeApiServer, kubeconfig, serve
+from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, healthy
+
+from launchbay.errors import EnvironmentProblem
+from launchbay.home import Home
+from rollout import operations
+from rollout.controller import Controller
+from rollout.ledger import Ledger, Release
+from rollout.phases import Phase
+from rollout.targets.gateway import Routes
+from rollout.targets.kubernetes import Api, KnativeTarget, KubernetesTarget, api_client
+from rollout.targets.validate import problems
+
+
+@pytest.fixture
+def fake() -> FakeApiServer:
+    return FakeApiServer()
+
+
+@pytest.fixture
+def url(fake: FakeApiServer) -> Iterator[str]:
+    with serve(fake) as u:
+        yield u
+
+
+class Cluster:
+    def __init__(self, tmp: Path, url: str, kind: str) -> None:
+        self.cfg = cluster_config(kind, kubeconfig(tmp / "kubeconfig", url))
+        api = Api(api_client(self.cfg))
+        self.target: Any = (
+            KubernetesTarget(self.cfg, api) if kind == "kubernetes" else KnativeTarget(self.cfg, api)
+        )
+        self.clock = Clock()
+        self.registry = FakeRegistry({"champion": "1"})
+        ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", clock=self.clock)
+        self.ctx = operations.Rollout(self.cfg, Home(tmp), ledger, self.target, self.registry)  # type: ignore[arg-type]
+        self.metrics = Metrics(healthy())
+        self.controller = Controller(self.ctx, self.metrics, clock=self.clock, verifier=lambda _c, _r: PASSED)
+        # Version 1 serves all traffic, as after an earlier promotion.
+        self.target.deploy("fraud-detector", "1")
+        self.target.set_routes(Routes(stable=self.target.backend("1")))
+
+    def until(self, release: Release, phase: Phase, limit: int = 60) -> tuple[Release, list[Routes]]:
+        seen = []
+        for _ in range(limit):
+            release = self.controller.tick(release)
+            seen.append(self.target.routes())
+            self.clock.now += 1
+            if release.phase is phase:
+                return release, seen
+        raise AssertionError(f"never reached {phase}: {release}")
+
+
+def _route(fake: FakeApiServer) -> dict[str, Any]:
+    route = fake.find("httproutes", "fraud-detector")
+    assert route is not None
+    rule: dict[str, Any] = route["spec"]["rules"][0]
+    return rule
+
+
+def test_kubernetes_rollout_shadow_canary_promotion_then_previous_retired(
+    tmp_path: Path, fake: FakeApiServer, url: str
+) -> None:
+    c = Cluster(tmp_path, url, "kubernetes")
+    r = operations.create(c.ctx, "2", "dana")
+    r, seen = c.until(r, Phase.AWAITING_APPROVAL)
+    views = {(x.canary_weight, x.mirror) for x in seen}
+    assert {(0, True), (20, False), (50, False)} <= views  # read back from the API server
+    rule = _route(fake)
+    assert [(b["name"], b["weight"]) for b in rule["backendRefs"]] == [
+        ("fraud-detector-v1", 50),
+        ("fraud-detector-v2", 50),
+    ]
+    r = operations.approve(c.ctx, str(r.id), "alice")
+    assert [(b["name"], b["weight"]) for b in _route(fake)["backendRefs"]] == [("fraud-detector-v2", 100)]
+    assert "filters" not in _route(fake)
+    assert fake.find("deployments", "fraud-detector-v1") is not None  # warm for the grace period
+    c.clock.now += 60
+    c.controller.tick(r)
+    assert fake.find("deployments", "fraud-detector-v1") is None
+    assert fake.find("horizontalpodautoscalers", "fraud-detector-v1") is None
+    for obj in fake.objects.values():  # everything launchbay applied, as stored, is valid
+        clean = {k: v for k, v in obj.items() if k != "status"}
+        clean["metadata"] = {k: v for k, v in obj["metadata"].items() if k in ("name", "namespace", "labels")}
+        assert problems(clean) == [], obj["kind"]
+    assert all(o["metadata"]["managedFields"][0]["manager"] == "launchbay" for o in fake.objects.values())
+
+
+def test_kubernetes_shadow_uses_a_request_mirror_filter_and_rollback_removes_the_candidate(
+    tmp_path: Path, fake: FakeApiServer, url: str
+) -> None:
+    c = Cluster(tmp_path, url, "kubernetes")
+    r = operations.create(c.ctx, "2", "dana")
+    r, _ = c.until(r, Phase.SHADOW)
+    c.controller.tick(r)
+    rule = _route(fake)
+    assert rule["filters"] == [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"kind": "Service", "name": "fraud-detector-v2", "port": 3000}},
+        }
+    ]
+    assert [b["name"] for b in rule["backendRefs"]] == ["fraud-detector-v1"]
+    operations.rollback(c.ctx, "oncall", "pager")
+    assert [b["name"] for b in _route(fake)["backendRefs"]] == ["fraud-detector-v1"]
+    assert "filters" not in _route(fake)
+    assert (
+        fake.find("deployments", "fraud-detector-v2") is None
+        and fake.find("services", "fraud-detector-v2") is None
+    )
+    assert c.registry.aliases["champion"] == "1"
+
+
+def test_a_deployment_that_never_gets_ready_fails_the_release(
+    tmp_path: Path, fake: FakeApiServer, url: str
+) -> None:
+    fake.broken.add("2")
+    c = Cluster(tmp_path, url, "kubernetes")
+    c.until(operations.create(c.ctx, "2", "dana"), Phase.FAILED, limit=5)
+    assert [b["name"] for b in _route(fake)["backendRefs"]] == ["fraud-detector-v1"]
+
+
+def test_knative_rollout_moves_traffic_percentages_between_revisions(
+    tmp_path: Path, fake: FakeApiServer, url: str
+) -> None:
+    c = Cluster(tmp_path, url, "knative")
+    r = operations.create(c.ctx, "2", "dana")
+    r, seen = c.until(r, Phase.AWAITING_APPROVAL)
+    assert {x.canary_weight for x in seen} >= {20, 50} and not any(x.mirror for x in seen)
+    svc = fake.find("services", "fraud-detector")
+    assert svc is not None and svc["apiVersion"] == "serving.knative.dev/v1"
+    assert svc["spec"]["traffic"] == [
+        {"revisionName": "fraud-detector-v1", "percent": 50, "tag": "v1"},
+        {"revisionName": "fraud-detector-v2", "percent": 50, "tag": "v2"},
+    ]
+    assert svc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0"
+    operations.approve(c.ctx, str(r.id), "alice")
+    svc = fake.find("services", "fraud-detector")
+    assert svc is not None
+    assert svc["spec"]["traffic"] == [{"revisionName": "fraud-detector-v2", "percent": 100, "tag": "v2"}]
+    operations.rollback(c.ctx, "oncall", "")
+    svc = fake.find("services", "fraud-detector")
+    assert svc is not None and svc["spec"]["traffic"][0]["revisionName"] == "fraud-detector-v1"
+    assert c.registry.aliases["champion"] == "1"
+
+
+def test_rbac_403_and_field_manager_conflicts_are_explained(
+    tmp_path: Path, fake: FakeApiServer, url: str
+) -> None:
+    c = Cluster(tmp_path, url, "kubernetes")
+    fake.forbidden.add(("PATCH", "deployments"))
+    with pytest.raises(EnvironmentProblem, match=r"403 Forbidden.*cannot patch resource \"deployments\""):
+        c.target.deploy("fraud-detector", "2")
+    fake.forbidden.clear()
+    # Someone edits the route with another field manager: launchbay reports it, never stomps it.
+    route = fake.find("httproutes", "fraud-detector")
+    assert route is not None
+    route["metadata"]["managedFields"] = [{"manager": "kubectl-edit"}]
+    route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 7
+    with pytest.raises(EnvironmentProblem, match=r"conflict.*kubectl-edit.*Another field manager"):
+        c.target.set_routes(Routes(stable=c.target.backend("1")))
+
+
+def test_unreachable_api_server_and_missing_kubeconfig_are_clear(tmp_path: Path) -> None:
+    from clihelp import closed_port
+
+    cfg = cluster_config("kubernetes", kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{closed_port()}"))
+    target = KubernetesTarget(cfg, Api(api_client(cfg)))
+    with pytest.raises(EnvironmentProblem, match=r"API server at http://127\.0\.0\.1:\d+ is unreachable"):
+        target.routes()
+    missing = cluster_config("kubernetes", tmp_path / "nope")
+    with pytest.raises(EnvironmentProblem, match="no Kubernetes configuration"):
+        api_client(missing)
