@@ -55,7 +55,7 @@ def whoami(explicit: str | None) -> str:
 def _context(cfg: LaunchbayConfig) -> Any:
     from rollout import operations
 
-    return operations.local(cfg, Home.resolve().ensure())
+    return operations.context(cfg, Home.resolve().ensure())
 
 
 def _provider(cfg: LaunchbayConfig, home: Home) -> Any:
@@ -74,10 +74,12 @@ def drive(cfg: LaunchbayConfig, release: Release, traffic: float, data: str | No
     from rollout.traffic import Traffic, sample_rows
 
     ctx = _context(cfg)
-    url = ctx.target.url
+    url = getattr(ctx.target, "url", None) or f"the {cfg.rollout.target} target"
     controller = ctl.Controller(ctx, _provider(cfg, ctx.home))
     out.print(f"[bold]{release.name}[/]: rollout through the gateway at [cyan]{url}[/]")
     load: Traffic | None = None
+    if not url.startswith("http"):
+        traffic = 0  # demo traffic only goes through the local gateway
     source = data or cfg.resolve_path(cfg.data.path)
     rows = sample_rows(source, list(cfg.data.features)) if traffic > 0 else []
 
@@ -279,7 +281,8 @@ def controller(
 
     cfg = load_config(config)
     ctx = _context(cfg)
-    ctx.target.gateway()
+    if hasattr(ctx.target, "gateway"):
+        ctx.target.gateway()  # the local target: make sure clients have their address
     c = ctl.Controller(ctx, _provider(cfg, ctx.home))
     err.print(f"controller for {cfg.model.name}: every {cfg.rollout.interval:g}s (pid {os.getpid()})")
     seen: dict[int, tuple[str, int]] = {}

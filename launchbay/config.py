@@ -218,6 +218,19 @@ class ApprovalSection(_Strict):
         return self
 
 
+class QueriesSection(_Strict):
+    """PromQL templates of the analysis (like Flagger's metric templates); None: launchbay's default
+    over its gateway's metrics. Placeholders: {version} {role} {window} (e.g. `10s`), and for the
+    shadow comparison {stable} {candidate}. Each must aggregate to one number."""
+
+    requests: str | None = None
+    error_rate: str | None = None
+    p95_ms: str | None = None
+    compared: str | None = None
+    disagreement: str | None = None
+    score_shift: str | None = None
+
+
 class RolloutSection(_Strict):
     """How a registered model reaches users: shadow, canary steps, approval, rollback."""
 
@@ -240,6 +253,7 @@ class RolloutSection(_Strict):
     approval: ApprovalSection = ApprovalSection(required=False)
     gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Local target: the gateway's port (default: chosen once, then kept)."""
+    queries: QueriesSection = QueriesSection()
     ledger_url: str | None = None
     """SQLAlchemy URL of the ledger (e.g. postgresql://...); default: $LAUNCHBAY_LEDGER_URL, else
     SQLite in the state directory."""

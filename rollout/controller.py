@@ -70,6 +70,7 @@ class Controller:
         self.metrics = metrics
         self.clock = clock
         self.verifier = verifier or _verify_registered
+        self.queries = ctx.cfg.rollout.queries
         r = ctx.cfg.rollout
         self.thresholds = Thresholds(
             slo=r.slo,
@@ -234,14 +235,14 @@ class Controller:
         # short enough that a candidate going bad dominates it within seconds.
         window = self.ctx.cfg.rollout.analysis_window
         if r.phase is Phase.SHADOW:
-            cand = measure_version(self.metrics, r.version, "shadow", window)
-            shadow = measure_shadow(self.metrics, r.stable_version, r.version, window)
+            cand = measure_version(self.metrics, r.version, "shadow", window, self.queries)
+            shadow = measure_shadow(self.metrics, r.stable_version, r.version, window, self.queries)
             result = analyse_shadow(cand, shadow, self.thresholds)
         else:
             if traffic_for(r)[0] == 0:
                 return None
-            cand = measure_version(self.metrics, r.version, "primary", window)
-            stable = measure_version(self.metrics, r.stable_version, "primary", window)
+            cand = measure_version(self.metrics, r.version, "primary", window, self.queries)
+            stable = measure_version(self.metrics, r.stable_version, "primary", window, self.queries)
             result = analyse_canary(cand, stable, self.thresholds)
         self.last_result[r.id] = result
         return result

@@ -41,22 +41,26 @@ class Rollout:
         return self.cfg.model.name
 
 
-def local(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> Rollout:
-    """The rollout context of the local target (the embedded default)."""
-    from rollout.targets.local import LocalTarget
+def context(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> Rollout:
+    """The rollout context of the configured target: local (the embedded default), kubernetes or
+    knative (through the Kubernetes API of `kubernetes.kubeconfig` / in-cluster config)."""
+    target: Target
+    if cfg.rollout.target == "local":
+        from rollout.targets.local import LocalTarget
 
-    if cfg.rollout.target != "local":
-        raise UsageError(
-            f"rollout.target is {cfg.rollout.target!r}: this machine can only run the local target "
-            "(`launchbay render --target ...` writes the manifests for a cluster)"
-        )
-    return Rollout(
-        cfg,
-        home,
-        ledger or Ledger.for_home(home, cfg.rollout.ledger_url),
-        LocalTarget(cfg, home),
-        MlflowRegistry(cfg, home),
-    )
+        target = LocalTarget(cfg, home)
+    else:
+        from rollout.targets.kubernetes import Api, KnativeTarget, KubernetesTarget, api_client
+
+        if not cfg.rollout.prometheus_url:
+            raise UsageError(
+                f"rollout.target {cfg.rollout.target} needs rollout.prometheus_url: the cluster's "
+                "Prometheus (launchbay starts one only for the local target)"
+            )
+        api = Api(api_client(cfg))
+        target = KubernetesTarget(cfg, api) if cfg.rollout.target == "kubernetes" else KnativeTarget(cfg, api)
+    ledger = ledger or Ledger.for_home(home, cfg.rollout.ledger_url)
+    return Rollout(cfg, home, ledger, target, MlflowRegistry(cfg, home))
 
 
 # -- finding releases -------------------------------------------------------------------------

@@ -1,43 +1,63 @@
-"""PromQL over the gateway's metrics: what the analysis of a step measures, per version.
+"""PromQL of the analysis: what each step measures, per version.
 
-Errors are 5xx answers (a 4xx is the client's mistake, not the model's). Latency is the time the
-gateway waited for the version's server, so both versions are measured the same way, by the same
-process, over the same window.
+The defaults read launchbay's gateway metrics (the local target). Errors are 5xx answers (a 4xx
+is the client's mistake, not the model's). Latency is the time the gateway waited for the
+version's server, so both versions are measured the same way, by the same process, over the same
+window. In a cluster the numbers come from elsewhere (the service's own metrics, a mesh):
+`rollout.queries` in launchbay.yaml replaces any of them with a template (like Flagger's metric
+templates) filled with {version} {role} {window} -- and {stable} {candidate} in shadow.
 """
 
 from __future__ import annotations
 
+from launchbay.config import QueriesSection
 from rollout.analysis import ShadowStats, VersionStats
 from rollout.metrics.base import MetricsProvider
 
 REQUESTS = "launchbay_gateway_requests_total"
 DURATION = "launchbay_gateway_request_duration_seconds"
+DEFAULT = QueriesSection()
 
 
 def _sel(version: str, role: str, extra: str = "") -> str:
     return f'{{version="{version}",role="{role}"{extra}}}'
 
 
-def version_queries(version: str, role: str, window: float) -> dict[str, str]:
+def _window(seconds: float) -> str:
+    return f"{max(round(seconds), 2)}s"  # rate()/increase() need two samples: at least 2 scrapes
+
+
+def _custom(templates: QueriesSection, names: tuple[str, ...], **values: str) -> dict[str, str]:
+    """The user's templates among `names`, filled in."""
+    return {n: t.format(**values) for n in names if (t := getattr(templates, n))}
+
+
+def version_queries(
+    version: str, role: str, window: float, templates: QueriesSection = DEFAULT
+) -> dict[str, str]:
     """Requests, error rate and p95 (ms) of one version in one role over the last `window` s."""
-    w = f"[{max(round(window), 2)}s]"
+    w = f"[{_window(window)}]"
     sel = _sel(version, role)
     errors = _sel(version, role, ',code="5xx"')
-    return {
+    default = {
         "requests": f"sum(increase({REQUESTS}{sel}{w}))",
         "error_rate": (
             f"sum(increase({REQUESTS}{errors}{w}) or vector(0)) / sum(increase({REQUESTS}{sel}{w}))"
         ),
-        "p95_ms": (f"histogram_quantile(0.95, sum by (le) (increase({DURATION}_bucket{sel}{w}))) * 1000"),
+        "p95_ms": f"histogram_quantile(0.95, sum by (le) (increase({DURATION}_bucket{sel}{w}))) * 1000",
     }
+    names = ("requests", "error_rate", "p95_ms")
+    return default | _custom(templates, names, version=version, role=role, window=_window(window))
 
 
-def shadow_queries(stable: str, candidate: str, window: float) -> dict[str, str]:
+def shadow_queries(
+    stable: str, candidate: str, window: float, templates: QueriesSection = DEFAULT
+) -> dict[str, str]:
     """Rows compared, disagreement share and mean score shift between two versions in shadow."""
-    w = f"[{max(round(window), 2)}s]"
+    w = f"[{_window(window)}]"
     sel = f'{{stable="{stable}",candidate="{candidate}"}}'
     compared = f"sum(increase(launchbay_shadow_compared_rows_total{sel}{w}))"
-    return {
+    default = {
         "compared": compared,
         "disagreement": (
             f"sum(increase(launchbay_shadow_disagreement_rows_total{sel}{w}) or vector(0)) / {compared}"
@@ -47,11 +67,15 @@ def shadow_queries(stable: str, candidate: str, window: float) -> dict[str, str]
             f" / sum(increase(launchbay_shadow_score_diff_count{sel}{w}))"
         ),
     }
+    names = ("compared", "disagreement", "score_shift")
+    return default | _custom(templates, names, stable=stable, candidate=candidate, window=_window(window))
 
 
-def measure_version(provider: MetricsProvider, version: str, role: str, window: float) -> VersionStats:
+def measure_version(
+    provider: MetricsProvider, version: str, role: str, window: float, templates: QueriesSection = DEFAULT
+) -> VersionStats:
     """Query one version's numbers."""
-    q = version_queries(version, role, window)
+    q = version_queries(version, role, window, templates)
     return VersionStats(
         requests=provider.query(q["requests"]),
         error_rate=provider.query(q["error_rate"]),
@@ -59,9 +83,15 @@ def measure_version(provider: MetricsProvider, version: str, role: str, window: 
     )
 
 
-def measure_shadow(provider: MetricsProvider, stable: str, candidate: str, window: float) -> ShadowStats:
+def measure_shadow(
+    provider: MetricsProvider,
+    stable: str,
+    candidate: str,
+    window: float,
+    templates: QueriesSection = DEFAULT,
+) -> ShadowStats:
     """Query the comparison of mirrored answers."""
-    q = shadow_queries(stable, candidate, window)
+    q = shadow_queries(stable, candidate, window, templates)
     return ShadowStats(
         compared=provider.query(q["compared"]),
         disagreement=provider.query(q["disagreement"]),

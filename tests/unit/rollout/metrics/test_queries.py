@@ -1,0 +1,42 @@
+"""The analysis' PromQL: launchbay's gateway metrics by default, the user's templates when given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rollout_fakes import cluster_config
+
+from launchbay.config import QueriesSection
+from launchbay.errors import UsageError
+from launchbay.home import Home
+from rollout.metrics.queries import shadow_queries, version_queries
+
+
+def test_default_queries_select_one_version_and_role_over_the_window() -> None:
+    q = version_queries("3", "primary", 9.6)
+    assert q["requests"] == 'sum(increase(launchbay_gateway_requests_total{version="3",role="primary"}[10s]))'
+    assert 'code="5xx"' in q["error_rate"] and q["error_rate"].count("[10s]") == 2
+    assert q["p95_ms"].startswith("histogram_quantile(0.95,") and q["p95_ms"].endswith("* 1000")
+    assert "[2s]" in version_queries("3", "shadow", 0.5)["requests"]  # rate needs two scrapes
+
+
+def test_templates_replace_only_what_the_user_set() -> None:
+    templates = QueriesSection(
+        requests='sum(increase(bentoml_service_request_total{{launchbay_version="{version}"}}[{window}]))',
+        disagreement="my_disagreement{{stable='{stable}',candidate='{candidate}'}}",
+    )
+    q = version_queries("3", "primary", 10, templates)
+    assert q["requests"] == 'sum(increase(bentoml_service_request_total{launchbay_version="3"}[10s]))'
+    assert q["p95_ms"] == version_queries("3", "primary", 10)["p95_ms"]
+    s = shadow_queries("2", "3", 10, templates)
+    assert s["disagreement"] == "my_disagreement{stable='2',candidate='3'}"
+    assert s["compared"] == shadow_queries("2", "3", 10)["compared"]
+
+
+def test_a_cluster_target_needs_the_clusters_prometheus(tmp_path: Path) -> None:
+    from rollout.operations import context
+
+    cfg = cluster_config("kubernetes", tmp_path / "kubeconfig")
+    with pytest.raises(UsageError, match=r"needs rollout\.prometheus_url"):
+        context(cfg, Home(tmp_path))
