@@ -148,13 +148,20 @@ def render(
         str | None, typer.Option(help="Commit to record (default: the checked-out one).")
     ] = None,
     target: Annotated[
-        str, typer.Option(help="argo (the pipeline), or kubernetes|knative (a release's manifests).")
+        str,
+        typer.Option(
+            help="argo (the pipeline's Workflow), argo-template (WorkflowTemplate + CronWorkflow), "
+            "or kubernetes|knative (a release's manifests)."
+        ),
     ] = "argo",
     version: Annotated[str | None, typer.Option(help="kubernetes/knative: the version to release.")] = None,
     stable: Annotated[
         str | None, typer.Option(help="kubernetes/knative: the version serving now (renders a canary).")
     ] = None,
     weight: Annotated[int, typer.Option(min=0, max=100, help="Canary weight with --stable.")] = 0,
+    schedule: Annotated[
+        str, typer.Option(help="argo-template: when the CronWorkflow retrains (cron syntax).")
+    ] = "0 3 * * 1",
 ) -> None:
     """Write YAML: the Argo Workflow of the pipeline, or the objects a cluster target applies.
 
@@ -176,11 +183,16 @@ def render(
         except InvalidObject as exc:
             raise PipelineFailed(str(exc)) from None
         text = "---\n".join(to_yaml(o) for o in objects)
-    elif target == "argo":
+    elif target in ("argo", "argo-template"):
+        from pipelines.argo import template_and_cron
+
         commit = git_commit if git_commit is not None else _git_commit(cfg.base_dir)
-        text = to_yaml(for_argo(cfg, commit).to_dict())
+        if target == "argo":
+            text = to_yaml(for_argo(cfg, commit).to_dict())
+        else:
+            text = "---\n".join(to_yaml(o) for o in template_and_cron(cfg, commit, schedule))
     else:
-        raise UsageError(f"--target {target!r}: expected argo, kubernetes or knative")
+        raise UsageError(f"--target {target!r}: expected argo, argo-template, kubernetes or knative")
     if output is None:
         sys.stdout.write(text)
     else:

@@ -275,9 +275,13 @@ def history(
 def controller(
     config: ConfigOpt = None,
     once: Annotated[bool, typer.Option(help="One tick for every release, then exit.")] = False,
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve Prometheus metrics of releases on this port (0: off).")
+    ] = 0,
 ) -> None:
     """Run the reconcile loop in the foreground (for long-running setups)."""
     from rollout import controller as ctl
+    from rollout.metrics.exported import ControllerMetrics
 
     cfg = load_config(config)
     ctx = _context(cfg)
@@ -286,10 +290,13 @@ def controller(
     c = ctl.Controller(ctx, _provider(cfg, ctx.home))
     err.print(f"controller for {cfg.model.name}: every {cfg.rollout.interval:g}s (pid {os.getpid()})")
     seen: dict[int, tuple[str, int]] = {}
+    exported = ControllerMetrics.serve(metrics_port) if metrics_port else None
     while True:
         started = time.monotonic()
         for r in c.tick_all():
             key = (r.phase.value, r.step_index)
+            if exported is not None:
+                exported.observe(r, seen.get(r.id, ("", 0))[0])
             if seen.get(r.id) != key:
                 seen[r.id] = key
                 err.print(f"{time.strftime('%H:%M:%S')} {r.name}: {r.phase.value} (step {r.step_index + 1})")

@@ -63,6 +63,49 @@ def for_argo(cfg: LaunchbayConfig, git_commit: str) -> Any:
     return wf
 
 
+_WORKFLOW_TEMPLATE_DEF = "io.argoproj.workflow.v1alpha1.WorkflowTemplate"
+_CRON_DEF = "io.argoproj.workflow.v1alpha1.CronWorkflow"
+
+
+def template_and_cron(
+    cfg: LaunchbayConfig, git_commit: str, schedule: str = "0 3 * * 1"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training workflow as a `WorkflowTemplate`, and a `CronWorkflow` retraining on `schedule`.
+
+    The template is the same spec `render` and `submit` produce; the cron workflow refers to it,
+    never runs two trainings at once (concurrencyPolicy Forbid) and keeps a short history.
+
+    Raises:
+        LaunchbayError: either object does not satisfy Argo's schema.
+    """
+    spec = for_argo(cfg, git_commit).to_dict()["spec"]
+    name = f"{cfg.model.name}-training"
+    labels = {"app.kubernetes.io/name": cfg.model.name, "app.kubernetes.io/managed-by": "launchbay"}
+    template = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": name, "namespace": cfg.argo.namespace, "labels": labels},
+        "spec": spec,
+    }
+    cron = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": f"{cfg.model.name}-retrain", "namespace": cfg.argo.namespace, "labels": labels},
+        "spec": {
+            "schedules": [schedule],
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "workflowSpec": {"workflowTemplateRef": {"name": name}},
+        },
+    }
+    problems = validate(template, _WORKFLOW_TEMPLATE_DEF) + validate(cron, _CRON_DEF)
+    if problems:
+        raise LaunchbayError("rendered Argo objects are not valid:\n" + "\n".join(problems))
+    return template, cron
+
+
 def submit(workflow: Any, host: str, namespace: str, token: str | None) -> str:
     """Create the workflow on an Argo server; return the created workflow's name.
 
