@@ -19,7 +19,7 @@ from rich.live import Live
 
 from launchbay.cli import ConfigOpt, JsonOpt, app, err, out
 from launchbay.config import LaunchbayConfig, load_config
-from launchbay.errors import PipelineFailed
+from launchbay.errors import PipelineFailed, UsageError
 from launchbay.home import Home
 from rollout.ledger import Release
 from rollout.phases import Phase
@@ -184,12 +184,34 @@ def approve(
     release_ref: Annotated[str, typer.Argument(metavar="RELEASE", help="Release id (7, #7) or model name.")],
     config: ConfigOpt = None,
     as_: AsOpt = None,
+    argo_host: Annotated[
+        str | None,
+        typer.Option(help="Argo server, for releases of a cluster pipeline.", envvar="ARGO_SERVER"),
+    ] = None,
 ) -> None:
-    """Promote a release waiting for approval (approvers only; never its author)."""
+    """Promote a release waiting for approval (approvers only; never its author).
+
+    A release started by an Argo workflow waits on that workflow's approval node: launchbay checks
+    the rules, then supplies the approver and resumes the node; the workflow's promote step does
+    the rest.
+    """
     from rollout import operations
 
     cfg = load_config(config)
-    r = operations.approve(_context(cfg), release_ref, whoami(as_))
+    ctx = _context(cfg)
+    name = whoami(as_)
+    release = operations.may_approve(ctx, release_ref, name)
+    wf = operations.argo_workflow(ctx, release)
+    if wf is not None:
+        from pipelines.argo import resume_approval
+
+        if not argo_host:
+            raise UsageError(f"{release.name} waits in Argo workflow {wf['workflow']}: pass --argo-host")
+        resume_approval(argo_host, os.environ.get("ARGO_TOKEN"), wf["namespace"], wf["workflow"], name)
+        where = f"{wf['namespace']}/{wf['workflow']}"
+        out.print(f"[green]approved[/]: resumed {where}; its promote step promotes {release.name}")
+        return
+    r = operations.approve(ctx, str(release.id), name)
     out.print(f"[green]approved[/]: {r.name} is promoted and serves all traffic; champion -> v{r.version}")
 
 
@@ -327,9 +349,10 @@ def releases_json(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dic
     from rollout import operations, view
     from rollout.ledger import Ledger
 
-    if not (cfg.rollout.ledger_url or os.environ.get("LAUNCHBAY_LEDGER_URL")) and not (
-        home.root / "ledger.db"
-    ).exists():
+    if (
+        not (cfg.rollout.ledger_url or os.environ.get("LAUNCHBAY_LEDGER_URL"))
+        and not (home.root / "ledger.db").exists()
+    ):
         return []
     ledger = Ledger.for_home(home, cfg.rollout.ledger_url)
     ctx = operations.Rollout(cfg, home, ledger, None, None)  # type: ignore[arg-type]

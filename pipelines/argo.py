@@ -57,7 +57,13 @@ def for_argo(cfg: LaunchbayConfig, git_commit: str) -> Any:
     """
     from pipelines.training import build_workflow
 
-    wf = build_workflow(cfg, config=cfg.argo.config_path, data=cfg.data.path, git_commit=git_commit)
+    wf = build_workflow(
+        cfg,
+        config=cfg.argo.config_path,
+        data=cfg.data.path,
+        git_commit=git_commit,
+        rollout=cfg.rollout.target != "local",
+    )
     if problems := validate(wf.to_dict()):
         raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))
     return wf
@@ -104,6 +110,38 @@ def template_and_cron(
     if problems:
         raise LaunchbayError("rendered Argo objects are not valid:\n" + "\n".join(problems))
     return template, cron
+
+
+def resume_approval(host: str, token: str | None, namespace: str, workflow: str, approver: str) -> None:
+    """Supply `approver` to the workflow's approval node and resume it (Argo server API).
+
+    The same as `argo node set WF --output-parameter approver=NAME --node-field-selector
+    displayName=approval` followed by `argo resume WF --node-field-selector displayName=approval`.
+
+    Raises:
+        EnvironmentProblem: the server is unreachable or refuses.
+    """
+    import json
+
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    selector = "displayName=approval"
+    base = f"{host.rstrip('/')}/api/v1/workflows/{namespace}/{workflow}"
+    calls = [
+        ("set", {"outputParameters": json.dumps({"approver": approver})}),
+        ("resume", {}),
+    ]
+    for verb, extra in calls:
+        body = {"name": workflow, "namespace": namespace, "nodeFieldSelector": selector, **extra}
+        try:
+            r = httpx.put(f"{base}/{verb}", json=body, headers=headers, timeout=15)
+        except httpx.HTTPError as exc:
+            raise EnvironmentProblem(f"Argo server {host} is unreachable: {exc}") from None
+        if r.status_code != 200:
+            raise EnvironmentProblem(
+                f"Argo server {host} refused to {verb} {workflow} ({r.status_code}): {r.text}"
+            )
 
 
 def submit(workflow: Any, host: str, namespace: str, token: str | None) -> str:

@@ -21,7 +21,9 @@ STAGES = ("validate-data", "train", "evaluate", "register", "sign", "package")
 _P = "{{workflow.parameters.%s}}"
 
 
-def build_workflow(cfg: LaunchbayConfig, *, config: str, data: str, git_commit: str = "") -> Workflow:
+def build_workflow(
+    cfg: LaunchbayConfig, *, config: str, data: str, git_commit: str = "", rollout: bool = False
+) -> Workflow:
     """Build the training workflow for a model.
 
     Args:
@@ -29,6 +31,8 @@ def build_workflow(cfg: LaunchbayConfig, *, config: str, data: str, git_commit: 
         config: path of the config file as the steps will see it.
         data: path or URI of the training data as the steps will see it.
         git_commit: the commit being trained, recorded on the MLflow run and model version.
+        rollout: add release -> approval (an Argo Suspend node) -> promote after packaging, for
+            the cluster targets. The local run rolls out in the launchbay process instead.
     """
     with (
         Workflow(
@@ -37,7 +41,8 @@ def build_workflow(cfg: LaunchbayConfig, *, config: str, data: str, git_commit: 
             namespace=cfg.argo.namespace,
             service_account_name=cfg.argo.service_account,
             labels={"app.kubernetes.io/part-of": "launchbay", "launchbay.io/model": cfg.model.name},
-            arguments={"config": config, "data": data, "git-commit": git_commit},
+            arguments={"config": config, "data": data, "git-commit": git_commit}
+            | ({"author": ""} if rollout else {}),
         ) as w,
         DAG(name="pipeline"),
     ):
@@ -82,6 +87,42 @@ def build_workflow(cfg: LaunchbayConfig, *, config: str, data: str, git_commit: 
         e >> r
         r >> sg
         sg >> pk
+        if rollout:
+            from hera.workflows import Parameter, Suspend
+
+            from pipelines import rollout_steps
+
+            rel = _task(
+                rollout_steps.release_step(
+                    arguments={
+                        **base,
+                        "model-version": r.get_parameter("model-version"),
+                        "workflow": "{{workflow.name}}",
+                        "namespace": "{{workflow.namespace}}",
+                        "author": _P % "author",
+                    }
+                )
+            )
+            # Argo asks for the approver when the node is resumed (`valueFrom: supplied`).
+            approval = Suspend(
+                name=rollout_steps.APPROVAL_NODE,
+                intermediate_parameters=[
+                    Parameter(name="approver", default="", description="release manager")
+                ],
+            )
+            wait = Task(name=rollout_steps.APPROVAL_NODE, template=approval)
+            promote = _task(
+                rollout_steps.promote_step(
+                    arguments={
+                        **base,
+                        "release-id": rel.get_parameter("release-id"),
+                        "approver": "{{tasks.approval.outputs.parameters.approver}}",
+                    }
+                )
+            )
+            pk >> rel
+            rel >> wait
+            wait >> promote
     # The step templates are module-level singletons created by `@script`; give this workflow
     # its own copies carrying the configured image instead of mutating the shared ones.
     w.templates = [_with_image(t, cfg.argo.image) if isinstance(t, Script) else t for t in w.templates]

@@ -266,12 +266,26 @@ def _check_approver(ctx: Rollout, release: Release, name: str, verb: str) -> Non
         raise Refused(f"{verb} refused: {problem}")
 
 
-def approve(ctx: Rollout, ref: str, name: str) -> Release:
-    """A release manager promotes a release that waits for approval."""
+def may_approve(ctx: Rollout, ref: str, name: str) -> Release:
+    """The release `ref` if `name` may approve it now; else Refused (the refusal is recorded)."""
     release = find(ctx, ref, {Phase.AWAITING_APPROVAL} if "#" not in ref and not ref.isdigit() else None)
     if release.phase is not Phase.AWAITING_APPROVAL:
         raise Refused(f"{release.name} is {release.phase.value}, not awaiting approval")
     _check_approver(ctx, release, name, "approve")
+    return release
+
+
+def argo_workflow(ctx: Rollout, release: Release) -> dict[str, Any] | None:
+    """The Argo workflow whose approval node this release waits on (cluster pipelines), or None."""
+    for event in ctx.ledger.history(release_id=release.id):
+        if event.action == "argo-workflow":
+            return event.evidence
+    return None
+
+
+def approve(ctx: Rollout, ref: str, name: str) -> Release:
+    """A release manager promotes a release that waits for approval."""
+    release = may_approve(ctx, ref, name)
     evidence = {"analysis": last_analysis(ctx, release), "routes": ctx.target.routes().to_dict()}
     release = ctx.ledger.move(
         release, Phase.PROMOTED, actor=name, action="approved", reason="approved", evidence=evidence

@@ -35,6 +35,17 @@ class FakeArgo(BaseHTTPRequestHandler):
         wf["metadata"]["name"] = wf["metadata"]["generateName"] + "x7k2p"
         self._send(200, wf)
 
+    def do_PUT(self) -> None:
+        """/api/v1/workflows/{ns}/{name}/set|resume: node parameters and resuming a Suspend node."""
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeArgo.received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        if FakeArgo.status != 200:
+            self._send(
+                FakeArgo.status, {"code": 5, "message": f'workflows.argoproj.io "{body["name"]}" not found'}
+            )
+            return
+        self._send(200, {"metadata": {"name": body["name"], "namespace": body["namespace"]}})
+
     def _send(self, code: int, doc: dict[str, Any]) -> None:
         data = json.dumps(doc).encode()
         self.send_response(code)
@@ -87,3 +98,82 @@ def test_unreachable_server_is_a_clear_error() -> None:
         port = s.getsockname()[1]
     with pytest.raises(EnvironmentProblem, match="unreachable"):
         submit(workflow(), f"http://127.0.0.1:{port}", "argo", None)
+
+
+def cluster_config(tmp_path: Path) -> Path:
+    """A project whose rollout runs on Kubernetes, so the Argo workflow carries the approval."""
+    from kube_fake import kubeconfig
+    from projects import write_project
+
+    kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")  # never contacted by these tests
+    return write_project(
+        tmp_path,
+        rows=200,
+        overrides={
+            "rollout.target": "kubernetes",
+            "rollout.prometheus_url": "http://prometheus.monitoring:9090",
+            "kubernetes.kubeconfig": str(tmp_path / "kubeconfig"),
+        },
+    )
+
+
+def test_the_cluster_workflow_waits_for_approval_on_a_suspend_node(tmp_path: Path) -> None:
+    wf = for_argo(load_config(cluster_config(tmp_path)), git_commit="abc123").to_dict()
+    assert validate(wf) == []
+    templates = {t["name"]: t for t in wf["spec"]["templates"]}
+    approval = templates["approval"]
+    assert "suspend" in approval
+    assert approval["outputs"]["parameters"] == [
+        {"name": "approver", "description": "release manager", "valueFrom": {"supplied": {}}}
+    ]
+    tasks = {t["name"]: t for t in templates["pipeline"]["dag"]["tasks"]}
+    assert [tasks[n]["depends"] for n in ("release", "approval", "promote")] == [
+        "package",
+        "release",
+        "approval",
+    ]
+    promote_args = {p["name"]: p["value"] for p in tasks["promote"]["arguments"]["parameters"]}
+    assert promote_args["approver"] == "{{tasks.approval.outputs.parameters.approver}}"
+    # The local target's workflow stays the six steps the local executor runs.
+    assert "approval" not in {t["name"] for t in workflow().to_dict()["spec"]["templates"]}
+
+
+def test_approve_checks_the_rules_then_resumes_the_argo_approval_node(
+    tmp_path: Path, argo: str, lb_home: Path
+) -> None:
+    from clihelp import assert_clean_error, lb
+
+    from launchbay.home import Home
+    from rollout.ledger import Ledger
+    from rollout.phases import Phase
+
+    config = cluster_config(tmp_path)
+    ledger = Ledger.for_home(Home(lb_home))
+    r = ledger.create(
+        model="fraud-detector",
+        version="4",
+        author="dana",
+        stable_version="3",
+        plan=[{"kind": "approval", "approvers": ["alice", "bob", "dana"]}],
+    )
+    r = ledger.move(r, Phase.VERIFIED, actor="t", action="verified")
+    r = ledger.move(r, Phase.AWAITING_APPROVAL, actor="t", action="step", step_index=0)
+    ledger.record(
+        r,
+        actor="argo-workflow",
+        action="argo-workflow",
+        evidence={"workflow": "fraud-detector-training-x7k2p", "namespace": "ml-team", "node": "approval"},
+    )
+    author = lb("approve", str(r.id), "--as", "dana", "--argo-host", argo, cwd=config.parent)
+    assert_clean_error(author, 4, "four eyes")
+    assert FakeArgo.received == []  # refused before anything reached Argo
+    ok = lb("approve", str(r.id), "--as", "alice", "--argo-host", argo, cwd=config.parent)
+    assert ok.returncode == 0, ok.stderr
+    set_call, resume_call = FakeArgo.received
+    assert set_call["path"] == "/api/v1/workflows/ml-team/fraud-detector-training-x7k2p/set"
+    assert json.loads(set_call["body"]["outputParameters"]) == {"approver": "alice"}
+    assert resume_call["path"].endswith("/resume")
+    assert resume_call["body"]["nodeFieldSelector"] == "displayName=approval"
+    FakeArgo.status = 404
+    gone = lb("approve", str(r.id), "--as", "bob", "--argo-host", argo, cwd=config.parent)
+    assert_clean_error(gone, 3, "refused to set fraud-detector-training-x7k2p (404)")

@@ -1,0 +1,90 @@
+"""The rollout as steps of the Argo workflow (cluster targets): release -> approval -> promote.
+
+`release` records the release in the shared ledger and drives it (shadow, canary steps) until it
+waits for approval; `approval` is an Argo `Suspend` node with an `approver` parameter supplied
+when it is resumed; `promote` approves as that person, with launchbay's rules (approvers list,
+never the author). `launchbay approve` sets the parameter and resumes the node through the Argo
+API; `argo node set ... --output-parameter approver=NAME` then `argo resume` works too.
+
+No `from __future__ import annotations` here: Hera reads the parameter annotations at runtime.
+"""
+
+import sys
+import time
+from typing import Annotated
+
+from hera.workflows import Parameter, script
+
+APPROVAL_NODE = "approval"
+"""Display name of the Suspend node that waits for a release manager."""
+
+
+def _fail(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+@script(name="release", constructor="runner")
+def release_step(
+    config: str,
+    model_version: Annotated[str, Parameter(name="model-version")],
+    workflow: str = "",
+    namespace: str = "",
+    author: str = "",
+) -> Annotated[str, Parameter(name="release-id")]:
+    """Create the release and drive it until it waits for approval (fails if it is rolled back).
+
+    Returns:
+        The release id, for the approval and promote steps.
+    """
+    from launchbay.config import load_config
+    from launchbay.home import Home
+    from rollout import controller as ctl
+    from rollout import operations
+    from rollout.metrics.prometheus import PrometheusProvider
+    from rollout.phases import Phase
+
+    cfg = load_config(config)
+    ctx = operations.context(cfg, Home.resolve().ensure())
+    release = operations.create(ctx, model_version, author or "argo-workflow")
+    if workflow:
+        ctx.ledger.record(
+            release,
+            actor="argo-workflow",
+            action="argo-workflow",
+            reason=f"approval through Argo workflow {namespace}/{workflow}",
+            evidence={"workflow": workflow, "namespace": namespace, "node": APPROVAL_NODE},
+        )
+    controller = ctl.Controller(ctx, PrometheusProvider(str(cfg.rollout.prometheus_url)))
+    release = ctl.run(
+        controller,
+        release,
+        interval=cfg.rollout.interval,
+        until=lambda r: r.phase is Phase.AWAITING_APPROVAL or not (r.phase.live or r.phase is Phase.PENDING),
+        on_tick=lambda r: print(f"{time.strftime('%H:%M:%S')} {r.name}: {r.phase.value}", flush=True),
+    )
+    if release.phase is not Phase.AWAITING_APPROVAL:
+        last = ctx.ledger.history(release_id=release.id)[-1]
+        _fail(f"{release.name} {release.phase.value}: {last.reason}")
+    return str(release.id)
+
+
+@script(name="promote", constructor="runner")
+def promote_step(
+    config: str,
+    release_id: Annotated[str, Parameter(name="release-id")],
+    approver: str,
+) -> None:
+    """Approve the release as the person who resumed the approval node (rules apply)."""
+    from launchbay.config import load_config
+    from launchbay.errors import LaunchbayError
+    from launchbay.home import Home
+    from rollout import operations
+
+    cfg = load_config(config)
+    ctx = operations.context(cfg, Home.resolve().ensure())
+    try:
+        release = operations.approve(ctx, release_id, approver)
+    except LaunchbayError as exc:
+        _fail(exc.message)
+    print(f"{release.name} promoted; approved by {approver}", flush=True)
