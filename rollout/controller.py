@@ -113,6 +113,20 @@ class Controller:
                 self._promoted(r)
         except ConcurrentChange:
             pass  # someone (on-call, another controller) moved it: the next tick sees their move
+        except LaunchbayError as exc:
+            # The target or the registry refused (RBAC, a conflict, an API server away): the
+            # decision already in the ledger stands, the failure to act on it is recorded too,
+            # and it counts like a failed measurement -- enough of them in a row roll back.
+            now = self.ctx.ledger.get(r.id)
+            errors = now.consecutive_errors + 1
+            self.ctx.ledger.record(
+                now, actor=CONTROLLER, action="target-error", reason=exc.message, consecutive_errors=errors
+            )
+            if now.phase.live and errors >= self.ctx.cfg.rollout.max_consecutive_errors:
+                try:
+                    self._rollback(now, f"{errors} attempts in a row failed to act: {exc.message}")
+                except LaunchbayError as again:
+                    self.ctx.ledger.record(now, actor=CONTROLLER, action="target-error", reason=again.message)
         return self.ctx.ledger.get(r.id)
 
     # -- phases -----------------------------------------------------------------------------

@@ -217,3 +217,29 @@ def test_healthy_metrics_fixture_is_what_the_analysis_passes_on(tmp_path: Path) 
     r = w.ticks(start(w), 40)
     assert r.phase is Phase.ROLLED_BACK
     assert "p95 latency vs stable: observed 5.0" in w.ledger.history(release_id=r.id)[-1].reason
+
+
+def test_a_target_that_refuses_is_recorded_and_rolls_back_after_the_error_limit(tmp_path: Path) -> None:
+    from launchbay.errors import EnvironmentProblem
+
+    w = world(tmp_path)
+    r = start(w)
+    c = w.controller()
+    while r.phase is not Phase.SHADOW:
+        r = w.ticks(r, 1, c=c)
+    real = w.target.set_routes
+    calls = {"n": 0}
+
+    def refuse(routes: Routes) -> None:
+        calls["n"] += 1
+        if routes.canary is not None:  # the API server refuses the canary route (RBAC 403)
+            raise EnvironmentProblem("Kubernetes refused PATCH httproutes (403 Forbidden)")
+        real(routes)
+
+    w.target.set_routes = refuse  # type: ignore[method-assign]
+    w.target.current = Routes(stable=w.target.backend("1"))  # the route must be re-applied
+    r = w.ticks(r, 3, c=c)
+    errors = [e for e in w.ledger.history(release_id=r.id) if e.action == "target-error"]
+    assert len(errors) >= 3 and "403 Forbidden" in errors[0].reason
+    assert r.phase is Phase.ROLLED_BACK
+    assert routes(w) == ("1", None, 0, False)  # stable-only routes were allowed: rollback acted
