@@ -19,7 +19,7 @@ from rollout import operations
 from rollout.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from rollout.ledger import ConcurrentChange, Release
 from rollout.metrics.base import MetricsProvider
-from rollout.metrics.queries import measure_shadow, measure_version
+from rollout.metrics.queries import measure_shadow, measure_version, templates_for
 from rollout.operations import CONTROLLER, Rollout
 from rollout.phases import Phase
 from rollout.targets.gateway import Routes
@@ -70,7 +70,7 @@ class Controller:
         self.metrics = metrics
         self.clock = clock
         self.verifier = verifier or _verify_registered
-        self.queries = ctx.cfg.rollout.queries
+        self.queries = templates_for(ctx.cfg.rollout.target, ctx.cfg.rollout.queries)
         r = ctx.cfg.rollout
         self.thresholds = Thresholds(
             slo=r.slo,

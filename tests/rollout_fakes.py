@@ -196,3 +196,17 @@ def cluster_config(target: str, kubeconfig: Path, **rollout: Any) -> LaunchbayCo
             "kubernetes": {"namespace": "ml", "kubeconfig": str(kubeconfig)},
         }
     )
+
+
+def healthy_cluster(candidate: str = "2", stable: str = "1") -> dict[str, float | None]:
+    """Healthy answers to the cluster targets' default queries (the services' own metrics)."""
+    values: dict[str, float | None] = {}
+    for v in (candidate, stable):
+        values[f'version="{v}",http_response_code'] = 0.0
+        values[f'version="{v}"&histogram_quantile'] = 8.0
+    values['predicted_class="1"'] = 0.0
+    values["launchbay_prediction_score_sum"] = 0.01
+    for v in (candidate, stable):
+        values[f'launchbay_predictions_total{{version="{v}"}}'] = 200.0
+        values[f'version="{v}"}}'] = 200.0
+    return values

@@ -19,6 +19,45 @@ DURATION = "launchbay_gateway_request_duration_seconds"
 DEFAULT = QueriesSection()
 
 
+_PREDICT = 'endpoint="/predict",version="{version}"'
+CLUSTER = QueriesSection(
+    requests=f"sum(increase(bentoml_service_request_total{{{{{_PREDICT}}}}}[{{window}}]))",
+    error_rate=(
+        f'sum(increase(bentoml_service_request_total{{{{{_PREDICT},http_response_code=~"5.."}}}}[{{window}}])'
+        f" or vector(0)) / sum(increase(bentoml_service_request_total{{{{{_PREDICT}}}}}[{{window}}]))"
+    ),
+    p95_ms=(
+        "histogram_quantile(0.95, sum by (le) (increase("
+        f"bentoml_service_request_duration_seconds_bucket{{{{{_PREDICT}}}}}[{{window}}]))) * 1000"
+    ),
+    # A cluster's gateway discards mirrored answers, so shadow is compared by population over the
+    # same window: the share of positive predictions and the mean score of each version, from the
+    # service's own metrics. Row-by-row comparison needs launchbay's gateway (the local target).
+    compared='sum(increase(launchbay_predictions_total{{version="{candidate}"}}[{window}]))',
+    disagreement=(
+        'abs(sum(increase(launchbay_predictions_total{{version="{candidate}",predicted_class="1"}}[{window}]))'
+        ' / sum(increase(launchbay_predictions_total{{version="{candidate}"}}[{window}]))'
+        ' - sum(increase(launchbay_predictions_total{{version="{stable}",predicted_class="1"}}[{window}]))'
+        ' / sum(increase(launchbay_predictions_total{{version="{stable}"}}[{window}])))'
+    ),
+    score_shift=(
+        'abs(sum(increase(launchbay_prediction_score_sum{{version="{candidate}"}}[{window}]))'
+        ' / sum(increase(launchbay_prediction_score_count{{version="{candidate}"}}[{window}]))'
+        ' - sum(increase(launchbay_prediction_score_sum{{version="{stable}"}}[{window}]))'
+        ' / sum(increase(launchbay_prediction_score_count{{version="{stable}"}}[{window}])))'
+    ),
+)
+"""Defaults for cluster targets: the model service's own metrics, `version` from the pod label
+(see infra/prometheus/scrape.yml)."""
+
+
+def templates_for(target: str, user: QueriesSection) -> QueriesSection:
+    """The user's templates over the target's defaults (none for the local target: gateway metrics)."""
+    if target == "local":
+        return user
+    return QueriesSection(**{**CLUSTER.model_dump(), **user.model_dump(exclude_none=True)})
+
+
 def _sel(version: str, role: str, extra: str = "") -> str:
     return f'{{version="{version}",role="{role}"{extra}}}'
 

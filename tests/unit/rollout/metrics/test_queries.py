@@ -40,3 +40,19 @@ def test_a_cluster_target_needs_the_clusters_prometheus(tmp_path: Path) -> None:
     cfg = cluster_config("kubernetes", tmp_path / "kubeconfig")
     with pytest.raises(UsageError, match=r"needs rollout\.prometheus_url"):
         context(cfg, Home(tmp_path))
+
+
+def test_cluster_targets_default_to_the_services_own_metrics_per_version() -> None:
+    from rollout.metrics.queries import templates_for
+
+    t = templates_for("kubernetes", QueriesSection(p95_ms="my_p95{{v='{version}'}}"))
+    q = version_queries("3", "primary", 10, t)
+    assert q["requests"] == (
+        'sum(increase(bentoml_service_request_total{endpoint="/predict",version="3"}[10s]))'
+    )
+    assert 'http_response_code=~"5.."' in q["error_rate"]
+    assert q["p95_ms"] == "my_p95{v='3'}"  # the user's template wins
+    s = shadow_queries("2", "3", 10, t)
+    assert 'launchbay_predictions_total{version="3",predicted_class="1"}' in s["disagreement"]
+    assert 'launchbay_prediction_score_sum{version="2"}' in s["score_shift"]
+    assert templates_for("local", QueriesSection()) == QueriesSection()  # the gateway's metrics

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from kube_fake import FakeApiServer, kubeconfig, serve
-from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, healthy
+from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, healthy_cluster
 
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
@@ -43,7 +43,7 @@ class Cluster:
         self.registry = FakeRegistry({"champion": "1"})
         ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", clock=self.clock)
         self.ctx = operations.Rollout(self.cfg, Home(tmp), ledger, self.target, self.registry)  # type: ignore[arg-type]
-        self.metrics = Metrics(healthy())
+        self.metrics = Metrics(healthy_cluster())
         self.controller = Controller(self.ctx, self.metrics, clock=self.clock, verifier=lambda _c, _r: PASSED)
         # Version 1 serves all traffic, as after an earlier promotion.
         self.target.deploy("fraud-detector", "1")
@@ -73,6 +73,7 @@ def test_kubernetes_rollout_shadow_canary_promotion_then_previous_retired(
     c = Cluster(tmp_path, url, "kubernetes")
     r = operations.create(c.ctx, "2", "dana")
     r, seen = c.until(r, Phase.AWAITING_APPROVAL)
+    assert any("bentoml_service_request_total" in q for q in c.metrics.queries)  # the pods' metrics
     views = {(x.canary_weight, x.mirror) for x in seen}
     assert {(0, True), (20, False), (50, False)} <= views  # read back from the API server
     rule = _route(fake)
