@@ -177,3 +177,15 @@ def test_approve_checks_the_rules_then_resumes_the_argo_approval_node(
     FakeArgo.status = 404
     gone = lb("approve", str(r.id), "--as", "bob", "--argo-host", argo, cwd=config.parent)
     assert_clean_error(gone, 3, "refused to set fraud-detector-training-x7k2p (404)")
+
+
+def test_the_cluster_workflow_matches_its_golden_file(tmp_path: Path) -> None:
+    import os
+
+    from pipelines.argo import to_yaml
+
+    text = to_yaml(for_argo(load_config(cluster_config(tmp_path)), git_commit="abc123").to_dict())
+    golden = Path(__file__).resolve().parents[2] / "golden" / "training-workflow-cluster.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), "rendered YAML changed: review it, then rerun with UPDATE_GOLDEN=1"
