@@ -356,7 +356,7 @@ def _num(v: Any) -> str:
 
 
 # The rollout commands register themselves on `app` (kept apart to keep modules small).
-from launchbay import cli_rollout  # noqa: E402,F401
+from launchbay import cli_advise, cli_rollout  # noqa: E402,F401
 
 
 def main() -> None:

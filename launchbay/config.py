@@ -157,16 +157,6 @@ class SigningSection(_Strict):
     )
 
 
-class ServingSection(_Strict):
-    """How the model's HTTP service behaves."""
-
-    max_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 64
-    """Most rows accepted in one request, and most rows scored in one model call."""
-    batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
-    """How long a request may wait for others to share a model call (adaptive batching)."""
-    workers: Annotated[int, Field(ge=1, le=64)] = 1
-
-
 def _seconds(value: object) -> float:
     """Accept 30, 1.5, "500ms", "30s", "2m", "1h" and return seconds."""
     if isinstance(value, bool):
@@ -184,6 +174,22 @@ def _seconds(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(_seconds)]
+
+
+class ServingSection(_Strict):
+    """How the model's HTTP service behaves."""
+
+    max_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 64
+    """Most rows accepted in one request, and most rows scored in one model call."""
+    batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
+    """How long a request may wait for others to share a model call (adaptive batching)."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    min_instances: Annotated[int, Field(ge=0, le=1)] = 1
+    """0: the local target stops a version's server after `idle_timeout` without requests and
+    cold-starts it on the next one (scale to zero)."""
+    idle_timeout: Duration = 300.0
+    cold_start_timeout: Duration = 60.0
+    """How long a request waits for a cold start before it gets 503 with Retry-After."""
 
 
 class ShadowSection(_Strict):
@@ -314,6 +320,30 @@ class KubernetesSection(_Strict):
         return self
 
 
+class AdviseSection(_Strict):
+    """`launchbay advise`: the price table (USD) replacing any of the documented defaults."""
+
+    prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="k8s_vcpu_hour, k8s_gb_hour, run_vcpu_second, run_gb_second, run_per_million, "
+        "fn_gb_second, fn_per_million, fn_max_memory_mb, fn_max_package_mb",
+    )
+
+    @field_validator("prices")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        from dataclasses import fields
+
+        from rollout.advise import Prices
+
+        known = {f.name for f in fields(Prices)}
+        if unknown := sorted(set(v) - known):
+            raise ValueError(
+                f"unknown price {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"
+            )
+        return v
+
+
 class LaunchbayConfig(_Strict):
     """The whole `launchbay.yaml`."""
 
@@ -326,6 +356,7 @@ class LaunchbayConfig(_Strict):
     serving: ServingSection = ServingSection()
     rollout: RolloutSection = RolloutSection()
     kubernetes: KubernetesSection = KubernetesSection()
+    advise: AdviseSection = AdviseSection()
 
     # Set by `load_config`, not by the file: where the file was read from.
     source: Path | None = Field(default=None, exclude=True)

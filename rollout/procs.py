@@ -61,6 +61,8 @@ class ProcessRecord:
     port: int
     log: str
     started_at: float
+    scaled_to_zero: bool = False
+    """Stopped on purpose after being idle (scale to zero): started again on the next request."""
 
     @property
     def url(self) -> str:

@@ -18,6 +18,19 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 """Directory holding launchbay's packages: the Bento's build context."""
 
 
+SERVICE_PACKAGES = [
+    "bentoml==1.4.*",
+    "scikit-learn==1.9.*",
+    "skops",
+    "numpy",
+    "pandas",
+    "pyyaml",
+    "model-signing==1.1.*",
+    "pyopenssl",
+    "pydantic>=2.14",
+]
+"""What the service needs installed (the Bento's python packages; also what a package ships)."""
+
 SIGNED_DIR = "signed"
 """Subdirectory of the BentoML model holding the signed files (BentoML adds its own model.yaml)."""
 
@@ -68,17 +81,7 @@ def build(model_dir: Path, model: str, version: str, labels: dict[str, str]) -> 
         envs=[BentoEnvSchema(name="LAUNCHBAY_MODEL", value=t)],
         python={
             "lock_packages": False,
-            "packages": [
-                "bentoml==1.4.*",
-                "scikit-learn==1.9.*",
-                "skops",
-                "numpy",
-                "pandas",
-                "pyyaml",
-                "model-signing==1.1.*",
-                "pyopenssl",
-                "pydantic>=2.14",
-            ],
+            "packages": SERVICE_PACKAGES,
         },
         build_ctx=str(SOURCE_ROOT),
     )

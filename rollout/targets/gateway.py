@@ -33,6 +33,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from rollout.targets.launcher import Launcher
+
 VERSION_HEADER = "X-Launchbay-Version"
 RETRIED_HEADER = "X-Launchbay-Retried-From"
 ADMIN = "/_launchbay/routes"
@@ -138,6 +140,25 @@ class _Metrics:
             ["version"],
             registry=r,
         )
+        self.cold_starts = Counter(
+            "launchbay_gateway_cold_starts", "Servers started for a waiting request", ["version"], registry=r
+        )
+        self.cold_start_seconds = Histogram(
+            "launchbay_gateway_cold_start_seconds",
+            "From starting a stopped server to its first ready answer",
+            ["version"],
+            buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60),
+            registry=r,
+        )
+        self.cold_start_failures = Counter(
+            "launchbay_gateway_cold_start_failures",
+            "Cold starts that did not become ready in time",
+            ["version"],
+            registry=r,
+        )
+        self.scaled_to_zero = Counter(
+            "launchbay_gateway_scaled_to_zero", "Servers stopped after being idle", ["version"], registry=r
+        )
         self.shadow_dropped = Counter(
             "launchbay_shadow_dropped", "Mirrored requests dropped: queue full", registry=r
         )
@@ -183,6 +204,7 @@ class Gateway:
         queue_size: int = 1000,
         shadow_workers: int = 4,
         timeout: float = 30.0,
+        servers: Path | None = None,
     ) -> None:
         self.state_file = state_file
         self.routes = Routes()
@@ -197,6 +219,7 @@ class Gateway:
         self.inflight: dict[str, int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self.launcher = Launcher(servers, self.metrics, self.inflight) if servers is not None else None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -217,6 +240,8 @@ class Gateway:
             connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout)
         )
         self._workers = [asyncio.create_task(self._shadow_worker()) for _ in range(self.shadow_workers)]
+        if self.launcher is not None:
+            self._workers.append(asyncio.create_task(self.launcher.reap()))
 
     async def _stop(self, _app: web.Application) -> None:
         for w in self._workers:
@@ -308,6 +333,10 @@ class Gateway:
         self, backend: Backend, method: str, path_qs: str, body: bytes, headers: dict[str, str], role: str
     ) -> tuple[int, dict[str, str], bytes]:
         assert self._session is not None
+        if self.launcher is not None and not await self.launcher.ensure_up(backend.version):
+            self.metrics.requests.labels(backend.version, role, "5xx").inc()
+            message = {"error": f"model version {backend.version} is starting; retry shortly"}
+            return 503, {"Retry-After": "5", "Content-Type": "application/json"}, json.dumps(message).encode()
         self.inflight[backend.version] = self.inflight.get(backend.version, 0) + 1
         self.metrics.inflight.labels(backend.version).inc()
         start = time.perf_counter()
@@ -369,8 +398,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state", type=Path, help="file that keeps the routes across restarts")
     parser.add_argument("--queue-size", type=int, default=1000)
+    parser.add_argument("--servers", type=Path, help="server records and spawn specs (scale to zero)")
     args = parser.parse_args()
-    gateway = Gateway(args.state, queue_size=args.queue_size)
+    gateway = Gateway(args.state, queue_size=args.queue_size, servers=args.servers)
     try:
         import uvloop  # libuv's event loop: the proxy's per-request overhead is mostly the loop's
 

@@ -28,6 +28,7 @@ from launchbay.home import Home
 from rollout import procs
 from rollout.metrics.server import LocalPrometheus
 from rollout.targets.gateway import ADMIN, Backend, Routes
+from rollout.targets.launcher import SpawnSpec, spec_for
 
 
 class LocalTarget:
@@ -66,6 +67,8 @@ class LocalTarget:
                 str(port),
                 "--state",
                 str(self.routes_file),
+                "--servers",
+                str(self.servers),
             ],
             _env_with_sources(),
             log,
@@ -145,6 +148,11 @@ class LocalTarget:
         procs.ProcessRecord(pid=pid, port=port, log=str(log), started_at=time.time()).write(
             self._record_file(version)
         )
+        if self.cfg.serving.min_instances == 0:
+            # The gateway stops it when idle and starts it again from this spec on demand.
+            spec_for(argv, env, self.cfg.base_dir, port, log, self.cfg.serving).write(self.servers, version)
+        else:
+            SpawnSpec.path(self.servers, version).unlink(missing_ok=True)
 
     def _server_home(self, version: str, shared: Path) -> Path:
         own = self.servers / f"v{version}-bentoml"
@@ -165,6 +173,8 @@ class LocalTarget:
     def health(self, version: str) -> Verdict:
         """PASS: ready; FAIL: not deployed or its process died; INCONCLUSIVE: still starting."""
         rec = self.server(version)
+        if rec is not None and rec.scaled_to_zero and not procs.alive(rec.pid):
+            return Verdict.PASS  # stopped while idle; the gateway starts it on the next request
         if rec is None or not procs.alive(rec.pid):
             return Verdict.FAIL
         try:
@@ -195,6 +205,7 @@ class LocalTarget:
                     break
                 time.sleep(0.05)
             procs.stop(rec.pid)
+        SpawnSpec.path(self.servers, version).unlink(missing_ok=True)  # never cold-started again
         self._record_file(version).unlink(missing_ok=True)
 
     def deployed(self) -> list[str]:

@@ -1,0 +1,62 @@
+"""Scale to zero with a real BentoML server: stopped when idle, cold-started by the next request."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from projects import RISKY_ROW, write_project
+
+from checks.signature import generate_keypair
+from rollout import procs
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_idle_version_scales_to_zero_and_the_next_request_gets_a_correct_answer(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    generate_keypair(home / "keys")
+    write_project(tmp_path, rows=3000, overrides={"serving.min_instances": 0, "serving.idle_timeout": "2s"})
+    env = {**os.environ, "LAUNCHBAY_HOME": str(home), "COLUMNS": "200"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+
+    def lb(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "launchbay", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    try:
+        first = lb("run")  # version 1 is deployed and serves all traffic
+        assert first.returncode == 0, first.stdout + first.stderr
+        servers = home / "local" / "fraud-detector" / "servers"
+        gateway = procs.ProcessRecord.read(home / "local" / "fraud-detector" / "gateway.json")
+        assert gateway is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rec = procs.ProcessRecord.read(servers / "v1.json")
+            if rec is not None and rec.scaled_to_zero and not procs.alive(rec.pid):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("version 1 was not stopped after 2 s idle")
+        r = httpx.post(gateway.url + "/predict", json={"row": RISKY_ROW}, timeout=120)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Launchbay-Version"] == "1"
+        assert r.json()["predictions"][0]["prediction"] == 1  # the risky example row is fraud
+        metrics = httpx.get(gateway.url + "/metrics").text
+        assert 'launchbay_gateway_cold_starts_total{version="1"} 1.0' in metrics
+        assert 'launchbay_gateway_cold_start_seconds_count{version="1"} 1.0' in metrics
+        status = lb("status")
+        assert status.returncode == 0 and "promoted" in status.stdout
+    finally:
+        lb("down")
