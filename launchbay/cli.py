@@ -95,11 +95,13 @@ def run(
     from launchbay.progress import PipelineView, summary
     from pipelines import tracking
     from pipelines.executor import LocalExecutor
-    from pipelines.training import STAGES, build_workflow
+    from pipelines.training import build_workflow
+    from pipelines.training import stages as pipeline_stages
 
     cfg = load_config(config)
-    if until is not None and until not in STAGES:
-        raise UsageError(f"--until {until!r}: expected one of {', '.join(STAGES)}")
+    all_steps = pipeline_stages(cfg)
+    if until is not None and until not in all_steps:
+        raise UsageError(f"--until {until!r}: expected one of {', '.join(all_steps)}")
     home = Home.resolve().ensure()
     uri = tracking.preflight(cfg, home)
     data_path = _data_path(cfg, data)
@@ -111,7 +113,7 @@ def run(
     pythonpath = os.pathsep.join(
         p for p in (str(cfg.base_dir), str(Path.cwd()), os.environ.get("PYTHONPATH", "")) if p
     )
-    stages = list(STAGES[: STAGES.index(until) + 1] if until else STAGES)
+    stages = list(all_steps[: all_steps.index(until) + 1] if until else all_steps)
     out.print(f"[bold]{cfg.model.name}[/]: data [cyan]{data_path}[/], tracking [cyan]{uri}[/]")
     view = PipelineView(out, stages)
     executor = LocalExecutor(
@@ -119,7 +121,7 @@ def run(
     )
     with view:
         result = executor.run(workflow, until=until)
-    out.print(summary(result, list(STAGES)))
+    out.print(summary(result, list(all_steps)))
     if not result.succeeded:
         failed = result.failed
         raise PipelineFailed(f"pipeline stopped at step {failed.name if failed else '?'}")

@@ -190,6 +190,9 @@ class ServingSection(_Strict):
     idle_timeout: Duration = 300.0
     cold_start_timeout: Duration = 60.0
     """How long a request waits for a cold start before it gets 503 with Retry-After."""
+    measure: bool = False
+    """Add a `measure` step after `package`: cold start, latency under load, throughput within the
+    p95 SLO, memory and size of each candidate (what `launchbay advise` decides with); ~25 s."""
 
 
 class ShadowSection(_Strict):

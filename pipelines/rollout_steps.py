@@ -24,6 +24,47 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
+@script(name="measure", constructor="runner")
+def measure_step(
+    config: str,
+    model_version: Annotated[str, Parameter(name="model-version")],
+) -> Annotated[str, Parameter(name="measurements")]:
+    """Serve the packaged version and measure it; store the figures and log them to MLflow.
+
+    Returns:
+        A one-line summary (the full figures are in the state directory and on the MLflow run).
+    """
+    import mlflow
+
+    from launchbay.config import load_config
+    from launchbay.home import Home
+    from pipelines import tracking
+    from rollout import measure
+    from rollout.traffic import sample_rows
+
+    cfg = load_config(config)
+    home = Home.resolve().ensure()
+    rows = sample_rows(cfg.resolve_path(cfg.data.path), list(cfg.data.features), n=200)
+    m = measure.measure(cfg, home, model_version, rows, seconds=3.0)
+    client, _ = tracking.connect(cfg, home)
+    run_id = client.get_model_version(cfg.model.name, model_version).run_id
+    if run_id:
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_metrics(
+                {
+                    "serving.cold_start_s": m.cold_start_s,
+                    "serving.p95_ms_c1": m.levels[0].p95_ms,
+                    "serving.max_rps_within_slo": m.max_rps_within_slo,
+                    "serving.memory_mb": m.memory_mb,
+                    "serving.package_mb": m.package_mb,
+                }
+            )
+    return (
+        f"cold start {m.cold_start_s:.1f}s, p95 {m.levels[0].p95_ms:.0f} ms, "
+        f"{m.max_rps_within_slo:.0f} req/s within SLO, {m.memory_mb:.0f} MB"
+    )
+
+
 @script(name="release", constructor="runner")
 def release_step(
     config: str,

@@ -18,6 +18,11 @@ from pipelines import steps
 STAGES = ("validate-data", "train", "evaluate", "register", "sign", "package")
 """Task names in pipeline order: the values `launchbay run --until` accepts."""
 
+
+def stages(cfg: LaunchbayConfig) -> tuple[str, ...]:
+    """The steps a local run of this config goes through (`measure` when serving.measure is on)."""
+    return (*STAGES, "measure") if cfg.serving.measure else STAGES
+
 _P = "{{workflow.parameters.%s}}"
 
 
@@ -87,6 +92,15 @@ def build_workflow(
         e >> r
         r >> sg
         sg >> pk
+        last = pk
+        if cfg.serving.measure:
+            from pipelines import rollout_steps as delivery
+
+            ms = _task(
+                delivery.measure_step(arguments={**base, "model-version": r.get_parameter("model-version")})
+            )
+            pk >> ms
+            last = ms
         if rollout:
             from hera.workflows import Parameter, Suspend
 
@@ -120,7 +134,7 @@ def build_workflow(
                     }
                 )
             )
-            pk >> rel
+            last >> rel
             rel >> wait
             wait >> promote
     # The step templates are module-level singletons created by `@script`; give this workflow

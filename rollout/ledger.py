@@ -159,8 +159,9 @@ class Ledger:
         plan: list[dict[str, Any]],
         actor: str = "launchbay",
         reason: str = "",
+        evidence: dict[str, Any] | None = None,
     ) -> Release:
-        """Record a new release in phase pending."""
+        """Record a new release in phase pending (with `evidence` such as its measurements)."""
         now = self.clock()
         with self._tx() as conn:
             rid = conn.execute(
@@ -186,7 +187,8 @@ class Ledger:
                 None,
                 Phase.PENDING,
                 reason,
-                {"version": str(version), "stable_version": stable_version, "author": author},
+                {"version": str(version), "stable_version": stable_version, "author": author}
+                | (evidence or {}),
             )
         return self.get(int(rid))
 

@@ -123,8 +123,18 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
         if stable is None
         else f"candidate {version} against stable {stable}"
     )
+    from rollout.measure import load
+
+    measured = load(ctx.home, ctx.model, str(version))
+    evidence = {"measurements": measured.to_dict()} if measured is not None else {}
     return ctx.ledger.create(
-        model=ctx.model, version=str(version), author=author, stable_version=stable, plan=steps, reason=reason
+        model=ctx.model,
+        version=str(version),
+        author=author,
+        stable_version=stable,
+        plan=steps,
+        reason=reason,
+        evidence=evidence,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from projects import RISKY_ROW, write_project
 
 from checks.signature import generate_keypair
 from rollout import procs
+from rollout.ledger import Ledger
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +24,11 @@ pytestmark = pytest.mark.slow
 def test_an_idle_version_scales_to_zero_and_the_next_request_gets_a_correct_answer(tmp_path: Path) -> None:
     home = tmp_path / "home"
     generate_keypair(home / "keys")
-    write_project(tmp_path, rows=3000, overrides={"serving.min_instances": 0, "serving.idle_timeout": "2s"})
+    write_project(
+        tmp_path,
+        rows=3000,
+        overrides={"serving.min_instances": 0, "serving.idle_timeout": "2s", "serving.measure": True},
+    )
     env = {**os.environ, "LAUNCHBAY_HOME": str(home), "COLUMNS": "200"}
     env.pop("MLFLOW_TRACKING_URI", None)
 
@@ -36,8 +43,14 @@ def test_an_idle_version_scales_to_zero_and_the_next_request_gets_a_correct_answ
         )
 
     try:
-        first = lb("run")  # version 1 is deployed and serves all traffic
+        first = lb("run")  # version 1 is measured, deployed and serves all traffic
         assert first.returncode == 0, first.stdout + first.stderr
+        assert re.search(r"measure\s+│ passed", first.stdout), first.stdout
+        measured = json.loads((home / "measurements" / "fraud-detector-v1.json").read_text())
+        assert measured["cold_start_s"] > 0 and measured["max_rps_within_slo"] > 0
+        assert [lv["concurrency"] for lv in measured["levels"]] == [1, 4, 8]
+        created = Ledger(f"sqlite:///{home / 'ledger.db'}").history(model="fraud-detector")[0]
+        assert created.evidence["measurements"]["cold_start_s"] == measured["cold_start_s"]
         servers = home / "local" / "fraud-detector" / "servers"
         gateway = procs.ProcessRecord.read(home / "local" / "fraud-detector" / "gateway.json")
         assert gateway is not None

@@ -73,3 +73,18 @@ def test_image_comes_from_config_without_touching_other_workflows(project: Calla
 @pytest.mark.parametrize("stage", STAGES)
 def test_stage_names_are_the_task_names(stage: str) -> None:
     assert f"name: {stage}\n" in render()
+
+
+def test_measuring_adds_a_step_after_packaging(project) -> None:  # type: ignore[no-untyped-def]
+    from launchbay.config import load_config
+    from pipelines.training import STAGES, build_workflow, stages
+
+    cfg = load_config(project(rows=200, overrides={"serving.measure": True}))
+    assert stages(cfg) == (*STAGES, "measure")
+    wf = build_workflow(cfg, config="launchbay.yaml", data="d.parquet").to_dict()
+    assert validate(wf) == []
+    tasks = {
+        t["name"]: t
+        for t in next(x for x in wf["spec"]["templates"] if x["name"] == "pipeline")["dag"]["tasks"]
+    }
+    assert tasks["measure"]["depends"] == "package"
