@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import copy
 
-from hera.workflows import DAG, Script, Task, Workflow
+from hera.workflows import DAG, Parameter, Script, Suspend, Task, Workflow
 
 from launchbay.config import LaunchbayConfig
+
+# Imported here, never inside a Workflow context: Hera's @script registers a module's templates
+# with whatever workflow is being built when the module is first imported.
+from pipelines import rollout_steps as delivery
 from pipelines import steps
 
 STAGES = ("validate-data", "train", "evaluate", "register", "sign", "package")
@@ -94,20 +98,14 @@ def build_workflow(
         sg >> pk
         last = pk
         if cfg.serving.measure:
-            from pipelines import rollout_steps as delivery
-
             ms = _task(
                 delivery.measure_step(arguments={**base, "model-version": r.get_parameter("model-version")})
             )
             pk >> ms
             last = ms
         if rollout:
-            from hera.workflows import Parameter, Suspend
-
-            from pipelines import rollout_steps
-
             rel = _task(
-                rollout_steps.release_step(
+                delivery.release_step(
                     arguments={
                         **base,
                         "model-version": r.get_parameter("model-version"),
@@ -119,14 +117,14 @@ def build_workflow(
             )
             # Argo asks for the approver when the node is resumed (`valueFrom: supplied`).
             approval = Suspend(
-                name=rollout_steps.APPROVAL_NODE,
+                name=delivery.APPROVAL_NODE,
                 intermediate_parameters=[
                     Parameter(name="approver", default="", description="release manager")
                 ],
             )
-            wait = Task(name=rollout_steps.APPROVAL_NODE, template=approval)
+            wait = Task(name=delivery.APPROVAL_NODE, template=approval)
             promote = _task(
-                rollout_steps.promote_step(
+                delivery.promote_step(
                     arguments={
                         **base,
                         "release-id": rel.get_parameter("release-id"),
