@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 RESULTS = ROOT / "benchmarks" / "results"
 
 from projects import RISKY_ROW  # noqa: E402
+
+from rollout.procs import free_port  # noqa: E402,F401 (the benchmarks' free ports)
 
 BODY = json.dumps({"rows": [RISKY_ROW]})
 
@@ -39,12 +40,6 @@ def paced_script(path: Path, delay_ms: int) -> Path:
     with path.open("a") as f:
         f.write(f"function delay()\n  return {delay_ms}\nend\n")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def prepare(tmp: Path) -> tuple[dict[str, str], list[str], Path, Path]:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from projects import write_project
 
 from checks.signature import generate_keypair
+from pipelines.example.fraud import FEATURES
 from rollout import procs
 from rollout.ledger import Ledger, Release
 from rollout.phases import Phase
@@ -51,15 +52,6 @@ ROLLOUT = {
     "slo": {"p95_latency_ms": 500, "max_error_rate": 0.01, "max_p95_ratio_vs_stable": 2.0},
     "approval": {"required": True, "approvers": ["alice"]},
 }
-FEATURES = [
-    "amount",
-    "hour",
-    "merchant_category",
-    "distance_from_home_km",
-    "device_age_days",
-    "card_present",
-    "transactions_last_24h",
-]
 
 
 class Bench:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -355,12 +354,11 @@ def releases_json(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dic
     ):
         return []
     ledger = Ledger.for_home(home, cfg.rollout.ledger_url)
-    ctx = operations.Rollout(cfg, home, ledger, None, None)  # type: ignore[arg-type]
     routes = _routes_if_running(cfg, home)
-    rows = []
-    for r in ctx.ledger.releases(cfg.model.name)[:limit]:
-        rows.append(view.release_dict(r, operations.last_analysis(ctx, r), routes if r.phase.live else None))
-    return rows
+    return [
+        view.release_dict(r, operations.last_analysis(ledger, r), routes if r.phase.live else None)
+        for r in ledger.releases(cfg.model.name)[:limit]
+    ]
 
 
 def _routes_if_running(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
@@ -377,7 +375,3 @@ def _routes_if_running(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | Non
     except Exception:
         return None
 
-
-def data_option_path(data: Path | None) -> str | None:
-    """--data as an absolute path (for the demo traffic)."""
-    return str(data.resolve()) if data else None

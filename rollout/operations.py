@@ -87,9 +87,9 @@ def find(ctx: Rollout, ref: str, phases: set[Phase] | None = None) -> Release:
     raise UsageError(f"no release of {model!r}{wanted} (see `launchbay status`)")
 
 
-def last_analysis(ctx: Rollout, release: Release) -> dict[str, Any]:
+def last_analysis(ledger: Ledger, release: Release) -> dict[str, Any]:
     """The evidence of the newest analysis of a release ({} before the first one)."""
-    for event in reversed(ctx.ledger.history(release_id=release.id)):
+    for event in reversed(ledger.history(release_id=release.id)):
         if event.action == "analysis":
             return event.evidence
     return {}
@@ -244,7 +244,10 @@ def rollback(ctx: Rollout, actor: str, reason: str) -> tuple[Release, bool]:
         actor=actor,
         action="rollback",
         reason=reason or "rolled back by hand",
-        evidence={"routes_before": ctx.target.routes().to_dict(), "analysis": last_analysis(ctx, release)},
+        evidence={
+            "routes_before": ctx.target.routes().to_dict(),
+            "analysis": last_analysis(ctx.ledger, release),
+        },
     )
 
 
@@ -296,7 +299,7 @@ def argo_workflow(ctx: Rollout, release: Release) -> dict[str, Any] | None:
 def approve(ctx: Rollout, ref: str, name: str) -> Release:
     """A release manager promotes a release that waits for approval."""
     release = may_approve(ctx, ref, name)
-    evidence = {"analysis": last_analysis(ctx, release), "routes": ctx.target.routes().to_dict()}
+    evidence = {"analysis": last_analysis(ctx.ledger, release), "routes": ctx.target.routes().to_dict()}
     release = ctx.ledger.move(
         release, Phase.PROMOTED, actor=name, action="approved", reason="approved", evidence=evidence
     )
@@ -310,7 +313,7 @@ def reject(ctx: Rollout, ref: str, name: str, reason: str) -> Release:
     if release.phase is not Phase.AWAITING_APPROVAL:
         raise Refused(f"{release.name} is {release.phase.value}, not awaiting approval")
     _check_approver(ctx, release, name, "reject")
-    evidence = {"analysis": last_analysis(ctx, release), "routes": ctx.target.routes().to_dict()}
+    evidence = {"analysis": last_analysis(ctx.ledger, release), "routes": ctx.target.routes().to_dict()}
     release, _ = end(
         ctx,
         release,

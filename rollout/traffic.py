@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 
-VERSION_HEADER = "X-Launchbay-Version"
-RETRIED_HEADER = "X-Launchbay-Retried-From"
+from rollout.targets.gateway import RETRIED_HEADER, VERSION_HEADER
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
 
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
@@ -102,11 +101,3 @@ class LocalPrometheus:
         procs.stop(rec.pid)
         return True
 
-
-def scrape_targets(directory: Path) -> list[str]:
-    """The targets announced in `directory` (for status and tests)."""
-    found: list[str] = []
-    for f in sorted(directory.glob("*.json")):
-        for group in json.loads(f.read_text()):
-            found += group["targets"]
-    return found

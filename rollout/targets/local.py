@@ -41,6 +41,7 @@ class LocalTarget:
         self.gateway_file = self.dir / "gateway.json"
         self.routes_file = self.dir / "routes.json"
         self.servers = self.dir / "servers"
+        self._gateway: procs.ProcessRecord | None = None  # verified running by this object
 
     # -- gateway ----------------------------------------------------------------------------
 
@@ -88,11 +89,20 @@ class LocalTarget:
         return self.gateway().url
 
     def _admin(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        url = self.gateway().url + ADMIN
-        try:
-            r = httpx.request(method, url, json=body, timeout=5.0)
-        except httpx.HTTPError as exc:
-            raise EnvironmentProblem(f"the gateway at {url} did not answer: {exc}") from None
+        # The gateway is probed (and started if needed) once per object, not before every call:
+        # the controller calls this each tick and a rollback's speed is these calls. If it stopped
+        # answering since, it is found again (restarted with its routes) and the call repeated.
+        for attempt in (1, 2):
+            if self._gateway is None:
+                self._gateway = self.gateway()
+            url = self._gateway.url + ADMIN
+            try:
+                r = httpx.request(method, url, json=body, timeout=5.0)
+                break
+            except httpx.HTTPError as exc:
+                self._gateway = None
+                if attempt == 2:
+                    raise EnvironmentProblem(f"the gateway at {url} did not answer: {exc}") from None
         if r.status_code != 200:
             raise EnvironmentProblem(f"the gateway refused the routes ({r.status_code}): {r.text}")
         data: dict[str, Any] = r.json()

@@ -25,6 +25,7 @@ import pytest
 from projects import write_project
 
 from checks.signature import generate_keypair
+from pipelines.example.fraud import FEATURES
 from rollout import procs
 from rollout.ledger import Event, Ledger, Release
 from rollout.phases import Phase
@@ -118,15 +119,6 @@ class Bay:
 
 
 KINDS = ["good", "errors", "slow", "crash", "disagree"]
-FEATURES = [
-    "amount",
-    "hour",
-    "merchant_category",
-    "distance_from_home_km",
-    "device_age_days",
-    "card_present",
-    "transactions_last_24h",
-]
 
 
 def _stop_everything(home: Path) -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from projects import RISKY_ROW as ROW
 from projects import write_project
 
 from checks.signature import generate_keypair
+from rollout.procs import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +46,6 @@ class Project:
             text=True,
             timeout=timeout,
         )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture(scope="module")
