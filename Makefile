@@ -11,16 +11,20 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	VENV=$(VENV) scripts/setup.sh
 	touch $@
 
-# The example data is generated (seeded), never committed.
-data/reference.parquet: | $(STAMP)
-	$(BIN)/launchbay example-data --variant good --seed 7 -o $@
-data/transactions.parquet: | $(STAMP)
-	$(BIN)/launchbay example-data --variant good --seed 1 -o $@
-data/drifted.parquet: | $(STAMP)
-	$(BIN)/launchbay example-data --variant drifted --seed 2 -o $@
-data/next-week.parquet: | $(STAMP)
-	$(BIN)/launchbay example-data --variant good --seed 3 -o $@
-data: data/reference.parquet data/transactions.parquet data/drifted.parquet data/next-week.parquet
+# The example model repository: run exactly as a user's own repository would be.
+EXAMPLE := examples/fraud-detector
+DATA := $(EXAMPLE)/data
+
+# The example data is generated (seeded) by the example's own script, never committed.
+$(DATA)/reference.parquet: | $(STAMP)
+	$(BIN)/python $(EXAMPLE)/fraud_data.py --variant good --seed 7 -o $@
+$(DATA)/transactions.parquet: | $(STAMP)
+	$(BIN)/python $(EXAMPLE)/fraud_data.py --variant good --seed 1 -o $@
+$(DATA)/drifted.parquet: | $(STAMP)
+	$(BIN)/python $(EXAMPLE)/fraud_data.py --variant drifted --seed 2 -o $@
+$(DATA)/next-week.parquet: | $(STAMP)
+	$(BIN)/python $(EXAMPLE)/fraud_data.py --variant good --seed 3 -o $@
+data: $(DATA)/reference.parquet $(DATA)/transactions.parquet $(DATA)/drifted.parquet $(DATA)/next-week.parquet
 
 # Pipeline, then rollout (shadow -> canary -> approval -> promotion) with demo traffic.
 run: setup data
@@ -29,6 +33,7 @@ run: setup data
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
@@ -42,5 +47,5 @@ bench: setup
 	$(BIN)/python benchmarks/delivery.py
 
 clean:
-	-$(BIN)/launchbay down
-	rm -rf .launchbay data
+	-cd $(EXAMPLE) && ../../$(BIN)/launchbay down
+	rm -rf $(EXAMPLE)/.launchbay $(DATA)

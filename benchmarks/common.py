@@ -20,7 +20,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 from projects import RISKY_ROW  # noqa: E402
 
-from rollout.procs import free_port  # noqa: E402,F401 (the benchmarks' free ports)
+from launchbay.procs import free_port  # noqa: E402,F401 (the benchmarks' free ports)
 
 BODY = json.dumps({"rows": [RISKY_ROW]})
 
@@ -46,7 +46,7 @@ def prepare(tmp: Path) -> tuple[dict[str, str], list[str], Path, Path]:
     """Train, sign and package the example; return (env, launchbay serve argv, model dir, project dir)."""
     from projects import write_project
 
-    from checks.signature import generate_keypair
+    from launchbay.checks.signature import generate_keypair
 
     home = tmp / "home"
     generate_keypair(home / "keys")

@@ -31,14 +31,14 @@ from common import RESULTS, ROOT
 
 sys.path.insert(0, str(ROOT / "tests"))
 
+from fraud_model import FEATURES
 from projects import write_project
 
-from checks.signature import generate_keypair
-from pipelines.example.fraud import FEATURES
-from rollout import procs
-from rollout.ledger import Ledger, Release
-from rollout.phases import Phase
-from rollout.traffic import Traffic, sample_rows
+from launchbay import procs
+from launchbay.checks.signature import generate_keypair
+from launchbay.rollout.ledger import Ledger, Release
+from launchbay.rollout.phases import Phase
+from launchbay.rollout.traffic import Traffic, sample_rows
 
 MODEL = "fraud-detector"
 RATE = 100.0

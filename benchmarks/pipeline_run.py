@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from projects import write_project  # noqa: E402
 
-from checks.signature import generate_keypair  # noqa: E402
+from launchbay.checks.signature import generate_keypair  # noqa: E402
 from launchbay.config import load_config  # noqa: E402
 from launchbay.home import Home  # noqa: E402
-from pipelines.executor import LocalExecutor, WorkflowRun, dependency_graph  # noqa: E402
-from pipelines.training import STAGES, build_workflow  # noqa: E402
+from launchbay.pipelines.executor import LocalExecutor, WorkflowRun, dependency_graph  # noqa: E402
+from launchbay.pipelines.training import STAGES, build_workflow  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

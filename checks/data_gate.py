@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from checks import drift
-from checks.report import CheckResult, GateReport
-from checks.verdict import Verdict
+from launchbay.checks import drift
+from launchbay.checks.report import CheckResult, GateReport
+from launchbay.checks.verdict import Verdict
 from launchbay.config import FeatureSpec, LaunchbayConfig
 
 GATE = "data gate"

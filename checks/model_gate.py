@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from checks.report import CheckResult, GateReport
-from checks.verdict import Verdict
+from launchbay.checks.report import CheckResult, GateReport
+from launchbay.checks.verdict import Verdict
 from launchbay.config import GatesSection
 
 GATE = "model gate"

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from checks.verdict import Verdict, worst
+from launchbay.checks.verdict import Verdict, worst
 
 
 @dataclass(frozen=True)

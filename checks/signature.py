@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from checks.verdict import Verdict
+from launchbay.checks.verdict import Verdict
 
 SIGNATURE_FILE = "model.sig"
 PRIVATE_KEY = "signing-key.pem"

@@ -1,9 +1,16 @@
 """launchbay: MLOps CI/CD with progressive delivery.
 
-This top-level package is deliberately thin: the command line (`launchbay.cli`), configuration
-(`launchbay.config`), the local state directory (`launchbay.home`) and the error types every
-command turns into a clear message and exit code. Domain logic lives in `pipelines`, `checks`,
-`serving` and `rollout`.
+One import namespace, in floors that import only downward:
+
+* the foundation -- this package's own modules: `config`, `errors`, `home`, `procs`, `registry`;
+* `launchbay.checks` -- gates, signatures and the one `Verdict` type;
+* `launchbay.serving` -- the model's service and its packaging;
+* `launchbay.rollout` -- releases, the controller, analysis, metrics providers and targets;
+* `launchbay.pipelines` -- the Hera workflow, its steps and the local executor;
+* `launchbay.cli` -- the command line, which only wires and prints.
+
+The domain packages live in the repository's top-level folders (checks/, serving/, rollout/,
+pipelines/), linked into this package. See ARCHITECTURE.md.
 """
 
 __version__ = "0.1.0"

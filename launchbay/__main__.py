@@ -1,5 +1,5 @@
 """`python -m launchbay` is the same as the `launchbay` command."""
 
-from launchbay.cli import main
+from launchbay.cli.main import main
 
 main()

@@ -323,28 +323,28 @@ class KubernetesSection(_Strict):
         return self
 
 
+class PricesSection(_Strict):
+    """`launchbay advise`'s list prices in USD; a price left out keeps the documented default."""
+
+    k8s_vcpu_hour: Annotated[float, Field(ge=0)] | None = None
+    k8s_gb_hour: Annotated[float, Field(ge=0)] | None = None
+    run_vcpu_second: Annotated[float, Field(ge=0)] | None = None
+    run_gb_second: Annotated[float, Field(ge=0)] | None = None
+    run_per_million: Annotated[float, Field(ge=0)] | None = None
+    fn_gb_second: Annotated[float, Field(ge=0)] | None = None
+    fn_per_million: Annotated[float, Field(ge=0)] | None = None
+    fn_max_memory_mb: Annotated[float, Field(gt=0)] | None = None
+    fn_max_package_mb: Annotated[float, Field(gt=0)] | None = None
+
+    def given(self) -> dict[str, float]:
+        """The prices the file sets."""
+        return self.model_dump(exclude_none=True)
+
+
 class AdviseSection(_Strict):
     """`launchbay advise`: the price table (USD) replacing any of the documented defaults."""
 
-    prices: dict[str, float] = Field(
-        default_factory=dict,
-        description="k8s_vcpu_hour, k8s_gb_hour, run_vcpu_second, run_gb_second, run_per_million, "
-        "fn_gb_second, fn_per_million, fn_max_memory_mb, fn_max_package_mb",
-    )
-
-    @field_validator("prices")
-    @classmethod
-    def _known(cls, v: dict[str, float]) -> dict[str, float]:
-        from dataclasses import fields
-
-        from rollout.advise import Prices
-
-        known = {f.name for f in fields(Prices)}
-        if unknown := sorted(set(v) - known):
-            raise ValueError(
-                f"unknown price {', '.join(unknown)}; expected some of {', '.join(sorted(known))}"
-            )
-        return v
+    prices: PricesSection = PricesSection()
 
 
 class LaunchbayConfig(_Strict):

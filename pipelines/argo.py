@@ -55,7 +55,7 @@ def for_argo(cfg: LaunchbayConfig, git_commit: str) -> Any:
     Raises:
         LaunchbayError: the rendered workflow does not satisfy Argo's schema.
     """
-    from pipelines.training import build_workflow
+    from launchbay.pipelines.training import build_workflow
 
     wf = build_workflow(
         cfg,

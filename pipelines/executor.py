@@ -35,7 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pipelines.expressions import ExpressionError, depends_names, evaluate_depends, evaluate_when
+from launchbay.pipelines.expressions import ExpressionError, depends_names, evaluate_depends, evaluate_when
 
 # Fields with no local meaning (pod placement, image, security, accounting): ignored by design.
 _IGNORED_SPEC = {

@@ -38,16 +38,15 @@ def measure_step(
 
     from launchbay.config import load_config
     from launchbay.home import Home
-    from pipelines import tracking
-    from rollout import measure
-    from rollout.traffic import sample_rows
+    from launchbay.registry import MlflowRegistry
+    from launchbay.rollout import measure
+    from launchbay.rollout.traffic import sample_rows
 
     cfg = load_config(config)
     home = Home.resolve().ensure()
     rows = sample_rows(cfg.resolve_path(cfg.data.path), list(cfg.data.features), n=200)
     m = measure.measure(cfg, home, model_version, rows, seconds=3.0)
-    client, _ = tracking.connect(cfg, home)
-    run_id = client.get_model_version(cfg.model.name, model_version).run_id
+    run_id = MlflowRegistry(cfg, home).get(cfg.model.name, model_version).run_id
     if run_id:
         with mlflow.start_run(run_id=run_id):
             mlflow.log_metrics(
@@ -80,13 +79,12 @@ def release_step(
     """
     from launchbay.config import load_config
     from launchbay.home import Home
-    from rollout import controller as ctl
-    from rollout import operations
-    from rollout.metrics.prometheus import PrometheusProvider
-    from rollout.phases import Phase
+    from launchbay.rollout import controller as ctl
+    from launchbay.rollout import operations, wiring
+    from launchbay.rollout.phases import Phase
 
     cfg = load_config(config)
-    ctx = operations.context(cfg, Home.resolve().ensure())
+    ctx = wiring.rollout(cfg, Home.resolve().ensure())
     release = operations.create(ctx, model_version, author or "argo-workflow")
     if workflow:
         ctx.ledger.record(
@@ -96,9 +94,8 @@ def release_step(
             reason=f"approval through Argo workflow {namespace}/{workflow}",
             evidence={"workflow": workflow, "namespace": namespace, "node": APPROVAL_NODE},
         )
-    controller = ctl.Controller(ctx, PrometheusProvider(str(cfg.rollout.prometheus_url)))
     release = ctl.run(
-        controller,
+        wiring.controller(ctx),
         release,
         interval=cfg.rollout.interval,
         until=lambda r: r.phase is Phase.AWAITING_APPROVAL or not (r.phase.live or r.phase is Phase.PENDING),
@@ -120,10 +117,10 @@ def promote_step(
     from launchbay.config import load_config
     from launchbay.errors import LaunchbayError
     from launchbay.home import Home
-    from rollout import operations
+    from launchbay.rollout import operations, wiring
 
     cfg = load_config(config)
-    ctx = operations.context(cfg, Home.resolve().ensure())
+    ctx = wiring.rollout(cfg, Home.resolve().ensure())
     try:
         release = operations.approve(ctx, release_id, approver)
     except LaunchbayError as exc:

@@ -24,9 +24,10 @@ from typing import Annotated, Any
 
 from hera.workflows import Parameter, script
 
-from checks.report import GateReport
+from launchbay.checks.report import GateReport
 from launchbay.config import LaunchbayConfig, load_config
 from launchbay.home import Home
+from launchbay.registry import CHALLENGER, CHAMPION, MlflowRegistry
 
 # Pip requirements of the logged model, given explicitly: MLflow's inference of them costs ~8 s.
 MODEL_REQUIREMENTS = ["scikit-learn==1.9.*", "skops", "numpy", "pandas"]
@@ -47,9 +48,12 @@ def _gate_message(report: GateReport, report_path: str) -> str:
     return "\n".join(lines)
 
 
-def _context(config: str) -> tuple[LaunchbayConfig, Home]:
+def _context(config: str) -> tuple[LaunchbayConfig, Home, MlflowRegistry]:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return load_config(config), Home.resolve().ensure()
+    cfg, home = load_config(config), Home.resolve().ensure()
+    registry = MlflowRegistry(cfg, home)
+    _ = registry.client  # connect now: MLflow's fluent API (start_run, log_*) uses the URI it sets
+    return cfg, home, registry
 
 
 @script(name="validate-data", constructor="runner")
@@ -63,12 +67,12 @@ def validate_data(
     """
     import mlflow
 
-    from checks.data_gate import check_data
-    from pipelines import dataset, tracking
+    from launchbay.checks.data_gate import check_data
+    from launchbay.pipelines import dataset
 
-    cfg, home = _context(config)
+    cfg, home, registry = _context(config)
     path = cfg.resolve_path(data)
-    _, experiment_id = tracking.connect(cfg, home)
+    experiment_id = registry.experiment_id
     tags = {"launchbay.model": cfg.model.name, "launchbay.data": path}
     if git_commit:
         tags["mlflow.source.git.commit"] = git_commit
@@ -108,11 +112,10 @@ def train(
     import mlflow
     import skops.io
 
-    from checks.data_gate import read_frame
-    from pipelines import dataset, tracking
+    from launchbay.checks.data_gate import read_frame
+    from launchbay.pipelines import dataset
 
-    cfg, home = _context(config)
-    tracking.connect(cfg, home)
+    cfg, _, _ = _context(config)
     with mlflow.start_run(run_id=run_id):
         split = dataset.split(read_frame(cfg.resolve_path(data)), cfg)
         mlflow.log_params({f"model.{k}": v for k, v in cfg.model.params.items()})
@@ -137,7 +140,7 @@ def train(
 
         from mlflow.models import infer_signature
 
-        from serving.inputs import model_input
+        from launchbay.serving.inputs import model_input
 
         sample = split.train_x.head(50)
         proba = model.predict_proba(model_input(model, sample, list(cfg.data.features)))
@@ -170,13 +173,12 @@ def evaluate(
     """
     import mlflow
 
-    from checks.data_gate import read_frame
-    from checks.model_gate import Champion, judge, score
-    from pipelines import dataset, tracking
-    from serving.inputs import model_input
+    from launchbay.checks.data_gate import read_frame
+    from launchbay.checks.model_gate import Champion, judge, score
+    from launchbay.pipelines import dataset
+    from launchbay.serving.inputs import model_input
 
-    cfg, home = _context(config)
-    client, _ = tracking.connect(cfg, home)
+    cfg, home, registry = _context(config)
     threshold = cfg.gates.decision_threshold
     with mlflow.start_run(run_id=run_id):
         split = dataset.split(read_frame(cfg.resolve_path(data)), cfg)
@@ -189,14 +191,14 @@ def evaluate(
         mlflow.log_metrics(candidate.as_metrics("test_"))
 
         champion = None
-        current = tracking.alias_version(client, cfg.model.name, tracking.CHAMPION)
+        current = registry.alias(cfg.model.name, CHAMPION)
         if current is not None:
             try:
-                model = mlflow.sklearn.load_model(f"models:/{cfg.model.name}/{current.version}")
-                champion = Champion(str(current.version), measure(model))
+                model = mlflow.sklearn.load_model(f"models:/{cfg.model.name}/{current}")
+                champion = Champion(current, measure(model))
                 mlflow.log_metrics(champion.scores.as_metrics("champion_test_") if champion.scores else {})
             except Exception as exc:  # any failure to load or score: the gate says ERROR, not PASS
-                champion = Champion(str(current.version), None, f"{type(exc).__name__}: {exc}")
+                champion = Champion(current, None, f"{type(exc).__name__}: {exc}")
 
         report = judge(candidate, champion, cfg.gates)
         md, js = report.write(home.reports / run_id, "model_gate")
@@ -223,10 +225,8 @@ def register(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipelines import tracking
-
-    cfg, home = _context(config)
-    client, _ = tracking.connect(cfg, home)
+    cfg, _, registry = _context(config)
+    client = registry.client
     name = cfg.model.name
     with contextlib.suppress(MlflowException):  # already registered
         client.create_registered_model(name, description=f"Registered by launchbay from {cfg.model.train}")
@@ -242,12 +242,12 @@ def register(
     # mlflow.register_model resolves a `models:/m-...` URI to its logged model (source, model_id,
     # run); a tracking server refuses a bare create_model_version with that source.
     version = mlflow.register_model(model_uri, name, tags=tags)
-    aliases = [tracking.CHALLENGER]
-    client.set_registered_model_alias(name, tracking.CHALLENGER, version.version)
-    if tracking.alias_version(client, name, tracking.CHAMPION) is None:
+    aliases = [CHALLENGER]
+    registry.set_alias(name, CHALLENGER, version.version)
+    if registry.alias(name, CHAMPION) is None:
         # Bootstrap: with no champion there is nothing to protect; the first good model serves.
-        client.set_registered_model_alias(name, tracking.CHAMPION, version.version)
-        aliases.append(tracking.CHAMPION)
+        registry.set_alias(name, CHAMPION, version.version)
+        aliases.append(CHAMPION)
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tag("launchbay.registered_version", str(version.version))
     return str(version.version), ",".join(aliases)
@@ -275,19 +275,18 @@ def sign_model(
 
     import mlflow
 
-    from checks import provenance
-    from checks.signature import SIGNATURE_FILE, SigningError, file_sha256, sign, tree_digest
-    from launchbay.keys import signing_key
-    from pipelines import tracking
-    from serving import artefact
-    from serving.spec import ServingSpec
+    from launchbay.checks import provenance
+    from launchbay.checks.keys import signing_key
+    from launchbay.checks.signature import SIGNATURE_FILE, SigningError, file_sha256, sign, tree_digest
+    from launchbay.registry import tracking_uri
+    from launchbay.serving.spec import ServingSpec
 
-    cfg, home = _context(config)
-    client, _ = tracking.connect(cfg, home)
-    version = client.get_model_version(cfg.model.name, model_version)
+    cfg, home, registry = _context(config)
+    client = registry.client
+    version = registry.get(cfg.model.name, model_version)
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="launchbay-sign-") as tmp:
-        model_dir = artefact.download(version, Path(tmp) / "model")
+        model_dir = registry.download(version, Path(tmp) / "model")
         ServingSpec.from_config(cfg, model_version).write(model_dir)
         reports_dir = Path(
             mlflow.artifacts.download_artifacts(
@@ -301,7 +300,7 @@ def sign_model(
             git_commit=run.data.tags.get("mlflow.source.git.commit", ""),
             data_digest=data_digest,
             run_id=run_id,
-            tracking_uri=tracking.tracking_uri(cfg, home),
+            tracking_uri=tracking_uri(cfg, home),
             reports={p.name: file_sha256(p) for p in sorted(reports_dir.iterdir())},
             gates={
                 k.removeprefix("launchbay.gate."): v
@@ -318,10 +317,10 @@ def sign_model(
         staged.mkdir()
         for name in (SIGNATURE_FILE, provenance.PROVENANCE_FILE, "serving.json"):
             (staged / name).write_bytes((model_dir / name).read_bytes())
-        client.log_model_artifacts(artefact.model_id(version), str(staged))
+        client.log_model_artifacts(version.model_id, str(staged))
         digest = file_sha256(sig)
-    client.set_model_version_tag(cfg.model.name, model_version, "launchbay.signature_sha256", digest)
-    client.set_model_version_tag(
+    registry.tag(cfg.model.name, model_version, "launchbay.signature_sha256", digest)
+    registry.tag(
         cfg.model.name, model_version, "launchbay.model_digest", doc["subject"][0]["digest"]["sha256"]
     )
     return digest
@@ -340,18 +339,15 @@ def package(
     import tempfile
     from pathlib import Path
 
-    from checks.signature import verify
-    from launchbay.keys import trusted_keys
-    from pipelines import tracking
-    from serving import artefact
-    from serving import package as bento
+    from launchbay.checks.keys import trusted_keys
+    from launchbay.checks.signature import verify
+    from launchbay.serving import package as bento
 
-    cfg, home = _context(config)
+    cfg, home, registry = _context(config)
     bento.use_store(home)
-    client, _ = tracking.connect(cfg, home)
-    version = client.get_model_version(cfg.model.name, model_version)
+    version = registry.get(cfg.model.name, model_version)
     with tempfile.TemporaryDirectory(prefix="launchbay-package-") as tmp:
-        model_dir = artefact.download(version, Path(tmp) / "model")
+        model_dir = registry.download(version, Path(tmp) / "model")
         result = verify(model_dir, trusted_keys(cfg, home))
         if not result.verdict.ok:
             _fail(f"signature check {result.verdict.value}: {result.message}")
@@ -361,7 +357,7 @@ def package(
             str(model_version),
             labels={"launchbay.io/model": cfg.model.name, "launchbay.io/version": str(model_version)},
         )
-    client.set_model_version_tag(cfg.model.name, model_version, "launchbay.bento", tag)
+    registry.tag(cfg.model.name, model_version, "launchbay.bento", tag)
     return tag
 
 

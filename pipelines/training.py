@@ -16,8 +16,8 @@ from launchbay.config import LaunchbayConfig
 
 # Imported here, never inside a Workflow context: Hera's @script registers a module's templates
 # with whatever workflow is being built when the module is first imported.
-from pipelines import rollout_steps as delivery
-from pipelines import steps
+from launchbay.pipelines import rollout_steps as delivery
+from launchbay.pipelines import steps
 
 STAGES = ("validate-data", "train", "evaluate", "register", "sign", "package")
 """Task names in pipeline order: the values `launchbay run --until` accepts."""

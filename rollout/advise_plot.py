@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rollout.advise import OPTIONS, Measurements, Prices, TrafficProfile, scale
+from launchbay.rollout.advise import OPTIONS, Measurements, Prices, TrafficProfile, scale
 
 
 def cost_plot(

@@ -15,33 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from checks.report import CheckResult
-from checks.verdict import Verdict, worst
+from launchbay.checks.report import CheckResult
+from launchbay.checks.verdict import Verdict, worst
 from launchbay.config import SloSection
-from rollout.metrics.base import Measurement
+from launchbay.rollout.metrics.base import Measurement, ShadowStats, VersionStats
 
 # Below this error rate a ratio against stable means nothing (0.2% vs 0.05% is not "4x worse").
 ERROR_RATE_FLOOR = 0.002
-
-
-@dataclass(frozen=True)
-class VersionStats:
-    """What was measured for one version over the analysis window."""
-
-    requests: Measurement
-    error_rate: Measurement
-    p95_ms: Measurement
-
-
-@dataclass(frozen=True)
-class ShadowStats:
-    """Comparison of mirrored answers with stable's answers to the same requests."""
-
-    compared: Measurement
-    disagreement: Measurement
-    """Share of compared requests where the predicted class differs."""
-    score_shift: Measurement
-    """Mean absolute difference of the scores."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +44,15 @@ class AnalysisResult:
     def verdict(self) -> Verdict:
         """The worst verdict of the checks."""
         return worst(c.verdict for c in self.checks)
+
+    @property
+    def failing(self) -> list[CheckResult]:
+        """The checks that failed, in the order they were made."""
+        return [c for c in self.checks if c.verdict is Verdict.FAIL]
+
+    def why(self) -> str:
+        """The failing checks in one line: `check: observed X, expected Y; ...`."""
+        return "; ".join(f"{c.name}: observed {c.observed}, expected {c.expected}" for c in self.failing)
 
     def evidence(self) -> dict[str, Any]:
         """A JSON-ready summary for the ledger and for people."""

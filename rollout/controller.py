@@ -11,49 +11,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
-from checks.verdict import Verdict
+from launchbay.checks.registered import Verification, verify_registered
+from launchbay.checks.verdict import Verdict
 from launchbay.errors import LaunchbayError
-from rollout import operations
-from rollout.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
-from rollout.ledger import ConcurrentChange, Release
-from rollout.metrics.base import MetricsProvider
-from rollout.metrics.queries import measure_shadow, measure_version, templates_for
-from rollout.operations import CONTROLLER, Rollout
-from rollout.phases import Phase
-from rollout.targets.gateway import Routes
+from launchbay.rollout import operations
+from launchbay.rollout.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
+from launchbay.rollout.ledger import ConcurrentChange, Release
+from launchbay.rollout.metrics.base import MetricsProvider
+from launchbay.rollout.metrics.queries import measure_shadow, measure_version, templates_for
+from launchbay.rollout.operations import CONTROLLER, Rollout
+from launchbay.rollout.phases import Phase
+from launchbay.rollout.spec import Analysis, SetWeight, Shadow
+from launchbay.rollout.targets.base import Routes
 
-_STEP_PHASE = {
-    "shadow": Phase.SHADOW,
-    "set-weight": Phase.CANARY,
-    "analysis": Phase.CANARY,
-    "approval": Phase.AWAITING_APPROVAL,
-}
-
-
-def describe(step: dict[str, Any]) -> str:
-    """A step in words, for people."""
-    kind = step["kind"]
-    if kind == "shadow":
-        return f"shadow for {step['seconds']:g}s"
-    if kind == "set-weight":
-        return f"canary weight {step['percent']}%"
-    if kind == "analysis":
-        return f"analysis for {step['seconds']:g}s"
-    return "approval by " + ", ".join(step["approvers"])
-
-
-def traffic_for(release: Release) -> tuple[int, bool]:
-    """(canary weight, mirroring) a release's current step asks for."""
-    steps = release.plan
-    if release.phase is Phase.SHADOW:
-        return 0, True
-    weight = 0
-    for step in steps[: release.step_index + 1]:
-        if step["kind"] == "set-weight":
-            weight = int(step["percent"])
-    return weight, False
+Verifier = Callable[[Rollout, Release], Verification]
+"""Checks a release's registered version before it gets traffic (the signature gate)."""
 
 
 class Controller:
@@ -64,7 +37,7 @@ class Controller:
         ctx: Rollout,
         metrics: MetricsProvider,
         clock: Callable[[], float] = time.time,
-        verifier: Callable[[Rollout, Release], dict[str, Any]] | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.ctx = ctx
         self.metrics = metrics
@@ -132,18 +105,15 @@ class Controller:
     # -- phases -----------------------------------------------------------------------------
 
     def _verify(self, r: Release) -> Release:
-        report = self.verifier(self.ctx, r)
-        if report["verdict"] != "PASS":
-            return self.ctx.ledger.move(
-                r,
-                Phase.FAILED,
-                actor=CONTROLLER,
-                action="verify-failed",
-                reason=report["message"],
-                evidence=report,
-            )
+        checked = self.verifier(self.ctx, r)
+        ok = checked.verdict.ok
         return self.ctx.ledger.move(
-            r, Phase.VERIFIED, actor=CONTROLLER, action="verified", reason=report["message"], evidence=report
+            r,
+            Phase.VERIFIED if ok else Phase.FAILED,
+            actor=CONTROLLER,
+            action="verified" if ok else "verify-failed",
+            reason=checked.message,
+            evidence=checked.to_dict(),
         )
 
     def _start(self, r: Release) -> Release:
@@ -159,7 +129,7 @@ class Controller:
             return self._fail(r, f"could not be deployed: {exc.message}")
         health = target.health(r.version)
         if health is Verdict.FAIL:
-            return self._fail(r, "its server died while starting:\n" + _log_tail(target, r.version))
+            return self._fail(r, "its server died while starting:\n" + self._log_tail(r.version))
         stable_ready = r.stable_version is None or target.health(r.stable_version) is Verdict.PASS
         if health is Verdict.PASS and stable_ready:
             return self._enter(r, 0)
@@ -183,10 +153,10 @@ class Controller:
         step = r.plan[index]
         r = self.ctx.ledger.move(
             r,
-            _STEP_PHASE[step["kind"]],
+            step.phase,
             actor=CONTROLLER,
             action="step",
-            reason=f"step {index + 1}/{len(r.plan)}: {describe(step)}",
+            reason=f"step {index + 1}/{len(r.plan)}: {step.describe()}",
             step_index=index,
         )
         self._apply_routes(r)
@@ -195,12 +165,12 @@ class Controller:
     def _apply_routes(self, r: Release) -> None:
         target = self.ctx.target
         assert r.stable_version is not None
-        weight, mirror = traffic_for(r)
+        asked = r.plan.traffic(r.step_index)
         wanted = Routes(
             stable=target.backend(r.stable_version),
             canary=target.backend(r.version),
-            canary_weight=weight,
-            mirror=mirror,
+            canary_weight=asked.canary_weight,
+            mirror=asked.mirror,
         )
         if target.routes() != wanted:
             target.set_routes(wanted)
@@ -213,21 +183,15 @@ class Controller:
         step = r.plan[r.step_index]
         self._apply_routes(r)
         if self.ctx.target.health(r.version) is Verdict.FAIL:
-            return self._rollback(r, "the candidate's server died:\n" + _log_tail(self.ctx.target, r.version))
-        kind = step["kind"]
-        if kind == "set-weight":
+            return self._rollback(r, "the candidate's server died:\n" + self._log_tail(r.version))
+        if isinstance(step, SetWeight):
             return self._enter(r, r.step_index + 1)
         result = self._analyse(r)
         if result is None:
             return r
         verdict = result.verdict
         if verdict is Verdict.FAIL:
-            failing = "; ".join(
-                f"{c['check']}: observed {c['observed']}, expected {c['expected']}"
-                for c in result.evidence()["checks"]
-                if c["verdict"] == "FAIL"
-            )
-            return self._rollback(r, f"analysis failed: {failing}", result)
+            return self._rollback(r, f"analysis failed: {result.why()}", result)
         if verdict is Verdict.ERROR:
             errors = r.consecutive_errors + 1
             self._record(r, result, consecutive_errors=errors, force=True)
@@ -238,9 +202,9 @@ class Controller:
             return self.ctx.ledger.get(r.id)
         self._record(r, result, consecutive_errors=0)
         elapsed = self.clock() - (r.step_started_at or r.updated_at)
-        if kind != "approval" and verdict is Verdict.PASS and elapsed >= float(step["seconds"]):
+        if isinstance(step, Shadow | Analysis) and verdict is Verdict.PASS and elapsed >= step.seconds:
             return self._enter(r, r.step_index + 1)
-        return r
+        return r  # an approval waits for a person, analysis going on meanwhile
 
     def _analyse(self, r: Release) -> AnalysisResult | None:
         """Measure the current step; None for an approval wait with no canary traffic."""
@@ -253,7 +217,7 @@ class Controller:
             shadow = measure_shadow(self.metrics, r.stable_version, r.version, window, self.queries)
             result = analyse_shadow(cand, shadow, self.thresholds)
         else:
-            if traffic_for(r)[0] == 0:
+            if r.plan.traffic(r.step_index).canary_weight == 0:
                 return None
             cand = measure_version(self.metrics, r.version, "primary", window, self.queries)
             stable = measure_version(self.metrics, r.stable_version, "primary", window, self.queries)
@@ -313,20 +277,17 @@ class Controller:
             )
         return r
 
+    def _log_tail(self, version: str) -> str:
+        processes = self.ctx.target.processes()
+        return processes.log_tail(version) if processes is not None else "(see the target's own logs)"
+
     def _retired_previous(self, r: Release) -> bool:
         return any(e.action == "retired-previous" for e in self.ctx.ledger.history(release_id=r.id))
 
 
-def _verify_registered(ctx: Rollout, r: Release) -> dict[str, Any]:
+def _verify_registered(ctx: Rollout, r: Release) -> Verification:
     """Verify the registry's copy of the release's version against the trusted keys."""
-    from serving.deploy import verify_registered
-
-    return verify_registered(ctx.cfg, ctx.home, f"{r.model}@{r.version}")
-
-
-def _log_tail(target: Any, version: str) -> str:
-    tail = getattr(target, "log_tail", None)
-    return tail(version) if callable(tail) else "(no log)"
+    return verify_registered(ctx.cfg, ctx.home, f"{r.model}@{r.version}", ctx.registry)
 
 
 def run(
@@ -344,4 +305,27 @@ def run(
         on_tick(release)
         if until(release):
             return release
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def reconcile(
+    controller: Controller,
+    *,
+    interval: float,
+    once: bool = False,
+    observe: Callable[[Release, Release | None], None] = lambda _now, _before: None,
+) -> None:
+    """The long-running loop: every `interval` s, one tick for every release that has work.
+
+    `observe(release, as_last_seen)` is called after each tick of each release (with None the
+    first time), so a caller can report phase changes and export gauges.
+    """
+    seen: dict[int, Release] = {}
+    while True:
+        started = time.monotonic()
+        for r in controller.tick_all():
+            observe(r, seen.get(r.id))
+            seen[r.id] = r
+        if once:
+            return
         time.sleep(max(0.0, interval - (time.monotonic() - started)))

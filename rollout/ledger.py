@@ -17,13 +17,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from launchbay.home import Home
-from rollout.phases import Phase, transition
+from launchbay.rollout.phases import Phase, transition
+from launchbay.rollout.spec import Analysis, Approval, Plan, SetWeight, Shadow
 
 LEDGER_ENV = "LAUNCHBAY_LEDGER_URL"
 
@@ -91,7 +93,7 @@ class Release:
     step_index: int
     step_started_at: float | None
     consecutive_errors: int
-    plan: list[dict[str, Any]]
+    plan: Plan
     created_at: float
     updated_at: float
 
@@ -99,6 +101,13 @@ class Release:
     def name(self) -> str:
         """How people refer to it: `model@vN#id`."""
         return f"{self.model}@v{self.version}#{self.id}"
+
+    @property
+    def step(self) -> Shadow | SetWeight | Analysis | Approval | None:
+        """The step a live release is in (None before its first step, after its last, or when ended)."""
+        if not self.phase.live or self.phase is Phase.VERIFIED or self.step_index >= len(self.plan):
+            return None
+        return self.plan[self.step_index]
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,11 @@ class Ledger:
                 for ddl in _APPEND_ONLY:
                     conn.exec_driver_sql(ddl)
 
+    @staticmethod
+    def default_path(home: Home) -> Path:
+        """Where the embedded (SQLite) ledger lives in a state directory."""
+        return home.root / "ledger.db"
+
     @classmethod
     def for_home(cls, home: Home, url: str | None = None) -> Ledger:
         """The ledger at `url`, else `$LAUNCHBAY_LEDGER_URL`, else SQLite in the state directory."""
@@ -142,7 +156,7 @@ class Ledger:
         if url:
             return cls(url)
         home.ensure()
-        return cls(f"sqlite:///{home.root / 'ledger.db'}")
+        return cls(f"sqlite:///{cls.default_path(home)}")
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -156,7 +170,7 @@ class Ledger:
         version: str,
         author: str,
         stable_version: str | None,
-        plan: list[dict[str, Any]],
+        plan: Plan,
         actor: str = "launchbay",
         reason: str = "",
         evidence: dict[str, Any] | None = None,
@@ -173,7 +187,7 @@ class Ledger:
                     phase=Phase.PENDING.value,
                     step_index=0,
                     consecutive_errors=0,
-                    plan=json.dumps(plan),
+                    plan=plan.to_json(),
                     created_at=now,
                     updated_at=now,
                 )
@@ -317,6 +331,19 @@ class Ledger:
                 for r in conn.execute(q).mappings()
             ]
 
+    def last_evidence(self, release: Release, action: str) -> dict[str, Any]:
+        """The evidence of the release's newest event of `action` ({} when there is none)."""
+        q = (
+            sa.select(events.c.evidence)
+            .where(events.c.release_id == release.id, events.c.action == action)
+            .order_by(events.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        evidence: dict[str, Any] = json.loads(row[0]) if row is not None else {}
+        return evidence
+
     def _append(
         self,
         conn: Connection,
@@ -355,7 +382,7 @@ def _release(row: Any) -> Release:
         step_index=row["step_index"],
         step_started_at=row["step_started_at"],
         consecutive_errors=row["consecutive_errors"],
-        plan=json.loads(row["plan"]),
+        plan=Plan.from_json(row["plan"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
+from launchbay import procs
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import PipelineFailed
 from launchbay.home import Home
-from rollout import procs
 
 LEVELS = (1, 4, 8)
 
@@ -171,8 +171,8 @@ def measure(
     Raises:
         PipelineFailed: the version does not verify or its server does not start.
     """
-    from serving import package
-    from serving.deploy import prepare_serve
+    from launchbay.serving import package
+    from launchbay.serving.deploy import prepare_serve
 
     model = cfg.model.name
     port = procs.free_port()
@@ -237,9 +237,9 @@ def _first_answer(url: str, row: dict[str, Any], pid: int, t0: float, log: Path)
 
 def _tag(cfg: LaunchbayConfig, home: Home, m: Measured) -> None:
     """Put the headline numbers on the MLflow model version (tags: visible in the registry UI)."""
-    from pipelines import tracking
+    from launchbay.registry import MlflowRegistry
 
-    client, _ = tracking.connect(cfg, home)
+    registry = MlflowRegistry(cfg, home)
     level1 = m.levels[0]
     for key, value in {
         "cold_start_s": m.cold_start_s,
@@ -248,7 +248,7 @@ def _tag(cfg: LaunchbayConfig, home: Home, m: Measured) -> None:
         "memory_mb": m.memory_mb,
         "package_mb": m.package_mb,
     }.items():
-        client.set_model_version_tag(m.model, m.version, f"launchbay.measure.{key}", str(value))
+        registry.tag(m.model, m.version, f"launchbay.measure.{key}", str(value))
 
 
 def load(home: Home, model: str, version: str) -> Measured | None:

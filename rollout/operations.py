@@ -11,18 +11,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem, Refused, UsageError
 from launchbay.home import Home
-from rollout.ledger import ConcurrentChange, Ledger, Release, UnknownRelease
-from rollout.phases import Phase
-from rollout.registry import MlflowRegistry
-from rollout.spec import plan
-from rollout.targets.base import Target
-from rollout.targets.gateway import Routes
+from launchbay.registry import CHAMPION, Registry, champion
+from launchbay.rollout import measure
+from launchbay.rollout.ledger import ConcurrentChange, Ledger, Release, UnknownRelease
+from launchbay.rollout.phases import Phase
+from launchbay.rollout.spec import Plan, plan
+from launchbay.rollout.targets.base import Routes, Target
 
 CONTROLLER = "launchbay-controller"
 """The actor name of automatic decisions in the event log."""
+OUTCOME_TAG = "launchbay.rollout"
+"""Registry tag on a version saying how its release ended (visible without launchbay's ledger)."""
 
 
 @dataclass
@@ -33,34 +36,12 @@ class Rollout:
     home: Home
     ledger: Ledger
     target: Target
-    registry: MlflowRegistry
+    registry: Registry
 
     @property
     def model(self) -> str:
         """The model this project releases."""
         return self.cfg.model.name
-
-
-def context(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> Rollout:
-    """The rollout context of the configured target: local (the embedded default), kubernetes or
-    knative (through the Kubernetes API of `kubernetes.kubeconfig` / in-cluster config)."""
-    target: Target
-    if cfg.rollout.target == "local":
-        from rollout.targets.local import LocalTarget
-
-        target = LocalTarget(cfg, home)
-    else:
-        from rollout.targets.kubernetes import Api, KnativeTarget, KubernetesTarget, api_client
-
-        if not cfg.rollout.prometheus_url:
-            raise UsageError(
-                f"rollout.target {cfg.rollout.target} needs rollout.prometheus_url: the cluster's "
-                "Prometheus (launchbay starts one only for the local target)"
-            )
-        api = Api(api_client(cfg))
-        target = KubernetesTarget(cfg, api) if cfg.rollout.target == "kubernetes" else KnativeTarget(cfg, api)
-    ledger = ledger or Ledger.for_home(home, cfg.rollout.ledger_url)
-    return Rollout(cfg, home, ledger, target, MlflowRegistry(cfg, home))
 
 
 # -- finding releases -------------------------------------------------------------------------
@@ -87,14 +68,6 @@ def find(ctx: Rollout, ref: str, phases: set[Phase] | None = None) -> Release:
     raise UsageError(f"no release of {model!r}{wanted} (see `launchbay status`)")
 
 
-def last_analysis(ledger: Ledger, release: Release) -> dict[str, Any]:
-    """The evidence of the newest analysis of a release ({} before the first one)."""
-    for event in reversed(ledger.history(release_id=release.id)):
-        if event.action == "analysis":
-            return event.evidence
-    return {}
-
-
 # -- starting ---------------------------------------------------------------------------------
 
 
@@ -112,20 +85,18 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
             f"(`launchbay abort {r.id}`)"
         )
     current = ctx.target.routes().stable
-    stable = current.version if current is not None else ctx.registry.champion(ctx.model)
+    stable = current.version if current is not None else champion(ctx.registry, ctx.model)
     if stable == str(version):
         if current is not None:
             raise UsageError(f"{ctx.model} version {version} already serves all traffic")
         stable = None  # the champion was never deployed: it is the first version to serve
-    steps = [] if stable is None else [s.model_dump() for s in plan(ctx.cfg.rollout).steps]
+    steps = Plan() if stable is None else plan(ctx.cfg.rollout)
     reason = (
         "first version to serve: nothing to compare with"
         if stable is None
         else f"candidate {version} against stable {stable}"
     )
-    from rollout.measure import load
-
-    measured = load(ctx.home, ctx.model, str(version))
+    measured = measure.load(ctx.home, ctx.model, str(version))
     evidence = {"measurements": measured.to_dict()} if measured is not None else {}
     return ctx.ledger.create(
         model=ctx.model,
@@ -147,8 +118,8 @@ def promote(ctx: Rollout, release: Release) -> None:
     The previous stable keeps running (warm) for `rollout.grace_period`; the controller retires it.
     """
     ctx.target.set_routes(Routes(stable=ctx.target.backend(release.version)))
-    ctx.registry.set_champion(release.model, release.version)
-    ctx.registry.tag(release.model, release.version, "promoted")
+    ctx.registry.set_alias(release.model, CHAMPION, release.version)
+    ctx.registry.tag(release.model, release.version, OUTCOME_TAG, "promoted")
 
 
 def settle(ctx: Rollout, release: Release, start_timeout: float | None = None) -> None:
@@ -166,14 +137,12 @@ def settle(ctx: Rollout, release: Release, start_timeout: float | None = None) -
     if ctx.target.routes() != routes:
         ctx.target.set_routes(routes)
     if stable is not None:
-        ctx.registry.set_champion(release.model, stable)
-    ctx.registry.tag(release.model, release.version, release.phase.value)
+        ctx.registry.set_alias(release.model, CHAMPION, stable)
+    ctx.registry.tag(release.model, release.version, OUTCOME_TAG, release.phase.value)
     ctx.target.retire(release.version)
 
 
 def _ensure_serving(ctx: Rollout, version: str, timeout: float) -> None:
-    from checks.verdict import Verdict
-
     if ctx.target.health(version) is Verdict.PASS:
         return
     ctx.target.deploy(ctx.model, version)
@@ -246,7 +215,7 @@ def rollback(ctx: Rollout, actor: str, reason: str) -> tuple[Release, bool]:
         reason=reason or "rolled back by hand",
         evidence={
             "routes_before": ctx.target.routes().to_dict(),
-            "analysis": last_analysis(ctx.ledger, release),
+            "analysis": ctx.ledger.last_evidence(release, "analysis"),
         },
     )
 
@@ -259,16 +228,9 @@ def abort(ctx: Rollout, ref: str, actor: str, reason: str) -> tuple[Release, boo
     return end(ctx, release, Phase.ABORTED, actor=actor, action="aborted", reason=reason or "aborted by hand")
 
 
-def _approvers(release: Release) -> list[str]:
-    for step in release.plan:
-        if step["kind"] == "approval":
-            return list(step["approvers"])
-    return []
-
-
 def _check_approver(ctx: Rollout, release: Release, name: str, verb: str) -> None:
     """Refuse (and record the refusal) unless `name` may approve or reject this release."""
-    approvers = _approvers(release)
+    approvers = release.plan.approvers
     problem = None
     if name == release.author:
         problem = f"{name} is the author of {release.name}: someone else must {verb} it (four eyes)"
@@ -299,7 +261,10 @@ def argo_workflow(ctx: Rollout, release: Release) -> dict[str, Any] | None:
 def approve(ctx: Rollout, ref: str, name: str) -> Release:
     """A release manager promotes a release that waits for approval."""
     release = may_approve(ctx, ref, name)
-    evidence = {"analysis": last_analysis(ctx.ledger, release), "routes": ctx.target.routes().to_dict()}
+    evidence = {
+        "analysis": ctx.ledger.last_evidence(release, "analysis"),
+        "routes": ctx.target.routes().to_dict(),
+    }
     release = ctx.ledger.move(
         release, Phase.PROMOTED, actor=name, action="approved", reason="approved", evidence=evidence
     )
@@ -313,7 +278,10 @@ def reject(ctx: Rollout, ref: str, name: str, reason: str) -> Release:
     if release.phase is not Phase.AWAITING_APPROVAL:
         raise Refused(f"{release.name} is {release.phase.value}, not awaiting approval")
     _check_approver(ctx, release, name, "reject")
-    evidence = {"analysis": last_analysis(ctx.ledger, release), "routes": ctx.target.routes().to_dict()}
+    evidence = {
+        "analysis": ctx.ledger.last_evidence(release, "analysis"),
+        "routes": ctx.target.routes().to_dict(),
+    }
     release, _ = end(
         ctx,
         release,

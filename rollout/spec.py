@@ -1,20 +1,32 @@
 """Rollout steps as data: what a release goes through, built from `rollout:` in launchbay.yaml.
 
-A rollout is a list of steps and a release's state is an index into it. The kinds are a pydantic
-discriminated union, so one step is exactly one kind by type, not by convention.
+A rollout is a `Plan` of typed steps and a release's state is an index into it. The kinds are a
+pydantic discriminated union, so one step is exactly one kind by type, not by convention; what a
+step means (its phase, the traffic it asks for, how people read it) lives on the step. The plan
+travels typed from config to ledger to controller; the ledger stores it as a JSON list.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from launchbay.config import RolloutSection
+from launchbay.rollout.phases import Phase
 
 
 class _Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phase: ClassVar[Phase]
+    """The phase a release is in while this step is its current one."""
+
+    def describe(self) -> str:
+        """The step in words, for people."""
+        raise NotImplementedError
 
 
 class Shadow(_Step):
@@ -23,6 +35,11 @@ class Shadow(_Step):
     kind: Literal["shadow"] = "shadow"
     seconds: float
     max_disagreement: float
+    phase: ClassVar[Phase] = Phase.SHADOW
+
+    def describe(self) -> str:
+        """`shadow for 15s`."""
+        return f"shadow for {self.seconds:g}s"
 
 
 class SetWeight(_Step):
@@ -30,6 +47,11 @@ class SetWeight(_Step):
 
     kind: Literal["set-weight"] = "set-weight"
     percent: int
+    phase: ClassVar[Phase] = Phase.CANARY
+
+    def describe(self) -> str:
+        """`canary weight 25%`."""
+        return f"canary weight {self.percent}%"
 
 
 class Analysis(_Step):
@@ -37,6 +59,11 @@ class Analysis(_Step):
 
     kind: Literal["analysis"] = "analysis"
     seconds: float
+    phase: ClassVar[Phase] = Phase.CANARY
+
+    def describe(self) -> str:
+        """`analysis for 10s`."""
+        return f"analysis for {self.seconds:g}s"
 
 
 class Approval(_Step):
@@ -44,17 +71,60 @@ class Approval(_Step):
 
     kind: Literal["approval"] = "approval"
     approvers: tuple[str, ...]
+    phase: ClassVar[Phase] = Phase.AWAITING_APPROVAL
+
+    def describe(self) -> str:
+        """`approval by alice, bob`."""
+        return "approval by " + ", ".join(self.approvers)
 
 
 Step = Annotated[Shadow | SetWeight | Analysis | Approval, Field(discriminator="kind")]
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """What a step asks of the routes: the candidate's share of real traffic, and mirroring."""
+
+    canary_weight: int = 0
+    mirror: bool = False
+
+
 class Plan(BaseModel):
-    """The ordered steps of a rollout."""
+    """The ordered steps of a rollout (empty for a model's first version: nothing to compare)."""
 
     model_config = ConfigDict(frozen=True)
 
-    steps: tuple[Step, ...]
+    steps: tuple[Step, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, index: int) -> Shadow | SetWeight | Analysis | Approval:
+        return self.steps[index]
+
+    def traffic(self, index: int) -> Traffic:
+        """The routes step `index` asks for: mirroring in shadow, else the last weight set so far."""
+        if isinstance(self.steps[index], Shadow):
+            return Traffic(mirror=True)
+        weight = 0
+        for step in self.steps[: index + 1]:
+            if isinstance(step, SetWeight):
+                weight = step.percent
+        return Traffic(canary_weight=weight)
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """Who may approve (empty when the plan has no approval step)."""
+        return next((s.approvers for s in self.steps if isinstance(s, Approval)), ())
+
+    def to_json(self) -> str:
+        """The ledger's form: a JSON list of steps, each with its `kind`."""
+        return json.dumps([s.model_dump() for s in self.steps])
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        """Parse the ledger's form."""
+        return cls.model_validate({"steps": json.loads(text)})
 
 
 def plan(rollout: RolloutSection) -> Plan:

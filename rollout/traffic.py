@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from rollout.targets.gateway import RETRIED_HEADER, VERSION_HEADER
+from launchbay.rollout.targets.gateway import RETRIED_HEADER, VERSION_HEADER
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class Traffic:
 
 def sample_rows(path: str, features: list[str], n: int = 500, seed: int = 0) -> list[dict[str, Any]]:
     """`n` rows of a CSV/Parquet file as JSON-ready dicts of the features."""
-    from checks.data_gate import read_frame
+    from launchbay.checks.data_gate import read_frame
 
     frame = read_frame(path)
     frame = frame.sample(n=min(n, len(frame)), random_state=seed)[features]

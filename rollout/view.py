@@ -9,8 +9,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from rollout.ledger import Event, Release
-from rollout.phases import Phase
+from launchbay.rollout.ledger import Event, Release
+from launchbay.rollout.phases import Phase
 
 _PHASE_STYLE = {
     Phase.PROMOTED: "bold green",
@@ -31,12 +31,10 @@ def when(ts: float | None) -> str:
 
 def step_text(release: Release) -> str:
     """`2/5 canary weight 25%` (or `-` when there is no step)."""
-    from rollout.controller import describe
-
     if not release.plan or release.phase in (Phase.PENDING, Phase.VERIFIED) or release.phase.final:
         return "-"
     i = min(release.step_index, len(release.plan) - 1)
-    return f"{i + 1}/{len(release.plan)} {describe(release.plan[i])}"
+    return f"{i + 1}/{len(release.plan)} {release.plan[i].describe()}"
 
 
 def release_dict(release: Release, analysis: dict[str, Any], routes: dict[str, Any] | None) -> dict[str, Any]:
@@ -51,7 +49,7 @@ def release_dict(release: Release, analysis: dict[str, Any], routes: dict[str, A
         "phase": release.phase.value,
         "step": step_text(release),
         "step_index": release.step_index,
-        "plan": release.plan,
+        "plan": [s.model_dump() for s in release.plan.steps],
         "created_at": release.created_at,
         "updated_at": release.updated_at,
         "consecutive_errors": release.consecutive_errors,

@@ -3,7 +3,9 @@
 # this machine -- shadow, canary steps, a release manager's approval, promotion.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LB="${VENV:-.venv}/bin/launchbay"
+LB="$(realpath "${VENV:-.venv}")/bin/launchbay"
+# The example is a model repository of its own: launchbay runs there as in any user's repository.
+cd examples/fraud-detector
 export LAUNCHBAY_USER="${LAUNCHBAY_USER:-data-scientist}"   # the author of the releases below
 TRAFFIC=50   # demo clients: requests per second through the gateway while a rollout runs
 
@@ -19,4 +21,4 @@ echo "== 3. a release manager (not the author) approves: promotion"
 "$LB" status
 "$LB" history fraud-detector
 echo "The gateway keeps serving (see \`launchbay status\`); on-call: \`launchbay rollback fraud-detector\`."
-echo "Stop the local processes with: $LB down"
+echo "Stop the local processes with: (cd examples/fraud-detector && launchbay down)"

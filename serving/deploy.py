@@ -1,8 +1,8 @@
-"""The verify gate in front of every deployment, and the preparation of a local server.
+"""The preparation of a local server: verified twice before it is started, and once more inside it.
 
-Nothing is served that has not been verified twice: the registry's copy (what the pipeline signed)
-and the Bento's copy (what the server will load), each against the trusted keys. The server checks
-a third time when it starts.
+Nothing is served that has not been verified twice: the registry's copy (what the pipeline signed,
+`checks.registered`) and the Bento's copy (what the server will load), each against the trusted
+keys. The server checks a third time when it starts.
 """
 
 from __future__ import annotations
@@ -11,44 +11,15 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
+from launchbay.checks.keys import trusted_keys
+from launchbay.checks.registered import verify_registered
+from launchbay.checks.signature import verify
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import PipelineFailed
 from launchbay.home import Home
-
-
-def verify_registered(cfg: LaunchbayConfig, home: Home, model_ref: str) -> dict[str, Any]:
-    """Download `MODEL@REF` from the registry and verify it; report verdict, message, provenance."""
-    from checks import provenance
-    from checks.signature import verify
-    from launchbay.keys import trusted_keys
-    from pipelines import tracking
-    from serving import artefact
-
-    name, ref = artefact.parse_ref(model_ref)
-    tracking.preflight(cfg, home)
-    client, _ = tracking.connect(cfg, home)
-    version = artefact.resolve(client, name, ref)
-    with tempfile.TemporaryDirectory(prefix="launchbay-verify-") as tmp:
-        model_dir = artefact.download(version, Path(tmp) / "model")
-        result = verify(model_dir, trusted_keys(cfg, home))
-        report: dict[str, Any] = {
-            "model": name,
-            "version": str(version.version),
-            "verdict": result.verdict.value,
-            "message": result.message,
-            "key": result.key,
-        }
-        if result.verdict.ok:
-            pred = provenance.read(model_dir)["predicate"]
-            report["provenance"] = {
-                "git commit": pred["source"]["git_commit"],
-                "data digest": pred["data"]["digest"],
-                "training run": pred["training_run"]["id"],
-                "gates": pred["gates"],
-            }
-    return report
+from launchbay.registry import MlflowRegistry
+from launchbay.serving import package as bento
 
 
 def prepare_serve(
@@ -59,16 +30,11 @@ def prepare_serve(
     Raises:
         PipelineFailed: the registry's or the Bento's copy of the model does not verify.
     """
-    from checks.signature import verify
-    from launchbay.keys import trusted_keys
-    from pipelines import tracking
-    from serving import artefact
-    from serving import package as bento
-
-    report = verify_registered(cfg, home, model_ref)
-    if report["verdict"] != "PASS":
-        raise PipelineFailed(f"refusing to serve {model_ref}: {report['message']}")
-    name, version = report["model"], report["version"]
+    registry = MlflowRegistry(cfg, home)
+    checked = verify_registered(cfg, home, model_ref, registry)
+    if not checked.verdict.ok:
+        raise PipelineFailed(f"refusing to serve {model_ref}: {checked.message}")
+    name, version = checked.model, checked.version
     keys = trusted_keys(cfg, home)
     bento.use_store(home)
     import bentoml
@@ -79,9 +45,8 @@ def prepare_serve(
         bentoml.bentos.get(tag)
         stored = bento.signed_dir(bentoml.models.get(tag).path)
     except NotFound:
-        client, _ = tracking.connect(cfg, home)
         with tempfile.TemporaryDirectory(prefix="launchbay-package-") as tmp:
-            model_dir = artefact.download(artefact.resolve(client, name, version), Path(tmp) / "model")
+            model_dir = registry.download(registry.get(name, version), Path(tmp) / "model")
             bento.build(
                 model_dir, name, version, labels={"launchbay.io/model": name, "launchbay.io/version": version}
             )

@@ -3,6 +3,11 @@
 The Bento carries the model directory exactly as signed (model files, `serving.json`,
 `provenance.json`, `model.sig`) as a BentoML model, plus launchbay's service code. The model's tag
 is baked in as `$LAUNCHBAY_MODEL`; trusted keys are not (the deployment provides them).
+
+The service's code is taken by package, never by globbing a directory: the floors it runs on
+(launchbay's foundation modules, `launchbay.checks`, `launchbay.serving`) are copied from the
+installed `launchbay` package into a private build context. Nothing else that happens to lie
+beside launchbay (another distribution in site-packages, a user's own `serving/`) can get in.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
+import launchbay
 from launchbay.home import Home
 
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
-"""Directory holding launchbay's packages: the Bento's build context."""
+SERVICE = "launchbay.serving.service:ModelService"
+SERVICE_FLOORS = ("checks", "serving")
+"""Subpackages of launchbay the service imports, besides the foundation's top-level modules."""
 
 
 SERVICE_PACKAGES = [
@@ -70,19 +78,42 @@ def build(model_dir: Path, model: str, version: str, labels: dict[str, str]) -> 
     with bentoml.models.create(t, labels=labels) as stored:
         shutil.copytree(model_dir, signed_dir(stored.path))
     os.environ["LAUNCHBAY_MODEL"] = t  # the service module reads it when the build imports it
-    bento = bentoml.bentos.build(
-        "serving.service:ModelService",
-        name=model,
-        version=f"v{version}",
-        labels=labels,
-        models=[t],
-        include=["serving/*.py", "checks/*.py", "launchbay/*.py", "pipelines/**/*.py"],
-        exclude=["**/__pycache__"],
-        envs=[BentoEnvSchema(name="LAUNCHBAY_MODEL", value=t)],
-        python={
-            "lock_packages": False,
-            "packages": SERVICE_PACKAGES,
-        },
-        build_ctx=str(SOURCE_ROOT),
-    )
+    with tempfile.TemporaryDirectory(prefix="launchbay-bento-") as ctx:
+        service_sources(Path(ctx))
+        bento = bentoml.bentos.build(
+            SERVICE,
+            name=model,
+            version=f"v{version}",
+            labels=labels,
+            models=[t],
+            include=["launchbay/**/*.py", "launchbay/**/py.typed"],
+            envs=[BentoEnvSchema(name="LAUNCHBAY_MODEL", value=t)],
+            python={
+                "lock_packages": False,
+                "packages": SERVICE_PACKAGES,
+            },
+            build_ctx=ctx,
+        )
     return str(bento.tag)
+
+
+def service_sources(ctx: Path) -> list[Path]:
+    """Copy the service's code into `ctx/launchbay/` by package; return the files copied.
+
+    The foundation is launchbay's top-level modules (not the CLI, not `__main__`); above it only
+    the floors the service imports. Links (the repository's layout) are followed: the copy holds
+    files.
+    """
+    src = Path(launchbay.__file__).resolve().parent
+    dst = ctx / "launchbay"
+    dst.mkdir(parents=True)
+    copied = []
+    for f in sorted(src.glob("*.py")):
+        if f.name != "__main__.py":
+            copied.append(Path(shutil.copy2(f, dst / f.name)))
+    for floor in SERVICE_FLOORS:
+        package = (src / floor).resolve()
+        for f in sorted(package.glob("*.py")):
+            (dst / floor).mkdir(exist_ok=True)
+            copied.append(Path(shutil.copy2(f, dst / floor / f.name)))
+    return copied

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from launchbay.config import FeatureSpec
-from serving.spec import ServingSpec
+from launchbay.serving.spec import ServingSpec
 
 
 class Prediction(BaseModel):

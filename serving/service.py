@@ -16,13 +16,13 @@ import bentoml
 import numpy as np
 from pydantic import Field
 
-from checks.signature import verify
-from serving.artefact import load_estimator
-from serving.batcher import MicroBatcher
-from serving.inputs import model_input
-from serving.package import signed_dir
-from serving.schema import Prediction, PredictResponse, row_model
-from serving.spec import ServingSpec
+from launchbay.checks.signature import verify
+from launchbay.serving.artefact import load_estimator
+from launchbay.serving.batcher import MicroBatcher
+from launchbay.serving.inputs import model_input
+from launchbay.serving.package import signed_dir
+from launchbay.serving.schema import Prediction, PredictResponse, row_model
+from launchbay.serving.spec import ServingSpec
 
 MODEL_ENV = "LAUNCHBAY_MODEL"
 TRUSTED_KEYS_ENV = "LAUNCHBAY_TRUSTED_KEYS"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from projects import write_project
 
-from checks.signature import generate_keypair
+from launchbay.checks.signature import generate_keypair
 
 
 @pytest.fixture

@@ -1,16 +1,19 @@
-"""Example projects on disk for tests and benchmarks: config plus seeded data."""
+"""Example projects on disk for tests and benchmarks: the example repository's config, its model
+module and seeded data, written to a directory of the test's own."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
+import fraud_data
 import yaml
 
-from pipelines.example import fraud
-
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_CONFIG = REPO / "launchbay.yaml"
+EXAMPLE = REPO / "examples" / "fraud-detector"
+EXAMPLE_CONFIG = EXAMPLE / "launchbay.yaml"
+EXAMPLE_MODEL = EXAMPLE / "fraud_model.py"
 
 RISKY_ROW = {
     "amount": 950.5,
@@ -25,15 +28,19 @@ RISKY_ROW = {
 
 
 def write_project(
-    root: Path, rows: int = 8000, variant: fraud.Variant = "good", overrides: dict[str, Any] | None = None
+    root: Path,
+    rows: int = 8000,
+    variant: fraud_data.Variant = "good",
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the example config and data under `root`; return the config path.
+    """Write the example project under `root` (config, model module, data); return the config path.
 
     `overrides` maps dotted key paths (e.g. "gates.min_auc") to values.
     """
     data = root / "data"
-    fraud.write(fraud.generate(rows, "good", seed=7), data / "reference.parquet")
-    fraud.write(fraud.generate(rows, variant, seed=1), data / "transactions.parquet")
+    fraud_data.write(fraud_data.generate(rows, "good", seed=7), data / "reference.parquet")
+    fraud_data.write(fraud_data.generate(rows, variant, seed=1), data / "transactions.parquet")
+    shutil.copy(EXAMPLE_MODEL, root / EXAMPLE_MODEL.name)
     cfg = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     for dotted, value in (overrides or {}).items():
         node = cfg

@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from checks.verdict import Verdict
+from launchbay.checks.registered import Verification
+from launchbay.checks.signature import VerifyResult
+from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.home import Home
-from rollout.controller import Controller
-from rollout.ledger import Ledger, Release
-from rollout.metrics.base import Measurement
-from rollout.operations import Rollout
-from rollout.targets.gateway import Backend, Routes
+from launchbay.registry import ModelRef, ModelVersion
+from launchbay.rollout.controller import Controller
+from launchbay.rollout.ledger import Ledger, Release
+from launchbay.rollout.metrics.base import Measurement
+from launchbay.rollout.operations import Rollout
+from launchbay.rollout.targets.base import Backend, Routes
 
 ROLLOUT: dict[str, Any] = {
     "shadow": {"duration": "5s", "max_disagreement": 0.02, "max_score_shift": 0.1},
@@ -84,8 +87,18 @@ class FakeTarget:
         self.servers[version] += 1
         return Verdict.PASS if self.servers[version] > self.start_ticks else Verdict.INCONCLUSIVE
 
-    def log_tail(self, version: str) -> str:
+    def processes(self) -> FakeTarget:
+        return self  # like the local target: its servers have logs
+
+    @property
+    def url(self) -> str:
+        return "http://gateway.test"
+
+    def log_tail(self, version: str, lines: int = 15) -> str:
         return "Traceback ...\nImportError: no module named 'gpu_driver'"
+
+    def down(self) -> list[str]:
+        return [f"version {v}" for v in self.servers]
 
 
 @dataclass
@@ -122,17 +135,30 @@ def healthy(candidate: str = "2", stable: str = "1") -> dict[str, float | None]:
 
 @dataclass
 class FakeRegistry:
+    """Aliases and tags of one model, as the Registry protocol moves them."""
+
     aliases: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def champion(self, model: str) -> str | None:
-        return self.aliases.get("champion")
+    def resolve(self, ref: ModelRef) -> ModelVersion:
+        version = self.aliases.get(ref.ref, ref.ref)
+        return ModelVersion(ref.model, version, f"models:/m-{version}", f"m-{version}")
 
-    def set_champion(self, model: str, version: str) -> None:
-        self.aliases["champion"] = version
+    def download(self, version: ModelVersion, dst: Path) -> Path:
+        raise AssertionError("the rollout never downloads models")
 
-    def tag(self, model: str, version: str, outcome: str) -> None:
-        self.tags[version] = outcome
+    def alias(self, model: str, alias: str) -> str | None:
+        return self.aliases.get(alias)
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self.aliases[alias] = version
+
+    def tag(self, model: str, version: str, key: str, value: str) -> None:
+        self.tags.setdefault(version, {})[key] = value
+
+    def outcome(self, version: str) -> str | None:
+        """How the version's release ended, as the rollout tagged it."""
+        return self.tags.get(version, {}).get("launchbay.rollout")
 
 
 class Clock:
@@ -166,7 +192,7 @@ class World:
         return self.ctx.ledger
 
 
-PASSED = {"verdict": "PASS", "message": "signature verified", "key": "k.pub"}
+PASSED = Verification("fraud-detector", "2", VerifyResult(Verdict.PASS, "signature verified", "k.pub"))
 
 
 def world(tmp: Path, cfg: LaunchbayConfig | None = None, target: FakeTarget | None = None) -> World:
@@ -185,7 +211,7 @@ def world(tmp: Path, cfg: LaunchbayConfig | None = None, target: FakeTarget | No
 
 def cluster_config(target: str, kubeconfig: Path, **rollout: Any) -> LaunchbayConfig:
     """A config for a cluster target whose kubeconfig points at a fake API server."""
-    base = {**ROLLOUT, "target": target, **rollout}
+    base = {**ROLLOUT, "target": target, "prometheus_url": "http://prometheus.test:9090", **rollout}
     if target == "knative":
         base["shadow"] = None  # Knative cannot mirror
     return LaunchbayConfig.model_validate(

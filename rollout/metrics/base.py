@@ -40,3 +40,23 @@ class MetricsProvider(Protocol):
     def query(self, query: str) -> Measurement:
         """Evaluate `query` now; never raise for a backend problem (return an error Measurement)."""
         ...
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    """What was measured for one version over the analysis window."""
+
+    requests: Measurement
+    error_rate: Measurement
+    p95_ms: Measurement
+
+
+@dataclass(frozen=True)
+class ShadowStats:
+    """Comparison of mirrored answers with stable's answers to the same requests."""
+
+    compared: Measurement
+    disagreement: Measurement
+    """Share of compared requests where the predicted class differs."""
+    score_shift: Measurement
+    """Mean absolute difference of the scores."""

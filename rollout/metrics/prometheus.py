@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from rollout.metrics.base import Measurement
+from launchbay.rollout.metrics.base import Measurement
 
 
 class PrometheusProvider:

@@ -11,8 +11,7 @@ templates) filled with {version} {role} {window} -- and {stable} {candidate} in 
 from __future__ import annotations
 
 from launchbay.config import QueriesSection
-from rollout.analysis import ShadowStats, VersionStats
-from rollout.metrics.base import MetricsProvider
+from launchbay.rollout.metrics.base import MetricsProvider, ShadowStats, VersionStats
 
 REQUESTS = "launchbay_gateway_requests_total"
 DURATION = "launchbay_gateway_request_duration_seconds"

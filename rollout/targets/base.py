@@ -2,15 +2,79 @@
 
 One small interface, implementations side by side: `local` (BentoML processes behind launchbay's
 gateway), `kubernetes` (Deployment/Service/HPA per version, Gateway API HTTPRoute weights and
-RequestMirror), `knative` (one Service, revision traffic percentages; no mirroring).
+RequestMirror), `knative` (one Service, revision traffic percentages; no mirroring). The seam's
+value types (`Backend`, `Routes`) live here, with the seam; `factory.make_target` picks an
+implementation by name.
+
+What only some targets can do is a second small protocol, `Processes`, that a target hands out
+(or not) through `Target.processes()`: callers ask once and get a typed answer, never probe.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
-from checks.verdict import Verdict
-from rollout.targets.gateway import Backend, Routes
+from launchbay.checks.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where one model version answers (a URL on this machine, a Service in a cluster)."""
+
+    version: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Where traffic goes. `canary_weight` is a percentage of real traffic; `mirror` copies the rest."""
+
+    stable: Backend | None = None
+    canary: Backend | None = None
+    canary_weight: int = 0
+    mirror: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.canary_weight <= 100:
+            raise ValueError(f"canary_weight must be within 0..100, got {self.canary_weight}")
+        if (self.canary_weight or self.mirror) and self.canary is None:
+            raise ValueError("a canary weight or mirroring needs a canary backend")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Routes:
+        """Parse the JSON form (raises ValueError/TypeError/KeyError on a malformed one)."""
+
+        def backend(b: Any) -> Backend | None:
+            return None if b is None else Backend(version=str(b["version"]), url=str(b["url"]))
+
+        return cls(
+            stable=backend(d.get("stable")),
+            canary=backend(d.get("canary")),
+            canary_weight=int(d.get("canary_weight", 0)),
+            mirror=bool(d.get("mirror", False)),
+        )
+
+
+class Processes(Protocol):
+    """Optional capability: the serving units are processes launchbay runs on this machine."""
+
+    @property
+    def url(self) -> str:
+        """The one address clients use, whatever version answers (started if it is not running)."""
+        ...
+
+    def log_tail(self, version: str, lines: int = 15) -> str:
+        """The end of a version's server log (why it died)."""
+        ...
+
+    def down(self) -> list[str]:
+        """Stop every process of the model; return what was stopped."""
+        ...
 
 
 class Target(Protocol):
@@ -42,4 +106,8 @@ class Target(Protocol):
 
     def health(self, version: str) -> Verdict:
         """PASS: answers its readiness probe; FAIL: it died; INCONCLUSIVE: still starting."""
+        ...
+
+    def processes(self) -> Processes | None:
+        """The local processes behind this target, or None where the platform runs them."""
         ...

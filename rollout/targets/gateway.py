@@ -14,7 +14,7 @@
 * Every response carries `X-Launchbay-Version`. `/metrics` exports requests, errors and latency
   per version and role (primary or shadow) plus the shadow comparison.
 
-Run as a process: `python -m rollout.targets.gateway --port N --state FILE`.
+Run as a process: `python -m launchbay.rollout.targets.gateway --port N --state FILE`.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rollout.targets.launcher import Launcher
+from launchbay.rollout.targets.base import Backend, Routes
+from launchbay.rollout.targets.launcher import Launcher
 
 VERSION_HEADER = "X-Launchbay-Version"
 RETRIED_HEADER = "X-Launchbay-Retried-From"
@@ -67,48 +67,6 @@ _LATENCY_BUCKETS = (
     1.0,
     2.5,
 )
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One model version's server."""
-
-    version: str
-    url: str
-
-
-@dataclass(frozen=True)
-class Routes:
-    """Where traffic goes. `canary_weight` is a percentage of real traffic; `mirror` copies the rest."""
-
-    stable: Backend | None = None
-    canary: Backend | None = None
-    canary_weight: int = 0
-    mirror: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.canary_weight <= 100:
-            raise ValueError(f"canary_weight must be within 0..100, got {self.canary_weight}")
-        if (self.canary_weight or self.mirror) and self.canary is None:
-            raise ValueError("a canary weight or mirroring needs a canary backend")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Routes:
-        """Parse the JSON form (raises ValueError/TypeError/KeyError on a malformed one)."""
-
-        def backend(b: Any) -> Backend | None:
-            return None if b is None else Backend(version=str(b["version"]), url=str(b["url"]))
-
-        return cls(
-            stable=backend(d.get("stable")),
-            canary=backend(d.get("canary")),
-            canary_weight=int(d.get("canary_weight", 0)),
-            mirror=bool(d.get("mirror", False)),
-        )
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from rollout import procs
+from launchbay import procs
 
 _ENV_KEPT = ("PATH", "HOME", "LANG", "PYTHONPATH", "TMPDIR")
 _ENV_PREFIXES = ("LAUNCHBAY_", "BENTOML_", "LC_")

@@ -21,14 +21,15 @@ from typing import Any
 
 import httpx
 
-from checks.verdict import Verdict
+from launchbay import procs
+from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
-from rollout import procs
-from rollout.metrics.server import LocalPrometheus
-from rollout.targets.gateway import ADMIN, Backend, Routes
-from rollout.targets.launcher import SpawnSpec, spec_for
+from launchbay.rollout.targets.base import Backend, Processes, Routes
+from launchbay.rollout.targets.gateway import ADMIN
+from launchbay.rollout.targets.launcher import SpawnSpec, spec_for
+from launchbay.rollout.targets.local_prometheus import LocalPrometheus
 
 
 class LocalTarget:
@@ -63,7 +64,7 @@ class LocalTarget:
             [
                 sys.executable,
                 "-m",
-                "rollout.targets.gateway",
+                "launchbay.rollout.targets.gateway",
                 "--port",
                 str(port),
                 "--state",
@@ -71,7 +72,7 @@ class LocalTarget:
                 "--servers",
                 str(self.servers),
             ],
-            _env_with_sources(),
+            dict(os.environ),
             log,
         )
         new = procs.ProcessRecord(pid=pid, port=port, log=str(log), started_at=time.time())
@@ -87,6 +88,10 @@ class LocalTarget:
     def url(self) -> str:
         """The one address clients use, whatever version answers."""
         return self.gateway().url
+
+    def processes(self) -> Processes | None:
+        """This target's servers and gateway are processes on this machine: itself."""
+        return self
 
     def _admin(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         # The gateway is probed (and started if needed) once per object, not before every call:
@@ -142,8 +147,8 @@ class LocalTarget:
         Raises:
             PipelineFailed: the registry's or the Bento's copy of the model does not verify.
         """
-        from serving import package
-        from serving.deploy import prepare_serve
+        from launchbay.serving import package
+        from launchbay.serving.deploy import prepare_serve
 
         rec = self.server(version)
         if rec is not None and procs.alive(rec.pid):
@@ -236,12 +241,3 @@ class LocalTarget:
             procs.stop(rec.pid)
             stopped.append(f"gateway (pid {rec.pid})")
         return stopped
-
-
-def _env_with_sources() -> dict[str, str]:
-    """Our environment, with launchbay's own packages importable by child processes."""
-    from serving.package import SOURCE_ROOT
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
-    return env

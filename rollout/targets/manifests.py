@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from launchbay.config import LaunchbayConfig
-from rollout.targets.gateway import Routes
+from launchbay.rollout.targets.base import Routes
 
 PORT = 3000
 """The port BentoML serves on inside the container."""
@@ -239,7 +239,7 @@ def release_objects(
 ) -> list[dict[str, Any]]:
     """What a cluster target applies for `version` as canary at `weight`% next to `stable`
     (or, without `stable`, as the version serving all traffic)."""
-    from rollout.targets.gateway import Backend
+    from launchbay.rollout.targets.base import Backend
 
     def b(v: str) -> Backend:
         return Backend(version=v, url="")

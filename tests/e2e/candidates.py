@@ -21,7 +21,7 @@ def main() -> None:
     config, data, *kinds = sys.argv[1:]
     project = Path(config).parent
     sys.path.insert(0, str(project))
-    from pipelines import steps
+    from launchbay.pipelines import steps
 
     base = yaml.safe_load(Path(config).read_text())
     versions = {}

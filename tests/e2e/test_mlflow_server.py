@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from harness import Launchbay
 from mlflow import MlflowClient
-
-from .conftest import Result
 
 
 def _free_port() -> int:
@@ -78,14 +77,14 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_pipeline_tracks_and_registers_on_a_tracking_server(
-    mlflow_server: str, project: Callable[..., Path], launchbay: Callable[..., Result], lb_home: Path
+    mlflow_server: str, project: Callable[..., Path], lb_home: Path
 ) -> None:
     # Given a project whose config names nothing, and MLFLOW_TRACKING_URI pointing at a server
     config = project(rows=4000)
     # When the pipeline runs
-    res = launchbay("run", "--no-rollout", cwd=config.parent, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    res = Launchbay(config.parent).run("run", "--no-rollout", env={"MLFLOW_TRACKING_URI": mlflow_server})
     # Then the run and the registered model live on the server, not in the local SQLite file
-    assert res.code == 0, res.output
+    assert res.returncode == 0, res.output
     assert f"tracking {mlflow_server}" in res.stdout
     client = MlflowClient(mlflow_server, mlflow_server)
     champion = client.get_model_version_by_alias("fraud-detector", "champion")

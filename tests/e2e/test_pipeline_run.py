@@ -9,12 +9,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import fraud_data as fraud
 import pytest
+from harness import Launchbay
 from mlflow import MlflowClient
-
-from pipelines.example import fraud
-
-from .conftest import Result, status
 
 
 def _client(home: Path) -> MlflowClient:
@@ -31,17 +29,17 @@ def _only_run(home: Path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_first_good_model_becomes_champion_and_the_next_one_challenger(
-    project: Callable[..., Path], launchbay: Callable[..., Result], lb_home: Path
+    project: Callable[..., Path], lb_home: Path
 ) -> None:
     # Given the example project with good data and an empty registry
     config = project()
     # When the data scientist runs the pipeline
-    first = launchbay("run", "--no-rollout", cwd=config.parent)
+    first = Launchbay(config.parent).run("run", "--no-rollout")
     # Then every step passes and the first model is bootstrapped as champion
-    assert first.code == 0, first.output
+    assert first.returncode == 0, first.output
     assert "pipeline succeeded" in first.stdout
     assert "version 1 is now the champion (bootstrap)" in first.stdout
-    state = status(launchbay, config.parent)
+    state = Launchbay(config.parent).status()
     assert state["aliases"]["champion"]["version"] == 1
     assert state["aliases"]["champion"]["metrics"]["roc_auc"] > 0.85
 
@@ -55,10 +53,10 @@ def test_first_good_model_becomes_champion_and_the_next_one_challenger(
     assert reports == {f"reports/{g}_gate.{ext}" for g in ("data", "model") for ext in ("md", "json")}
 
     # When it runs again, the new model is compared with the champion and becomes challenger only
-    second = launchbay("run", "--no-rollout", cwd=config.parent)
-    assert second.code == 0, second.output
+    second = Launchbay(config.parent).run("run", "--no-rollout")
+    assert second.returncode == 0, second.output
     assert "champion-version=1" in second.stdout and "bootstrap" not in second.stdout
-    state = status(launchbay, config.parent)
+    state = Launchbay(config.parent).status()
     assert state["aliases"]["champion"]["version"] == 1
     assert state["aliases"]["challenger"]["version"] == 2
 
@@ -75,7 +73,6 @@ def test_bad_data_stops_at_the_data_gate_with_a_readable_report(
     variant: str,
     expected: list[str],
     project: Callable[..., Path],
-    launchbay: Callable[..., Result],
     lb_home: Path,
 ) -> None:
     # Given a project and a bad data file
@@ -84,16 +81,16 @@ def test_bad_data_stops_at_the_data_gate_with_a_readable_report(
     if variant != "missing":
         fraud.write(fraud.generate(3000, variant, seed=2), data)  # type: ignore[arg-type]
     # When the pipeline runs on it
-    res = launchbay("run", "--no-rollout", "--data", str(data), cwd=config.parent)
+    res = Launchbay(config.parent).run("run", "--no-rollout", "--data", str(data))
     # Then it stops at validate-data, names each problem, and registers nothing
-    assert res.code == 1, res.output
+    assert res.returncode == 1, res.output
     assert "step validate-data failed" in res.stdout
     for text in expected:
         assert text in res.stdout, text
     assert "error: pipeline stopped at step validate-data" in res.stderr
     report = next((lb_home / "reports").glob("*/data_gate.md"))
     assert report.read_text().startswith("# data gate: FAIL")
-    assert status(launchbay, config.parent)["registered"] is False
+    assert Launchbay(config.parent).status()["registered"] is False
     assert _only_run(lb_home).info.status == "FAILED"
 
 
@@ -113,49 +110,45 @@ USER_MODULES = {
 
 
 def test_a_training_function_that_raises_fails_once_with_the_users_traceback(
-    project: Callable[..., Path], launchbay: Callable[..., Result], lb_home: Path
+    project: Callable[..., Path], lb_home: Path
 ) -> None:
     # Given the user's own training function, which raises
     config = project(rows=3000, overrides={"model.train": "user_model:train"})
     (config.parent / "user_model.py").write_text(USER_MODULES["raises"])
     # When the pipeline runs
-    res = launchbay("run", "--no-rollout", cwd=config.parent)
+    res = Launchbay(config.parent).run("run", "--no-rollout")
     # Then the train step fails once, showing the user's traceback, and the run is marked failed
-    assert res.code == 1, res.output
+    assert res.returncode == 1, res.output
     assert "step train failed" in res.stdout
     assert "ValueError: learning rate must be positive" in res.stdout
     assert 'user_model.py", line 2, in train' in res.stdout
     run = _only_run(lb_home)
     assert run.info.status == "FAILED"
     assert run.data.tags["launchbay.failed_step"] == "train"
-    assert status(launchbay, config.parent)["registered"] is False
+    assert Launchbay(config.parent).status()["registered"] is False
 
 
 @pytest.mark.slow
-def test_a_model_worse_than_the_champion_is_stopped_by_the_model_gate(
-    project: Callable[..., Path], launchbay: Callable[..., Result]
-) -> None:
+def test_a_model_worse_than_the_champion_is_stopped_by_the_model_gate(project: Callable[..., Path]) -> None:
     # Given a champion trained on the example model
     config = project(overrides={"gates.min_auc": 0.6, "gates.min_precision": 0.0, "gates.min_recall": 0.0})
-    assert launchbay("run", "--no-rollout", cwd=config.parent).code == 0
+    assert Launchbay(config.parent).run("run", "--no-rollout").returncode == 0
     # When a much weaker model (a single feature) is pushed
     (config.parent / "user_model.py").write_text(USER_MODULES["weak"])
-    text = config.read_text().replace("pipelines.example.fraud:train", "user_model:train")
+    text = config.read_text().replace("fraud_model:train", "user_model:train")
     config.write_text(text)
-    res = launchbay("run", "--no-rollout", cwd=config.parent)
+    res = Launchbay(config.parent).run("run", "--no-rollout")
     # Then the model gate stops it on the comparison with the champion, and nothing moves
-    assert res.code == 1, res.output
+    assert res.returncode == 1, res.output
     assert "step evaluate failed" in res.stdout
     assert "FAIL ROC AUC vs champion v1" in res.stdout
-    state = status(launchbay, config.parent)
+    state = Launchbay(config.parent).status()
     assert state["versions"] == 1 and "challenger" in state["aliases"]  # v1 is both; no v2
 
 
-def test_until_stops_after_the_named_step(
-    project: Callable[..., Path], launchbay: Callable[..., Result]
-) -> None:
+def test_until_stops_after_the_named_step(project: Callable[..., Path]) -> None:
     config = project(rows=3000)
-    res = launchbay("run", "--until", "validate-data", cwd=config.parent)
-    assert res.code == 0, res.output
+    res = Launchbay(config.parent).run("run", "--until", "validate-data")
+    assert res.returncode == 0, res.output
     assert "not requested" in res.stdout and re.search(r"validate-data\s+│ passed", res.stdout)
-    assert status(launchbay, config.parent)["registered"] is False
+    assert Launchbay(config.parent).status()["registered"] is False

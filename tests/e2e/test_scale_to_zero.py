@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from harness import Launchbay, Result
 from projects import RISKY_ROW, write_project
 
-from checks.signature import generate_keypair
-from rollout import procs
-from rollout.ledger import Ledger
+from launchbay import procs
+from launchbay.checks.signature import generate_keypair
+from launchbay.rollout.ledger import Ledger
 
 pytestmark = pytest.mark.slow
 
@@ -29,18 +27,10 @@ def test_an_idle_version_scales_to_zero_and_the_next_request_gets_a_correct_answ
         rows=3000,
         overrides={"serving.min_instances": 0, "serving.idle_timeout": "2s", "serving.measure": True},
     )
-    env = {**os.environ, "LAUNCHBAY_HOME": str(home), "COLUMNS": "200"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    bay = Launchbay(tmp_path, home)
 
-    def lb(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "launchbay", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+    def lb(*args: str) -> Result:
+        return bay.run(*args, timeout=600)
 
     try:
         first = lb("run")  # version 1 is measured, deployed and serves all traffic

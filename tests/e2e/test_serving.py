@@ -20,13 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
+from harness import Launchbay
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from projects import RISKY_ROW as ROW
 from projects import write_project
 
-from checks.signature import generate_keypair
-from rollout.procs import free_port
+from launchbay.checks.signature import generate_keypair
+from launchbay.procs import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -35,17 +36,7 @@ pytestmark = pytest.mark.slow
 class Project:
     root: Path
     home: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "launchbay", *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+    bay: Launchbay
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +45,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     home = root / "home"
     generate_keypair(home / "keys")
     write_project(root, rows=5000)
-    env = {**os.environ, "LAUNCHBAY_HOME": str(home), "COLUMNS": "200"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    p = Project(root, home, env)
-    res = p.run("run", "--no-rollout")
+    p = Project(root, home, Launchbay(root, home))
+    res = p.bay.run("run", "--no-rollout")
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"package\s+│ passed", res.stdout) and "bento=fraud-detector:v1" in res.stdout
     return p
@@ -68,14 +57,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (project.root / f"serve-{self.port}.log").open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "launchbay", "serve", ref, "--port", str(self.port)],
-            cwd=project.root,
-            env=project.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = project.bay.spawn("serve", ref, "--port", str(self.port), log=self.log)
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -112,7 +94,7 @@ def server(project: Project) -> Iterator[Server]:
 
 
 def test_the_registered_version_is_signed_with_provenance(project: Project) -> None:
-    res = project.run("verify", "fraud-detector@champion", "--json")
+    res = project.bay.run("verify", "fraud-detector@champion", "--json")
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads(res.stdout)
     assert report["verdict"] == "PASS" and report["version"] == "1"
@@ -232,13 +214,13 @@ def test_a_flipped_byte_in_the_registry_makes_verify_fail_and_serve_refuse(proje
     (model_file,) = project.home.glob("artifacts/models/*/artifacts/model.skops")
     original = _flip_byte(model_file)
     try:
-        res = project.run("verify", "fraud-detector@1")
+        res = project.bay.run("verify", "fraud-detector@1")
         assert res.returncode == 1
         assert "changed: model.skops" in res.stdout + res.stderr
         assert "refusing to serve fraud-detector@1" in serve_refuses(project, "fraud-detector@1")
     finally:
         model_file.write_bytes(original)
-    assert project.run("verify", "fraud-detector@1").returncode == 0
+    assert project.bay.run("verify", "fraud-detector@1").returncode == 0
 
 
 def test_a_tampered_bento_is_refused_by_serve_and_by_the_service_itself(project: Project) -> None:
@@ -249,7 +231,7 @@ def test_a_tampered_bento_is_refused_by_serve_and_by_the_service_itself(project:
         # Bypassing launchbay: the service verifies at start-up and the server stops.
         port = free_port()
         env = {
-            **project.env,
+            **project.bay.environ(),
             "BENTOML_HOME": str(project.home / "bentoml"),
             "LAUNCHBAY_MODEL": "fraud-detector:v1",
             "LAUNCHBAY_TRUSTED_KEYS": str(project.home / "keys" / "signing-key.pub"),

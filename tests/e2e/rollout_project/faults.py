@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fraud_model as fraud
 import numpy as np
-
-from pipelines.example import fraud
 
 
 def _served() -> bool:

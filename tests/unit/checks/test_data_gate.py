@@ -6,13 +6,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import fraud_data as fraud
 import pandas as pd
 import pytest
 
-from checks.data_gate import check_data
-from checks.verdict import Verdict
+from launchbay.checks.data_gate import check_data
+from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig, load_config
-from pipelines.example import fraud
 
 
 @pytest.fixture

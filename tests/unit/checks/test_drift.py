@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from checks.drift import psi_categorical, psi_numeric
+from launchbay.checks.drift import psi_categorical, psi_numeric
 
 
 def test_same_distribution_has_small_psi() -> None:

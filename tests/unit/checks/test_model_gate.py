@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from checks.model_gate import Champion, Scores, judge, score
-from checks.verdict import Verdict
+from launchbay.checks.model_gate import Champion, Scores, judge, score
+from launchbay.checks.verdict import Verdict
 from launchbay.config import GatesSection
 
 GATES = GatesSection(min_auc=0.85, min_precision=0.4, min_recall=0.4, max_regression_vs_champion=0.01)

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from checks import provenance
+from launchbay.checks import provenance
 
 
 def test_statement_binds_the_model_digest_to_its_origin(tmp_path: Path) -> None:

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from checks.signature import SIGNATURE_FILE, SigningError, generate_keypair, sign, tree_digest, verify
-from checks.verdict import Verdict
+from launchbay.checks.signature import (
+    SIGNATURE_FILE,
+    SigningError,
+    generate_keypair,
+    sign,
+    tree_digest,
+    verify,
+)
+from launchbay.checks.verdict import Verdict
 
 
 @pytest.fixture

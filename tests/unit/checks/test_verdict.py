@@ -1,4 +1,4 @@
-from checks.verdict import Verdict, worst
+from launchbay.checks.verdict import Verdict, worst
 
 
 def test_worst_verdict_wins_in_order_pass_inconclusive_error_fail() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -11,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from golden import assert_golden
 
 from launchbay.config import load_config
-from pipelines.argo import template_and_cron, to_yaml, validate
-from rollout.targets.validate import problems
+from launchbay.pipelines.argo import template_and_cron, to_yaml, validate
+from launchbay.rollout.targets.validate import problems
 
 ROOT = Path(__file__).resolve().parents[3]
 INFRA = ROOT / "infra"
@@ -55,14 +55,10 @@ def test_core_objects_validate_and_rbac_is_namespaced_and_explicit() -> None:
 
 
 def test_the_argo_template_is_what_render_produces_and_is_valid() -> None:
-    cfg = load_config(ROOT / "launchbay.yaml")
+    cfg = load_config(ROOT / "examples" / "fraud-detector" / "launchbay.yaml")
     text = "---\n".join(to_yaml(o) for o in template_and_cron(cfg, ""))
     path = INFRA / "base" / "argo-training.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert path.read_text() == text, (
-        "regenerate: launchbay render --target argo-template --git-commit '' -o ..."
-    )
+    assert_golden(text, path)  # regenerate: launchbay render --target argo-template --git-commit '' -o ...
     template, cron = _docs(path)
     assert validate(template, "io.argoproj.workflow.v1alpha1.WorkflowTemplate") == []
     assert validate(cron, "io.argoproj.workflow.v1alpha1.CronWorkflow") == []

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-import pytest
 import yaml
-from clihelp import assert_clean_error, closed_port, lb
+from harness import assert_clean_error, closed_port, lb
 
-from pipelines.argo import validate
+from launchbay.pipelines.argo import validate
 
 
 def test_invalid_config_exits_2_naming_file_and_key(tmp_path: Path, lb_home: Path) -> None:
@@ -60,21 +58,6 @@ def test_submit_to_unreachable_argo_exits_3(project: Callable[..., Path]) -> Non
     config = project(rows=200)
     res = lb("submit", "--host", f"http://127.0.0.1:{closed_port()}", cwd=config.parent)
     assert_clean_error(res, 3, "Argo server", "unreachable")
-
-
-@pytest.mark.parametrize("variant", ["good", "drifted", "broken"])
-def test_example_data_writes_each_variant(variant: str, tmp_path: Path) -> None:
-    out = tmp_path / f"{variant}.parquet"
-    res = lb("example-data", "--variant", variant, "--rows", "500", "-o", str(out), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    frame = pd.read_parquet(out)
-    assert len(frame) == 500
-    assert ("device_age_days" in frame.columns) is (variant != "broken")
-
-
-def test_example_data_rejects_an_unknown_variant(tmp_path: Path) -> None:
-    res = lb("example-data", "--variant", "weird", "-o", str(tmp_path / "x.parquet"), cwd=tmp_path)
-    assert_clean_error(res, 2, "expected one of good, drifted, broken")
 
 
 def test_status_without_models(project: Callable[..., Path]) -> None:

@@ -6,10 +6,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from clihelp import assert_clean_error, lb
+from harness import assert_clean_error, lb
 
 from launchbay.home import Home
-from rollout.measure import Level, Measured, path
+from launchbay.rollout.measure import Level, Measured, path
 
 MEASURED = Measured(
     model="fraud-detector",

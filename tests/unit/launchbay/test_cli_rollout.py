@@ -6,10 +6,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from clihelp import assert_clean_error, lb
+from harness import assert_clean_error, lb
 
 from launchbay.home import Home
-from rollout.ledger import Ledger
+from launchbay.rollout.ledger import Ledger
+from launchbay.rollout.spec import Plan
 
 
 def test_history_of_a_model_without_releases_says_so(project: Callable[..., Path], lb_home: Path) -> None:
@@ -34,7 +35,7 @@ def test_approving_a_release_that_does_not_wait_for_approval_is_refused(
 ) -> None:
     config = project(rows=200)
     ledger = Ledger.for_home(Home(lb_home))
-    r = ledger.create(model="fraud-detector", version="2", author="dana", stable_version="1", plan=[])
+    r = ledger.create(model="fraud-detector", version="2", author="dana", stable_version="1", plan=Plan())
     assert_clean_error(
         lb("approve", str(r.id), "--as", "alice", cwd=config.parent), 4, "pending, not awaiting"
     )
@@ -46,5 +47,5 @@ def test_rollback_with_nothing_released_is_a_usage_error(project: Callable[..., 
         lb("rollback", "fraud-detector", cwd=config.parent), 2, "fraud-detector has no release to roll back"
     )
     assert_clean_error(
-        lb("rollback", "other-model", cwd=config.parent), 1, "this project's model is fraud-detector"
+        lb("rollback", "other-model", cwd=config.parent), 2, "this project's model is fraud-detector"
     )

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from checks.signature import generate_keypair, sign, verify
+from launchbay.checks.keys import signing_key, trusted_keys
+from launchbay.checks.signature import generate_keypair, sign, verify
 from launchbay.config import load_config
 from launchbay.home import Home
-from launchbay.keys import signing_key, trusted_keys
 
 
 def test_defaults_are_the_local_key_pair(project: Callable[..., Path], lb_home: Path) -> None:

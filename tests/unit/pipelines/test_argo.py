@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from golden import assert_golden
 
 from launchbay.config import load_config
 from launchbay.errors import EnvironmentProblem
-from pipelines.argo import for_argo, submit, validate
+from launchbay.pipelines.argo import for_argo, submit, validate
+from launchbay.rollout.spec import Approval, Plan
 
-REPO_CONFIG = Path(__file__).resolve().parents[3] / "launchbay.yaml"
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "fraud-detector" / "launchbay.yaml"
 
 
 class FakeArgo(BaseHTTPRequestHandler):
@@ -141,11 +143,11 @@ def test_the_cluster_workflow_waits_for_approval_on_a_suspend_node(tmp_path: Pat
 def test_approve_checks_the_rules_then_resumes_the_argo_approval_node(
     tmp_path: Path, argo: str, lb_home: Path
 ) -> None:
-    from clihelp import assert_clean_error, lb
+    from harness import assert_clean_error, lb
 
     from launchbay.home import Home
-    from rollout.ledger import Ledger
-    from rollout.phases import Phase
+    from launchbay.rollout.ledger import Ledger
+    from launchbay.rollout.phases import Phase
 
     config = cluster_config(tmp_path)
     ledger = Ledger.for_home(Home(lb_home))
@@ -154,7 +156,7 @@ def test_approve_checks_the_rules_then_resumes_the_argo_approval_node(
         version="4",
         author="dana",
         stable_version="3",
-        plan=[{"kind": "approval", "approvers": ["alice", "bob", "dana"]}],
+        plan=Plan(steps=(Approval(approvers=("alice", "bob", "dana")),)),
     )
     r = ledger.move(r, Phase.VERIFIED, actor="t", action="verified")
     r = ledger.move(r, Phase.AWAITING_APPROVAL, actor="t", action="step", step_index=0)
@@ -180,12 +182,9 @@ def test_approve_checks_the_rules_then_resumes_the_argo_approval_node(
 
 
 def test_the_cluster_workflow_matches_its_golden_file(tmp_path: Path) -> None:
-    import os
 
-    from pipelines.argo import to_yaml
+    from launchbay.pipelines.argo import to_yaml
 
     text = to_yaml(for_argo(load_config(cluster_config(tmp_path)), git_commit="abc123").to_dict())
     golden = Path(__file__).resolve().parents[2] / "golden" / "training-workflow-cluster.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert text == golden.read_text(), "rendered YAML changed: review it, then rerun with UPDATE_GOLDEN=1"
+    assert_golden(text, golden)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hera.workflows import DAG, Artifact, Container, Parameter, Steps, Workflow
 
-from pipelines.executor import LocalExecutor, Phase, UnsupportedFeature
+from launchbay.pipelines.executor import LocalExecutor, Phase, UnsupportedFeature
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sample_steps as s

@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.expressions import ExpressionError, depends_names, evaluate_depends, evaluate_when
+from launchbay.pipelines.expressions import ExpressionError, depends_names, evaluate_depends, evaluate_when
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.advise import (
+from launchbay.rollout.advise import (
     Measurements,
     Prices,
     TrafficProfile,

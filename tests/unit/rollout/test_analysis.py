@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from checks.verdict import Verdict
+from launchbay.checks.verdict import Verdict
 from launchbay.config import SloSection
-from rollout.analysis import ShadowStats, Thresholds, VersionStats, analyse_canary, analyse_shadow
-from rollout.metrics.base import Measurement
+from launchbay.rollout.analysis import Thresholds, analyse_canary, analyse_shadow
+from launchbay.rollout.metrics.base import Measurement, ShadowStats, VersionStats
 
 T = Thresholds(
     slo=SloSection(

@@ -8,10 +8,10 @@ import pytest
 from rollout_fakes import FakeTarget, World, config, world
 
 from launchbay.errors import Refused
-from rollout import operations
-from rollout.ledger import Release
-from rollout.phases import Phase
-from rollout.targets.gateway import Routes
+from launchbay.rollout import operations
+from launchbay.rollout.ledger import Release
+from launchbay.rollout.phases import Phase
+from launchbay.rollout.targets.base import Routes
 
 
 def start(w: World, author: str = "dana") -> Release:
@@ -171,7 +171,7 @@ def test_on_call_rollback_needs_no_controller_and_is_idempotent(tmp_path: Path) 
     assert changed and r2.phase is Phase.ROLLED_BACK
     assert routes(w) == ("1", None, 0, False)  # started again, then routed
     assert w.registry.aliases["champion"] == "1"
-    assert w.registry.tags["2"] == "rolled-back"
+    assert w.registry.outcome("2") == "rolled-back"
     again, changed = operations.rollback(w.ctx, "oncall", "")
     assert not changed and again.id == r2.id and routes(w) == ("1", None, 0, False)
     assert [e.action for e in w.ledger.history(release_id=r.id)].count("rollback") == 1
@@ -196,7 +196,7 @@ def test_the_first_version_of_a_model_is_promoted_without_steps(tmp_path: Path) 
     w.registry.aliases.clear()
     w.registry.aliases["champion"] = "2"
     r = operations.create(w.ctx, "2", "dana")
-    assert r.stable_version is None and r.plan == []
+    assert r.stable_version is None and len(r.plan) == 0
     r = w.ticks(r, 4)
     assert r.phase is Phase.PROMOTED and routes(w) == ("2", None, 0, False)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from rollout.ledger import ConcurrentChange, Ledger, UnknownRelease
-from rollout.phases import IllegalTransition, Phase
+from launchbay.rollout.ledger import ConcurrentChange, Ledger, UnknownRelease
+from launchbay.rollout.phases import IllegalTransition, Phase
+from launchbay.rollout.spec import Plan, SetWeight
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def new(ledger: Ledger, version: str = "3") -> object:
         version=version,
         author="dana",
         stable_version="2",
-        plan=[{"kind": "set-weight", "percent": 5}],
+        plan=Plan(steps=(SetWeight(percent=5),)),
     )
 
 
@@ -70,7 +71,8 @@ def test_state_survives_a_new_ledger_instance(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     r = Ledger(url).move(new(Ledger(url)), Phase.VERIFIED, actor="c", action="verify")
     again = Ledger(url).get(r.id)
-    assert again.phase is Phase.VERIFIED and again.plan == [{"kind": "set-weight", "percent": 5}]
+    assert again.phase is Phase.VERIFIED and again.plan == Plan(steps=(SetWeight(percent=5),))
+    assert isinstance(again.plan[0], SetWeight)  # typed again when read back, not a dict
 
 
 def test_records_live_releases_and_unknown_ids(ledger: Ledger) -> None:
@@ -97,7 +99,7 @@ def test_any_sqlalchemy_url_holds_the_ledger(tmp_path: Path, monkeypatch: pytest
     shared = f"sqlite:///{tmp_path / 'shared.db'}"
     monkeypatch.setenv("LAUNCHBAY_LEDGER_URL", shared)
     a = Ledger.for_home(Home(tmp_path / "machine-a"))
-    a.create(model="m", version="2", author="dana", stable_version="1", plan=[])
+    a.create(model="m", version="2", author="dana", stable_version="1", plan=Plan())
     b = Ledger.for_home(Home(tmp_path / "machine-b"))  # another machine, same shared ledger
     assert [r.version for r in b.releases("m")] == ["2"]
     assert not (tmp_path / "machine-a" / "ledger.db").exists()

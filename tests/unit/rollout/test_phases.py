@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from rollout.phases import TRANSITIONS, IllegalTransition, Phase, transition
+from launchbay.rollout.phases import TRANSITIONS, IllegalTransition, Phase, transition
 
 
 def test_the_happy_path_is_allowed() -> None:

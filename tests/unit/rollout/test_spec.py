@@ -7,7 +7,7 @@ import pytest
 
 from launchbay.config import load_config
 from launchbay.errors import ConfigError
-from rollout.spec import Analysis, Approval, Plan, SetWeight, Shadow, plan
+from launchbay.rollout.spec import Analysis, Approval, Plan, SetWeight, Shadow, plan
 
 
 def test_the_example_rollout_becomes_shadow_canary_steps_and_approval(project: Callable[..., Path]) -> None:

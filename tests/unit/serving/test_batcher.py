@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serving.batcher import MicroBatcher
+from launchbay.serving.batcher import MicroBatcher
 
 
 class SlowModel:

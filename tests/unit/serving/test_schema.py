@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from launchbay.config import FeatureSpec
-from serving.schema import row_model
-from serving.spec import ServingSpec
+from launchbay.serving.schema import row_model
+from launchbay.serving.spec import ServingSpec
 
 SPEC = ServingSpec(
     model="m",

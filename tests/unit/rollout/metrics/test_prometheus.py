@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from rollout.metrics.prometheus import PrometheusProvider
+from launchbay.rollout.metrics.prometheus import PrometheusProvider
 
 
 class FakePrometheus(BaseHTTPRequestHandler):

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-from rollout_fakes import cluster_config
-
 from launchbay.config import QueriesSection
-from launchbay.errors import UsageError
-from launchbay.home import Home
-from rollout.metrics.queries import shadow_queries, version_queries
+from launchbay.rollout.metrics.queries import shadow_queries, version_queries
 
 
 def test_default_queries_select_one_version_and_role_over_the_window() -> None:
@@ -34,16 +27,8 @@ def test_templates_replace_only_what_the_user_set() -> None:
     assert s["compared"] == shadow_queries("2", "3", 10)["compared"]
 
 
-def test_a_cluster_target_needs_the_clusters_prometheus(tmp_path: Path) -> None:
-    from rollout.operations import context
-
-    cfg = cluster_config("kubernetes", tmp_path / "kubeconfig")
-    with pytest.raises(UsageError, match=r"needs rollout\.prometheus_url"):
-        context(cfg, Home(tmp_path))
-
-
 def test_cluster_targets_default_to_the_services_own_metrics_per_version() -> None:
-    from rollout.metrics.queries import templates_for
+    from launchbay.rollout.metrics.queries import templates_for
 
     t = templates_for("kubernetes", QueriesSection(p95_ms="my_p95{{v='{version}'}}"))
     q = version_queries("3", "primary", 10, t)

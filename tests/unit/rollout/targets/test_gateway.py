@@ -18,7 +18,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from rollout.procs import free_port
+from launchbay.procs import free_port
 
 
 class FakeModel:
@@ -66,7 +66,7 @@ class GatewayProcess:
             [
                 sys.executable,
                 "-m",
-                "rollout.targets.gateway",
+                "launchbay.rollout.targets.gateway",
                 "--port",
                 str(self.port),
                 "--state",

@@ -10,15 +10,18 @@ import pytest
 from kube_fake import FakeApiServer, kubeconfig, serve
 from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, healthy_cluster
 
-from launchbay.errors import EnvironmentProblem
+from launchbay.errors import ConfigError, EnvironmentProblem, UsageError
 from launchbay.home import Home
-from rollout import operations
-from rollout.controller import Controller
-from rollout.ledger import Ledger, Release
-from rollout.phases import Phase
-from rollout.targets.gateway import Routes
-from rollout.targets.kubernetes import Api, KnativeTarget, KubernetesTarget, api_client
-from rollout.targets.validate import problems
+from launchbay.rollout import operations
+from launchbay.rollout.controller import Controller
+from launchbay.rollout.ledger import Ledger, Release
+from launchbay.rollout.phases import Phase
+from launchbay.rollout.targets.base import Routes
+from launchbay.rollout.targets.factory import make_target
+from launchbay.rollout.targets.knative import KnativeTarget
+from launchbay.rollout.targets.kube_api import api_client
+from launchbay.rollout.targets.kubernetes import KubernetesTarget
+from launchbay.rollout.targets.validate import problems
 
 
 @pytest.fixture
@@ -35,10 +38,7 @@ def url(fake: FakeApiServer) -> Iterator[str]:
 class Cluster:
     def __init__(self, tmp: Path, url: str, kind: str) -> None:
         self.cfg = cluster_config(kind, kubeconfig(tmp / "kubeconfig", url))
-        api = Api(api_client(self.cfg))
-        self.target: Any = (
-            KubernetesTarget(self.cfg, api) if kind == "kubernetes" else KnativeTarget(self.cfg, api)
-        )
+        self.target: Any = make_target(self.cfg, Home(tmp))
         self.clock = Clock()
         self.registry = FakeRegistry({"champion": "1"})
         ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", clock=self.clock)
@@ -172,12 +172,29 @@ def test_rbac_403_and_field_manager_conflicts_are_explained(
 
 
 def test_unreachable_api_server_and_missing_kubeconfig_are_clear(tmp_path: Path) -> None:
-    from clihelp import closed_port
+    from harness import closed_port
 
     cfg = cluster_config("kubernetes", kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{closed_port()}"))
-    target = KubernetesTarget(cfg, Api(api_client(cfg)))
+    target = make_target(cfg, Home(tmp_path))
     with pytest.raises(EnvironmentProblem, match=r"API server at http://127\.0\.0\.1:\d+ is unreachable"):
         target.routes()
     missing = cluster_config("kubernetes", tmp_path / "nope")
     with pytest.raises(EnvironmentProblem, match="no Kubernetes configuration"):
         api_client(missing)
+
+
+def test_the_factory_picks_the_configured_target_and_refuses_what_cannot_work(
+    tmp_path: Path, url: str
+) -> None:
+    kc = kubeconfig(tmp_path / "kubeconfig", url)
+    assert isinstance(make_target(cluster_config("kubernetes", kc), Home(tmp_path)), KubernetesTarget)
+    knative = make_target(cluster_config("knative", kc), Home(tmp_path))
+    assert isinstance(knative, KnativeTarget) and knative.processes() is None
+    no_prometheus = cluster_config("kubernetes", kc, prometheus_url=None)
+    with pytest.raises(UsageError, match=r"needs rollout\.prometheus_url"):
+        make_target(no_prometheus, Home(tmp_path))
+    unknown = no_prometheus.model_copy(
+        update={"rollout": no_prometheus.rollout.model_copy(update={"target": "nomad"})}
+    )
+    with pytest.raises(ConfigError, match="unknown target 'nomad'; expected one of local, kubernetes"):
+        make_target(unknown, Home(tmp_path))

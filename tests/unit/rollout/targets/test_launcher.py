@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rollout import procs
-from rollout.targets.launcher import SpawnSpec, server_env
+from launchbay import procs
+from launchbay.rollout.targets.launcher import SpawnSpec, server_env
 
 TINY = Path(__file__).resolve().parents[3] / "tiny_model.py"
 
@@ -37,7 +37,7 @@ class Setup:
             [
                 sys.executable,
                 "-m",
-                "rollout.targets.gateway",
+                "launchbay.rollout.targets.gateway",
                 "--port",
                 str(self.gw_port),
                 "--state",

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
+from golden import assert_golden
 from rollout_fakes import config
 
-from pipelines.argo import to_yaml
-from rollout.targets import manifests
-from rollout.targets.gateway import Backend, Routes
-from rollout.targets.validate import InvalidObject, check, problems
+from launchbay.pipelines.argo import to_yaml
+from launchbay.rollout.targets import manifests
+from launchbay.rollout.targets.base import Backend, Routes
+from launchbay.rollout.targets.validate import InvalidObject, check, problems
 
 GOLDEN = Path(__file__).resolve().parents[3] / "golden"
 
@@ -23,9 +23,7 @@ def test_a_canary_release_renders_as_the_golden_file_and_validates(target: str) 
     check(objects)
     text = "---\n".join(to_yaml(o) for o in objects)
     golden = GOLDEN / f"{target}-release.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text)
-    assert text == golden.read_text(), "rendered YAML changed: review it, then rerun with UPDATE_GOLDEN=1"
+    assert_golden(text, golden)
 
 
 def test_pods_run_hardened_with_probes_and_limits() -> None:

@@ -29,8 +29,13 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
-    """True when nothing listens on `port` on loopback."""
+    """True when nothing listens on `port` on loopback.
+
+    Sockets in TIME_WAIT (left by a server that just died) do not count: a server binds such a
+    port with SO_REUSEADDR, so the probe must too, or a restarted server moves to another port.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -12,9 +12,9 @@ import os
 import shutil
 import time
 
+from launchbay import procs
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
-from rollout import procs
 
 SCRAPE_INTERVAL = "1s"
 
@@ -100,4 +100,3 @@ class LocalPrometheus:
             return False
         procs.stop(rec.pid)
         return True
-

@@ -12,6 +12,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from launchbay.checks.signature import PRIVATE_KEY, PUBLIC_KEY
 from launchbay.config import LaunchbayConfig
 from launchbay.home import Home
 
@@ -33,8 +34,6 @@ def signing_key(cfg: LaunchbayConfig, home: Home) -> Path:
         return _pem_to_private_file(env)
     if env:
         return Path(env)
-    from checks.signature import PRIVATE_KEY
-
     return keys_dir(home) / PRIVATE_KEY
 
 
@@ -45,8 +44,6 @@ def trusted_keys(cfg: LaunchbayConfig, home: Home) -> list[Path]:
     env = os.environ.get(TRUSTED_KEYS_ENV, "").strip()
     if env:
         return [Path(p) for p in env.split(os.pathsep) if p]
-    from checks.signature import PUBLIC_KEY
-
     return [keys_dir(home) / PUBLIC_KEY]
 
 

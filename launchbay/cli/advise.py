@@ -10,34 +10,28 @@ import typer
 import yaml
 from rich.table import Table
 
-from launchbay.cli import ConfigOpt, JsonOpt, app, out
+from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, app, out
 from launchbay.config import LaunchbayConfig, load_config
 from launchbay.errors import UsageError
 from launchbay.home import Home
 
 
 def _version(cfg: LaunchbayConfig, home: Home, model_ref: str) -> str:
-    from pipelines import tracking
-    from serving import artefact
+    from launchbay.registry import MlflowRegistry, project_version
 
-    name, ref = artefact.parse_ref(model_ref)
-    if name != cfg.model.name:
-        raise UsageError(f"{model_ref}: this project's model is {cfg.model.name}")
-    tracking.preflight(cfg, home)
-    client, _ = tracking.connect(cfg, home)
-    return str(artefact.resolve(client, name, ref).version)
+    return project_version(MlflowRegistry(cfg, home), cfg, model_ref).version
 
 
 @app.command()
 def measure(
-    model_ref: Annotated[str, typer.Argument(metavar="MODEL@REF", help="e.g. fraud-detector@champion")],
+    model_ref: ModelRefArg,
     config: ConfigOpt = None,
     seconds: Annotated[float, typer.Option(help="Seconds of load per concurrency level.")] = 5.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure a version as a server: cold start, p50/p95/p99 at 1/4/8 concurrent, memory, size."""
-    from rollout import measure as m
-    from rollout.traffic import sample_rows
+    from launchbay.rollout import measure as m
+    from launchbay.rollout.traffic import sample_rows
 
     cfg = load_config(config)
     home = Home.resolve().ensure()
@@ -69,7 +63,7 @@ def measure(
 
 
 def _profile(traffic: Path | None, flags: dict[str, float | None]) -> Any:
-    from rollout.advise import TrafficProfile
+    from launchbay.rollout.advise import TrafficProfile
 
     doc: dict[str, Any] = {}
     if traffic is not None:
@@ -105,8 +99,8 @@ def advise(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare always-on and autoscaled Kubernetes, Knative/Cloud Run and functions for this model."""
-    from rollout import advise as adv
-    from rollout import measure as m
+    from launchbay.rollout import advise as adv
+    from launchbay.rollout import measure as m
 
     cfg = load_config(config)
     home = Home.resolve()
@@ -135,12 +129,12 @@ def advise(
         memory_mb=measured.memory_mb,
         package_mb=measured.package_mb,
     )
-    prices = adv.Prices(**cfg.advise.prices)
+    prices = adv.Prices(**cfg.advise.prices.given())
     advice = adv.advise(facts, profile, cfg.rollout.slo.p95_latency_ms, prices)
     volumes = [10 ** (k / 4) for k in range(8, 41)]  # 100 .. 1e10 requests a day
     cross = adv.crossovers(facts, profile, prices, volumes)
     if plot is not None:
-        from rollout.advise_plot import cost_plot
+        from launchbay.rollout.advise_plot import cost_plot
 
         cost_plot(facts, profile, prices, volumes, cross, plot)
     if as_json:

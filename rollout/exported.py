@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from rollout.controller import traffic_for
-from rollout.ledger import Release
+from launchbay.rollout.ledger import Release
 
 
 @dataclass
@@ -37,9 +36,9 @@ class ControllerMetrics:
         start_http_server(port, registry=metrics.registry)
         return metrics
 
-    def observe(self, release: Release, previous_phase: str) -> None:
+    def observe(self, release: Release, before: Release | None) -> None:
         """Count a phase change (once per change) and set the live weight."""
-        if release.phase.value != previous_phase:
+        if before is None or release.phase is not before.phase:
             self.changes.labels(release.model, release.phase.value).inc()
-        weight = traffic_for(release)[0] if release.phase.live else 0
+        weight = release.plan.traffic(release.step_index).canary_weight if release.step is not None else 0
         self.weight.labels(release.model).set(weight)

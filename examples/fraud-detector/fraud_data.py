@@ -1,9 +1,8 @@
-"""The example model: card-transaction fraud detection.
+"""The example's data: seeded, realistic card transactions in three variants.
 
-`generate` writes seeded, realistic transaction data (log-normal amounts that depend on the
-merchant, a daytime peak of activity, a heavy tail of distances from home, young devices and
-card-not-present purchases raising the risk of fraud) in three variants used by the demo and the
-tests:
+`generate` makes seeded transaction data (log-normal amounts that depend on the merchant, a
+daytime peak of activity, a heavy tail of distances from home, young devices and card-not-present
+purchases raising the risk of fraud) in three variants used by the demo and the tests:
 
 * `good`    -- the distribution the model is meant for.
 * `drifted` -- the same schema, but shifted: higher amounts, night-time activity, more online
@@ -11,32 +10,22 @@ tests:
 * `broken`  -- what a bad export looks like: a missing column, amounts as text, nulls, an all-null
   column and an unexpected extra column. The data gate must stop it on schema.
 
-`train` is the example training function that `launchbay.yaml` points at
-(`pipelines.example.fraud:train`). A user's own function has the same signature.
+    python fraud_data.py --variant good --seed 1 -o data/transactions.parquet
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from fraud_model import CATEGORIES
 
 Variant = Literal["good", "drifted", "broken"]
 VARIANTS: tuple[Variant, ...] = ("good", "drifted", "broken")
 
-CATEGORIES = [
-    "grocery",
-    "restaurants",
-    "fuel",
-    "clothing",
-    "electronics",
-    "travel",
-    "online_retail",
-    "digital_goods",
-    "gambling",
-]
 # Typical share of transactions and median amount (EUR) per merchant category.
 _CATEGORY_SHARE = np.array([0.22, 0.15, 0.10, 0.10, 0.08, 0.07, 0.18, 0.06, 0.04])
 _DRIFTED_SHARE = np.array([0.12, 0.10, 0.05, 0.08, 0.14, 0.09, 0.26, 0.10, 0.06])
@@ -139,78 +128,20 @@ def write(frame: pd.DataFrame, path: Path) -> None:
         raise ValueError(f"{path}: expected a .parquet or .csv file name")
 
 
-FEATURES = [
-    "amount",
-    "hour",
-    "merchant_category",
-    "distance_from_home_km",
-    "device_age_days",
-    "card_present",
-    "transactions_last_24h",
-]
-"""The example model's input columns, in the order `launchbay.yaml` lists them."""
+def main() -> None:
+    """Write one data file: `python fraud_data.py --variant good --seed 1 -o FILE.parquet`."""
+    parser = argparse.ArgumentParser(description="Write the example's card-transaction data.")
+    parser.add_argument("-o", "--output", type=Path, required=True, help=".parquet or .csv file")
+    parser.add_argument("--variant", choices=VARIANTS, default="good")
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1, help="same seed, same data")
+    args = parser.parse_args()
+    if args.output.suffix.lower() not in {".parquet", ".pq", ".csv"}:
+        parser.error(f"--output {args.output}: expected a .parquet or .csv file name")
+    frame = generate(args.rows, args.variant, args.seed)
+    write(frame, args.output)
+    print(f"wrote {len(frame)} {args.variant} transactions to {args.output}")
 
 
-def engineer(rows: Any) -> np.ndarray:
-    """Turn raw feature rows (2-D, columns in `FEATURES` order) into the model's numeric matrix.
-
-    Vectorised numpy only: at serving time this runs on every batch, and on this machine a pandas
-    column selection costs more than the whole logistic regression.
-    """
-    x = np.asarray(rows, dtype=object)
-    amount = x[:, 0].astype(float)
-    hour = x[:, 1].astype(float)
-    distance = x[:, 3].astype(float)
-    device_age = x[:, 4].astype(float)
-    card_present = x[:, 5].astype(float)
-    tx_24h = x[:, 6].astype(float)
-    merchant = x[:, 2].astype(str)
-    columns = [
-        np.log1p(amount),  # amounts and distances are log-normal
-        np.log1p(distance),
-        ((hour <= 5) | (hour >= 23)).astype(float),  # risk is not monotonic in the hour
-        (device_age < 14).astype(float),  # nor in the device's age: brand new is risky
-        np.log1p(device_age),
-        card_present,
-        tx_24h,
-        *[(merchant == c).astype(float) for c in CATEGORIES],
-    ]
-    return np.column_stack(columns)
-
-
-def train(features: pd.DataFrame, target: pd.Series, params: dict[str, Any]) -> Any:
-    """Train the example classifier: engineered features, scaling, logistic regression.
-
-    The fitted pipeline takes a 2-D array of raw rows in `FEATURES` order (no pandas needed at
-    serving time).
-
-    Args:
-        features: the feature columns named in `launchbay.yaml`, training rows only.
-        target: 0/1 labels aligned with `features`.
-        params: `model.params` from `launchbay.yaml` (here: `C`, `class_weight`, `max_iter`).
-
-    Returns:
-        A fitted scikit-learn estimator with `predict_proba`.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
-
-    if list(features.columns) != FEATURES:
-        raise ValueError(f"the example model expects the features {FEATURES} in this order")
-    model = Pipeline(
-        [
-            ("features", FunctionTransformer(engineer)),
-            ("scale", StandardScaler()),
-            (
-                "clf",
-                LogisticRegression(
-                    C=float(params.get("C", 1.0)),
-                    class_weight=params.get("class_weight"),
-                    max_iter=int(params.get("max_iter", 1000)),
-                ),
-            ),
-        ]
-    )
-    model.fit(features.to_numpy(dtype=object), target.to_numpy())
-    return model
+if __name__ == "__main__":
+    main()

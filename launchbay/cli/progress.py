@@ -17,7 +17,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from pipelines.executor import Phase, TaskRun, WorkflowRun
+from launchbay.pipelines.executor import Phase, TaskRun, WorkflowRun
 
 _STYLE = {
     Phase.PENDING: ("waiting", "dim"),

@@ -7,9 +7,10 @@ from pathlib import Path
 from prometheus_client import generate_latest
 from rollout_fakes import world
 
-from rollout import operations
-from rollout.metrics.exported import ControllerMetrics
-from rollout.phases import Phase
+from launchbay.rollout import operations
+from launchbay.rollout.exported import ControllerMetrics
+from launchbay.rollout.ledger import Release
+from launchbay.rollout.phases import Phase
 
 
 def test_phase_changes_are_counted_once_and_the_weight_follows(tmp_path: Path) -> None:
@@ -17,11 +18,11 @@ def test_phase_changes_are_counted_once_and_the_weight_follows(tmp_path: Path) -
     m = ControllerMetrics()
     r = operations.create(w.ctx, "2", "dana")
     c = w.controller()
-    previous = ""
+    previous: Release | None = None
     for _ in range(40):
         r = w.ticks(r, 1, c=c)
         m.observe(r, previous)
-        previous = r.phase.value
+        previous = r
         if r.phase is Phase.AWAITING_APPROVAL:
             break
     text = generate_latest(m.registry).decode()

@@ -1,0 +1,127 @@
+"""Model commands: status (registry and releases), verify (signature), serve (one version), keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, app, err, out
+from launchbay.config import load_config
+from launchbay.errors import PipelineFailed
+from launchbay.home import Home
+
+
+@app.command()
+def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the model's registry state (champion, challenger) and its releases with their evidence."""
+    from launchbay.registry import MlflowRegistry
+    from launchbay.rollout import status as releases
+    from launchbay.rollout import view
+    from launchbay.rollout.phases import Phase
+
+    cfg = load_config(config)
+    home = Home.resolve()
+    state = MlflowRegistry(cfg, home).state(cfg.model.name)
+    state["releases"] = releases.releases(cfg, home)
+    if as_json:
+        out.print_json(json.dumps(state, default=str))
+        return
+    if not state["registered"]:
+        out.print(f"{cfg.model.name}: no model registered yet (run `launchbay run`)")
+        return
+    table = Table(title=f"{cfg.model.name} ({state['versions']} version(s))")
+    for col in ("alias", "version", "ROC AUC", "precision", "recall", "registered", "git commit"):
+        table.add_column(col)
+    for alias, v in state["aliases"].items():
+        m = v["metrics"]
+        created = (
+            datetime.fromtimestamp(v["created"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+            if v["created"]
+            else ""
+        )
+        table.add_row(
+            alias,
+            str(v["version"]),
+            _num(m.get("roc_auc")),
+            _num(m.get("precision")),
+            _num(m.get("recall")),
+            created,
+            (v["git_commit"] or "")[:10],
+        )
+    out.print(table)
+    if state["releases"]:
+        out.print(view.releases_table(state["releases"]))
+        for r in state["releases"]:
+            if Phase(r["phase"]).live:
+                out.print(view.evidence_table(r["analysis"], title=f"{r['name']}: latest analysis"))
+
+
+keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(
+    force: Annotated[
+        bool, typer.Option(help="Replace existing keys (old signatures stop verifying).")
+    ] = False,
+) -> None:
+    """Create a signing key pair under the state directory (private key readable by you only)."""
+    from launchbay.checks.keys import keys_dir
+    from launchbay.checks.signature import generate_keypair
+
+    directory = keys_dir(Home.resolve().ensure())
+    try:
+        private, public = generate_keypair(directory, force=force)
+    except FileExistsError:
+        out.print(f"keys already exist in {directory} (use --force to replace them)")
+        return
+    out.print(f"private key: {private} (mode 600, never commit it)\npublic key:  {public}")
+
+
+@app.command()
+def verify(model_ref: ModelRefArg, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Verify a registered model's signature and provenance against the trusted keys."""
+    from launchbay.checks.registered import verify_registered
+
+    cfg = load_config(config)
+    checked = verify_registered(cfg, Home.resolve(), model_ref)
+    if as_json:
+        out.print_json(json.dumps(checked.to_dict(), default=str))
+    else:
+        colour = "green" if checked.verdict.ok else "red"
+        out.print(
+            f"{model_ref} (version {checked.version}): [{colour}]{checked.verdict.value}[/] {checked.message}"
+        )
+        if checked.origin is not None:
+            for key, value in checked.origin.to_dict().items():
+                out.print(f"  {key}: {value}")
+    if not checked.verdict.ok:
+        raise PipelineFailed(f"{model_ref}: signature check {checked.verdict.value}: {checked.message}")
+
+
+@app.command()
+def serve(
+    model_ref: ModelRefArg,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    config: ConfigOpt = None,
+) -> None:
+    """Verify a registered model, then serve it over HTTP (BentoML) in the foreground."""
+    from launchbay.serving import deploy
+
+    cfg = load_config(config)
+    argv, env = deploy.prepare_serve(cfg, Home.resolve().ensure(), model_ref, host, port)
+    err.print(f"serving {model_ref} on http://{host}:{port} (signature verified)")
+    sys.stdout.flush()
+    os.execve(argv[0], argv, env)  # become the server: signals and the PID are BentoML's
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) else "-"

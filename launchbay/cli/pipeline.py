@@ -1,0 +1,175 @@
+"""Pipeline commands: run (on this machine), render (YAML for a cluster), submit (to Argo)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from launchbay.cli.app import AsOpt, ConfigOpt, app, err, git_commit, out, whoami
+from launchbay.config import LaunchbayConfig, load_config
+from launchbay.errors import PipelineFailed, UsageError
+from launchbay.home import HOME_ENV, Home
+
+
+def _data_path(cfg: LaunchbayConfig, data: Path | None) -> str:
+    # --data is relative to where the user is; the config's path is relative to the config file.
+    return str(data.resolve()) if data else cfg.resolve_path(cfg.data.path)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Train on this CSV/Parquet file instead of data.path.")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Stop after this step: validate-data, train, evaluate, register, sign, package."),
+    ] = None,
+    rollout: Annotated[
+        bool, typer.Option(help="Continue into the rollout: shadow, canary steps, approval.")
+    ] = True,
+    traffic: Annotated[
+        float, typer.Option(help="Demo requests per second sent through the gateway during the rollout.")
+    ] = 0.0,
+    as_: AsOpt = None,
+) -> None:
+    """Run the pipeline on this machine, then roll the new version out.
+
+    Checks the data, trains, gates against the champion, registers, signs and packages; then
+    deploys the new version behind the gateway: shadow, canary steps, approval, promotion.
+    """
+    from launchbay.cli.progress import PipelineView, summary
+    from launchbay.pipelines.executor import LocalExecutor
+    from launchbay.pipelines.training import build_workflow
+    from launchbay.pipelines.training import stages as pipeline_stages
+    from launchbay.registry import CHAMPION, preflight
+
+    cfg = load_config(config)
+    all_steps = pipeline_stages(cfg)
+    if until is not None and until not in all_steps:
+        raise UsageError(f"--until {until!r}: expected one of {', '.join(all_steps)}")
+    home = Home.resolve().ensure()
+    uri = preflight(cfg, home)
+    data_path = _data_path(cfg, data)
+    assert cfg.source is not None
+    workflow = build_workflow(
+        cfg, config=str(cfg.source), data=data_path, git_commit=git_commit(cfg.base_dir)
+    )
+    # Steps import the user's training module: the project's directory is importable, and it is
+    # the only directory added (launchbay itself is installed; its sources are never put first).
+    pythonpath = os.pathsep.join(p for p in (str(cfg.base_dir), os.environ.get("PYTHONPATH", "")) if p)
+    stages = list(all_steps[: all_steps.index(until) + 1] if until else all_steps)
+    out.print(f"[bold]{cfg.model.name}[/]: data [cyan]{data_path}[/], tracking [cyan]{uri}[/]")
+    view = PipelineView(out, stages)
+    executor = LocalExecutor(
+        home.workflows, env={HOME_ENV: str(home.root), "PYTHONPATH": pythonpath}, on_change=view.update
+    )
+    with view:
+        result = executor.run(workflow, until=until)
+    out.print(summary(result, list(all_steps)))
+    if not result.succeeded:
+        failed = result.failed
+        raise PipelineFailed(f"pipeline stopped at step {failed.name if failed else '?'}")
+    reg = result.tasks.get("register")
+    if reg is None:
+        return
+    version, aliases = reg.outputs.get("model-version"), reg.outputs.get("aliases", "").split(",")
+    out.print(f"[green]Registered[/] {cfg.model.name} version {version} as [bold]{', '.join(aliases)}[/]")
+    if CHAMPION in aliases:
+        out.print(f"[yellow]No champion existed: version {version} is now the champion (bootstrap).[/]")
+    if not (rollout and until is None and version):
+        return
+    if cfg.rollout.target != "local":
+        out.print(f"rollout.target is {cfg.rollout.target}: use `launchbay submit` for a cluster")
+        return
+    from launchbay.rollout import drive, wiring
+
+    ctx = wiring.rollout(cfg, home)
+    release = drive.create(ctx, str(version), whoami(as_), out)
+    drive.drive(wiring.controller(ctx), release, out, traffic=traffic, data=data_path)
+
+
+@app.command()
+def render(
+    config: ConfigOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+    commit: Annotated[
+        str | None, typer.Option("--git-commit", help="Commit to record (default: the checked-out one).")
+    ] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="argo (the pipeline's Workflow), argo-template (WorkflowTemplate + CronWorkflow), "
+            "or kubernetes|knative (a release's manifests)."
+        ),
+    ] = "argo",
+    version: Annotated[str | None, typer.Option(help="kubernetes/knative: the version to release.")] = None,
+    stable: Annotated[
+        str | None, typer.Option(help="kubernetes/knative: the version serving now (renders a canary).")
+    ] = None,
+    weight: Annotated[int, typer.Option(min=0, max=100, help="Canary weight with --stable.")] = 0,
+    schedule: Annotated[
+        str, typer.Option(help="argo-template: when the CronWorkflow retrains (cron syntax).")
+    ] = "0 3 * * 1",
+) -> None:
+    """Write YAML: the Argo Workflow of the pipeline, or the objects a cluster target applies.
+
+    Everything is validated first: the Workflow against Argo's schema, core kinds with
+    kubernetes-validate, HTTPRoute and Knative Service against their CRDs.
+    """
+    from launchbay.pipelines.argo import for_argo, template_and_cron, to_yaml
+
+    cfg = load_config(config)
+    if target in ("kubernetes", "knative"):
+        from launchbay.rollout.targets.manifests import release_objects
+        from launchbay.rollout.targets.validate import InvalidObject, check
+
+        if version is None:
+            raise UsageError(f"--target {target} needs --version N (the version to release)")
+        objects = release_objects(cfg, target, version, stable, weight)
+        try:
+            check(objects)
+        except InvalidObject as exc:
+            raise PipelineFailed(str(exc)) from None
+        text = "---\n".join(to_yaml(o) for o in objects)
+    elif target in ("argo", "argo-template"):
+        sha = commit if commit is not None else git_commit(cfg.base_dir)
+        if target == "argo":
+            text = to_yaml(for_argo(cfg, sha).to_dict())
+        else:
+            text = "---\n".join(to_yaml(o) for o in template_and_cron(cfg, sha, schedule))
+    else:
+        raise UsageError(f"--target {target!r}: expected argo, argo-template, kubernetes or knative")
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def submit(
+    host: Annotated[
+        str, typer.Option(help="Argo server URL, e.g. https://argo.example.com:2746.", envvar="ARGO_SERVER")
+    ],
+    namespace: Annotated[str | None, typer.Option(help="Namespace (default: argo.namespace).")] = None,
+    config: ConfigOpt = None,
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token.", envvar="ARGO_TOKEN", show_default=False)
+    ] = None,
+) -> None:
+    """Submit the pipeline to an Argo Workflows server."""
+    from launchbay.pipelines.argo import for_argo
+    from launchbay.pipelines.argo import submit as argo_submit
+
+    cfg = load_config(config)
+    ns = namespace or cfg.argo.namespace
+    name = argo_submit(for_argo(cfg, git_commit(cfg.base_dir)), host, ns, token)
+    out.print(f"submitted workflow [bold]{name}[/] to {host} (namespace {ns})")

@@ -1,0 +1,211 @@
+"""Rollout commands: release, approve, reject, rollback, abort, history, controller, down.
+
+On-call's commands (rollback, abort) and the release manager's (approve, reject) act on the
+ledger and the target directly: they work whether or not a controller runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Annotated
+
+import typer
+
+from launchbay.cli.app import (
+    AsOpt,
+    ConfigOpt,
+    JsonOpt,
+    ModelRefArg,
+    ReasonOpt,
+    ReleaseArg,
+    app,
+    err,
+    out,
+    whoami,
+)
+from launchbay.config import config_path, load_config
+from launchbay.errors import UsageError
+from launchbay.home import Home
+
+TrafficOpt = Annotated[
+    float,
+    typer.Option(help="Send this many demo requests per second (rows of the data) through the gateway."),
+]
+
+
+@app.command()
+def release(
+    model_ref: ModelRefArg,
+    config: ConfigOpt = None,
+    as_: AsOpt = None,
+    traffic: TrafficOpt = 0.0,
+    detach: Annotated[bool, typer.Option(help="Only create it; a running controller drives it.")] = False,
+) -> None:
+    """Roll a registered version out: verify, shadow, canary steps, approval, promotion."""
+    from launchbay.registry import project_version
+    from launchbay.rollout import drive, wiring
+
+    cfg = load_config(config)
+    ctx = wiring.rollout(cfg, Home.resolve().ensure())
+    version = project_version(ctx.registry, cfg, model_ref).version
+    r = drive.create(ctx, version, whoami(as_), out)
+    if detach:
+        out.print(f"created {r.name}; `launchbay controller` drives it")
+        return
+    drive.drive(wiring.controller(ctx), r, out, traffic=traffic)
+
+
+@app.command()
+def approve(
+    release_ref: ReleaseArg,
+    config: ConfigOpt = None,
+    as_: AsOpt = None,
+    argo_host: Annotated[
+        str | None,
+        typer.Option(help="Argo server, for releases of a cluster pipeline.", envvar="ARGO_SERVER"),
+    ] = None,
+) -> None:
+    """Promote a release waiting for approval (approvers only; never its author).
+
+    A release started by an Argo workflow waits on that workflow's approval node: launchbay checks
+    the rules, then supplies the approver and resumes the node; the workflow's promote step does
+    the rest.
+    """
+    from launchbay.rollout import operations, wiring
+
+    ctx = wiring.rollout(load_config(config), Home.resolve().ensure())
+    name = whoami(as_)
+    pending = operations.may_approve(ctx, release_ref, name)
+    wf = operations.argo_workflow(ctx, pending)
+    if wf is not None:
+        from launchbay.pipelines.argo import resume_approval
+
+        if not argo_host:
+            raise UsageError(f"{pending.name} waits in Argo workflow {wf['workflow']}: pass --argo-host")
+        resume_approval(argo_host, os.environ.get("ARGO_TOKEN"), wf["namespace"], wf["workflow"], name)
+        where = f"{wf['namespace']}/{wf['workflow']}"
+        out.print(f"[green]approved[/]: resumed {where}; its promote step promotes {pending.name}")
+        return
+    r = operations.approve(ctx, str(pending.id), name)
+    out.print(f"[green]approved[/]: {r.name} is promoted and serves all traffic; champion -> v{r.version}")
+
+
+@app.command()
+def reject(
+    release_ref: ReleaseArg, config: ConfigOpt = None, as_: AsOpt = None, reason: ReasonOpt = ""
+) -> None:
+    """End a release waiting for approval; stable serves all traffic again."""
+    from launchbay.rollout import operations, wiring
+
+    ctx = wiring.rollout(load_config(config), Home.resolve().ensure())
+    r = operations.reject(ctx, release_ref, whoami(as_), reason)
+    out.print(f"[yellow]rejected[/]: {r.name}; v{r.stable_version} serves all traffic")
+
+
+@app.command()
+def rollback(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    config: ConfigOpt = None,
+    as_: AsOpt = None,
+    reason: ReasonOpt = "",
+) -> None:
+    """On-call: take the model's newest release out of traffic now (works without a controller)."""
+    from launchbay.rollout import operations, wiring
+
+    cfg = load_config(config)
+    if model != cfg.model.name:
+        raise UsageError(f"{model}: this project's model is {cfg.model.name}")
+    started = time.monotonic()
+    r, changed = operations.rollback(wiring.rollout(cfg, Home.resolve().ensure()), whoami(as_), reason)
+    took = time.monotonic() - started
+    if changed:
+        out.print(f"[red]rolled back[/] {r.name} in {took:.1f}s; v{r.stable_version} serves all traffic")
+    else:
+        out.print(
+            f"{r.name} was already {r.phase.value}; routes checked: v{r.stable_version} serves all traffic"
+        )
+
+
+@app.command()
+def abort(
+    release_ref: ReleaseArg, config: ConfigOpt = None, as_: AsOpt = None, reason: ReasonOpt = ""
+) -> None:
+    """Stop a release before promotion (works without a controller)."""
+    from launchbay.rollout import operations, wiring
+
+    ctx = wiring.rollout(load_config(config), Home.resolve().ensure())
+    r, changed = operations.abort(ctx, release_ref, whoami(as_), reason)
+    state = "aborted" if changed else f"was already {r.phase.value}"
+    out.print(f"{r.name} {state}; stable serves all traffic")
+
+
+@app.command()
+def history(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The event log of a model's releases: who did what, when and why, with the evidence."""
+    from launchbay.rollout import status, view
+
+    # On-call may run this anywhere: the project's config is used when there is one.
+    cfg = load_config(config) if config_path(config).exists() else None
+    events = status.history(cfg, Home.resolve(), model)
+    if as_json:
+        out.print_json(json.dumps([e.to_dict() for e in events], default=str))
+        return
+    if not events:
+        out.print(f"{model}: no releases yet")
+        return
+    out.print(view.history_table(events, f"{model}: event log"))
+
+
+@app.command()
+def controller(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option(help="One tick for every release, then exit.")] = False,
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve Prometheus metrics of releases on this port (0: off).")
+    ] = 0,
+) -> None:
+    """Run the reconcile loop in the foreground (for long-running setups)."""
+    from launchbay.rollout import controller as ctl
+    from launchbay.rollout import wiring
+    from launchbay.rollout.exported import ControllerMetrics
+    from launchbay.rollout.ledger import Release
+
+    cfg = load_config(config)
+    ctx = wiring.rollout(cfg, Home.resolve().ensure())
+    processes = ctx.target.processes()
+    if processes is not None:
+        _ = processes.url  # the local target: make sure clients have their address
+    c = wiring.controller(ctx)
+    err.print(f"controller for {cfg.model.name}: every {cfg.rollout.interval:g}s (pid {os.getpid()})")
+    exported = ControllerMetrics.serve(metrics_port) if metrics_port else None
+
+    def observe(r: Release, before: Release | None) -> None:
+        if exported is not None:
+            exported.observe(r, before)
+        if before is None or (before.phase, before.step_index) != (r.phase, r.step_index):
+            err.print(f"{time.strftime('%H:%M:%S')} {r.name}: {r.phase.value} (step {r.step_index + 1})")
+
+    ctl.reconcile(c, interval=cfg.rollout.interval, once=once, observe=observe)
+
+
+@app.command()
+def down(
+    config: ConfigOpt = None,
+    prometheus: Annotated[bool, typer.Option(help="Stop the local Prometheus too.")] = True,
+) -> None:
+    """Stop the local target's processes (gateway, model servers, Prometheus). The ledger stays."""
+    from launchbay.rollout.targets.local import LocalTarget
+    from launchbay.rollout.targets.local_prometheus import LocalPrometheus
+
+    cfg = load_config(config)
+    home = Home.resolve()
+    stopped = LocalTarget(cfg, home).down()
+    if prometheus and LocalPrometheus(home).stop():
+        stopped.append("prometheus")
+    out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

@@ -1,0 +1,47 @@
+"""Wiring: the one builder of a rollout's parts from a config, shared by every entry point.
+
+The CLI verbs (`release`, `approve`, `rollback`, `controller`, ...) and the Argo workflow's rollout
+steps (`release`, `promote`) all get their ledger, target, registry and metrics backend here, so a
+release started in a workflow and approved from a laptop meets the same parts.
+"""
+
+from __future__ import annotations
+
+from launchbay.config import LaunchbayConfig
+from launchbay.home import Home
+from launchbay.registry import MlflowRegistry
+from launchbay.rollout.controller import Controller
+from launchbay.rollout.ledger import Ledger
+from launchbay.rollout.metrics.base import MetricsProvider
+from launchbay.rollout.operations import Rollout
+from launchbay.rollout.targets.factory import make_target
+
+
+def rollout(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> Rollout:
+    """The ledger, the configured target and the registry of this project.
+
+    Raises:
+        UsageError: a cluster target without `rollout.prometheus_url`.
+        EnvironmentProblem: no usable Kubernetes configuration for a cluster target.
+    """
+    target = make_target(cfg, home)
+    ledger = ledger or Ledger.for_home(home, cfg.rollout.ledger_url)
+    return Rollout(cfg, home, ledger, target, MlflowRegistry(cfg, home))
+
+
+def metrics(ctx: Rollout) -> MetricsProvider:
+    """The Prometheus the analysis reads: `rollout.prometheus_url`, else the local one (started
+    if it does not run; only the local target gets one)."""
+    from launchbay.rollout.metrics.prometheus import PrometheusProvider
+
+    url = ctx.cfg.rollout.prometheus_url
+    if not url:
+        from launchbay.rollout.targets.local_prometheus import LocalPrometheus
+
+        url = LocalPrometheus(ctx.home).ensure()
+    return PrometheusProvider(url)
+
+
+def controller(ctx: Rollout) -> Controller:
+    """A controller driving this project's releases with the configured metrics."""
+    return Controller(ctx, metrics(ctx))

@@ -1,0 +1,293 @@
+"""Given / When / Then for rollouts against real processes (the shape of argo-rollouts'
+test/fixtures/{given,when,then}.go): one shared state, three small vocabularies, chained.
+
+    given.candidate("errors").client_traffic(40) \\
+        .when().released() \\
+        .then().exit_code(1).phase(Phase.ROLLED_BACK).said("candidate error rate").no_client_failed()
+
+`Given` sets up (which candidate, client traffic), `When` acts the way users and faults do (the
+CLI, a SIGKILL), `Then` asserts what users would see (exit codes, messages, phases, routes, what
+clients were answered). Every process a step starts is stopped when the test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fraud_model import FEATURES
+from harness import Launchbay, Result
+
+from launchbay import procs
+from launchbay.rollout.ledger import Event, Ledger, Release
+from launchbay.rollout.phases import Phase
+from launchbay.rollout.traffic import Traffic, sample_rows
+
+MODEL = "fraud-detector"
+
+
+@dataclass
+class Bay:
+    """A project with a stable version serving and candidates registered (one per kind)."""
+
+    root: Path
+    home: Path
+    cli: Launchbay
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(f"sqlite:///{self.home / 'ledger.db'}")
+
+    @property
+    def gateway(self) -> str:
+        rec = procs.ProcessRecord.read(self.home / "local" / MODEL / "gateway.json")
+        assert rec is not None, "no gateway record"
+        return rec.url
+
+    def routes(self) -> dict[str, Any]:
+        doc: dict[str, Any] = httpx.get(self.gateway + "/_launchbay/routes", timeout=5).json()
+        return doc
+
+    def server(self, version: str) -> procs.ProcessRecord | None:
+        return procs.ProcessRecord.read(self.home / "local" / MODEL / "servers" / f"v{version}.json")
+
+    def latest(self) -> Release:
+        return self.ledger.releases(MODEL)[0]
+
+    def events(self, release: Release) -> list[Event]:
+        return self.ledger.history(release_id=release.id)
+
+
+@dataclass
+class Common:
+    """What a scenario has done so far."""
+
+    bay: Bay
+    version: str = ""
+    rate: float = 0.0
+    client: Traffic | None = None
+    result: Result | None = None
+    background: subprocess.Popen[str] | None = None
+    controller: subprocess.Popen[str] | None = None
+    release_id: int | None = None
+    remembered: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def release(self) -> Release:
+        if self.release_id is not None:
+            return self.bay.ledger.get(self.release_id)
+        return self.bay.latest()
+
+    def start_clients(self) -> None:
+        if self.rate and self.client is None:
+            rows = sample_rows(str(self.bay.root / "data" / "transactions.parquet"), FEATURES, n=300)
+            self.client = Traffic(self.bay.gateway, rows, rate=self.rate).start()
+
+    def close(self) -> None:
+        for proc in (self.background, self.controller):
+            if proc is not None and proc.poll() is None:
+                procs.stop(proc.pid)
+        if self.client is not None:
+            self.client.stop()
+
+
+class Given:
+    def __init__(self, common: Common) -> None:
+        self.c = common
+
+    def candidate(self, kind: str) -> Given:
+        """The version to release: the example model (`good`) or one with a fault of faults.py."""
+        self.c.version = self.c.bay.versions[kind]
+        return self
+
+    def client_traffic(self, rate: float = 40) -> Given:
+        """Clients send `rate` requests per second through the gateway from now on."""
+        self.c.rate = rate
+        self.c.start_clients()
+        return self
+
+    def when(self) -> When:
+        return When(self.c)
+
+
+class When:
+    def __init__(self, common: Common) -> None:
+        self.c = common
+
+    def released(self, *flags: str) -> When:
+        """`launchbay release MODEL@V` in the foreground, to its end (or its wait for approval)."""
+        self.c.result = self.c.bay.cli.run("release", f"{MODEL}@{self.c.version}", *flags)
+        self.c.release_id = self.c.bay.latest().id
+        time.sleep(0.5)  # the last requests sent before the end get their answers
+        return self
+
+    def released_in_background(self) -> When:
+        """`launchbay release MODEL@V` started and left running."""
+        self.c.background = self.c.bay.cli.spawn("release", f"{MODEL}@{self.c.version}")
+        return self
+
+    def the_release_command_ends(self, timeout: float = 120) -> When:
+        assert self.c.background is not None
+        output, _ = self.c.background.communicate(timeout=timeout)
+        self.c.result = Result(self.c.background.returncode, output, "")
+        self.c.release_id = self.c.bay.latest().id
+        return self
+
+    def controller_started(self) -> When:
+        """`launchbay controller`, the long-running reconcile loop."""
+        self.c.controller = self.c.bay.cli.spawn("controller")
+        return self
+
+    def controller_killed(self) -> When:
+        """SIGKILL: no chance to clean up."""
+        assert self.c.controller is not None
+        os.kill(self.c.controller.pid, signal.SIGKILL)
+        self.c.controller.wait(timeout=10)
+        self.c.remembered["step_index"] = self.c.release.step_index
+        self.c.remembered["routes"] = self.c.bay.routes()
+        return self
+
+    def prometheus_killed(self) -> When:
+        rec = procs.ProcessRecord.read(self.c.bay.home / "prometheus" / "prometheus.json")
+        assert rec is not None, "Prometheus is not running"
+        os.kill(rec.pid, signal.SIGKILL)
+        return self
+
+    def phase_reached(self, phase: Phase, timeout: float = 120) -> When:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.c.bay.latest()
+            if r.phase is phase:
+                self.c.release_id = r.id
+                self.c.start_clients()
+                return self
+            time.sleep(0.2)
+        latest = self.c.bay.latest()
+        raise AssertionError(f"{phase.value} not reached in {timeout:g}s; latest release: {latest}")
+
+    def waited(self, seconds: float) -> When:
+        time.sleep(seconds)
+        return self
+
+    def launchbay(self, *args: str) -> When:
+        """Any CLI verb; `{release}` in an argument is the scenario's release id."""
+        rid = str(self.c.release_id if self.c.release_id is not None else self.c.bay.latest().id)
+        self.c.result = self.c.bay.cli.run(*(a.replace("{release}", rid) for a in args))
+        return self
+
+    def then(self) -> Then:
+        return Then(self.c)
+
+
+class Then:
+    def __init__(self, common: Common) -> None:
+        self.c = common
+
+    def _result(self) -> Result:
+        assert self.c.result is not None, "no command has run"
+        return self.c.result
+
+    def exit_code(self, code: int) -> Then:
+        res = self._result()
+        assert res.returncode == code, res.output
+        return self
+
+    def said(self, text: str) -> Then:
+        """The last command printed `text` (stdout or stderr)."""
+        assert text in self._result().output, self._result().output
+        return self
+
+    def phase(self, phase: Phase) -> Then:
+        r = self.c.release
+        assert r.phase is phase, (r, self.c.result.output if self.c.result else "")
+        return self
+
+    def reason_says(self, text: str) -> Then:
+        """The release's newest event gives `text` as its reason."""
+        last = self.c.bay.events(self.c.release)[-1]
+        assert text in last.reason, last
+        return self
+
+    def decided_by(self, actor: str, action: str, verdict: str | None = None) -> Then:
+        last = self.c.bay.events(self.c.release)[-1]
+        assert (last.actor, last.action) == (actor, action), last
+        if verdict is not None:
+            assert last.evidence["analysis"]["verdict"] == verdict, last.evidence
+        return self
+
+    def entered(self, *phases: Phase) -> Then:
+        """The release went through exactly these phases, in this order."""
+        assert self._entered() == [p.value for p in phases]
+        return self
+
+    def went_through(self, phase: Phase) -> Then:
+        assert phase.value in self._entered(), self._entered()
+        return self
+
+    def never_entered(self, phase: Phase) -> Then:
+        assert phase.value not in self._entered(), self._entered()
+        return self
+
+    def _entered(self) -> list[str]:
+        return [e.phase_to or "" for e in self.c.bay.events(self.c.release) if e.phase_from != e.phase_to]
+
+    def refusals_recorded_for(self, *actors: str) -> Then:
+        refused = [e.actor for e in self.c.bay.events(self.c.release) if e.action == "approve-refused"]
+        assert refused == list(actors), refused
+        return self
+
+    def routes(self, stable: str, canary: str | None = None) -> Then:
+        routes = self.c.bay.routes()
+        assert routes["stable"]["version"] == stable, routes
+        assert (routes["canary"] or {}).get("version") == canary, routes
+        return self
+
+    def traffic_split_unchanged(self) -> Then:
+        """Nothing moved the release or its traffic since the controller was killed."""
+        assert self.c.release.step_index == self.c.remembered["step_index"]
+        assert self.c.bay.routes()["canary_weight"] == self.c.remembered["routes"]["canary_weight"]
+        return self
+
+    def champion_is(self, version: str) -> Then:
+        status = json.loads(self.c.bay.cli.run("status", "--json").stdout)
+        assert str(status["aliases"]["champion"]["version"]) == version, status["aliases"]
+        return self
+
+    def no_client_failed(self) -> Then:
+        seen = self._clients()
+        assert seen["failed"] == 0, seen
+        return self
+
+    def no_client_was_answered_by_the_candidate(self) -> Then:
+        seen = self._clients()
+        assert self.c.version not in seen["by_version"], seen
+        return self
+
+    def clients_were_answered_by_the_candidate(self) -> Then:
+        seen = self._clients()
+        assert seen["by_version"].get(self.c.version, 0) > 0, seen
+        return self
+
+    def server_record_gone(self) -> Then:
+        assert self.c.bay.server(self.c.version) is None
+        return self
+
+    def holds(self, check: Callable[[Bay, Release], bool], what: str) -> Then:
+        assert check(self.c.bay, self.c.release), what
+        return self
+
+    def _clients(self) -> dict[str, Any]:
+        assert self.c.client is not None, "no client traffic in this scenario"
+        return self.c.client.summary()
+
+    def when(self) -> When:
+        return When(self.c)
