@@ -16,6 +16,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "examples" / "fraud-detector"))  # the example's model and data
 RESULTS = ROOT / "benchmarks" / "results"
 
 from projects import RISKY_ROW  # noqa: E402

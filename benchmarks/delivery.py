@@ -30,6 +30,7 @@ from typing import Any
 from common import RESULTS, ROOT
 
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "examples" / "fraud-detector"))  # the example's model and data
 
 from fraud_model import FEATURES
 from projects import write_project

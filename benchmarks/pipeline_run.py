@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "examples" / "fraud-detector"))  # the example's model and data
 
 from projects import write_project  # noqa: E402
 
@@ -64,7 +64,10 @@ def pipeline_runs(tmp: Path) -> list[dict[str, Any]]:
     out = []
     for label in ("bootstrap", "challenger"):
         wf = build_workflow(cfg, config=str(config), data=cfg.resolve_path(cfg.data.path))
-        ex = LocalExecutor(home.workflows, env={"LAUNCHBAY_HOME": str(home.root)})
+        # As `launchbay run` does: the project's directory (its model module) is importable.
+        ex = LocalExecutor(
+            home.workflows, env={"LAUNCHBAY_HOME": str(home.root), "PYTHONPATH": str(config.parent)}
+        )
         run = ex.run(wf)
         out.append({"run": label, **measure(run, ex, wf)})
         print(f"{label}: {out[-1]}", flush=True)

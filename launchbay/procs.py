@@ -43,6 +43,21 @@ def port_free(port: int) -> bool:
         return True
 
 
+def wait_port_free(port: int, timeout: float) -> bool:
+    """Wait up to `timeout` s for `port` to become free; True if it did.
+
+    A server killed mid-connection leaves its accepted sockets closing (FIN_WAIT) until each
+    client closes its side, usually within milliseconds: a restart that waits a little keeps the
+    address clients use instead of moving to another port.
+    """
+    deadline = time.monotonic() + timeout
+    while not port_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def alive(pid: int) -> bool:
     """True while the process exists and is not a zombie."""
     try:

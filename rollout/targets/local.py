@@ -54,7 +54,7 @@ class LocalTarget:
         if rec is not None and procs.alive(rec.pid):
             procs.stop(rec.pid)  # alive but not answering: replace it
         wanted = self.cfg.rollout.gateway_port or (rec.port if rec is not None else None)
-        port = wanted if wanted and procs.port_free(wanted) else procs.free_port()
+        port = wanted if wanted and procs.wait_port_free(wanted, 3.0) else procs.free_port()
         if self.cfg.rollout.gateway_port and port != self.cfg.rollout.gateway_port:
             raise EnvironmentProblem(
                 f"rollout.gateway_port {self.cfg.rollout.gateway_port} is in use by another program"

@@ -13,6 +13,13 @@ from launchbay.rollout.ledger import Release
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.targets.base import Routes
 
+HAPPY_PATH = [Phase.PENDING, Phase.VERIFIED, Phase.SHADOW, Phase.CANARY, Phase.AWAITING_APPROVAL]
+
+
+def progress(r: Release) -> tuple[int, int]:
+    """How far along its rollout a release is: its phase on the happy path, then its step."""
+    return HAPPY_PATH.index(r.phase), r.step_index
+
 
 def start(w: World, author: str = "dana") -> Release:
     return operations.create(w.ctx, "2", author)
@@ -152,11 +159,11 @@ def test_a_restarted_controller_resumes_from_the_ledger(tmp_path: Path) -> None:
     r = start(w)
     while not (r.phase is Phase.CANARY and r.step_index >= 2):
         r = w.ticks(r, 1)
-    before = (r.phase, r.step_index, routes(w))
+    before, weight_before = r, routes(w)[2]
     fresh = w.controller()  # a new process: nothing in memory
     r = fresh.tick(w.ledger.get(r.id))
-    assert (r.phase, r.step_index) >= (before[0], before[1])
-    assert routes(w)[2] >= before[2][2]
+    assert progress(r) >= progress(before)  # it picks up where the ledger says, never earlier
+    assert routes(w)[2] >= weight_before
     assert w.target.deploys == ["1", "2"]  # nothing started twice
     r = w.ticks(r, 20, c=fresh)
     assert r.phase is Phase.AWAITING_APPROVAL

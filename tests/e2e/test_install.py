@@ -1,0 +1,194 @@
+"""launchbay as a user installs it: a wheel in a fresh venv, run from a project outside this repo.
+
+The wheel is built from the repository and installed (without dependencies) into a new venv
+whose interpreter sees the dependencies of the test environment through a path entry -- not its
+editable `launchbay`, whose import hook lives in a `.pth` file that path entries do not run. So
+every `launchbay` module any process imports (the CLI, the steps, the gateway, the model server
+and its Bento) comes from the wheel. Installing the ~180 dependencies again would cost minutes
+and a gigabyte per run; that the wheel declares what it needs is checked against its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from harness import Result
+from projects import EXAMPLE
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SKIP = (".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".launchbay", "data", ".*_cache")
+
+
+@dataclass
+class Installed:
+    venv: Path
+    wheel: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / "bin"
+
+    def env(self, home: Path | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "MLFLOW_TRACKING_URI"}}
+        env.pop("LAUNCHBAY_HOME", None)
+        env.update({"PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}", "COLUMNS": "200"})
+        if home is not None:
+            env["LAUNCHBAY_HOME"] = str(home)
+        return env
+
+    def run(self, *argv: str, cwd: Path, timeout: float = 600, home: Path | None = None) -> Result:
+        proc = subprocess.run(
+            list(argv), cwd=cwd, env=self.env(home), capture_output=True, text=True, timeout=timeout
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    work = tmp_path_factory.mktemp("install")
+    # Build from a copy: the build writes build/ and *.egg-info beside the sources.
+    src = work / "src"
+    shutil.copytree(
+        REPO,
+        src,
+        symlinks=True,  # launchbay/rollout -> ../rollout: the layout the build must follow
+        ignore=shutil.ignore_patterns(*SKIP),
+    )
+    pip = [sys.executable, "-m", "pip"]
+    built = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(work), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = work.glob("launchbay-*.whl")
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = Path(
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (site / "borrowed-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    done = subprocess.run(
+        [*pip, "--python", str(venv / "bin" / "python"), "install", "--no-deps", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return Installed(venv, wheel)
+
+
+def test_the_wheel_installs_one_top_level_package_with_everything_it_needs(installed: Installed) -> None:
+    with zipfile.ZipFile(installed.wheel) as whl:
+        names = whl.namelist()
+        top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+        assert top == {"launchbay"}, top
+        (top_level,) = [n for n in names if n.endswith("top_level.txt")]
+        assert whl.read(top_level).decode().split() == ["launchbay"]
+    for data in (
+        "launchbay/pipelines/schemas/argo-workflows-v4.1.2.schema.json",
+        "launchbay/rollout/schemas/gateway.networking.k8s.io_httproutes.yaml",
+        "launchbay/rollout/schemas/serving.knative.dev_services.yaml",
+    ):
+        assert data in names, data
+    probe = (
+        "import importlib.metadata as md, json, launchbay, launchbay.rollout.controller as c;"
+        "from packaging.requirements import Requirement;"
+        "reqs = [Requirement(r) for r in md.requires('launchbay') if 'extra ==' not in r];"
+        "missing = [str(r) for r in reqs if not r.specifier.contains(md.version(r.name), prereleases=True)];"
+        "print(json.dumps({'file': launchbay.__file__, 'controller': c.__file__, 'missing': missing}))"
+    )
+    res = installed.run(str(installed.bin / "python"), "-c", probe, cwd=installed.venv)
+    assert res.returncode == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["file"].startswith(str(installed.venv)) and doc["controller"].startswith(str(installed.venv))
+    assert doc["missing"] == []  # every declared dependency is satisfied by the tested set
+
+
+def test_the_example_runs_from_a_copy_outside_the_repository(installed: Installed, tmp_path: Path) -> None:
+    project = tmp_path / "fraud-detector"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("data", ".launchbay", "__pycache__"))
+    python = str(installed.bin / "python")
+    for variant, seed, name in (("good", "7", "reference"), ("good", "1", "transactions")):
+        made = installed.run(
+            python, "fraud_data.py", "--variant", variant, "--seed", seed, "--rows", "5000",
+            "-o", f"data/{name}.parquet", cwd=project,
+        )  # fmt: skip
+        assert made.returncode == 0, made.output
+    lb = str(installed.bin / "launchbay")
+    try:
+        assert installed.run(lb, "keys", "init", cwd=project).returncode == 0
+        res = installed.run(lb, "run", cwd=project)
+        assert res.returncode == 0, res.output
+        assert "fraud-detector@v1#1: promoted" in res.stdout  # the first version serves all traffic
+        status = json.loads(installed.run(lb, "status", "--json", cwd=project).stdout)
+        assert status["aliases"]["champion"]["version"] == 1
+        assert (project / ".launchbay" / "ledger.db").exists()  # state in the project, not in the repo
+    finally:
+        installed.run(lb, "down", cwd=project, timeout=120)
+
+
+USER_STEPS = """
+from fraud_model import train as example
+from pipelines.dataset import columns
+
+
+def train(features, target, params):
+    assert columns(features)[0] == "amount"
+    return example(features, target, params)
+"""
+USER_PACKAGES = {
+    # A data scientist's own packages, named like launchbay's parts and modules.
+    "pipelines/__init__.py": "",
+    "pipelines/dataset.py": "def file_digest(path):\n    return 'mine'\n\n\ndef columns(features):\n"
+    "    return list(features.columns)\n",
+    "pipelines/steps.py": USER_STEPS,
+    "serving/__init__.py": "",
+    "serving/service.py": "raise ImportError('the user\\'s serving/ must never be imported by launchbay')\n",
+    "checks/__init__.py": "",
+    "checks/data_gate.py": "raise ImportError('the user\\'s checks/ must never be imported by launchbay')\n",
+    "rollout/spec.py": "raise ImportError('the user\\'s rollout/ (no __init__) must never be imported')\n",
+}
+
+
+def test_a_project_with_its_own_pipelines_serving_checks_and_rollout_packages_trains_and_registers(
+    installed: Installed, tmp_path: Path
+) -> None:
+    project = tmp_path / "mine"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("data", ".launchbay", "__pycache__"))
+    for rel, text in USER_PACKAGES.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    config = project / "launchbay.yaml"
+    config.write_text(config.read_text().replace("fraud_model:train", "pipelines.steps:train"))
+    python = str(installed.bin / "python")
+    for variant, seed, name in (("good", "7", "reference"), ("good", "1", "transactions")):
+        made = installed.run(
+            python, "fraud_data.py", "--variant", variant, "--seed", seed, "--rows", "4000",
+            "-o", f"data/{name}.parquet", cwd=project,
+        )  # fmt: skip
+        assert made.returncode == 0, made.output
+    lb = str(installed.bin / "launchbay")
+    assert installed.run(lb, "keys", "init", cwd=project).returncode == 0
+    res = installed.run(lb, "run", "--until", "register", cwd=project)
+    assert res.returncode == 0, res.output
+    assert "Registered fraud-detector version 1" in res.stdout
+    status = json.loads(installed.run(lb, "status", "--json", cwd=project).stdout)
+    assert status["aliases"]["champion"]["version"] == 1

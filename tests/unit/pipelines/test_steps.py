@@ -1,0 +1,169 @@
+"""The pipeline's steps called as plain Python (as Hera allows outside a workflow), in this process.
+
+One chain registers, signs and packages the example model; the tests then check what each step
+left for the next and for people: outputs, registry aliases and tags, the signed provenance, the
+Bento's contents. Failures end a step with a message for people (exit 1), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import fraud_data
+import pytest
+import yaml
+from projects import write_project
+
+from launchbay.checks.registered import verify_registered
+from launchbay.checks.signature import generate_keypair
+from launchbay.config import LaunchbayConfig, load_config
+from launchbay.home import Home
+from launchbay.pipelines import steps
+from launchbay.registry import MlflowRegistry
+
+
+@dataclass
+class Chain:
+    config: Path
+    cfg: LaunchbayConfig
+    home: Home
+    data: str
+    run_id: str
+    digest: str
+    version: str
+    aliases: str
+    signature: str
+    bento: str
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    root = tmp_path_factory.mktemp("steps")
+    home = Home(root / "home").ensure()
+    generate_keypair(home.root / "keys")
+    config = write_project(root, rows=2000)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAUNCHBAY_HOME", str(home.root))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        data = str(root / "data" / "transactions.parquet")
+        run_id, digest = steps.validate_data(str(config), data, "abc123")
+        uri = steps.train(str(config), data, run_id)
+        assert steps.evaluate(str(config), data, run_id, uri) == "none"  # no champion yet
+        version, aliases = steps.register(str(config), run_id, uri, digest)
+        signature = steps.sign_model(str(config), run_id, version, digest)
+        bento = steps.package(str(config), version)
+        os.environ.pop("LAUNCHBAY_MODEL", None)  # set by the Bento build in this process
+        yield Chain(
+            config, load_config(config), home, data, run_id, digest, version, aliases, signature, bento
+        )
+
+
+def _variant(chain: Chain, name: str, **changes: object) -> str:
+    doc = yaml.safe_load(chain.config.read_text())
+    for dotted, value in changes.items():
+        node = doc
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path = chain.config.parent / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_the_first_version_is_registered_as_champion_signed_and_packaged(chain: Chain) -> None:
+    assert chain.digest.startswith("sha256:") and chain.version == "1"
+    assert chain.aliases == "challenger,champion"  # bootstrap: nothing to protect yet
+    registry = MlflowRegistry(chain.cfg, chain.home)
+    mv = registry.get("fraud-detector", "1")
+    assert mv.tags["launchbay.signature_sha256"] == chain.signature
+    assert mv.tags["launchbay.bento"] == chain.bento == "fraud-detector:v1"
+    assert mv.tags["launchbay.gate.data"] == mv.tags["launchbay.gate.model"] == "PASS"
+    checked = verify_registered(chain.cfg, chain.home, "fraud-detector@1", registry)
+    assert checked.verdict.ok and checked.origin is not None
+    assert checked.origin.git_commit == "abc123" and checked.origin.data_digest == chain.digest
+
+
+def test_the_bento_carries_launchbays_service_floors_and_nothing_else(chain: Chain) -> None:
+    src = chain.home.root / "bentoml" / "bentos" / "fraud-detector" / "v1" / "src"
+    top = {p.name for p in src.iterdir()}
+    assert top == {"launchbay", "bentofile.yaml"}, top  # BentoML writes the build's own config
+    packages = {p.name for p in (src / "launchbay").iterdir() if p.is_dir()}
+    assert packages == {"checks", "serving"}, packages
+    assert (src / "launchbay" / "serving" / "service.py").is_file()
+    assert not any(p.is_symlink() for p in src.rglob("*"))
+
+
+def test_a_second_model_is_compared_with_the_champion_and_only_becomes_challenger(chain: Chain) -> None:
+    run_id, digest = steps.validate_data(str(chain.config), chain.data)
+    uri = steps.train(str(chain.config), chain.data, run_id)
+    assert steps.evaluate(str(chain.config), chain.data, run_id, uri) == "1"
+    version, aliases = steps.register(str(chain.config), run_id, uri, digest)
+    assert (version, aliases) == ("2", "challenger")
+    registry = MlflowRegistry(chain.cfg, chain.home)
+    assert registry.alias("fraud-detector", "champion") == "1"
+
+
+def test_broken_data_stops_at_the_data_gate_with_a_readable_report(
+    chain: Chain, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = chain.config.parent / "data" / "broken.parquet"
+    fraud_data.write(fraud_data.generate(2000, "broken", seed=3), broken)
+    with pytest.raises(SystemExit) as stopped:
+        steps.validate_data(str(chain.config), str(broken))
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert "data gate FAIL" in err and "device_age_days" in err and "report: " in err
+
+
+USER_MODULE = """
+def no_probabilities(features, target, params):
+    return object()
+
+
+def broken(features, target, params):
+    raise ValueError("column 'amount' has text in it")
+"""
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "message"),
+    [
+        ("no_such_module:train", "model.train: cannot import module 'no_such_module'"),
+        ("fraud_model:no_such_function", "model.train: 'fraud_model' has no function 'no_such_function'"),
+        (
+            "user_steps:no_probabilities",
+            "user_steps:no_probabilities returned object, which has no predict_proba()",
+        ),
+    ],
+)
+def test_a_training_entrypoint_that_cannot_train_is_named(
+    chain: Chain,
+    entrypoint: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (chain.config.parent / "user_steps.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(chain.config.parent))  # as the executor's PYTHONPATH does
+    config = _variant(chain, "bad-train", **{"model.train": entrypoint})
+    run_id, _ = steps.validate_data(config, chain.data)
+    with pytest.raises(SystemExit) as stopped:
+        steps.train(config, chain.data, run_id)
+    assert stopped.value.code == 1 and message in capsys.readouterr().err
+
+
+def test_a_failing_training_function_fails_the_run_with_the_users_own_error(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (chain.config.parent / "user_steps.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(chain.config.parent))
+    config = _variant(chain, "broken-train", **{"model.train": "user_steps:broken"})
+    run_id, _ = steps.validate_data(config, chain.data)
+    with pytest.raises(ValueError, match="column 'amount' has text in it"):
+        steps.train(config, chain.data, run_id)
+    run = MlflowRegistry(chain.cfg, chain.home).client.get_run(run_id)
+    assert run.data.tags["launchbay.failed_step"] == "train" and run.info.status == "FAILED"
