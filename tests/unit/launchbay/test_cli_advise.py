@@ -25,11 +25,10 @@ MEASURED = Measured(
 
 
 def _registered(lb_home: Path) -> None:
-    import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{lb_home / 'mlflow.db'}")
-    client = MlflowClient()
+    uri = f"sqlite:///{lb_home / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)  # both named: MLflow's global URIs are whatever a test set last
     client.create_registered_model("fraud-detector")
     client.create_model_version("fraud-detector", "file:///nowhere", run_id=None)
     client.set_registered_model_alias("fraud-detector", "champion", "1")
