@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,10 +30,20 @@ from launchbay.config import config_path, load_config
 from launchbay.errors import UsageError
 from launchbay.home import Home
 
+if TYPE_CHECKING:
+    from launchbay.rollout.operations import Rollout
+
 TrafficOpt = Annotated[
     float,
     typer.Option(help="Send this many demo requests per second (rows of the data) through the gateway."),
 ]
+
+
+def _wired(config: Path | None) -> Rollout:
+    """This project's rollout parts (ledger, target, registry), from its config."""
+    from launchbay.rollout import wiring
+
+    return wiring.rollout(load_config(config), Home.resolve().ensure())
 
 
 @app.command()
@@ -73,9 +84,9 @@ def approve(
     the rules, then supplies the approver and resumes the node; the workflow's promote step does
     the rest.
     """
-    from launchbay.rollout import operations, wiring
+    from launchbay.rollout import operations
 
-    ctx = wiring.rollout(load_config(config), Home.resolve().ensure())
+    ctx = _wired(config)
     name = whoami(as_)
     pending = operations.may_approve(ctx, release_ref, name)
     wf = operations.argo_workflow(ctx, pending)
@@ -97,10 +108,9 @@ def reject(
     release_ref: ReleaseArg, config: ConfigOpt = None, as_: AsOpt = None, reason: ReasonOpt = ""
 ) -> None:
     """End a release waiting for approval; stable serves all traffic again."""
-    from launchbay.rollout import operations, wiring
+    from launchbay.rollout import operations
 
-    ctx = wiring.rollout(load_config(config), Home.resolve().ensure())
-    r = operations.reject(ctx, release_ref, whoami(as_), reason)
+    r = operations.reject(_wired(config), release_ref, whoami(as_), reason)
     out.print(f"[yellow]rejected[/]: {r.name}; v{r.stable_version} serves all traffic")
 
 
@@ -115,10 +125,11 @@ def rollback(
     from launchbay.rollout import operations, wiring
 
     cfg = load_config(config)
-    if model != cfg.model.name:
+    if model != cfg.model.name:  # before anything is wired: a typo must not touch a cluster
         raise UsageError(f"{model}: this project's model is {cfg.model.name}")
+    ctx = wiring.rollout(cfg, Home.resolve().ensure())
     started = time.monotonic()
-    r, changed = operations.rollback(wiring.rollout(cfg, Home.resolve().ensure()), whoami(as_), reason)
+    r, changed = operations.rollback(ctx, whoami(as_), reason)
     took = time.monotonic() - started
     if changed:
         out.print(f"[red]rolled back[/] {r.name} in {took:.1f}s; v{r.stable_version} serves all traffic")
@@ -133,10 +144,9 @@ def abort(
     release_ref: ReleaseArg, config: ConfigOpt = None, as_: AsOpt = None, reason: ReasonOpt = ""
 ) -> None:
     """Stop a release before promotion (works without a controller)."""
-    from launchbay.rollout import operations, wiring
+    from launchbay.rollout import operations
 
-    ctx = wiring.rollout(load_config(config), Home.resolve().ensure())
-    r, changed = operations.abort(ctx, release_ref, whoami(as_), reason)
+    r, changed = operations.abort(_wired(config), release_ref, whoami(as_), reason)
     state = "aborted" if changed else f"was already {r.phase.value}"
     out.print(f"{r.name} {state}; stable serves all traffic")
 

@@ -95,6 +95,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(venv, wheel)
 
 
+def _example_copy(installed: Installed, project: Path, rows: int) -> Path:
+    """The example repository copied to `project`, with its data made by its own script."""
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("data", ".launchbay", "__pycache__"))
+    for seed, name in (("7", "reference"), ("1", "transactions")):
+        made = installed.run(
+            str(installed.bin / "python"), "fraud_data.py", "--seed", seed, "--rows", str(rows),
+            "-o", f"data/{name}.parquet", cwd=project,
+        )  # fmt: skip
+        assert made.returncode == 0, made.output
+    return project
+
+
 def test_the_wheel_installs_one_top_level_package_with_everything_it_needs(installed: Installed) -> None:
     with zipfile.ZipFile(installed.wheel) as whl:
         names = whl.namelist()
@@ -123,15 +135,7 @@ def test_the_wheel_installs_one_top_level_package_with_everything_it_needs(insta
 
 
 def test_the_example_runs_from_a_copy_outside_the_repository(installed: Installed, tmp_path: Path) -> None:
-    project = tmp_path / "fraud-detector"
-    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("data", ".launchbay", "__pycache__"))
-    python = str(installed.bin / "python")
-    for variant, seed, name in (("good", "7", "reference"), ("good", "1", "transactions")):
-        made = installed.run(
-            python, "fraud_data.py", "--variant", variant, "--seed", seed, "--rows", "5000",
-            "-o", f"data/{name}.parquet", cwd=project,
-        )  # fmt: skip
-        assert made.returncode == 0, made.output
+    project = _example_copy(installed, tmp_path / "fraud-detector", rows=5000)
     lb = str(installed.bin / "launchbay")
     try:
         assert installed.run(lb, "keys", "init", cwd=project).returncode == 0
@@ -171,20 +175,12 @@ USER_PACKAGES = {
 def test_a_project_with_its_own_pipelines_serving_checks_and_rollout_packages_trains_and_registers(
     installed: Installed, tmp_path: Path
 ) -> None:
-    project = tmp_path / "mine"
-    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("data", ".launchbay", "__pycache__"))
+    project = _example_copy(installed, tmp_path / "mine", rows=4000)
     for rel, text in USER_PACKAGES.items():
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_text(text)
     config = project / "launchbay.yaml"
     config.write_text(config.read_text().replace("fraud_model:train", "pipelines.steps:train"))
-    python = str(installed.bin / "python")
-    for variant, seed, name in (("good", "7", "reference"), ("good", "1", "transactions")):
-        made = installed.run(
-            python, "fraud_data.py", "--variant", variant, "--seed", seed, "--rows", "4000",
-            "-o", f"data/{name}.parquet", cwd=project,
-        )  # fmt: skip
-        assert made.returncode == 0, made.output
     lb = str(installed.bin / "launchbay")
     assert installed.run(lb, "keys", "init", cwd=project).returncode == 0
     res = installed.run(lb, "run", "--until", "register", cwd=project)
