@@ -1,9 +1,15 @@
-"""Processes the local target owns: start detached, find again by PID file, stop by PID.
+"""Processes launchbay owns: started detached, found again by their record, stopped whole.
 
 Servers outlive the command that started them (a release keeps serving after `launchbay run`
 exits; on-call's `launchbay rollback` finds them again), so every process launchbay starts is
-recorded in a small JSON file under the state directory: PID, port, log file. Each is started in
-its own session, so stopping it by PID also stops its children (BentoML's workers).
+recorded in a small JSON file under the state directory: PID, its start time, port, log file.
+
+Stopping is by process *tree*, checked: BentoML's worker runs in a session of its own, so
+signalling the arbiter's process group misses it; `stop` collects every descendant first, signals
+them all, and reports any survivor. A record's start time guards against PID reuse: a PID whose
+process started at another time is someone else's and is never signalled. Every process started
+with an `owner` carries it in its environment (inherited by its children), so `sweep` finds even a
+process whose parent died and whose record is gone.
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -19,6 +24,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import psutil
+
+OWNER_ENV = "LAUNCHBAY_OWNER"
+"""Environment variable naming the state directory (and model) a launched process belongs to."""
+
+
+BASE_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH", OWNER_ENV)
+"""What any process launchbay starts may inherit of the environment (plus the LC_* locale)."""
+
+
+def scrubbed_env(env: dict[str, str], keep: tuple[str, ...] = ()) -> dict[str, str]:
+    """`env` reduced to `BASE_ENV`, the locale and the names in `keep` (no secrets by accident:
+    a signing key or a database URL in the caller's environment stays with the caller)."""
+    names = {*BASE_ENV, *keep}
+    return {k: v for k, v in env.items() if k in names or k.startswith("LC_")}
 
 
 def free_port() -> int:
@@ -58,19 +78,30 @@ def wait_port_free(port: int, timeout: float) -> bool:
     return True
 
 
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
+def listener(port: int) -> psutil.Process | None:
+    """The process listening on `port` on loopback (one of this user's), or None."""
+    with contextlib.suppress(psutil.Error):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return psutil.Process(conn.pid)
+    return None
+
+
+def created(pid: int) -> float | None:
+    """When the process `pid` started (its identity beside the PID), or None when it is gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc.create_time()
+    except psutil.Error:
+        return None
+
+
+def alive(pid: int, created_at: float | None = None) -> bool:
+    """True while the process exists, is not a zombie, and (if given) started at `created_at`."""
+    started = created(pid)
+    if started is None:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie child answers kill(0) but is dead for our purposes
-        with Path(f"/proc/{pid}/stat").open() as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+    return created_at is None or abs(started - created_at) < 0.01
 
 
 @dataclass(frozen=True)
@@ -83,17 +114,29 @@ class ProcessRecord:
     started_at: float
     scaled_to_zero: bool = False
     """Stopped on purpose after being idle (scale to zero): started again on the next request."""
+    created: float | None = None
+    """The process's start time as the kernel counts it: a recycled PID does not match it."""
 
     @property
     def url(self) -> str:
         """Base URL of the HTTP server it runs."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        """True while this very process (not a later one with the same PID) runs."""
+        return alive(self.pid, self.created)
+
+    def stop(self, timeout: float = 10.0) -> list[int]:
+        """Stop the process and its whole tree; return the PIDs that survived (normally none)."""
+        return stop(self.pid, timeout, self.created)
+
     def write(self, path: Path) -> None:
-        """Store atomically (a reader never sees half a record)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Store atomically (a reader never sees half a record), readable by this user only."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self)))
+        tmp.chmod(0o600)
         tmp.replace(path)
 
     @classmethod
@@ -105,9 +148,16 @@ class ProcessRecord:
             return None
 
 
-def start(argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> int:
-    """Start a detached process (own session) writing to `log`; return its PID."""
+def start(
+    argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None, owner: str | None = None
+) -> int:
+    """Start a detached process (own session) writing to `log`; return its PID.
+
+    With `owner`, the process and everything it starts carry it in `$LAUNCHBAY_OWNER` (`sweep`).
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        env = {**env, OWNER_ENV: owner}
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -121,34 +171,68 @@ def start(argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = No
     return proc.pid
 
 
-def stop(pid: int, timeout: float = 10.0) -> None:
-    """Stop a process started by `start` and its children: SIGTERM, then SIGKILL after `timeout`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)  # its own session: the group id is its PID
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            _reap(pid)
-            if not alive(pid):
-                return
-            time.sleep(0.05)
+def launch(
+    argv: list[str],
+    env: dict[str, str],
+    log: Path,
+    port: int,
+    cwd: Path | None = None,
+    owner: str | None = None,
+) -> ProcessRecord:
+    """Start a process (see `start`) and return its record, identity included."""
+    pid = start(argv, env, log, cwd, owner)
+    return ProcessRecord(pid=pid, port=port, log=str(log), started_at=time.time(), created=created(pid))
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def stop(pid: int, timeout: float = 10.0, created_at: float | None = None) -> list[int]:
+    """Stop a process and every descendant: SIGTERM, then SIGKILL after `timeout`.
+
+    Returns the PIDs still alive afterwards (normally none). A process whose start time is not
+    `created_at` is not the one recorded: nothing is signalled.
+    """
+    try:
+        root = psutil.Process(pid)
+        if created_at is not None and abs(root.create_time() - created_at) >= 0.01:
+            return []
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    return _terminate(tree, timeout)
+
+
+def sweep(owner: str, timeout: float = 10.0) -> list[int]:
+    """Stop every process of this user whose environment names `owner` (orphans included).
+
+    Returns the PIDs stopped. The calling process and its ancestors are never touched.
+    """
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found = []
+    for proc in psutil.process_iter(["pid", "environ"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.pid not in mine and (proc.info.get("environ") or {}).get(OWNER_ENV) == owner:
+                found.append(proc)
+    _terminate(found, timeout)
+    return [p.pid for p in found]
+
+
+def _terminate(procs: list[psutil.Process], timeout: float) -> list[int]:
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, survivors = psutil.wait_procs(procs, timeout=timeout)
+    for p in survivors:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    _, survivors = psutil.wait_procs(survivors, timeout=5)
+    return [p.pid for p in survivors if alive(p.pid)]
 
 
 def wait_http(url: str, timeout: float, pid: int | None = None) -> bool:
     """Poll `url` until it answers 200; False on timeout or when `pid` dies first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if pid is not None:
-            _reap(pid)
-            if not alive(pid):
-                return False
+        if pid is not None and not alive(pid):
+            return False
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return True

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from launchbay.checks.registered import Verification, verify_registered
 from launchbay.checks.verdict import Verdict
 from launchbay.errors import LaunchbayError
-from launchbay.rollout import operations
+from launchbay.rollout import operations, routing
 from launchbay.rollout.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.ledger import ConcurrentChange, Release
 from launchbay.rollout.metrics.base import MetricsProvider
@@ -23,7 +23,6 @@ from launchbay.rollout.metrics.queries import measure_shadow, measure_version, t
 from launchbay.rollout.operations import CONTROLLER, Rollout
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.spec import Analysis, SetWeight, Shadow
-from launchbay.rollout.targets.base import Routes
 
 Verifier = Callable[[Rollout, Release], Verification]
 """Checks a release's registered version before it gets traffic (the signature gate)."""
@@ -164,14 +163,7 @@ class Controller:
 
     def _apply_routes(self, r: Release) -> None:
         target = self.ctx.target
-        assert r.stable_version is not None
-        asked = r.plan.traffic(r.step_index)
-        wanted = Routes(
-            stable=target.backend(r.stable_version),
-            canary=target.backend(r.version),
-            canary_weight=asked.canary_weight,
-            mirror=asked.mirror,
-        )
+        wanted = routing.wanted(r, target.backend)
         if target.routes() != wanted:
             target.set_routes(wanted)
             # On-call may have ended the release between our read and our write: theirs wins.

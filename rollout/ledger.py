@@ -6,70 +6,33 @@ SQLite under the state directory by default; any SQLAlchemy URL (PostgreSQL) for
 
 Every phase change goes through `move`, which checks the transition table and updates the release
 only if it is still in the phase the caller saw (optimistic concurrency: two actors cannot both
-move a release from the same phase), and appends the event in the same transaction.
+move a release from the same phase), and appends the event in the same transaction. The database
+enforces the rest (`ledger_schema`): one live release per model, append-only events, and a hash
+chain over each model's events that `verify_chain` checks on any database.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from launchbay.home import Home
+from launchbay.rollout.ledger_schema import CHAIN, ONE_LIVE, event_digest, events, head, prepare, releases
 from launchbay.rollout.phases import Phase, transition
 from launchbay.rollout.spec import Analysis, Approval, Plan, SetWeight, Shadow
 
+T = TypeVar("T")
+
 LEDGER_ENV = "LAUNCHBAY_LEDGER_URL"
-
-_meta = sa.MetaData()
-
-releases = sa.Table(
-    "releases",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("model", sa.String(200), nullable=False, index=True),
-    sa.Column("version", sa.String(50), nullable=False),
-    sa.Column("author", sa.String(200), nullable=False),
-    sa.Column("stable_version", sa.String(50)),
-    sa.Column("phase", sa.String(30), nullable=False),
-    sa.Column("step_index", sa.Integer, nullable=False, default=0),
-    sa.Column("step_started_at", sa.Float),
-    sa.Column("consecutive_errors", sa.Integer, nullable=False, default=0),
-    sa.Column("plan", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
-
-events = sa.Table(
-    "events",
-    _meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=False, index=True),
-    sa.Column("model", sa.String(200), nullable=False, index=True),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("action", sa.String(50), nullable=False),
-    sa.Column("phase_from", sa.String(30)),
-    sa.Column("phase_to", sa.String(30)),
-    sa.Column("reason", sa.Text, nullable=False, default=""),
-    sa.Column("evidence", sa.Text, nullable=False, default="{}"),
-)
-
-# SQLite enforces what the API promises: events are never changed or removed.
-_APPEND_ONLY = [
-    "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events "
-    "BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events "
-    "BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END",
-]
 
 
 class ConcurrentChange(Exception):
@@ -78,6 +41,24 @@ class ConcurrentChange(Exception):
 
 class UnknownRelease(LookupError):
     """No release with that id."""
+
+
+class LiveReleaseExists(Exception):
+    """The model already has a release that is pending or live (at most one, by the database)."""
+
+    def __init__(self, live: Release | None) -> None:
+        name = live.name if live is not None else "another release"
+        phase = live.phase.value if live is not None else "live"
+        super().__init__(f"{name} is still {phase}")
+        self.live = live
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where a model's event chain stops holding: the first event that does not verify."""
+
+    event_id: int
+    problem: str
 
 
 @dataclass(frozen=True)
@@ -124,6 +105,8 @@ class Event:
     phase_to: str | None
     reason: str
     evidence: dict[str, Any]
+    prev_digest: str | None = None
+    digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -136,13 +119,8 @@ class Ledger:
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.clock = clock  # injectable so that tests can move time without sleeping
-        self.engine: Engine = sa.create_engine(url, future=True)
-        _meta.create_all(self.engine)
-        if self.engine.dialect.name == "sqlite":
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-                for ddl in _APPEND_ONLY:
-                    conn.exec_driver_sql(ddl)
+        self.engine: Engine = sa.create_engine(_driver(url), future=True)
+        prepare(self.engine)
 
     @staticmethod
     def default_path(home: Home) -> Path:
@@ -158,10 +136,23 @@ class Ledger:
         home.ensure()
         return cls(f"sqlite:///{cls.default_path(home)}")
 
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction; again on a fresh head when another writer appended the
+        same chain link first (or SQLite was busy), a few times."""
+        for attempt in range(12):
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except sa.exc.IntegrityError as exc:
+                if str(CHAIN.name) not in str(exc) and "events.prev_digest" not in str(exc):
+                    raise
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+            if attempt == 11:
+                raise ConcurrentChange("the ledger kept changing under this write; try again")
+            time.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def create(
         self,
@@ -175,9 +166,15 @@ class Ledger:
         reason: str = "",
         evidence: dict[str, Any] | None = None,
     ) -> Release:
-        """Record a new release in phase pending (with `evidence` such as its measurements)."""
+        """Record a new release in phase pending (with `evidence` such as its measurements).
+
+        Raises:
+            LiveReleaseExists: the model has a pending or live release (the database refuses a
+                second one, however the two requests raced).
+        """
         now = self.clock()
-        with self._tx() as conn:
+
+        def work(conn: Connection) -> int:
             rid = conn.execute(
                 releases.insert().values(
                     model=model,
@@ -204,7 +201,15 @@ class Ledger:
                 {"version": str(version), "stable_version": stable_version, "author": author}
                 | (evidence or {}),
             )
-        return self.get(int(rid))
+            return int(rid)
+
+        try:
+            return self.get(self._write(work))
+        except sa.exc.IntegrityError as exc:
+            if str(ONE_LIVE.name) not in str(exc) and "releases.model" not in str(exc):
+                raise
+            live = next((r for r in self.releases(model) if r.phase.live or r.phase is Phase.PENDING), None)
+            raise LiveReleaseExists(live) from None
 
     def get(self, release_id: int) -> Release:
         """The release with this id."""
@@ -244,7 +249,8 @@ class Ledger:
             transition(release.phase, to)
         now = self.clock()
         step = release.step_index if step_index is None else step_index
-        with self._tx() as conn:
+
+        def work(conn: Connection) -> None:
             done = conn.execute(
                 releases.update()
                 .where(
@@ -275,6 +281,8 @@ class Ledger:
                 reason,
                 {**(evidence or {}), "step_index": step},
             )
+
+        self._write(work)
         return self.get(release.id)
 
     def record(
@@ -288,7 +296,8 @@ class Ledger:
         consecutive_errors: int | None = None,
     ) -> None:
         """Append an event without a phase change (an analysis result, a refused approval, ...)."""
-        with self._tx() as conn:
+
+        def work(conn: Connection) -> None:
             if consecutive_errors is not None:
                 conn.execute(
                     releases.update()
@@ -306,6 +315,8 @@ class Ledger:
                 reason,
                 evidence or {},
             )
+
+        self._write(work)
 
     def history(self, model: str | None = None, release_id: int | None = None) -> list[Event]:
         """The event log in order, for a model or one release."""
@@ -327,9 +338,27 @@ class Ledger:
                     phase_to=r["phase_to"],
                     reason=r["reason"],
                     evidence=json.loads(r["evidence"]),
+                    prev_digest=r["prev_digest"],
+                    digest=r["digest"],
                 )
                 for r in conn.execute(q).mappings()
             ]
+
+    def verify_chain(self, model: str) -> tuple[int, ChainBreak | None]:
+        """Check the model's event chain: (events verified, the first break or None)."""
+        q = sa.select(events).where(events.c.model == model).order_by(events.c.id)
+        expected_prev = ""
+        count = 0
+        with self.engine.connect() as conn:
+            for row in conn.execute(q).mappings():
+                if row["prev_digest"] != expected_prev:
+                    what = "the event before it is missing or was changed" if count else "it is not the first"
+                    return count, ChainBreak(row["id"], f"does not follow the event before it: {what}")
+                if event_digest(dict(row)) != row["digest"]:
+                    return count, ChainBreak(row["id"], "its content differs from what was recorded")
+                expected_prev = row["digest"]
+                count += 1
+        return count, None
 
     def last_evidence(self, release: Release, action: str) -> dict[str, Any]:
         """The evidence of the release's newest event of `action` ({} when there is none)."""
@@ -356,19 +385,27 @@ class Ledger:
         reason: str,
         evidence: dict[str, Any],
     ) -> None:
-        conn.execute(
-            events.insert().values(
-                release_id=release_id,
-                model=model,
-                at=self.clock(),
-                actor=actor,
-                action=action,
-                phase_from=phase_from.value if phase_from else None,
-                phase_to=phase_to.value if phase_to else None,
-                reason=reason,
-                evidence=json.dumps(evidence, default=str),
-            )
-        )
+        row: dict[str, Any] = {
+            "release_id": release_id,
+            "model": model,
+            "at": self.clock(),
+            "actor": actor,
+            "action": action,
+            "phase_from": phase_from.value if phase_from else None,
+            "phase_to": phase_to.value if phase_to else None,
+            "reason": reason,
+            "evidence": json.dumps(evidence, default=str),
+            "prev_digest": head(conn, model),
+        }
+        conn.execute(events.insert().values(**row, digest=event_digest(row)))
+
+
+def _driver(url: str) -> str:
+    """PostgreSQL through psycopg 3 (the driver launchbay installs) unless the URL names another."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
 
 def _release(row: Any) -> Release:

@@ -186,7 +186,7 @@ def measure(
         env["BENTOML_HOME"] = str(own)  # its own metrics directory: running servers are untouched
         url = f"http://127.0.0.1:{port}/predict"
         t0 = time.perf_counter()
-        pid = procs.start(argv, env, Path(tmp) / "server.log", cwd=cfg.base_dir)
+        pid = procs.start(argv, env, Path(tmp) / "server.log", cwd=cfg.base_dir, owner=f"{home.root}#measure")
         try:
             cold = _first_answer(url, rows[0], pid, t0, Path(tmp) / "server.log")
             asyncio.run(_load(url, rows, 4, 2.0))  # warm-up

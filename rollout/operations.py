@@ -16,11 +16,11 @@ from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem, Refused, UsageError
 from launchbay.home import Home
 from launchbay.registry import CHAMPION, Registry, champion
-from launchbay.rollout import measure
-from launchbay.rollout.ledger import ConcurrentChange, Ledger, Release, UnknownRelease
+from launchbay.rollout import measure, routing
+from launchbay.rollout.ledger import ConcurrentChange, Ledger, LiveReleaseExists, Release, UnknownRelease
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.spec import Plan, plan
-from launchbay.rollout.targets.base import Routes, Target
+from launchbay.rollout.targets.base import Target
 
 CONTROLLER = "launchbay-controller"
 """The actor name of automatic decisions in the event log."""
@@ -75,15 +75,13 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
     """Record a new release of `version`; stable is whatever serves all traffic now.
 
     Raises:
-        UsageError: another release of the model is live, or `version` already serves.
+        Refused: another release of the model is pending or live (one at a time, by the ledger's
+            own constraint however requests race).
+        UsageError: `version` already serves.
     """
     for r in ctx.ledger.releases(ctx.model):
-        if not (r.phase.live or r.phase is Phase.PENDING):
-            continue
-        raise UsageError(
-            f"release {r.name} is still {r.phase.value}: approve, reject or abort it first "
-            f"(`launchbay abort {r.id}`)"
-        )
+        if r.phase.live or r.phase is Phase.PENDING:
+            raise _one_at_a_time(r)
     current = ctx.target.routes().stable
     stable = current.version if current is not None else champion(ctx.registry, ctx.model)
     if stable == str(version):
@@ -98,14 +96,26 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
     )
     measured = measure.load(ctx.home, ctx.model, str(version))
     evidence = {"measurements": measured.to_dict()} if measured is not None else {}
-    return ctx.ledger.create(
-        model=ctx.model,
-        version=str(version),
-        author=author,
-        stable_version=stable,
-        plan=steps,
-        reason=reason,
-        evidence=evidence,
+    try:
+        return ctx.ledger.create(
+            model=ctx.model,
+            version=str(version),
+            author=author,
+            stable_version=stable,
+            plan=steps,
+            reason=reason,
+            evidence=evidence,
+        )
+    except LiveReleaseExists as exc:  # created by someone else between our check and our insert
+        raise _one_at_a_time(exc.live) from None
+
+
+def _one_at_a_time(live: Release | None) -> Refused:
+    if live is None:
+        return Refused("another release of this model is live: one at a time")
+    return Refused(
+        f"release {live.name} is still {live.phase.value}: one release of a model at a time; "
+        f"approve, reject or abort it first (`launchbay abort {live.id}`)"
     )
 
 
@@ -117,7 +127,7 @@ def promote(ctx: Rollout, release: Release) -> None:
 
     The previous stable keeps running (warm) for `rollout.grace_period`; the controller retires it.
     """
-    ctx.target.set_routes(Routes(stable=ctx.target.backend(release.version)))
+    ctx.target.set_routes(routing.wanted(release, ctx.target.backend))
     ctx.registry.set_alias(release.model, CHAMPION, release.version)
     ctx.registry.tag(release.model, release.version, OUTCOME_TAG, "promoted")
 
@@ -131,9 +141,7 @@ def settle(ctx: Rollout, release: Release, start_timeout: float | None = None) -
     stable = release.stable_version
     if stable is not None:
         _ensure_serving(ctx, stable, start_timeout or ctx.cfg.rollout.start_timeout)
-        routes = Routes(stable=ctx.target.backend(stable))
-    else:
-        routes = Routes()
+    routes = routing.wanted(release, ctx.target.backend)
     if ctx.target.routes() != routes:
         ctx.target.set_routes(routes)
     if stable is not None:
@@ -265,9 +273,12 @@ def approve(ctx: Rollout, ref: str, name: str) -> Release:
         "analysis": ctx.ledger.last_evidence(release, "analysis"),
         "routes": ctx.target.routes().to_dict(),
     }
-    release = ctx.ledger.move(
-        release, Phase.PROMOTED, actor=name, action="approved", reason="approved", evidence=evidence
-    )
+    try:
+        release = ctx.ledger.move(
+            release, Phase.PROMOTED, actor=name, action="approved", reason="approved", evidence=evidence
+        )
+    except ConcurrentChange:
+        raise _lost_race(ctx, release, "approve") from None
     promote(ctx, release)
     return release
 
@@ -282,13 +293,26 @@ def reject(ctx: Rollout, ref: str, name: str, reason: str) -> Release:
         "analysis": ctx.ledger.last_evidence(release, "analysis"),
         "routes": ctx.target.routes().to_dict(),
     }
-    release, _ = end(
-        ctx,
-        release,
-        Phase.ABORTED,
-        actor=name,
-        action="rejected",
-        reason=reason or "rejected",
-        evidence=evidence,
-    )
+    try:
+        release = ctx.ledger.move(
+            release,
+            Phase.ABORTED,
+            actor=name,
+            action="rejected",
+            reason=reason or "rejected",
+            evidence=evidence,
+        )
+    except ConcurrentChange:
+        raise _lost_race(ctx, release, "reject") from None
+    settle(ctx, release)
     return release
+
+
+def _lost_race(ctx: Rollout, release: Release, verb: str) -> Refused:
+    """The refusal for the slower of two people deciding about one release at once."""
+    now = ctx.ledger.get(release.id)
+    last = ctx.ledger.history(release_id=release.id)[-1]
+    return Refused(
+        f"{verb} refused: {release.name} changed meanwhile -- {last.actor} {last.action} it, it is now "
+        f"{now.phase.value}; nothing was done"
+    )

@@ -7,9 +7,9 @@ Read-only: nothing here starts a process or creates a ledger that does not exist
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from launchbay import procs
 from launchbay.config import LaunchbayConfig
 from launchbay.home import Home
 from launchbay.rollout import view
@@ -42,17 +42,45 @@ def history(cfg: LaunchbayConfig | None, home: Home, model: str) -> list[Event]:
     return ledger.history(model=model) if ledger is not None else []
 
 
-def _local_routes(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
-    """The local gateway's routes if it runs (status never starts anything)."""
+def gateway(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
+    """The local gateway as its supervisor last recorded it: up, or down and since when.
+
+    None for cluster targets, and before the local gateway was ever started.
+    """
     if cfg.rollout.target != "local":
         return None
     from launchbay.rollout.targets.local import LocalTarget
+    from launchbay.rollout.targets.supervisor import GatewayRecord
 
-    target = LocalTarget(cfg, home)
-    rec = procs.ProcessRecord.read(target.gateway_file)
-    if rec is None or not procs.alive(rec.pid):
+    rec = GatewayRecord.read(LocalTarget(cfg, home).gateway_file)
+    if rec is None:
         return None
+    up = rec.serving
+    if up:
+        down_since = None
+    elif rec.running:
+        down_since = rec.down_since or time.time()  # a worker is being replaced
+    else:
+        down_since = rec.heartbeat_at or rec.started_at  # the supervisor's last sign of life
+    return {
+        "url": rec.url,
+        "up": up,
+        "down_since": down_since,
+        "pid": rec.pid,
+        "worker_pid": rec.worker_pid,
+        "restarts": rec.restarts,
+        "last_exit": rec.last_exit,
+    }
+
+
+def _local_routes(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
+    """The local gateway's routes if it serves (status never starts anything)."""
+    info = gateway(cfg, home)
+    if info is None or not info["up"]:
+        return None
+    from launchbay.rollout.targets.local import LocalTarget
+
     try:
-        return target.routes().to_dict()
+        return LocalTarget(cfg, home).routes().to_dict()
     except Exception:  # a gateway going away between the check and the call: no routes to show
         return None

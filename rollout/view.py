@@ -37,6 +37,17 @@ def step_text(release: Release) -> str:
     return f"{i + 1}/{len(release.plan)} {release.plan[i].describe()}"
 
 
+def gateway_line(gw: dict[str, Any]) -> Text:
+    """`gateway http://... up (pid 4, 2 restarts: last worker killed by signal 9)` or DOWN since."""
+    if gw["up"]:
+        line = Text(f"gateway {gw['url']} up (pid {gw['pid']}", style="green")
+        if gw["restarts"]:
+            line.append(f", {gw['restarts']} restart(s); last: worker {gw['last_exit']}")
+        line.append(")")
+        return line
+    return Text(f"gateway {gw['url']} DOWN since {when(gw['down_since'])}", style="bold red")
+
+
 def release_dict(release: Release, analysis: dict[str, Any], routes: dict[str, Any] | None) -> dict[str, Any]:
     """JSON form of a release with its latest evidence."""
     return {

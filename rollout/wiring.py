@@ -24,8 +24,16 @@ def rollout(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> R
         UsageError: a cluster target without `rollout.prometheus_url`.
         EnvironmentProblem: no usable Kubernetes configuration for a cluster target.
     """
-    target = make_target(cfg, home)
     ledger = ledger or Ledger.for_home(home, cfg.rollout.ledger_url)
+    known = ledger
+
+    def notify(action: str, reason: str) -> None:
+        # What the target did on its own (a gateway restarted) goes on the model's newest release.
+        newest = next(iter(known.releases(cfg.model.name)), None)
+        if newest is not None:
+            known.record(newest, actor="launchbay", action=action, reason=reason)
+
+    target = make_target(cfg, home, notify)
     return Rollout(cfg, home, ledger, target, MlflowRegistry(cfg, home))
 
 

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 # git: the commit being trained is recorded on each run.
 # prometheus: the local target's metrics server (launchbay starts it; the Debian service is not used).
-APT_PACKAGES=(git prometheus)
+# postgresql: the shared ledger's tests start a real server from its binaries (the service is not used).
+APT_PACKAGES=(git prometheus postgresql)
 if [ "${BENCH:-0}" = "1" ]; then
   APT_PACKAGES+=(wrk)  # load generator of the benchmarks (a second process)
 fi

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from launchbay import procs
 from launchbay.checks.keys import trusted_keys
 from launchbay.checks.registered import verify_registered
 from launchbay.checks.signature import verify
@@ -20,6 +21,26 @@ from launchbay.errors import PipelineFailed
 from launchbay.home import Home
 from launchbay.registry import MlflowRegistry
 from launchbay.serving import package as bento
+
+SERVER_ENV = (
+    "LAUNCHBAY_MODEL",
+    "LAUNCHBAY_TRUSTED_KEYS",
+    "LAUNCHBAY_MAX_BATCH",
+    "LAUNCHBAY_BATCH_WAIT_MS",
+    "LAUNCHBAY_WORKERS",
+    "LAUNCHBAY_STOP_SERVER_ON_REFUSAL",
+    "BENTOML_HOME",
+    "BENTOML_DO_NOT_TRACK",
+    "BENTOML_CONFIG",
+    "BENTOML_CONFIG_OPTIONS",
+)
+"""What a model server is given of the environment besides `procs.BASE_ENV`: never the signing
+key, the ledger's URL or the registry's credentials (it serves from its Bento)."""
+
+
+def server_env(env: dict[str, str]) -> dict[str, str]:
+    """A model server's environment: what it needs of `env`, nothing else."""
+    return procs.scrubbed_env(env, SERVER_ENV)
 
 
 def prepare_serve(
@@ -57,7 +78,7 @@ def prepare_serve(
             f"refusing to serve {model_ref}: the packaged copy in {stored} fails: {result.message}"
         )
     env = {
-        **os.environ,
+        **server_env(dict(os.environ)),
         "BENTOML_HOME": str(bento.bentoml_home(home)),
         "LAUNCHBAY_MODEL": tag,
         "LAUNCHBAY_TRUSTED_KEYS": os.pathsep.join(str(k.resolve()) for k in keys),

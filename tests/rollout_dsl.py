@@ -29,6 +29,7 @@ from harness import Launchbay, Result
 from launchbay import procs
 from launchbay.rollout.ledger import Event, Ledger, Release
 from launchbay.rollout.phases import Phase
+from launchbay.rollout.targets.supervisor import GatewayRecord, token
 from launchbay.rollout.traffic import Traffic, sample_rows
 
 MODEL = "fraud-detector"
@@ -48,13 +49,21 @@ class Bay:
         return Ledger(f"sqlite:///{self.home / 'ledger.db'}")
 
     @property
-    def gateway(self) -> str:
-        rec = procs.ProcessRecord.read(self.home / "local" / MODEL / "gateway.json")
+    def gateway_record(self) -> GatewayRecord:
+        rec = GatewayRecord.read(self.home / "local" / MODEL / "gateway.json")
         assert rec is not None, "no gateway record"
-        return rec.url
+        return rec
+
+    @property
+    def gateway(self) -> str:
+        return self.gateway_record.url
 
     def routes(self) -> dict[str, Any]:
-        doc: dict[str, Any] = httpx.get(self.gateway + "/_launchbay/routes", timeout=5).json()
+        """The routes in force, asked over the gateway's admin channel (with its token)."""
+        headers = {"Authorization": f"Bearer {token(self.home / 'local' / MODEL)}"}
+        doc: dict[str, Any] = httpx.get(
+            self.gateway_record.admin_url + "/routes", headers=headers, timeout=5
+        ).json()
         return doc
 
     def server(self, version: str) -> procs.ProcessRecord | None:

@@ -29,6 +29,7 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     home = Home.resolve()
     state = MlflowRegistry(cfg, home).state(cfg.model.name)
     state["releases"] = releases.releases(cfg, home)
+    state["gateway"] = releases.gateway(cfg, home)
     if as_json:
         out.print_json(json.dumps(state, default=str))
         return
@@ -55,6 +56,8 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             (v["git_commit"] or "")[:10],
         )
     out.print(table)
+    if (gw := state["gateway"]) is not None:
+        out.print(view.gateway_line(gw))
     if state["releases"]:
         out.print(view.releases_table(state["releases"]))
         for r in state["releases"]:

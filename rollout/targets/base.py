@@ -12,6 +12,7 @@ What only some targets can do is a second small protocol, `Processes`, that a ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -58,6 +59,10 @@ class Routes:
             canary_weight=int(d.get("canary_weight", 0)),
             mirror=bool(d.get("mirror", False)),
         )
+
+
+Notify = Callable[[str, str], None]
+"""How a target tells its caller what happened on its own, e.g. ("gateway-restarted", why)."""
 
 
 class Processes(Protocol):

@@ -9,14 +9,15 @@ from __future__ import annotations
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import ConfigError, UsageError
 from launchbay.home import Home
-from launchbay.rollout.targets.base import Target
+from launchbay.rollout.targets.base import Notify, Target
 
 TARGETS = ("local", "kubernetes", "knative")
 """The names `rollout.target` accepts."""
 
 
-def make_target(cfg: LaunchbayConfig, home: Home) -> Target:
-    """The configured target, ready to use.
+def make_target(cfg: LaunchbayConfig, home: Home, notify: Notify | None = None) -> Target:
+    """The configured target, ready to use; `notify` hears what it does on its own (the local
+    target restarting its gateway).
 
     Raises:
         ConfigError: an unknown target name.
@@ -27,7 +28,7 @@ def make_target(cfg: LaunchbayConfig, home: Home) -> Target:
     if name == "local":
         from launchbay.rollout.targets.local import LocalTarget
 
-        return LocalTarget(cfg, home)
+        return LocalTarget(cfg, home, notify=notify)
     if name not in TARGETS:
         raise ConfigError(f"rollout.target: unknown target {name!r}; expected one of {', '.join(TARGETS)}")
     if not cfg.rollout.prometheus_url:

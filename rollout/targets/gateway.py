@@ -1,9 +1,15 @@
 """launchbay's gateway for the local target: one stable address in front of the model servers.
 
-* Routes: a stable backend and optionally a canary with a weight (percent) and/or mirroring.
-  Routes change through `PUT /_launchbay/routes`; a request keeps the backend it was sent to, so
-  changing weights, promoting and rolling back lose no in-flight request (the target drains a
-  version's in-flight requests, `GET /_launchbay/routes` shows them, before stopping its server).
+* Two channels. Clients reach the proxy (and `/metrics`) on the client port; routes change only on
+  a separate loopback admin port, and only with the per-install token from a file readable by the
+  state directory's owner (`GET`/`PUT /routes`, `Authorization: Bearer ...`). Nothing on the client
+  port touches the routes: `/_launchbay/...` there is a 404.
+* Routes: a stable backend and optionally a canary with a weight (percent) and/or mirroring. A
+  backend must be launchbay's own registered server of that version (its record under the
+  servers directory names the port); anything else is refused (403), counted and logged. A
+  request keeps the backend it was sent to, so changing weights, promoting and rolling back lose no
+  in-flight request (the target drains a version's in-flight requests, shown by `GET /routes`,
+  before stopping its server).
 * Shadow: with `mirror`, a copy of each request to stable is queued for the candidate. The queue is
   bounded and the user's response never waits for it: a slow or dead shadow only fills the queue,
   and overflow is dropped and counted. The candidate's answer is compared with stable's answer to
@@ -11,17 +17,21 @@
 * A request the canary fails (5xx, or unreachable) is retried once on stable: predictions are pure
   functions of their input, so the user gets an answer while the failure still counts against the
   canary. The response says so in `X-Launchbay-Retried-From`.
+* Client mistakes stay the client's: a body that is not JSON is a 415 answered here, never sent to
+  a model and never counted against a version.
 * Every response carries `X-Launchbay-Version`. `/metrics` exports requests, errors and latency
   per version and role (primary or shadow) plus the shadow comparison.
 
-Run as a process: `python -m launchbay.rollout.targets.gateway --port N --state FILE`.
+The process around it (a supervisor holding the sockets, restarting a worker that dies, routes
+taken from the ledger at start) is `launchbay.rollout.gatewayd`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import hmac
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -32,12 +42,19 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from launchbay import procs
 from launchbay.rollout.targets.base import Backend, Routes
 from launchbay.rollout.targets.launcher import Launcher
 
+log = logging.getLogger("launchbay.gateway")
+
 VERSION_HEADER = "X-Launchbay-Version"
 RETRIED_HEADER = "X-Launchbay-Retried-From"
-ADMIN = "/_launchbay/routes"
+ROUTES = "/routes"
+"""The admin channel's one resource (on the admin port, never on the client port)."""
+RESERVED = "/_launchbay"
+"""Client-port paths never proxied to a model (the admin API once lived here)."""
+_JSON_TYPES = ("application/json",)
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -120,6 +137,18 @@ class _Metrics:
         self.shadow_dropped = Counter(
             "launchbay_shadow_dropped", "Mirrored requests dropped: queue full", registry=r
         )
+        self.rejected = Counter(
+            "launchbay_gateway_rejected_requests",
+            "Client requests answered by the gateway itself (client mistakes: never a version's)",
+            ["reason"],
+            registry=r,
+        )
+        self.route_refusals = Counter(
+            "launchbay_gateway_route_refusals",
+            "Route changes refused: no token, or a backend that is not launchbay's server",
+            ["reason"],
+            registry=r,
+        )
         self.compared = Counter(
             "launchbay_shadow_compared_rows",
             "Rows answered by both stable and candidate",
@@ -154,7 +183,15 @@ class _Mirror:
 
 
 class Gateway:
-    """The proxy's state and handlers."""
+    """The proxy's state and handlers.
+
+    Args:
+        state_file: where the routes are persisted (a restart may start from it, see gatewayd).
+        servers: the local target's server records: the only backends routes may name, and the
+            spawn specs of versions that scale to zero.
+        token: the admin channel's bearer token (None: the admin app refuses every change).
+        routes: the routes to start with.
+    """
 
     def __init__(
         self,
@@ -163,12 +200,13 @@ class Gateway:
         shadow_workers: int = 4,
         timeout: float = 30.0,
         servers: Path | None = None,
+        token: str | None = None,
+        routes: Routes | None = None,
     ) -> None:
         self.state_file = state_file
-        self.routes = Routes()
-        if state_file is not None and state_file.exists():
-            # A restarted gateway resumes the routes it had: clients never see it forget a canary.
-            self.routes = Routes.from_dict(json.loads(state_file.read_text()))
+        self.servers = servers
+        self.token = token
+        self.routes = routes or Routes()
         self.metrics = _Metrics()
         self.metrics.weight.set(self.routes.canary_weight)
         self.queue: asyncio.Queue[_Mirror] = asyncio.Queue(maxsize=queue_size)
@@ -181,15 +219,21 @@ class Gateway:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        """The aiohttp application."""
+    def client_app(self) -> web.Application:
+        """What clients reach: the proxy and `/metrics` (Prometheus scrapes it)."""
         app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_get(ADMIN, self.get_routes)
-        app.router.add_put(ADMIN, self.put_routes)
         app.router.add_get("/metrics", self.get_metrics)
+        app.router.add_route("*", RESERVED + "{tail:.*}", self.reserved)
         app.router.add_route("*", "/{tail:.*}", self.proxy)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
+        return app
+
+    def admin_app(self) -> web.Application:
+        """The control channel: the routes, behind the token."""
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_get(ROUTES, self.get_routes)
+        app.router.add_put(ROUTES, self.put_routes)
         return app
 
     async def _start(self, _app: web.Application) -> None:
@@ -209,31 +253,68 @@ class Gateway:
 
     # -- admin ------------------------------------------------------------------------------
 
-    async def get_routes(self, _request: web.Request) -> web.Response:
+    def _authorised(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def get_routes(self, request: web.Request) -> web.Response:
         """Current routes and in-flight requests per version."""
+        if not self._authorised(request):
+            self.metrics.route_refusals.labels("token").inc()
+            return web.json_response({"error": "the admin channel needs launchbay's token"}, status=401)
         return web.json_response(
             {**self.routes.to_dict(), "inflight": self.inflight, "shadow_queue": self.queue.qsize()}
         )
 
     async def put_routes(self, request: web.Request) -> web.Response:
-        """Replace the routes (persisted first, so a restart keeps them)."""
+        """Replace the routes (persisted first, so a restart keeps them); only launchbay's servers."""
+        if not self._authorised(request):
+            self.metrics.route_refusals.labels("token").inc()
+            log.warning("route change refused: no valid token (from %s)", request.remote)
+            return web.json_response({"error": "the admin channel needs launchbay's token"}, status=401)
         try:
             routes = Routes.from_dict(await request.json())
         except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
             return web.json_response({"error": f"invalid routes: {exc}"}, status=400)
-        if self.state_file is not None:
-            tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(routes.to_dict()))
-            tmp.replace(self.state_file)  # atomic: a crash never leaves half a file
+        if problems := self.unregistered(routes):
+            self.metrics.route_refusals.labels("backend").inc()
+            log.warning("route change refused: %s", "; ".join(problems))
+            return web.json_response({"error": "refused: " + "; ".join(problems)}, status=403)
+        self.persist(routes)
         self.routes = routes
         self.metrics.weight.set(routes.canary_weight)
         return web.json_response(routes.to_dict())
+
+    def unregistered(self, routes: Routes) -> list[str]:
+        """Backends of `routes` that are not launchbay's registered server of their version."""
+        problems = []
+        for b in (routes.stable, routes.canary):
+            if b is None:
+                continue
+            rec = procs.ProcessRecord.read(self.servers / f"v{b.version}.json") if self.servers else None
+            if rec is None:
+                problems.append(f"version {b.version} has no server of launchbay's")
+            elif b.url != rec.url:
+                problems.append(f"{b.url} is not launchbay's server of version {b.version} ({rec.url})")
+        return problems
+
+    def persist(self, routes: Routes) -> None:
+        """Write the routes atomically (a crash never leaves half a file)."""
+        if self.state_file is not None:
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(routes.to_dict()))
+            tmp.chmod(0o600)
+            tmp.replace(self.state_file)
 
     async def get_metrics(self, _request: web.Request) -> web.Response:
         """Prometheus exposition of the gateway's metrics."""
         return web.Response(
             body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+    async def reserved(self, _request: web.Request) -> web.Response:
+        """Launchbay's own paths are not served on the client port."""
+        return web.json_response({"error": "not found"}, status=404)
 
     # -- traffic ----------------------------------------------------------------------------
 
@@ -242,6 +323,13 @@ class Gateway:
         routes = self.routes  # one snapshot per request: a route change mid-request changes nothing
         if routes.stable is None:
             return web.json_response({"error": "no model version is deployed"}, status=503)
+        declared = "Content-Type" in request.headers
+        if request.method == "POST" and declared and not _is_json(request.content_type):
+            self.metrics.rejected.labels("content-type").inc()
+            return web.json_response(
+                {"error": f"Content-Type {request.content_type!r} is not supported: send application/json"},
+                status=415,
+            )
         to_canary = (
             routes.canary is not None
             and routes.canary_weight > 0
@@ -349,24 +437,8 @@ class Gateway:
                 self.metrics.score_diff.labels(*labels).observe(abs(float(s["score"]) - float(c["score"])))
 
 
-def main() -> None:
-    """Run the gateway process."""
-    parser = argparse.ArgumentParser(description="launchbay gateway")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--state", type=Path, help="file that keeps the routes across restarts")
-    parser.add_argument("--queue-size", type=int, default=1000)
-    parser.add_argument("--servers", type=Path, help="server records and spawn specs (scale to zero)")
-    args = parser.parse_args()
-    gateway = Gateway(args.state, queue_size=args.queue_size, servers=args.servers)
-    try:
-        import uvloop  # libuv's event loop: the proxy's per-request overhead is mostly the loop's
-
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
-    web.run_app(gateway.app(), host=args.host, port=args.port, access_log=None, print=None, loop=loop)
-
-
-if __name__ == "__main__":
-    main()
+def _is_json(content_type: str) -> bool:
+    """application/json, or a JSON-based type such as application/problem+json."""
+    return content_type in _JSON_TYPES or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )

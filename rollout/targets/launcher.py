@@ -15,16 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from launchbay import procs
-
-_ENV_KEPT = ("PATH", "HOME", "LANG", "PYTHONPATH", "TMPDIR")
-_ENV_PREFIXES = ("LAUNCHBAY_", "BENTOML_", "LC_")
 
 
 @dataclass(frozen=True)
@@ -59,11 +56,6 @@ class SpawnSpec:
             return cls(**json.loads(cls.path(servers, version).read_text()))
         except (OSError, ValueError, TypeError):
             return None
-
-
-def server_env(env: dict[str, str]) -> dict[str, str]:
-    """What a model server needs from an environment (no unrelated secrets are written to disk)."""
-    return {k: v for k, v in env.items() if k in _ENV_KEPT or k.startswith(_ENV_PREFIXES)}
 
 
 class Launcher:
@@ -104,7 +96,7 @@ class Launcher:
         if spec is None:
             return True  # not scaled to zero: nothing to do, the normal path
         rec = self._record(version)
-        if rec is not None and procs.alive(rec.pid) and version not in self._starting:
+        if rec is not None and rec.running and version not in self._starting:
             self.up.add(version)
             return True
         task = self._starting.get(version)
@@ -117,12 +109,11 @@ class Launcher:
     async def _cold_start(self, version: str, spec: SpawnSpec) -> bool:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        pid = await loop.run_in_executor(
-            None, lambda: procs.start(spec.argv, spec.env, Path(spec.log), cwd=Path(spec.cwd))
+        rec = await loop.run_in_executor(
+            None, lambda: procs.launch(spec.argv, spec.env, Path(spec.log), spec.port, cwd=Path(spec.cwd))
         )
-        procs.ProcessRecord(pid=pid, port=spec.port, log=spec.log, started_at=time.time()).write(
-            self.servers / f"v{version}.json"
-        )
+        rec.write(self.servers / f"v{version}.json")
+        pid = rec.pid
         url = f"http://127.0.0.1:{spec.port}/readyz"
         deadline = time.monotonic() + spec.cold_start_timeout
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
@@ -164,9 +155,9 @@ class Launcher:
                 version = spec_file.stem.removeprefix("spawn-v")
                 spec = SpawnSpec.read(self.servers, version)
                 rec = self._record(version)
-                if rec is None or not procs.alive(rec.pid):
+                if rec is None or not rec.running:
                     self.up.discard(version)
-                if spec is None or rec is None or not procs.alive(rec.pid) or version in self._starting:
+                if spec is None or rec is None or not rec.running or version in self._starting:
                     continue
                 if version not in self.ready_since:
                     if not await self._ready(rec.port):
@@ -177,11 +168,9 @@ class Launcher:
                 if idle >= spec.idle_timeout and self.inflight.get(version, 0) == 0:
                     self.ready_since.pop(version, None)
                     self.up.discard(version)
-                    await asyncio.get_running_loop().run_in_executor(None, procs.stop, rec.pid)
+                    await asyncio.get_running_loop().run_in_executor(None, rec.stop)
                     # The record says so: the local target reports the version healthy, not dead.
-                    procs.ProcessRecord(
-                        rec.pid, rec.port, rec.log, rec.started_at, scaled_to_zero=True
-                    ).write(self.servers / f"v{version}.json")
+                    replace(rec, scaled_to_zero=True).write(self.servers / f"v{version}.json")
                     self.metrics.scaled_to_zero.labels(version).inc()
 
 
@@ -191,7 +180,7 @@ def spec_for(
     """The spawn spec of a server started with `argv`/`env` (only for `min_instances: 0`)."""
     return SpawnSpec(
         argv=list(argv),
-        env=server_env(env),
+        env=env,  # already a server's environment (serving.deploy.server_env)
         cwd=str(cwd),
         port=port,
         log=str(log),

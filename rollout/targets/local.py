@@ -1,21 +1,30 @@
 """The local target: one BentoML server process per version, behind launchbay's gateway.
 
 Everything a rollout needs to find again lives under `<state>/local/<model>/`: the gateway's
-record and routes (the gateway persists its routes, so a restarted gateway keeps them), and one
-record per version's server. Any launchbay process -- `run`, `controller`, on-call's `rollback` --
-works on the same processes through these files; none of them has to be the one that started them.
+record (`gateway.json`, written by its supervisor) and admin token, its routes file, and one record
+per version's server. Any launchbay process -- `run`, `controller`, on-call's `rollback` -- works
+on the same processes through these files; none of them has to be the one that started them.
+
+The gateway is supervised (`supervisor.py`): a worker that dies is replaced within a second on
+the same port with the ledger's routes. If the supervisor itself is gone, the next call here
+starts a new one on the same port (or says which program holds it) and `notify` hears why, so
+the restart lands in the ledger. Routes change only through the admin channel with the token.
 
 Each server gets its own BENTOML_HOME (BentoML wipes `$BENTOML_HOME/prometheus_multiproc_dir` at
 every start, so two servers sharing one would corrupt each other's metrics) with the shared Bento
-and model stores linked in.
+and model stores linked in. Every process carries the state directory as its owner, so `down`
+finds even one whose parent died.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,63 +35,132 @@ from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
-from launchbay.rollout.targets.base import Backend, Processes, Routes
-from launchbay.rollout.targets.gateway import ADMIN
+from launchbay.rollout.targets.base import Backend, Notify, Processes, Routes
 from launchbay.rollout.targets.launcher import SpawnSpec, spec_for
 from launchbay.rollout.targets.local_prometheus import LocalPrometheus
+from launchbay.rollout.targets.supervisor import RECORD, GatewayRecord, token
 
 
 class LocalTarget:
     """Model servers and the gateway of one model on this machine."""
 
-    def __init__(self, cfg: LaunchbayConfig, home: Home, model: str | None = None) -> None:
+    def __init__(
+        self, cfg: LaunchbayConfig, home: Home, model: str | None = None, notify: Notify | None = None
+    ) -> None:
         self.cfg, self.home = cfg, home
         self.model = model or cfg.model.name
         self.dir = home.root / "local" / self.model
-        self.gateway_file = self.dir / "gateway.json"
+        self.gateway_file = self.dir / RECORD
         self.routes_file = self.dir / "routes.json"
         self.servers = self.dir / "servers"
-        self._gateway: procs.ProcessRecord | None = None  # verified running by this object
+        self.notify = notify or (lambda _action, _reason: None)
+        self._gateway: GatewayRecord | None = None  # verified answering by this object
+
+    @property
+    def owner(self) -> str:
+        """What every process of this model's local target carries in `$LAUNCHBAY_OWNER`."""
+        return f"{self.home.root}#{self.model}"
 
     # -- gateway ----------------------------------------------------------------------------
 
-    def gateway(self, timeout: float = 20.0) -> procs.ProcessRecord:
-        """The running gateway, started (with the routes it had) when it is not running."""
-        rec = procs.ProcessRecord.read(self.gateway_file)
-        if rec is not None and procs.alive(rec.pid) and procs.wait_http(rec.url + ADMIN, 2.0, rec.pid):
-            return rec
-        if rec is not None and procs.alive(rec.pid):
-            procs.stop(rec.pid)  # alive but not answering: replace it
-        wanted = self.cfg.rollout.gateway_port or (rec.port if rec is not None else None)
-        port = wanted if wanted and procs.wait_port_free(wanted, 3.0) else procs.free_port()
-        if self.cfg.rollout.gateway_port and port != self.cfg.rollout.gateway_port:
-            raise EnvironmentProblem(
-                f"rollout.gateway_port {self.cfg.rollout.gateway_port} is in use by another program"
-            )
+    @contextlib.contextmanager
+    def _starting(self) -> Iterator[None]:
+        # One launchbay process at a time decides whether the gateway must be (re)started: two
+        # on-call commands racing must not start two gateways.
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with (self.dir / "gateway.lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def gateway(self, timeout: float = 20.0) -> GatewayRecord:
+        """The running gateway, started (routes from the ledger) when it is not running.
+
+        Raises:
+            EnvironmentProblem: the port is held by another program, or the gateway does not start.
+        """
+        with self._starting():
+            rec = GatewayRecord.read(self.gateway_file)
+            if rec is not None and rec.running and self._answers(rec, 3.0):
+                return rec
+            if rec is not None and rec.running:
+                rec.stop()  # a supervisor whose worker never answers: replace both
+                why = f"the gateway (pid {rec.pid}) stopped answering"
+            elif rec is not None:
+                why = f"the gateway (pid {rec.pid}) was not running"
+            else:
+                why = ""
+            new = self._start(rec, why, timeout)
+        if not self.cfg.rollout.prometheus_url:
+            LocalPrometheus(self.home).announce(self.model, new.port)
+        if why:
+            self.notify("gateway-restarted", f"{why}: started again on port {new.port}")
+        return new
+
+    def _start(self, old: GatewayRecord | None, why: str, timeout: float) -> GatewayRecord:
+        configured = self.cfg.rollout.gateway_port
+        wanted = configured or (old.port if old is not None else None)
+        if wanted and procs.wait_port_free(wanted, 3.0):
+            port = wanted
+        elif configured:
+            raise EnvironmentProblem(f"rollout.gateway_port {configured} is {_holder(configured)}")
+        else:
+            port = procs.free_port()  # the port it had is someone else's now: clients must move
         log = self.dir / "gateway.log"
         pid = procs.start(
             [
                 sys.executable,
                 "-m",
-                "launchbay.rollout.targets.gateway",
+                "launchbay.rollout.targets.supervisor",
+                "--dir",
+                str(self.dir),
+                "--home",
+                str(self.home.root),
+                "--model",
+                self.model,
                 "--port",
                 str(port),
-                "--state",
-                str(self.routes_file),
-                "--servers",
-                str(self.servers),
+                "--restart-reason",
+                why,
             ],
-            dict(os.environ),
+            self._gateway_env(),
             log,
+            owner=self.owner,
         )
-        new = procs.ProcessRecord(pid=pid, port=port, log=str(log), started_at=time.time())
-        new.write(self.gateway_file)
-        if not procs.wait_http(new.url + ADMIN, timeout, pid):
-            procs.stop(pid)
-            raise EnvironmentProblem(f"the gateway did not start; its log ends with:\n{procs.tail(log)}")
-        if not self.cfg.rollout.prometheus_url:
-            LocalPrometheus(self.home).announce(self.model, port)
-        return new
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rec = GatewayRecord.read(self.gateway_file)
+            if rec is not None and rec.pid == pid and self._answers(rec, 0.5):
+                return rec
+            if not procs.alive(pid):
+                break
+            time.sleep(0.05)
+        procs.stop(pid)
+        raise EnvironmentProblem(f"the gateway did not start; its log ends with:\n{procs.tail(log)}")
+
+    def _gateway_env(self) -> dict[str, str]:
+        env = procs.scrubbed_env(dict(os.environ))
+        if url := self.cfg.rollout.ledger_url or os.environ.get("LAUNCHBAY_LEDGER_URL"):
+            env["LAUNCHBAY_LEDGER_URL"] = url  # the gateway takes its routes from the ledger
+        return env
+
+    def _answers(self, rec: GatewayRecord, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.HTTPError, OSError):
+                if self._request(rec, "GET", timeout=1.0).status_code == 200:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def _request(
+        self, rec: GatewayRecord, method: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token(self.dir)}"}
+        return httpx.request(method, rec.admin_url + "/routes", json=body, headers=headers, timeout=timeout)
 
     @property
     def url(self) -> str:
@@ -96,18 +174,19 @@ class LocalTarget:
     def _admin(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         # The gateway is probed (and started if needed) once per object, not before every call:
         # the controller calls this each tick and a rollback's speed is these calls. If it stopped
-        # answering since, it is found again (restarted with its routes) and the call repeated.
-        for attempt in (1, 2):
+        # answering since, it is found again (its supervisor restarts a worker within a second;
+        # a dead supervisor is replaced) and the call repeated.
+        for attempt in (1, 2, 3):
             if self._gateway is None:
                 self._gateway = self.gateway()
-            url = self._gateway.url + ADMIN
             try:
-                r = httpx.request(method, url, json=body, timeout=5.0)
+                r = self._request(self._gateway, method, body)
                 break
             except httpx.HTTPError as exc:
                 self._gateway = None
-                if attempt == 2:
-                    raise EnvironmentProblem(f"the gateway at {url} did not answer: {exc}") from None
+                if attempt == 3:
+                    raise EnvironmentProblem(f"the gateway did not answer: {exc}") from None
+                time.sleep(0.2 * attempt)
         if r.status_code != 200:
             raise EnvironmentProblem(f"the gateway refused the routes ({r.status_code}): {r.text}")
         data: dict[str, Any] = r.json()
@@ -151,7 +230,7 @@ class LocalTarget:
         from launchbay.serving.deploy import prepare_serve
 
         rec = self.server(version)
-        if rec is not None and procs.alive(rec.pid):
+        if rec is not None and rec.running:
             return
         port = procs.free_port()
         argv, env = prepare_serve(self.cfg, self.home, f"{model}@{version}", "127.0.0.1", port)
@@ -159,12 +238,12 @@ class LocalTarget:
         log = self.servers / f"v{version}.log"
         if log.exists():
             log.rename(log.with_suffix(f".{int(time.time())}.log"))
-        pid = procs.start(argv, env, log, cwd=self.cfg.base_dir)
-        procs.ProcessRecord(pid=pid, port=port, log=str(log), started_at=time.time()).write(
+        procs.launch(argv, env, log, port, cwd=self.cfg.base_dir, owner=self.owner).write(
             self._record_file(version)
         )
         if self.cfg.serving.min_instances == 0:
             # The gateway stops it when idle and starts it again from this spec on demand.
+            env = {**env, procs.OWNER_ENV: self.owner}
             spec_for(argv, env, self.cfg.base_dir, port, log, self.cfg.serving).write(self.servers, version)
         else:
             SpawnSpec.path(self.servers, version).unlink(missing_ok=True)
@@ -188,9 +267,9 @@ class LocalTarget:
     def health(self, version: str) -> Verdict:
         """PASS: ready; FAIL: not deployed or its process died; INCONCLUSIVE: still starting."""
         rec = self.server(version)
-        if rec is not None and rec.scaled_to_zero and not procs.alive(rec.pid):
+        if rec is not None and rec.scaled_to_zero and not rec.running:
             return Verdict.PASS  # stopped while idle; the gateway starts it on the next request
-        if rec is None or not procs.alive(rec.pid):
+        if rec is None or not rec.running:
             return Verdict.FAIL
         try:
             ok = httpx.get(rec.url + "/readyz", timeout=2.0).status_code == 200
@@ -203,14 +282,13 @@ class LocalTarget:
         return procs.tail(self.servers / f"v{version}.log", lines)
 
     def retire(self, version: str, drain_timeout: float = 10.0) -> None:
-        """Stop a version's server once the gateway has no request in flight to it. Idempotent.
-
-        The caller has already routed traffic away; requests sent before that finish first.
-        """
+        """Stop a version's server (its whole process tree) once the gateway has no request in
+        flight to it. Idempotent. The caller has already routed traffic away; requests sent before
+        that finish first."""
         rec = self.server(version)
         if rec is None:
             return
-        if procs.alive(rec.pid):
+        if rec.running:
             deadline = time.monotonic() + drain_timeout
             while time.monotonic() < deadline:
                 try:
@@ -219,7 +297,8 @@ class LocalTarget:
                 except EnvironmentProblem:
                     break
                 time.sleep(0.05)
-            procs.stop(rec.pid)
+            if survivors := rec.stop():
+                raise EnvironmentProblem(f"version {version}'s server left processes running: {survivors}")
         SpawnSpec.path(self.servers, version).unlink(missing_ok=True)  # never cold-started again
         self._record_file(version).unlink(missing_ok=True)
 
@@ -228,16 +307,28 @@ class LocalTarget:
         return sorted(p.stem[1:] for p in self.servers.glob("v*.json"))
 
     def down(self) -> list[str]:
-        """Stop every server and the gateway of this model; return what was stopped."""
+        """Stop every server and the gateway of this model, whole trees and strays; return what
+        was stopped."""
         stopped = []
         for version in self.deployed():
             rec = self.server(version)
-            if rec is not None and procs.alive(rec.pid):
-                procs.stop(rec.pid)
+            if rec is not None and rec.running:
+                rec.stop()
                 stopped.append(f"version {version} (pid {rec.pid})")
             self._record_file(version).unlink(missing_ok=True)
-        rec = procs.ProcessRecord.read(self.gateway_file)
-        if rec is not None and procs.alive(rec.pid):
-            procs.stop(rec.pid)
-            stopped.append(f"gateway (pid {rec.pid})")
+        gw = GatewayRecord.read(self.gateway_file)
+        if gw is not None and gw.running:
+            gw.stop()
+            stopped.append(f"gateway (pid {gw.pid})")
+        # Whatever still carries this model's owner mark (a worker orphaned by a crash) goes too.
+        stopped += [f"stray process (pid {pid})" for pid in procs.sweep(self.owner)]
         return stopped
+
+
+def _holder(port: int) -> str:
+    proc = procs.listener(port)
+    if proc is None:
+        return "not free"
+    with contextlib.suppress(Exception):
+        return f"held by another program: {proc.name()} (pid {proc.pid})"
+    return f"held by another program (pid {proc.pid})"

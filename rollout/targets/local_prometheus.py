@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 
 from launchbay import procs
 from launchbay.errors import EnvironmentProblem
@@ -40,6 +39,7 @@ class LocalPrometheus:
         self.dir = home.root / "prometheus"
         self.record_file = self.dir / "prometheus.json"
         self.targets = self.dir / "targets"
+        self.owner = f"{home.root}#prometheus"
 
     def announce(self, name: str, port: int) -> None:
         """Ask Prometheus to scrape `127.0.0.1:port` (a gateway) as `name`."""
@@ -52,7 +52,7 @@ class LocalPrometheus:
     def record(self) -> procs.ProcessRecord | None:
         """The running server's record, or None when it is not running."""
         rec = procs.ProcessRecord.read(self.record_file)
-        return rec if rec is not None and procs.alive(rec.pid) else None
+        return rec if rec is not None and rec.running else None
 
     def ensure(self, timeout: float = 30.0) -> str:
         """Start the server unless it runs; return its URL.
@@ -72,10 +72,13 @@ class LocalPrometheus:
         self.targets.mkdir(parents=True, exist_ok=True)
         config = self.dir / "prometheus.yml"
         config.write_text(_CONFIG.format(interval=SCRAPE_INTERVAL, targets=self.targets))
+        if rec is not None:
+            rec.stop()  # running but not ready: replace it
         # Keep the port across restarts when it is still free: dashboards keep working.
-        port = rec.port if rec is not None and procs.port_free(rec.port) else procs.free_port()
+        last = procs.ProcessRecord.read(self.record_file)
+        port = last.port if last is not None and procs.port_free(last.port) else procs.free_port()
         log = self.dir / "prometheus.log"
-        pid = procs.start(
+        new = procs.launch(
             [
                 binary,
                 f"--config.file={config}",
@@ -83,20 +86,21 @@ class LocalPrometheus:
                 "--storage.tsdb.retention.time=2d",
                 f"--web.listen-address=127.0.0.1:{port}",
             ],
-            dict(os.environ),
+            procs.scrubbed_env(dict(os.environ)),
             log,
+            port,
+            owner=self.owner,
         )
-        new = procs.ProcessRecord(pid=pid, port=port, log=str(log), started_at=time.time())
         new.write(self.record_file)
-        if not procs.wait_http(new.url + "/-/ready", timeout, pid):
-            procs.stop(pid)
+        if not procs.wait_http(new.url + "/-/ready", timeout, new.pid):
+            new.stop()
             raise EnvironmentProblem(f"Prometheus did not start; its log ends with:\n{procs.tail(log)}")
         return new.url
 
     def stop(self) -> bool:
         """Stop the server if it runs; True when there was one."""
         rec = self.record
-        if rec is None:
-            return False
-        procs.stop(rec.pid)
-        return True
+        if rec is not None:
+            rec.stop()
+        strays = procs.sweep(self.owner)
+        return rec is not None or bool(strays)

@@ -54,16 +54,11 @@ KINDS = ["good", "errors", "slow", "crash", "disagree"]
 """The candidates registered once for the module: the example model and faults.py's faults."""
 
 
-def _stop_everything(home: Path) -> None:
-    """Stop every process the tests' launchbay started, by the PIDs it recorded."""
-    for record in [
-        *home.glob("local/*/*.json"),
-        *home.glob("local/*/servers/*.json"),
-        *home.glob("prometheus/*.json"),
-    ]:
-        rec = procs.ProcessRecord.read(record)
-        if rec is not None and procs.alive(rec.pid):
-            procs.stop(rec.pid)
+def _stop_everything(bay: Bay) -> None:
+    """Stop every process the tests' launchbay started: `down`, then whatever carries its mark."""
+    bay.cli.run("down", timeout=120)
+    for owner in (f"{bay.home.resolve()}#{MODEL}", f"{bay.home.resolve()}#prometheus"):
+        assert procs.sweep(owner) == [], f"`launchbay down` left processes of {owner} running"
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +86,7 @@ def bay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bay]:
         b.versions = json.loads(made.stdout.strip().splitlines()[-1])
         yield b
     finally:
-        b.cli.run("down", timeout=120)
-        _stop_everything(home)
+        _stop_everything(b)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from projects import RISKY_ROW, write_project
 from launchbay import procs
 from launchbay.checks.signature import generate_keypair
 from launchbay.rollout.ledger import Ledger
+from launchbay.rollout.targets.supervisor import GatewayRecord
 
 pytestmark = pytest.mark.slow
 
@@ -42,12 +43,12 @@ def test_an_idle_version_scales_to_zero_and_the_next_request_gets_a_correct_answ
         created = Ledger(f"sqlite:///{home / 'ledger.db'}").history(model="fraud-detector")[0]
         assert created.evidence["measurements"]["cold_start_s"] == measured["cold_start_s"]
         servers = home / "local" / "fraud-detector" / "servers"
-        gateway = procs.ProcessRecord.read(home / "local" / "fraud-detector" / "gateway.json")
+        gateway = GatewayRecord.read(home / "local" / "fraud-detector" / "gateway.json")
         assert gateway is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rec = procs.ProcessRecord.read(servers / "v1.json")
-            if rec is not None and rec.scaled_to_zero and not procs.alive(rec.pid):
+            if rec is not None and rec.scaled_to_zero and not rec.running:
                 break
             time.sleep(0.5)
         else:

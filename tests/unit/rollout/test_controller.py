@@ -210,11 +210,25 @@ def test_the_first_version_of_a_model_is_promoted_without_steps(tmp_path: Path) 
 
 def test_only_one_live_release_per_model(tmp_path: Path) -> None:
     w = world(tmp_path)
-    start(w)
-    from launchbay.errors import UsageError
-
-    with pytest.raises(UsageError, match="still pending"):
+    first = start(w)
+    with pytest.raises(Refused, match=rf"release {first.name} is still pending: one release of a model"):
         operations.create(w.ctx, "3", "dana")
+
+
+def test_of_two_people_deciding_at_once_the_slower_is_refused_and_nothing_is_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world(tmp_path)
+    r = _awaiting(w)
+    stale = w.ledger.get(r.id)
+    operations.approve(w.ctx, str(r.id), "alice")
+    # bob's command read the release while it still awaited approval; his reject lands second.
+    monkeypatch.setattr(operations, "find", lambda *_a, **_k: stale)
+    with pytest.raises(
+        Refused, match=r"reject refused: .* changed meanwhile -- alice approved it, it is now promoted"
+    ):
+        operations.reject(w.ctx, str(r.id), "bob", "too risky")
+    assert w.ledger.get(r.id).phase is Phase.PROMOTED and routes(w) == ("2", None, 0, False)
 
 
 def test_healthy_metrics_fixture_is_what_the_analysis_passes_on(tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ def ledger(tmp_path: Path) -> Ledger:
     return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
 
 
-def new(ledger: Ledger, version: str = "3") -> object:
+def new(ledger: Ledger, version: str = "3", model: str = "fraud-detector") -> object:
     return ledger.create(
-        model="fraud-detector",
+        model=model,
         version=version,
         author="dana",
         stable_version="2",
@@ -77,7 +77,7 @@ def test_state_survives_a_new_ledger_instance(tmp_path: Path) -> None:
 
 def test_records_live_releases_and_unknown_ids(ledger: Ledger) -> None:
     live = ledger.move(new(ledger, "3"), Phase.VERIFIED, actor="c", action="verify")
-    new(ledger, "4")  # pending: not live yet
+    new(ledger, "4", model="churn")  # pending: not live yet
     ledger.record(
         live,
         actor="controller",

@@ -9,51 +9,31 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gateway_process import GatewayProcess
 
 from launchbay import procs
-from launchbay.rollout.targets.launcher import SpawnSpec, server_env
+from launchbay.rollout.targets.launcher import SpawnSpec
 
 TINY = Path(__file__).resolve().parents[3] / "tiny_model.py"
 
 
 class Setup:
     def __init__(self, tmp: Path, start_delay: float, cold_start_timeout: float = 20.0) -> None:
-        self.servers = tmp / "servers"
-        self.servers.mkdir()
+        self.servers = tmp / "gw" / "servers"
+        self.servers.mkdir(parents=True)
         self.port = procs.free_port()
         argv = [sys.executable, str(TINY), str(self.port), "7", str(start_delay)]
         log = self.servers / "v7.log"
         SpawnSpec(
-            argv,
-            server_env({"PATH": "/usr/bin:/bin"}),
-            str(tmp),
-            self.port,
-            str(log),
-            1.0,
-            cold_start_timeout,
+            argv, {"PATH": "/usr/bin:/bin"}, str(tmp), self.port, str(log), 1.0, cold_start_timeout
         ).write(self.servers, "7")
-        self.gw_port = procs.free_port()
-        self.gw = procs.start(
-            [
-                sys.executable,
-                "-m",
-                "launchbay.rollout.targets.gateway",
-                "--port",
-                str(self.gw_port),
-                "--state",
-                str(tmp / "routes.json"),
-                "--servers",
-                str(self.servers),
-            ],
-            {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[4])},
-            tmp / "gateway.log",
+        # A version scaled to zero keeps its record (the port it serves on) while it is stopped.
+        procs.ProcessRecord(pid=2**22, port=self.port, log=str(log), started_at=0, scaled_to_zero=True).write(
+            self.servers / "v7.json"
         )
-        self.url = f"http://127.0.0.1:{self.gw_port}"
-        assert procs.wait_http(self.url + "/_launchbay/routes", 20, self.gw)
-        httpx.put(
-            self.url + "/_launchbay/routes",
-            json={"stable": {"version": "7", "url": f"http://127.0.0.1:{self.port}"}},
-        )
+        self.gw = GatewayProcess(tmp / "gw")
+        self.url = self.gw.url
+        self.gw.routes(stable={"version": "7", "url": f"http://127.0.0.1:{self.port}"})
 
     def record(self) -> procs.ProcessRecord | None:
         return procs.ProcessRecord.read(self.servers / "v7.json")
@@ -64,9 +44,9 @@ class Setup:
 
     def stop(self) -> None:
         rec = self.record()
-        if rec is not None and procs.alive(rec.pid):
-            procs.stop(rec.pid)
-        procs.stop(self.gw)
+        if rec is not None and rec.running:
+            rec.stop()
+        self.gw.stop()
 
 
 @pytest.fixture
@@ -89,7 +69,7 @@ def test_a_stopped_version_is_cold_started_by_a_request_then_stopped_again_when_
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         rec = setup.record()
-        if rec is not None and rec.scaled_to_zero and not procs.alive(rec.pid):
+        if rec is not None and rec.scaled_to_zero and not rec.running:
             break
         time.sleep(0.2)
     else:
@@ -110,10 +90,6 @@ def test_a_cold_start_that_takes_too_long_is_a_503_with_retry_after(tmp_path: Pa
         slow.stop()
 
 
-def test_spawn_specs_keep_only_what_a_server_needs_and_are_private(tmp_path: Path) -> None:
-    env = server_env(
-        {"PATH": "/bin", "LAUNCHBAY_MODEL": "m:v1", "BENTOML_HOME": "/b", "AWS_SECRET_ACCESS_KEY": "x"}
-    )
-    assert env == {"PATH": "/bin", "LAUNCHBAY_MODEL": "m:v1", "BENTOML_HOME": "/b"}
-    SpawnSpec(["x"], env, "/", 1, "l", 1, 1).write(tmp_path, "3")
+def test_spawn_specs_are_private(tmp_path: Path) -> None:
+    SpawnSpec(["x"], {"PATH": "/bin"}, "/", 1, "l", 1, 1).write(tmp_path, "3")
     assert (SpawnSpec.path(tmp_path, "3").stat().st_mode & 0o777) == 0o600

@@ -24,6 +24,7 @@ from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
 from launchbay.rollout.targets.base import Routes
 from launchbay.rollout.targets.local import LocalTarget
+from launchbay.rollout.targets.supervisor import GatewayRecord
 
 TINY = Path(__file__).resolve().parents[3] / "tiny_model.py"
 
@@ -35,15 +36,16 @@ class Local:
         # No Prometheus: the gateway is not announced to one (rollout.prometheus_url is external).
         self.cfg = config(prometheus_url="http://prometheus.test:9090")
         self.home = Home(tmp / "home").ensure()
-        self.target = LocalTarget(self.cfg, self.home)
+        self.heard: list[tuple[str, str]] = []
+        self.target = LocalTarget(self.cfg, self.home, notify=lambda *event: self.heard.append(event))
 
     def serve(self, version: str) -> procs.ProcessRecord:
         port = procs.free_port()
         log = self.target.servers / f"v{version}.log"
-        pid = procs.start([sys.executable, str(TINY), str(port), version], dict(os.environ), log)
-        rec = procs.ProcessRecord(pid=pid, port=port, log=str(log), started_at=time.time())
+        argv = [sys.executable, str(TINY), str(port), version]
+        rec = procs.launch(argv, dict(os.environ), log, port, owner=self.target.owner)
         rec.write(self.target.servers / f"v{version}.json")
-        assert procs.wait_http(rec.url + "/readyz", 20, pid)
+        assert procs.wait_http(rec.url + "/readyz", 20, rec.pid)
         return rec
 
     def answer(self) -> str:
@@ -61,7 +63,7 @@ def local(tmp_path: Path) -> Iterator[Local]:
         lt.target.down()
 
 
-def test_routes_are_read_back_from_the_gateway_and_survive_its_death(local: Local) -> None:
+def test_routes_are_read_back_and_a_killed_gateway_comes_back_on_its_port(local: Local) -> None:
     local.serve("1")
     local.serve("2")
     t = local.target
@@ -69,16 +71,37 @@ def test_routes_are_read_back_from_the_gateway_and_survive_its_death(local: Loca
     t.set_routes(routes)
     assert t.routes() == routes
     assert local.answer() == "2"
-    gateway = procs.ProcessRecord.read(t.gateway_file)
-    assert gateway is not None
-    os.kill(gateway.pid, signal.SIGKILL)
-    # Another launchbay process (on-call's) finds the gateway gone, restarts it on the same port
-    # with the routes it had: clients keep their address and their split.
-    again = LocalTarget(local.cfg, local.home)
+    gateway = GatewayRecord.read(t.gateway_file)
+    assert gateway is not None and gateway.serving
+    os.kill(gateway.pid, signal.SIGKILL)  # the supervisor: its worker dies with it
+    deadline = time.monotonic() + 5
+    while procs.alive(gateway.worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not procs.alive(gateway.worker_pid)
+    # Another launchbay process (on-call's) finds the gateway gone and starts it again on the same
+    # port with the routes it had: clients keep their address and their split.
+    again = LocalTarget(local.cfg, local.home, notify=lambda *event: local.heard.append(event))
     assert again.routes() == routes
-    restarted = procs.ProcessRecord.read(t.gateway_file)
+    restarted = GatewayRecord.read(t.gateway_file)
     assert restarted is not None and restarted.pid != gateway.pid and restarted.port == gateway.port
     assert local.answer() == "2"
+    ((action, reason),) = local.heard
+    assert action == "gateway-restarted" and f"pid {gateway.pid}) was not running" in reason
+
+
+def test_a_port_held_by_another_program_is_named(local: Local) -> None:
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        cfg = config(prometheus_url="http://prometheus.test:9090", gateway_port=port)
+        with pytest.raises(
+            EnvironmentProblem,
+            match=rf"rollout.gateway_port {port} is held by another program: \S+ \(pid {os.getpid()}\)",
+        ):
+            LocalTarget(cfg, local.home).gateway()
 
 
 def test_health_follows_the_process_and_retire_removes_the_version(local: Local) -> None:
@@ -102,13 +125,21 @@ def test_down_stops_every_process_it_recorded(local: Local) -> None:
     servers = [local.serve("1"), local.serve("2")]
     t = local.target
     t.set_routes(Routes(stable=t.backend("1")))
-    gateway = procs.ProcessRecord.read(t.gateway_file)
+    gateway = GatewayRecord.read(t.gateway_file)
     assert gateway is not None
     stopped = t.down()
     assert len(stopped) == 3 and any("gateway" in s for s in stopped)
-    for pid in [gateway.pid, *(s.pid for s in servers)]:
+    for pid in [gateway.pid, gateway.worker_pid, *(s.pid for s in servers)]:
         assert not procs.alive(pid), pid
     assert t.deployed() == [] and t.down() == []
+
+
+def test_down_also_stops_a_stray_whose_parent_and_record_are_gone(local: Local) -> None:
+    rec = local.serve("5")
+    local.target.server("5")
+    (local.target.servers / "v5.json").unlink()  # the record is lost (a crash mid-write, a wipe)
+    stopped = local.target.down()
+    assert stopped == [f"stray process (pid {rec.pid})"] and not rec.running
 
 
 def test_a_server_log_tail_says_why_it_died(local: Local) -> None:

@@ -1,0 +1,254 @@
+"""The local gateway's supervisor: it holds the gateway's sockets and restarts a worker that dies.
+
+    python -m launchbay.rollout.targets.supervisor --dir DIR --home ROOT --model M --port P
+
+The supervisor binds the client port and a loopback admin port itself and hands both sockets to
+a worker process (`launchbay.rollout.gatewayd`), which serves them. When the worker dies -- a
+crash, an OOM kill, a SIGKILL -- the sockets stay open in the supervisor: connections arriving
+meanwhile wait in the listen queue, and a new worker (routes re-derived from the ledger) is
+serving them within a second, on the same port. The worker dies with the supervisor
+(PR_SET_PDEATHSIG), so a killed supervisor never leaves a worker behind; the local target then
+starts a new one on the same port.
+
+`DIR/gateway.json` is the record: the supervisor's PID and start time, the worker's, both ports,
+restarts, why the last worker ended, and a heartbeat written every second (how long ago it was
+last alive, if it dies). `DIR/gateway.token` (0600) is the admin channel's token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from launchbay import procs
+
+RECORD = "gateway.json"
+TOKEN = "gateway.token"
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class GatewayRecord:
+    """The gateway as its supervisor describes it."""
+
+    pid: int
+    """The supervisor (stopping it stops the worker too)."""
+    created: float | None
+    port: int
+    admin_port: int
+    log: str
+    started_at: float
+    worker_pid: int = 0
+    worker_created: float | None = None
+    restarts: int = 0
+    last_exit: str = ""
+    heartbeat_at: float = 0.0
+    down_since: float | None = None
+    """Set while no worker serves (it died and the next one is starting)."""
+
+    @property
+    def url(self) -> str:
+        """Where clients send requests."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The control channel (routes), on its own port."""
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def running(self) -> bool:
+        """The supervisor runs (this very process, not a later one with its PID)."""
+        return procs.alive(self.pid, self.created)
+
+    @property
+    def serving(self) -> bool:
+        """A worker runs under a running supervisor."""
+        return self.running and self.worker_pid > 0 and procs.alive(self.worker_pid, self.worker_created)
+
+    def stop(self) -> list[int]:
+        """Stop the supervisor and its worker; return survivors (normally none)."""
+        return procs.stop(self.pid, created_at=self.created)
+
+    def write(self, path: Path) -> None:
+        """Store atomically, readable by this user only."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> GatewayRecord | None:
+        """The record at `path`, or None."""
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def token(directory: Path) -> str:
+    """The admin channel's token, created (0600) on first use."""
+    path = directory / TOKEN
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        value = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        return value
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)} ({signal.Signals(os.WTERMSIG(status)).name})"
+    return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+class Supervisor:
+    """Holds the sockets, runs one worker at a time, writes the record."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.dir: Path = args.dir
+        self.args = args
+        self.client = _listen(args.port)
+        self.admin = _listen(args.admin_port)
+        token(self.dir)
+        me = os.getpid()
+        self.record = GatewayRecord(
+            pid=me,
+            created=procs.created(me),
+            port=self.client.getsockname()[1],
+            admin_port=self.admin.getsockname()[1],
+            log=str(self.dir / "gateway.log"),
+            started_at=time.time(),
+        )
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.stopping = False
+        self.exits: list[float] = []
+
+    def spawn(self, reason: str) -> None:
+        """Start a worker serving the two sockets (routes from the ledger; `reason` is recorded)."""
+        argv = [
+            sys.executable,
+            "-m",
+            "launchbay.rollout.gatewayd",
+            "--client-fd",
+            str(self.client.fileno()),
+            "--admin-fd",
+            str(self.admin.fileno()),
+            "--dir",
+            str(self.dir),
+            "--home",
+            str(self.args.home),
+            "--model",
+            self.args.model,
+            "--queue-size",
+            str(self.args.queue_size),
+        ]
+        if reason:
+            argv += ["--restart-reason", reason]
+        self.worker = subprocess.Popen(
+            argv, pass_fds=(self.client.fileno(), self.admin.fileno()), preexec_fn=_die_with_parent
+        )
+        self.record = replace(
+            self.record, worker_pid=self.worker.pid, worker_created=procs.created(self.worker.pid)
+        )
+        self.record.write(self.dir / RECORD)
+
+    def run(self) -> None:
+        """Serve until SIGTERM: restart the worker whenever it ends."""
+        signal.signal(signal.SIGTERM, self._terminate)
+        signal.signal(signal.SIGINT, self._terminate)
+        self.spawn(self.args.restart_reason)
+        beat = 0.0
+        while not self.stopping:
+            assert self.worker is not None
+            pid, status = os.waitpid(self.worker.pid, os.WNOHANG)
+            if pid and not self.stopping:
+                self._restart(_describe(status))
+            if self.record.down_since is not None and self._answers():
+                self.record = replace(self.record, down_since=None)
+                self.record.write(self.dir / RECORD)
+            now = time.time()
+            if now - beat >= 1.0:
+                beat = now
+                self.record = replace(self.record, heartbeat_at=now)
+                self.record.write(self.dir / RECORD)
+            time.sleep(0.05)
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+
+    def _restart(self, why: str) -> None:
+        now = time.time()
+        self.exits = [t for t in self.exits if now - t < 10] + [now]
+        self.record = replace(
+            self.record, restarts=self.record.restarts + 1, last_exit=why, down_since=now, worker_pid=0
+        )
+        self.record.write(self.dir / RECORD)
+        print(f"{time.strftime('%H:%M:%S')} gateway worker {why}; starting another", flush=True)
+        if len(self.exits) >= 5:
+            time.sleep(1.0)  # crashing at start: do not spin
+        self.spawn(f"the previous gateway worker {why}")
+
+    def _answers(self) -> bool:
+        """The worker serves the admin channel (so it serves clients too)."""
+        request = urllib.request.Request(
+            self.record.admin_url + "/routes", headers={"Authorization": f"Bearer {token(self.dir)}"}
+        )
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=0.5) as r:
+            return bool(r.status == 200)
+        return False
+
+    def _terminate(self, _sig: int, _frame: object) -> None:
+        self.stopping = True
+
+
+def main() -> None:
+    """Run the supervisor."""
+    parser = argparse.ArgumentParser(description="launchbay gateway supervisor")
+    parser.add_argument("--dir", type=Path, required=True, help="the model's local target directory")
+    parser.add_argument("--home", type=Path, required=True, help="the state directory")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--admin-port", type=int, default=0)
+    parser.add_argument("--restart-reason", default="")
+    parser.add_argument("--queue-size", type=int, default=1000, help="mirrored requests waiting at most")
+    args = parser.parse_args()
+    os.umask(0o077)
+    Supervisor(args).run()
+
+
+if __name__ == "__main__":
+    main()
