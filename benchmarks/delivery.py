@@ -32,6 +32,7 @@ from common import RESULTS, ROOT
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "examples" / "fraud-detector"))  # the example's model and data
 
+import people
 from fraud_model import FEATURES
 from projects import write_project
 
@@ -39,6 +40,7 @@ from launchbay import procs
 from launchbay.checks.signature import generate_keypair
 from launchbay.rollout.ledger import Ledger, Release
 from launchbay.rollout.phases import Phase
+from launchbay.rollout.targets.supervisor import GatewayRecord
 from launchbay.rollout.traffic import Traffic, sample_rows
 
 MODEL = "fraud-detector"
@@ -51,7 +53,7 @@ ROLLOUT = {
     "min_samples": 20,
     "grace_period": "10m",
     "slo": {"p95_latency_ms": 500, "max_error_rate": 0.01, "max_p95_ratio_vs_stable": 2.0},
-    "approval": {"required": True, "approvers": ["alice"]},
+    "approval": {"required": True, "approvers": people.approvers("alice")},
 }
 
 
@@ -67,6 +69,7 @@ class Bench:
             **os.environ,
             "LAUNCHBAY_HOME": str(self.home),
             "LAUNCHBAY_USER": "dana",
+            "XDG_CONFIG_HOME": str(people.CONFIG_HOME),  # alice's approver key, where she keeps it
             "FAULT_TRIGGER": str(self.trigger),
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         }
@@ -121,7 +124,7 @@ class Bench:
 
     @property
     def gateway(self) -> str:
-        rec = procs.ProcessRecord.read(self.home / "local" / MODEL / "gateway.json")
+        rec = GatewayRecord.read(self.home / "local" / MODEL / "gateway.json")
         assert rec is not None
         return rec.url
 

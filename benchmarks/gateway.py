@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,22 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, free_port, paced_script, post_script, prepare, start, stop, wrk
-
-
-def start_gateway(port: int, state: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rollout.targets.gateway", "--port", str(port), "--state", str(state)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    for _ in range(200):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_launchbay/routes", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise SystemExit("gateway did not start")
+from gateway_process import GatewayProcess  # the gateway as launchbay runs it: supervisor + worker
 
 
 def main() -> None:
@@ -64,10 +48,10 @@ def main() -> None:
         # SHADOW_NICE=N: run the shadow server at a lower CPU priority (an experiment).
         nice = ["nice", "-n", os.environ["SHADOW_NICE"]] if os.environ.get("SHADOW_NICE") else []
         shadow, _ = start([*nice, *argv], env, project, p_shadow)
-        gw = start_gateway(p_gw, tmp / "routes.json")
-        routes = f"http://127.0.0.1:{p_gw}/_launchbay/routes"
+        gw = GatewayProcess(tmp / "gw", port=p_gw)
+        plain = {"stable": gw.register_port("1", p_stable)}
         try:
-            httpx.put(routes, json={"stable": {"version": "1", "url": f"http://127.0.0.1:{p_stable}"}})
+            gw.routes(**plain)
             wrk(p_stable, 8, 3, script)  # warm-up of the server and of the gateway's connection pool
             wrk(p_gw, 8, 3, script)
             for _ in range(2):
@@ -75,13 +59,8 @@ def main() -> None:
                     r = wrk(port, 8, args.seconds, script)
                     out["runs"].append({"mode": name, **r})
                     print(name, r, flush=True)
-            plain = {"stable": {"version": "1", "url": f"http://127.0.0.1:{p_stable}"}}
-            mirrored = {
-                **plain,
-                "canary": {"version": "1-shadow", "url": f"http://127.0.0.1:{p_shadow}"},
-                "mirror": True,
-            }
-            httpx.put(routes, json=mirrored)
+            mirrored = {**plain, "canary": gw.register_port("1-shadow", p_shadow), "mirror": True}
+            gw.routes(**mirrored)
             wrk(p_gw, 8, 3, script)
             r = wrk(p_gw, 8, args.seconds, script)
             out["runs"].append({"mode": "gateway + 100% shadow", **r})
@@ -92,7 +71,7 @@ def main() -> None:
             paced = paced_script(tmp / "paced.lua", 20)
             for _ in range(3):
                 for name, body in (("paced gateway", plain), ("paced gateway + 100% shadow", mirrored)):
-                    httpx.put(routes, json=body)
+                    gw.routes(**body)
                     r = wrk(p_gw, 4, args.seconds, paced)
                     out["runs"].append({"mode": name, **r})
                     print(name, r, flush=True)
@@ -103,7 +82,8 @@ def main() -> None:
                 if line.startswith("launchbay_shadow_dropped_total")
             )
         finally:
-            for proc in (gw, stable, shadow):
+            gw.stop()
+            for proc in (stable, shadow):
                 stop(proc)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateway.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -54,7 +54,7 @@ def generate_keypair(directory: Path, force: bool = False) -> tuple[Path, Path]:
     private, public = directory / PRIVATE_KEY, directory / PUBLIC_KEY
     if private.exists() and not force:
         raise FileExistsError(str(private))
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -215,10 +215,30 @@ class SloSection(_Strict):
 
 
 class ApprovalSection(_Strict):
-    """Who may promote a release (never its author: four eyes)."""
+    """Who may promote a release (never its author: four eyes), each proven by their own key."""
 
     required: bool = True
-    approvers: list[str] = Field(default_factory=list)
+    approvers: dict[str, str] = Field(
+        default_factory=dict,
+        description="release managers, each with the public key (path or PEM) their approvals verify with",
+    )
+    workflows: dict[str, str] = Field(
+        default_factory=dict,
+        description="CI identities that approve for a reviewer their platform checked (GitHub "
+        "environments), each with its public key",
+    )
+
+    @field_validator("approvers", "workflows", mode="before")
+    @classmethod
+    def _keyed(cls, v: object) -> object:
+        if isinstance(v, list):
+            names = ", ".join(map(str, v)) or "..."
+            raise ValueError(
+                "expected each approver with the public key their approvals are verified with, e.g. "
+                f"{{alice: approvers/alice.pub}}, got only names ({names}); make a key pair with "
+                "`launchbay keys approver NAME`"
+            )
+        return v
 
     @model_validator(mode="after")
     def _someone(self) -> ApprovalSection:
@@ -374,6 +394,20 @@ class LaunchbayConfig(_Strict):
     def base_dir(self) -> Path:
         """Directory that relative paths in the file are resolved against."""
         return self.source.parent if self.source else Path.cwd()
+
+    def public_key(self, value: str) -> bytes:
+        """A public key given in the file as PEM text or as a path (relative to the file).
+
+        Raises:
+            ConfigError: the file cannot be read.
+        """
+        if value.lstrip().startswith("-----BEGIN"):
+            return value.encode()
+        path = Path(self.resolve_path(value))
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{self.source or DEFAULT_CONFIG}: public key {path}: {exc.strerror}") from None
 
     def resolve_path(self, value: str) -> str:
         """Resolve a path from the file (relative to the file) unless it is a URI."""

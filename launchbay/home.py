@@ -48,6 +48,7 @@ class Home:
         return self.root / "workflows"
 
     def ensure(self) -> Home:
-        """Create the root directory if needed and return self."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Create the root directory (private: 0700) if needed and return self."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.chmod(0o700)  # also a directory made before launchbay kept its state private
         return self

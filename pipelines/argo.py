@@ -112,10 +112,10 @@ def template_and_cron(
     return template, cron
 
 
-def resume_approval(host: str, token: str | None, namespace: str, workflow: str, approver: str) -> None:
-    """Supply `approver` to the workflow's approval node and resume it (Argo server API).
+def resume_approval(host: str, token: str | None, namespace: str, workflow: str, approval: str) -> None:
+    """Supply the signed `approval` (JSON) to the workflow's approval node and resume it (Argo API).
 
-    The same as `argo node set WF --output-parameter approver=NAME --node-field-selector
+    The same as `argo node set WF --output-parameter approval=JSON --node-field-selector
     displayName=approval` followed by `argo resume WF --node-field-selector displayName=approval`.
 
     Raises:
@@ -129,7 +129,7 @@ def resume_approval(host: str, token: str | None, namespace: str, workflow: str,
     selector = "displayName=approval"
     base = f"{host.rstrip('/')}/api/v1/workflows/{namespace}/{workflow}"
     calls = [
-        ("set", {"outputParameters": json.dumps({"approver": approver})}),
+        ("set", {"outputParameters": json.dumps({"approval": approval})}),
         ("resume", {}),
     ]
     for verb, extra in calls:

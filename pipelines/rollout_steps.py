@@ -1,10 +1,10 @@
 """The rollout as steps of the Argo workflow (cluster targets): release -> approval -> promote.
 
 `release` records the release in the shared ledger and drives it (shadow, canary steps) until it
-waits for approval; `approval` is an Argo `Suspend` node with an `approver` parameter supplied
-when it is resumed; `promote` approves as that person, with launchbay's rules (approvers list,
-never the author). `launchbay approve` sets the parameter and resumes the node through the Argo
-API; `argo node set ... --output-parameter approver=NAME` then `argo resume` works too.
+waits for approval; `approval` is an Argo `Suspend` node whose `approval` parameter -- a signed
+statement -- is supplied when it is resumed; `promote` checks it with launchbay's rules (the
+signer's configured key, the approvers list, never the author) and promotes. `launchbay approve
+--argo-host` signs, supplies the parameter and resumes the node through the Argo API.
 
 No `from __future__ import annotations` here: Hera reads the parameter annotations at runtime.
 """
@@ -111,18 +111,32 @@ def release_step(
 def promote_step(
     config: str,
     release_id: Annotated[str, Parameter(name="release-id")],
-    approver: str,
+    approval: str,
 ) -> None:
-    """Approve the release as the person who resumed the approval node (rules apply)."""
+    """Promote the release with the signed approval supplied when the approval node was resumed.
+
+    `approval` is the JSON of a signed statement (`launchbay approve --argo-host` makes it): the
+    same rules as on one machine apply -- the signer's configured key, the approvers list, four
+    eyes -- and the statement must be about this release.
+    """
+    import json
+
+    from launchbay.checks.approvals import SignedStatement
     from launchbay.config import load_config
     from launchbay.errors import LaunchbayError
     from launchbay.home import Home
-    from launchbay.rollout import operations, wiring
+    from launchbay.rollout import decisions, wiring
 
     cfg = load_config(config)
     ctx = wiring.rollout(cfg, Home.resolve().ensure())
     try:
-        release = operations.approve(ctx, release_id, approver)
+        signed = SignedStatement.from_dict(json.loads(approval))
+    except (ValueError, KeyError, TypeError) as exc:
+        _fail(f"the approval supplied to the workflow is not a signed statement: {exc}")
+    if str(signed.statement.release_id) != release_id:
+        _fail(f"the signed approval is for release #{signed.statement.release_id}, not #{release_id}")
+    try:
+        release = decisions.approve(ctx, signed)
     except LaunchbayError as exc:
         _fail(exc.message)
-    print(f"{release.name} promoted; approved by {approver}", flush=True)
+    print(f"{release.name} promoted; {release.name} approved by {signed.statement.approver}", flush=True)

@@ -115,11 +115,11 @@ def build_workflow(
                     }
                 )
             )
-            # Argo asks for the approver when the node is resumed (`valueFrom: supplied`).
+            # Argo takes the signed approval when the node is resumed (`valueFrom: supplied`).
             approval = Suspend(
                 name=delivery.APPROVAL_NODE,
                 intermediate_parameters=[
-                    Parameter(name="approver", default="", description="release manager")
+                    Parameter(name="approval", default="", description="a release manager's signed approval")
                 ],
             )
             wait = Task(name=delivery.APPROVAL_NODE, template=approval)
@@ -128,7 +128,7 @@ def build_workflow(
                     arguments={
                         **base,
                         "release-id": rel.get_parameter("release-id"),
-                        "approver": "{{tasks.approval.outputs.parameters.approver}}",
+                        "approval": "{{tasks.approval.outputs.parameters.approval}}",
                     }
                 )
             )

@@ -19,7 +19,7 @@ from launchbay.rollout import operations, routing
 from launchbay.rollout.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.ledger import ConcurrentChange, Release
 from launchbay.rollout.metrics.base import MetricsProvider
-from launchbay.rollout.metrics.queries import measure_shadow, measure_version, templates_for
+from launchbay.rollout.metrics.queries import measure_canary, measure_shadow, templates_for
 from launchbay.rollout.operations import CONTROLLER, Rollout
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.spec import Analysis, SetWeight, Shadow
@@ -204,15 +204,20 @@ class Controller:
         # One sliding window for every step: long enough to hold min_samples at the step's weight,
         # short enough that a candidate going bad dominates it within seconds.
         window = self.ctx.cfg.rollout.analysis_window
+        # All of a tick's queries go out together under one deadline: a hung metrics backend
+        # costs one interval, not one timeout per query.
+        deadline = min(max(1.0, self.ctx.cfg.rollout.interval), 5.0)
         if r.phase is Phase.SHADOW:
-            cand = measure_version(self.metrics, r.version, "shadow", window, self.queries)
-            shadow = measure_shadow(self.metrics, r.stable_version, r.version, window, self.queries)
+            cand, shadow = measure_shadow(
+                self.metrics, r.stable_version, r.version, window, self.queries, deadline
+            )
             result = analyse_shadow(cand, shadow, self.thresholds)
         else:
             if r.plan.traffic(r.step_index).canary_weight == 0:
                 return None
-            cand = measure_version(self.metrics, r.version, "primary", window, self.queries)
-            stable = measure_version(self.metrics, r.stable_version, "primary", window, self.queries)
+            cand, stable = measure_canary(
+                self.metrics, r.version, r.stable_version, window, self.queries, deadline
+            )
             result = analyse_canary(cand, stable, self.thresholds)
         self.last_result[r.id] = result
         return result

@@ -10,6 +10,10 @@ export LAUNCHBAY_USER="${LAUNCHBAY_USER:-data-scientist}"   # the author of the 
 TRAFFIC=50   # demo clients: requests per second through the gateway while a rollout runs
 
 "$LB" keys init
+# Release managers sign their approvals with keys of their own (in ~/.config/launchbay/approvers/);
+# the project's config lists their public keys.
+"$LB" keys approver alice --public-key approvers/alice.pub
+"$LB" keys approver bob --public-key approvers/bob.pub
 if ! "$LB" status --json 2>/dev/null | grep -q '"phase": "promoted"'; then
   echo "== 1. this week's data: the first version becomes the champion and serves all traffic"
   "$LB" run --traffic "$TRAFFIC" --data data/transactions.parquet

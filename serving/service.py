@@ -19,6 +19,7 @@ from pydantic import Field
 from launchbay.checks.signature import verify
 from launchbay.serving.artefact import load_estimator
 from launchbay.serving.batcher import MicroBatcher
+from launchbay.serving.guard import RequestGuard
 from launchbay.serving.inputs import model_input
 from launchbay.serving.package import signed_dir
 from launchbay.serving.schema import Prediction, PredictResponse, row_model
@@ -101,3 +102,9 @@ class ModelService:
             CLASSES.labels(model=SPEC.model, version=SPEC.version, predicted_class=str(p)).inc()
             predictions.append(Prediction(prediction=p, score=s))
         return PredictResponse(model=SPEC.model, version=SPEC.version, predictions=predictions)
+
+
+# Client mistakes are 4xx in the documented shape, and the OpenAPI document says what is accepted.
+ModelService.add_asgi_middleware(  # type: ignore[attr-defined]  # a Service, typed as the class
+    RequestGuard, inputs={"/predict": frozenset({"row", "rows"})}
+)

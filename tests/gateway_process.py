@@ -103,10 +103,14 @@ class GatewayProcess:
 
     def register(self, model: FakeModel) -> dict[str, str]:
         """Record `model` as launchbay's server of its version; return it as a route backend."""
-        procs.ProcessRecord(pid=os.getpid(), port=model.port, log="", started_at=time.time()).write(
-            self.servers / f"v{model.version}.json"
+        return self.register_port(model.version, model.port)
+
+    def register_port(self, version: str, port: int) -> dict[str, str]:
+        """Record the server on `port` as launchbay's server of `version`; return the backend."""
+        procs.ProcessRecord(pid=os.getpid(), port=port, log="", started_at=time.time()).write(
+            self.servers / f"v{version}.json"
         )
-        return {"version": model.version, "url": model.url}
+        return {"version": version, "url": f"http://127.0.0.1:{port}"}
 
     def routes(self, **routes: Any) -> dict[str, Any]:
         res = self._admin("PUT", **routes)

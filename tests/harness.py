@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import people
+
 
 @dataclass(frozen=True)
 class Result:
@@ -54,7 +56,9 @@ class Launchbay:
 
     def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment a command gets."""
-        env = {**os.environ, "COLUMNS": "200", **self.env, **(extra or {})}
+        # The people of tests/people.py, with their keys where `approve --as NAME` looks for them.
+        env = {**os.environ, "COLUMNS": "200", "XDG_CONFIG_HOME": str(people.CONFIG_HOME)}
+        env.update({**self.env, **(extra or {})})
         if self.home is not None:
             env["LAUNCHBAY_HOME"] = str(self.home)
             if "MLFLOW_TRACKING_URI" not in self.env and "MLFLOW_TRACKING_URI" not in (extra or {}):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import fraud_data
+import people
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +49,12 @@ def write_project(
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
+    approval = cfg.get("rollout", {}).get("approval", {})
+    listed = approval.get("approvers")
+    for name, key in (listed.items() if isinstance(listed, dict) else ()):
+        if not Path(key).is_absolute():  # the example's approvers/NAME.pub: the test people's keys
+            (root / key).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(people.public(name), root / key)
     path = root / "launchbay.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from people import approvers
+
 from launchbay.checks.registered import Verification
 from launchbay.checks.signature import VerifyResult
 from launchbay.checks.verdict import Verdict
@@ -31,7 +33,7 @@ ROLLOUT: dict[str, Any] = {
     "max_consecutive_errors": 3,
     "grace_period": "30s",
     "start_timeout": "20s",
-    "approval": {"required": True, "approvers": ["alice", "bob"]},
+    "approval": {"required": True, "approvers": approvers("alice", "bob")},
 }
 
 
@@ -142,7 +144,8 @@ class FakeRegistry:
 
     def resolve(self, ref: ModelRef) -> ModelVersion:
         version = self.aliases.get(ref.ref, ref.ref)
-        return ModelVersion(ref.model, version, f"models:/m-{version}", f"m-{version}")
+        tags = dict(self.tags.get(version, {}))
+        return ModelVersion(ref.model, version, f"models:/m-{version}", f"m-{version}", tags=tags)
 
     def download(self, version: ModelVersion, dst: Path) -> Path:
         raise AssertionError("the rollout never downloads models")

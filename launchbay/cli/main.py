@@ -19,6 +19,9 @@ from launchbay.errors import LaunchbayError
 def main() -> None:
     """Console-script entry point: run the app, turning launchbay errors into exit codes."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Everything launchbay writes -- the ledger, the registry's database, keys, tokens, records --
+    # is its user's alone (files 0600, directories 0700), and so is what its processes write.
+    os.umask(0o077)
     try:
         code = app(standalone_mode=False)
     except LaunchbayError as exc:

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, app, err, out
 from launchbay.config import load_config
-from launchbay.errors import PipelineFailed
+from launchbay.errors import PipelineFailed, UsageError
 from launchbay.home import Home
 
 
@@ -86,6 +87,40 @@ def keys_init(
         out.print(f"keys already exist in {directory} (use --force to replace them)")
         return
     out.print(f"private key: {private} (mode 600, never commit it)\npublic key:  {public}")
+
+
+@keys_app.command("approver")
+def keys_approver(
+    name: Annotated[str, typer.Argument(help="The approver, as the config's approvers name them.")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="Write the public key here too (the path the config lists).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing key (earlier approvals still audit).")
+    ] = False,
+) -> None:
+    """Create your approver key pair: the private key stays in your own config directory (0600),
+    the public key goes into the project's config (`approval.approvers.NAME`)."""
+    from launchbay.checks import approvals
+
+    private = approvals.default_key(name)
+    public = public_key or private.with_suffix(".pub")
+    try:
+        approvals.generate(private, public, force=force)
+    except FileExistsError:
+        if public_key is not None and not public_key.exists():
+            raise UsageError(
+                f"{private} exists but {public_key} does not: pass --force for a new pair, or copy "
+                f"{private.with_suffix('.pub')} there"
+            ) from None
+        out.print(f"{name}'s key already exists: {private} (use --force to replace it)")
+        return
+    if public_key is not None:
+        private.with_suffix(".pub").write_bytes(public.read_bytes())
+    out.print(
+        f"private key: {private} (mode 600: only you can sign as {name})\n"
+        f"public key:  {public}  -> in launchbay.yaml: approval.approvers.{name}: <that path>"
+    )
 
 
 @app.command()

@@ -27,10 +27,12 @@ from launchbay.cli.app import (
     whoami,
 )
 from launchbay.config import config_path, load_config
-from launchbay.errors import UsageError
+from launchbay.errors import PipelineFailed, UsageError
 from launchbay.home import Home
 
 if TYPE_CHECKING:
+    from launchbay.checks.approvals import Decision, SignedStatement
+    from launchbay.rollout.ledger import Release
     from launchbay.rollout.operations import Rollout
 
 TrafficOpt = Annotated[
@@ -68,50 +70,131 @@ def release(
     drive.drive(wiring.controller(ctx), r, out, traffic=traffic)
 
 
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="Your private key (default: $LAUNCHBAY_APPROVER_KEY, else the one `launchbay keys approver "
+        "NAME` made).",
+        show_default=False,
+    ),
+]
+OnBehalfOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--on-behalf-of",
+        help="For CI workflow identities: the reviewer their platform checked (four eyes apply to them).",
+    ),
+]
+
+
+def _signed(
+    ctx: Rollout,
+    release: Release,
+    decision: Decision,
+    name: str,
+    key: str | None,
+    reason: str,
+    on_behalf_of: str | None,
+) -> SignedStatement:
+    """The person's signed decision; a person without their key is refused (and recorded)."""
+    from launchbay.checks import approvals
+    from launchbay.rollout import decisions
+
+    source = key or os.environ.get(approvals.KEY_ENV) or str(approvals.default_key(name))
+    try:
+        private = approvals.load_private(source)
+    except ValueError as exc:
+        raise decisions.refuse(
+            ctx, release, on_behalf_of or name, decision, f"{name} cannot sign: {exc} (approvals are signed "
+            f"with the approver's own key; `launchbay keys approver {name}` makes one)",
+        ) from None  # fmt: skip
+    return approvals.sign(
+        decisions.statement_for(ctx, release, decision, name, reason, on_behalf_of), private
+    )
+
+
 @app.command()
 def approve(
     release_ref: ReleaseArg,
     config: ConfigOpt = None,
     as_: AsOpt = None,
+    key: KeyOpt = None,
+    on_behalf_of: OnBehalfOpt = None,
+    reason: ReasonOpt = "",
     argo_host: Annotated[
         str | None,
         typer.Option(help="Argo server, for releases of a cluster pipeline.", envvar="ARGO_SERVER"),
     ] = None,
 ) -> None:
-    """Promote a release waiting for approval (approvers only; never its author).
+    """Promote a release waiting for approval, signed with your key (approvers only; never its author).
 
     A release started by an Argo workflow waits on that workflow's approval node: launchbay checks
-    the rules, then supplies the approver and resumes the node; the workflow's promote step does
-    the rest.
+    the rules, then supplies the signed approval and resumes the node; the workflow's promote step
+    checks it again and promotes.
     """
-    from launchbay.rollout import operations
+    from launchbay.rollout import decisions
 
     ctx = _wired(config)
     name = whoami(as_)
-    pending = operations.may_approve(ctx, release_ref, name)
-    wf = operations.argo_workflow(ctx, pending)
+    waiting = decisions.pending(ctx, release_ref)
+    signed = _signed(ctx, waiting, "approve", name, key, reason, on_behalf_of)
+    decisions.check(ctx, waiting, signed, "approve")
+    wf = decisions.argo_workflow(ctx, waiting)
     if wf is not None:
         from launchbay.pipelines.argo import resume_approval
 
         if not argo_host:
-            raise UsageError(f"{pending.name} waits in Argo workflow {wf['workflow']}: pass --argo-host")
-        resume_approval(argo_host, os.environ.get("ARGO_TOKEN"), wf["namespace"], wf["workflow"], name)
+            raise UsageError(f"{waiting.name} waits in Argo workflow {wf['workflow']}: pass --argo-host")
+        approval = json.dumps(signed.to_dict())
+        resume_approval(argo_host, os.environ.get("ARGO_TOKEN"), wf["namespace"], wf["workflow"], approval)
         where = f"{wf['namespace']}/{wf['workflow']}"
-        out.print(f"[green]approved[/]: resumed {where}; its promote step promotes {pending.name}")
+        out.print(f"[green]approved[/]: resumed {where}; its promote step promotes {waiting.name}")
         return
-    r = operations.approve(ctx, str(pending.id), name)
-    out.print(f"[green]approved[/]: {r.name} is promoted and serves all traffic; champion -> v{r.version}")
+    r = decisions.approve(ctx, signed)
+    out.print(
+        f"[green]approved[/] (signed with key {signed.key_id}): {r.name} is promoted and serves all "
+        f"traffic; champion -> v{r.version}"
+    )
 
 
 @app.command()
 def reject(
-    release_ref: ReleaseArg, config: ConfigOpt = None, as_: AsOpt = None, reason: ReasonOpt = ""
+    release_ref: ReleaseArg,
+    config: ConfigOpt = None,
+    as_: AsOpt = None,
+    key: KeyOpt = None,
+    on_behalf_of: OnBehalfOpt = None,
+    reason: ReasonOpt = "",
 ) -> None:
-    """End a release waiting for approval; stable serves all traffic again."""
-    from launchbay.rollout import operations
+    """End a release waiting for approval, signed with your key; stable serves all traffic again."""
+    from launchbay.rollout import decisions
 
-    r = operations.reject(_wired(config), release_ref, whoami(as_), reason)
+    ctx = _wired(config)
+    name = whoami(as_)
+    waiting = decisions.pending(ctx, release_ref)
+    r = decisions.reject(ctx, _signed(ctx, waiting, "reject", name, key, reason, on_behalf_of))
     out.print(f"[yellow]rejected[/]: {r.name}; v{r.stable_version} serves all traffic")
+
+
+@app.command()
+def audit(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify the model's event log: its hash chain, and every approval's signature and key."""
+    from launchbay.rollout import audit as auditing
+
+    cfg = load_config(config)
+    report = auditing.audit(cfg, Home.resolve(), model)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        for line in report.lines():
+            out.print(line, highlight=False)
+    if not report.ok:
+        raise PipelineFailed(f"{model}: the event log does not verify: {report.first_problem}")
 
 
 @app.command()
@@ -184,7 +267,6 @@ def controller(
     from launchbay.rollout import controller as ctl
     from launchbay.rollout import wiring
     from launchbay.rollout.exported import ControllerMetrics
-    from launchbay.rollout.ledger import Release
 
     cfg = load_config(config)
     ctx = wiring.rollout(cfg, Home.resolve().ensure())

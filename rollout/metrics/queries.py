@@ -10,8 +10,10 @@ templates) filled with {version} {role} {window} -- and {stable} {candidate} in 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
+
 from launchbay.config import QueriesSection
-from launchbay.rollout.metrics.base import MetricsProvider, ShadowStats, VersionStats
+from launchbay.rollout.metrics.base import Measurement, MetricsProvider, ShadowStats, VersionStats
 
 REQUESTS = "launchbay_gateway_requests_total"
 DURATION = "launchbay_gateway_request_duration_seconds"
@@ -109,16 +111,44 @@ def shadow_queries(
     return default | _custom(templates, names, stable=stable, candidate=candidate, window=_window(window))
 
 
-def measure_version(
-    provider: MetricsProvider, version: str, role: str, window: float, templates: QueriesSection = DEFAULT
-) -> VersionStats:
-    """Query one version's numbers."""
-    q = version_queries(version, role, window, templates)
+def query_all(provider: MetricsProvider, queries: dict[str, str], deadline: float) -> dict[str, Measurement]:
+    """Every query at once, under one deadline: a metrics backend that hangs costs one deadline per
+    analysis, not one timeout per query. A query not answered in time is an error Measurement."""
+    pool = ThreadPoolExecutor(max_workers=max(1, len(queries)), thread_name_prefix="query")
+    try:
+        futures = {name: pool.submit(provider.query, q) for name, q in queries.items()}
+        done, _ = wait(futures.values(), timeout=deadline)
+        return {
+            name: f.result()
+            if f in done
+            else Measurement.failed(queries[name], f"no answer within {deadline:g}s")
+            for name, f in futures.items()
+        }
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a hung query is left to its own timeout
+
+
+def _stats(m: dict[str, Measurement], prefix: str) -> VersionStats:
     return VersionStats(
-        requests=provider.query(q["requests"]),
-        error_rate=provider.query(q["error_rate"]),
-        p95_ms=provider.query(q["p95_ms"]),
+        requests=m[f"{prefix}requests"], error_rate=m[f"{prefix}error_rate"], p95_ms=m[f"{prefix}p95_ms"]
     )
+
+
+def measure_canary(
+    provider: MetricsProvider,
+    candidate: str,
+    stable: str,
+    window: float,
+    templates: QueriesSection = DEFAULT,
+    deadline: float = 2.0,
+) -> tuple[VersionStats, VersionStats]:
+    """The candidate's and stable's real traffic over the same window, queried together."""
+    queries = {
+        **{f"c.{k}": q for k, q in version_queries(candidate, "primary", window, templates).items()},
+        **{f"s.{k}": q for k, q in version_queries(stable, "primary", window, templates).items()},
+    }
+    m = query_all(provider, queries, deadline)
+    return _stats(m, "c."), _stats(m, "s.")
 
 
 def measure_shadow(
@@ -127,11 +157,15 @@ def measure_shadow(
     candidate: str,
     window: float,
     templates: QueriesSection = DEFAULT,
-) -> ShadowStats:
-    """Query the comparison of mirrored answers."""
-    q = shadow_queries(stable, candidate, window, templates)
-    return ShadowStats(
-        compared=provider.query(q["compared"]),
-        disagreement=provider.query(q["disagreement"]),
-        score_shift=provider.query(q["score_shift"]),
+    deadline: float = 2.0,
+) -> tuple[VersionStats, ShadowStats]:
+    """The candidate's mirrored answers and their comparison with stable's, queried together."""
+    queries = {
+        **{f"c.{k}": q for k, q in version_queries(candidate, "shadow", window, templates).items()},
+        **{f"x.{k}": q for k, q in shadow_queries(stable, candidate, window, templates).items()},
+    }
+    m = query_all(provider, queries, deadline)
+    compared = ShadowStats(
+        compared=m["x.compared"], disagreement=m["x.disagreement"], score_shift=m["x.score_shift"]
     )
+    return _stats(m, "c."), compared

@@ -52,6 +52,14 @@ def test_first_good_model_becomes_champion_and_the_next_one_challenger(
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert reports == {f"reports/{g}_gate.{ext}" for g in ("data", "model") for ext in ("md", "json")}
 
+    # And the state directory is its user's alone: the ledger, registry database, keys, reports
+    shared = [
+        f"{p.relative_to(lb_home)} {oct(p.stat().st_mode & 0o777)}"
+        for p in [lb_home, *lb_home.rglob("*")]
+        if not p.is_symlink() and p.stat().st_mode & 0o077
+    ]
+    assert shared == [], shared
+
     # When it runs again, the new model is compared with the champion and becomes challenger only
     second = Launchbay(config.parent).run("run", "--no-rollout")
     assert second.returncode == 0, second.output

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import people
 import pytest
 from harness import Launchbay
 from projects import write_project
@@ -46,7 +47,7 @@ ROLLOUT = {
         "max_error_ratio_vs_stable": 2,
     },
     # dana, the author of every release here, is an approver too: four eyes must still stop her.
-    "approval": {"required": True, "approvers": ["alice", "bob", "dana"]},
+    "approval": {"required": True, "approvers": people.approvers("alice", "bob", "dana")},
 }
 
 

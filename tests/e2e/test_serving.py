@@ -192,6 +192,42 @@ def test_fuzzed_requests_never_get_a_5xx(server: Server, row: dict[str, Any], sh
     assert res.status_code < 500, (payload, res.status_code, res.text)
 
 
+def test_client_mistakes_are_4xx_in_the_documented_shape(server: Server) -> None:
+    body = json.dumps({"row": ROW})
+    multipart = httpx.post(
+        f"{server.url}/predict", content=body, headers={"content-type": "multipart/form-data"}, timeout=10
+    )
+    assert multipart.status_code == 415 and "application/json" in multipart.json()["detail"]
+    for raw, says in (
+        ({"row": ROW, "rowz": [ROW]}, "unknown field(s) rowz"),
+        ({"row": ROW, "rows": None}, "rows is null"),
+        ({"row": {**ROW, "hour": "3"}}, "row.hour"),
+    ):
+        res = httpx.post(f"{server.url}/predict", json=raw, timeout=10)
+        doc = res.json()
+        assert res.status_code == 400 and isinstance(doc["error"], str), doc
+        assert says in doc.get("detail", "") + doc["error"], doc
+    docs = httpx.get(f"{server.url}/docs.json", timeout=10).json()
+    op = docs["paths"]["/predict"]["post"]
+    schema = docs["components"]["schemas"][
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    ]
+    assert schema["oneOf"] == [{"required": ["row"]}, {"required": ["rows"]}]
+    assert {"400", "415"} <= set(op["responses"])
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(server: Server, tmp_path: Path) -> None:
+    """Every check schemathesis has, against the live service's own OpenAPI document (bounded)."""
+    st_cli = Path(sys.executable).parent / "schemathesis"
+    res = subprocess.run(
+        [str(st_cli), "run", f"{server.url}/docs.json", "--checks", "all", "--max-examples", "150",
+         "--generation-deterministic", "--no-color"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert "No issues found" in res.stdout
+
+
 def _flip_byte(path: Path) -> bytes:
     original = path.read_bytes()
     data = bytearray(original)

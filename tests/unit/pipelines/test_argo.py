@@ -10,9 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import people
 import pytest
 from golden import assert_golden
 
+from launchbay.checks import approvals
+from launchbay.checks.approvals import SignedStatement
 from launchbay.config import load_config
 from launchbay.errors import EnvironmentProblem
 from launchbay.pipelines.argo import for_argo, submit, validate
@@ -102,6 +105,18 @@ def test_unreachable_server_is_a_clear_error() -> None:
         submit(workflow(), f"http://127.0.0.1:{port}", "argo", None)
 
 
+def _registered(home: Path, versions: int) -> None:
+    """`versions` versions of fraud-detector in the registry, each with its model signature's digest."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    client.create_registered_model("fraud-detector")
+    for v in range(1, versions + 1):
+        client.create_model_version("fraud-detector", "file:///nowhere", run_id=None)
+        client.set_model_version_tag("fraud-detector", str(v), "launchbay.signature_sha256", "d" * 64)
+
+
 def cluster_config(tmp_path: Path) -> Path:
     """A project whose rollout runs on Kubernetes, so the Argo workflow carries the approval."""
     from kube_fake import kubeconfig
@@ -126,7 +141,11 @@ def test_the_cluster_workflow_waits_for_approval_on_a_suspend_node(tmp_path: Pat
     approval = templates["approval"]
     assert "suspend" in approval
     assert approval["outputs"]["parameters"] == [
-        {"name": "approver", "description": "release manager", "valueFrom": {"supplied": {}}}
+        {
+            "name": "approval",
+            "description": "a release manager's signed approval",
+            "valueFrom": {"supplied": {}},
+        }
     ]
     tasks = {t["name"]: t for t in templates["pipeline"]["dag"]["tasks"]}
     assert [tasks[n]["depends"] for n in ("release", "approval", "promote")] == [
@@ -135,7 +154,7 @@ def test_the_cluster_workflow_waits_for_approval_on_a_suspend_node(tmp_path: Pat
         "approval",
     ]
     promote_args = {p["name"]: p["value"] for p in tasks["promote"]["arguments"]["parameters"]}
-    assert promote_args["approver"] == "{{tasks.approval.outputs.parameters.approver}}"
+    assert promote_args["approval"] == "{{tasks.approval.outputs.parameters.approval}}"
     # The local target's workflow stays the six steps the local executor runs.
     assert "approval" not in {t["name"] for t in workflow().to_dict()["spec"]["templates"]}
 
@@ -150,6 +169,7 @@ def test_approve_checks_the_rules_then_resumes_the_argo_approval_node(
     from launchbay.rollout.phases import Phase
 
     config = cluster_config(tmp_path)
+    _registered(lb_home, versions=4)  # what the approval is bound to: version 4's model signature
     ledger = Ledger.for_home(Home(lb_home))
     r = ledger.create(
         model="fraud-detector",
@@ -173,7 +193,11 @@ def test_approve_checks_the_rules_then_resumes_the_argo_approval_node(
     assert ok.returncode == 0, ok.stderr
     set_call, resume_call = FakeArgo.received
     assert set_call["path"] == "/api/v1/workflows/ml-team/fraud-detector-training-x7k2p/set"
-    assert json.loads(set_call["body"]["outputParameters"]) == {"approver": "alice"}
+    supplied = json.loads(json.loads(set_call["body"]["outputParameters"])["approval"])
+    signed = SignedStatement.from_dict(supplied)  # what the workflow's promote step checks again
+    assert (signed.statement.approver, signed.statement.release_id) == ("alice", r.id)
+    assert signed.statement.model_signature == "d" * 64
+    assert approvals.verify(signed, people.public("alice").read_bytes()).verdict.ok
     assert resume_call["path"].endswith("/resume")
     assert resume_call["body"]["nodeFieldSelector"] == "displayName=approval"
     FakeArgo.status = 404

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import people
 import pytest
+from people import approvers
 from rollout_fakes import FakeTarget, World, config, world
 
 from launchbay.errors import Refused
-from launchbay.rollout import operations
+from launchbay.rollout import decisions, operations
 from launchbay.rollout.ledger import Release
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.targets.base import Routes
@@ -69,17 +71,17 @@ def _awaiting(w: World) -> Release:
 def test_approval_four_eyes_and_approvers_only_then_promotion_moves_traffic_and_champion(
     tmp_path: Path,
 ) -> None:
-    w = world(tmp_path, config(approval={"required": True, "approvers": ["alice", "dana"]}))
+    w = world(tmp_path, config(approval={"required": True, "approvers": approvers("alice", "dana")}))
     r = _awaiting(w)
     with pytest.raises(Refused, match="dana is the author"):
-        operations.approve(w.ctx, str(r.id), "dana")
+        people.approve(w.ctx, str(r.id), "dana")
     with pytest.raises(Refused, match="mallory is not an approver"):
-        operations.approve(w.ctx, str(r.id), "mallory")
+        people.approve(w.ctx, str(r.id), "mallory")
     refusals = [e for e in w.ledger.history(release_id=r.id) if e.action == "approve-refused"]
     assert [e.actor for e in refusals] == ["dana", "mallory"]
     assert w.ledger.get(r.id).phase is Phase.AWAITING_APPROVAL
 
-    r = operations.approve(w.ctx, "fraud-detector", "alice")
+    r = people.approve(w.ctx, "fraud-detector", "alice")
     assert r.phase is Phase.PROMOTED
     assert routes(w) == ("2", None, 0, False)
     assert w.registry.aliases["champion"] == "2"
@@ -172,7 +174,7 @@ def test_a_restarted_controller_resumes_from_the_ledger(tmp_path: Path) -> None:
 def test_on_call_rollback_needs_no_controller_and_is_idempotent(tmp_path: Path) -> None:
     w = world(tmp_path)
     r = _awaiting(w)
-    r = operations.approve(w.ctx, str(r.id), "alice")
+    r = people.approve(w.ctx, str(r.id), "alice")
     w.target.retire("1")  # the grace period is over: the previous stable was stopped
     r2, changed = operations.rollback(w.ctx, "oncall", "alerts firing")
     assert changed and r2.phase is Phase.ROLLED_BACK
@@ -215,19 +217,17 @@ def test_only_one_live_release_per_model(tmp_path: Path) -> None:
         operations.create(w.ctx, "3", "dana")
 
 
-def test_of_two_people_deciding_at_once_the_slower_is_refused_and_nothing_is_undone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_of_two_people_deciding_at_once_the_slower_is_refused_and_nothing_is_undone(tmp_path: Path) -> None:
     w = world(tmp_path)
     r = _awaiting(w)
     stale = w.ledger.get(r.id)
-    operations.approve(w.ctx, str(r.id), "alice")
+    people.approve(w.ctx, str(r.id), "alice")
     # bob's command read the release while it still awaited approval; his reject lands second.
-    monkeypatch.setattr(operations, "find", lambda *_a, **_k: stale)
+    late = people.signed(w.ctx, stale, "bob", "reject", reason="too risky")
     with pytest.raises(
         Refused, match=r"reject refused: .* changed meanwhile -- alice approved it, it is now promoted"
     ):
-        operations.reject(w.ctx, str(r.id), "bob", "too risky")
+        decisions.reject(w.ctx, late)
     assert w.ledger.get(r.id).phase is Phase.PROMOTED and routes(w) == ("2", None, 0, False)
 
 

@@ -33,7 +33,12 @@ def test_a_plan_round_trips_as_data() -> None:
         ({"rollout.steps": [25, 5]}, "increase"),
         ({"rollout.interval": "soon"}, "expected a duration"),
         ({"rollout.target": "knative"}, "cannot mirror requests"),
-        ({"rollout.approval": {"required": True, "approvers": []}}, "name who may approve"),
+        ({"rollout.approval": {"required": True, "approvers": {}}}, "name who may approve"),
+        (
+            {"rollout.approval": {"required": True, "approvers": ["alice", "bob"]}},
+            r"rollout.approval.approvers: expected each approver with the public key .* got only names "
+            r"\(alice, bob\); make a key pair with `launchbay keys approver NAME`",
+        ),
     ],
 )
 def test_rollout_config_mistakes_are_named(

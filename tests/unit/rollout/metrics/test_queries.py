@@ -41,3 +41,23 @@ def test_cluster_targets_default_to_the_services_own_metrics_per_version() -> No
     assert 'launchbay_predictions_total{version="3",predicted_class="1"}' in s["disagreement"]
     assert 'launchbay_prediction_score_sum{version="2"}' in s["score_shift"]
     assert templates_for("local", QueriesSection()) == QueriesSection()  # the gateway's metrics
+
+
+def test_a_hung_metrics_backend_costs_one_deadline_per_analysis_not_one_timeout_per_query() -> None:
+    import time
+
+    from launchbay.rollout.metrics.base import Measurement
+    from launchbay.rollout.metrics.queries import measure_canary, measure_shadow
+
+    class Hung:
+        def query(self, query: str) -> Measurement:
+            time.sleep(2.0)  # what a stopped Prometheus costs each query until its client timeout
+            return Measurement(1.0, None, query)
+
+    started = time.monotonic()
+    candidate, stable = measure_canary(Hung(), "2", "1", 10, deadline=0.5)
+    mirrored, compared = measure_shadow(Hung(), "1", "2", 10, deadline=0.5)
+    took = time.monotonic() - started
+    assert took < 1.5, took  # two analyses of 6 queries each: two deadlines, not 12 x 2 s
+    for m in (candidate.p95_ms, stable.requests, mirrored.error_rate, compared.disagreement):
+        assert m.error == "no answer within 0.5s" and m.value is None

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import people
 import pytest
 from kube_fake import FakeApiServer, kubeconfig, serve
 from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, healthy_cluster
@@ -81,7 +82,7 @@ def test_kubernetes_rollout_shadow_canary_promotion_then_previous_retired(
         ("fraud-detector-v1", 50),
         ("fraud-detector-v2", 50),
     ]
-    r = operations.approve(c.ctx, str(r.id), "alice")
+    r = people.approve(c.ctx, str(r.id), "alice")
     assert [(b["name"], b["weight"]) for b in _route(fake)["backendRefs"]] == [("fraud-detector-v2", 100)]
     assert "filters" not in _route(fake)
     assert fake.find("deployments", "fraud-detector-v1") is not None  # warm for the grace period
@@ -144,7 +145,7 @@ def test_knative_rollout_moves_traffic_percentages_between_revisions(
         {"revisionName": "fraud-detector-v2", "percent": 50, "tag": "v2"},
     ]
     assert svc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0"
-    operations.approve(c.ctx, str(r.id), "alice")
+    people.approve(c.ctx, str(r.id), "alice")
     svc = fake.find("services", "fraud-detector")
     assert svc is not None
     assert svc["spec"]["traffic"] == [{"revisionName": "fraud-detector-v2", "percent": 100, "tag": "v2"}]
