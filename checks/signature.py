@@ -69,6 +69,7 @@ def generate_keypair(directory: Path, force: bool = False) -> tuple[Path, Path]:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    public.chmod(stat.S_IRUSR | stat.S_IWUSR)  # in the private state directory; share a copy
     return private, public
 
 

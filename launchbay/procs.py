@@ -148,27 +148,39 @@ class ProcessRecord:
             return None
 
 
+_DETACH = """
+import json, subprocess, sys
+spec = json.load(sys.stdin)
+with open(spec["log"], "ab") as out:
+    child = subprocess.Popen(spec["argv"], env=spec["env"], cwd=spec["cwd"], stdin=subprocess.DEVNULL,
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+print(child.pid)
+"""
+
+
 def start(
     argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None, owner: str | None = None
 ) -> int:
-    """Start a detached process (own session) writing to `log`; return its PID.
+    """Start a detached process writing to `log`; return its PID.
 
+    Detached twice over: in a session of its own (a terminal's Ctrl-C or hangup does not reach it)
+    and no longer a child of the caller (a short-lived middle process starts it and exits), so it
+    outlives the command that started it and stopping that command's process tree leaves it be.
     With `owner`, the process and everything it starts carry it in `$LAUNCHBAY_OWNER` (`sweep`).
     """
+    import sys
+
     log.parent.mkdir(parents=True, exist_ok=True)
     if owner is not None:
         env = {**env, OWNER_ENV: owner}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return proc.pid
+    spec = {"argv": argv, "env": env, "cwd": str(cwd) if cwd else None, "log": str(log)}
+    # The environment travels on stdin, never on a command line others could read in /proc.
+    res = subprocess.run(
+        [sys.executable, "-c", _DETACH], input=json.dumps(spec), capture_output=True, text=True, timeout=60
+    )
+    if res.returncode != 0:
+        raise OSError(f"could not start {argv[0]}: {res.stderr.strip().splitlines()[-1:] or res.returncode}")
+    return int(res.stdout.strip())
 
 
 def launch(
@@ -219,12 +231,31 @@ def _terminate(procs: list[psutil.Process], timeout: float) -> list[int]:
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.terminate()
-    _, survivors = psutil.wait_procs(procs, timeout=timeout)
+    survivors = _wait_gone(procs, timeout)
     for p in survivors:
         with contextlib.suppress(psutil.Error):
             p.kill()
-    _, survivors = psutil.wait_procs(survivors, timeout=5)
-    return [p.pid for p in survivors if alive(p.pid)]
+    return [p.pid for p in _wait_gone(survivors, 5.0)]
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited (a zombie counts as exited: detached processes are
+    reaped by init, which may take its time); return those still running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = []
+        for p in procs:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(p.pid, os.WNOHANG)  # our own children: reaped here
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    running.append(p)
+            except psutil.Error:
+                pass
+        if not running or time.monotonic() >= deadline:
+            return running
+        procs = running
+        time.sleep(0.05)
 
 
 def wait_http(url: str, timeout: float, pid: int | None = None) -> bool:

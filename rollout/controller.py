@@ -311,15 +311,18 @@ def reconcile(
     interval: float,
     once: bool = False,
     observe: Callable[[Release, Release | None], None] = lambda _now, _before: None,
+    each_tick: Callable[[], None] = lambda: None,
 ) -> None:
     """The long-running loop: every `interval` s, one tick for every release that has work.
 
     `observe(release, as_last_seen)` is called after each tick of each release (with None the
-    first time), so a caller can report phase changes and export gauges.
+    first time), so a caller can report phase changes and export gauges; `each_tick()` once per
+    tick whether or not a release has work (the local target keeps its gateway up with it).
     """
     seen: dict[int, Release] = {}
     while True:
         started = time.monotonic()
+        each_tick()
         for r in controller.tick_all():
             observe(r, seen.get(r.id))
             seen[r.id] = r

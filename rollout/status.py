@@ -67,7 +67,7 @@ def gateway(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
         "up": up,
         "down_since": down_since,
         "pid": rec.pid,
-        "worker_pid": rec.worker_pid,
+        "supervisor_pid": rec.supervisor_pid,
         "restarts": rec.restarts,
         "last_exit": rec.last_exit,
     }

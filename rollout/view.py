@@ -42,7 +42,7 @@ def gateway_line(gw: dict[str, Any]) -> Text:
     if gw["up"]:
         line = Text(f"gateway {gw['url']} up (pid {gw['pid']}", style="green")
         if gw["restarts"]:
-            line.append(f", {gw['restarts']} restart(s); last: worker {gw['last_exit']}")
+            line.append(f", {gw['restarts']} restart(s); last: {gw['last_exit']}")
         line.append(")")
         return line
     return Text(f"gateway {gw['url']} DOWN since {when(gw['down_since'])}", style="bold red")

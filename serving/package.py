@@ -94,7 +94,16 @@ def build(model_dir: Path, model: str, version: str, labels: dict[str, str]) -> 
             },
             build_ctx=ctx,
         )
+    _private(Path(bento.path))
     return str(bento.tag)
+
+
+def _private(root: Path) -> None:
+    """The Bento is its user's alone, like the rest of the state directory (BentoML writes its
+    Docker entrypoint world-readable and executable)."""
+    for p in [root, *root.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode & 0o700)
 
 
 def service_sources(ctx: Path) -> list[Path]:
@@ -110,10 +119,10 @@ def service_sources(ctx: Path) -> list[Path]:
     copied = []
     for f in sorted(src.glob("*.py")):
         if f.name != "__main__.py":
-            copied.append(Path(shutil.copy2(f, dst / f.name)))
+            copied.append(Path(shutil.copyfile(f, dst / f.name)))
     for floor in SERVICE_FLOORS:
         package = (src / floor).resolve()
         for f in sorted(package.glob("*.py")):
             (dst / floor).mkdir(exist_ok=True)
-            copied.append(Path(shutil.copy2(f, dst / floor / f.name)))
+            copied.append(Path(shutil.copyfile(f, dst / floor / f.name)))
     return copied

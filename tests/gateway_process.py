@@ -84,7 +84,11 @@ class GatewayProcess:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             rec = GatewayRecord.read(directory / RECORD)
-            if rec is not None and rec.pid == self.pid and self._admin("GET", rec).status_code == 200:
+            if (
+                rec is not None
+                and rec.supervisor_pid == self.pid
+                and self._admin("GET", rec).status_code == 200
+            ):
                 self.record = rec
                 return
             time.sleep(0.1)

@@ -171,6 +171,29 @@ class When:
         os.kill(rec.pid, signal.SIGKILL)
         return self
 
+    def gateway_killed(self, part: str = "worker") -> When:
+        """SIGKILL the gateway's worker (the process serving clients) or its supervisor."""
+        rec = self.c.bay.gateway_record
+        self.c.remembered["gateway"] = rec
+        self.c.remembered["killed_at"] = time.time()
+        os.kill(rec.pid if part == "worker" else rec.supervisor_pid, signal.SIGKILL)
+        return self
+
+    def gateway_answers_again(self, timeout: float = 10) -> When:
+        """Wait until a client request is answered again; remember how long that took."""
+        url = self.c.remembered["gateway"].url + "/predict"
+        started = self.c.remembered["killed_at"]
+        row = {"row": sample_rows(str(self.c.bay.root / "data" / "transactions.parquet"), FEATURES, n=1)[0]}
+        with httpx.Client(timeout=2) as client:
+            while time.time() - started < timeout:
+                try:
+                    if client.post(url, json=row).status_code == 200:
+                        self.c.remembered["back_after"] = time.time() - started
+                        return self
+                except httpx.HTTPError:
+                    time.sleep(0.02)
+        raise AssertionError(f"the gateway did not answer within {timeout}s")
+
     def phase_reached(self, phase: Phase, timeout: float = 120) -> When:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -191,6 +214,15 @@ class When:
         """Any CLI verb; `{release}` in an argument is the scenario's release id."""
         rid = str(self.c.release_id if self.c.release_id is not None else self.c.bay.latest().id)
         self.c.result = self.c.bay.cli.run(*(a.replace("{release}", rid) for a in args))
+        return self
+
+    def launchbay_as_a_stranger(self, *args: str) -> When:
+        """A CLI verb run on a machine that holds nobody's approver key."""
+        rid = str(self.c.release_id if self.c.release_id is not None else self.c.bay.latest().id)
+        empty = self.c.bay.root / "stranger-config"
+        empty.mkdir(exist_ok=True)
+        args = tuple(a.replace("{release}", rid) for a in args)
+        self.c.result = self.c.bay.cli.run(*args, env={"XDG_CONFIG_HOME": str(empty)})
         return self
 
     def then(self) -> Then:
@@ -264,6 +296,21 @@ class Then:
         """Nothing moved the release or its traffic since the controller was killed."""
         assert self.c.release.step_index == self.c.remembered["step_index"]
         assert self.c.bay.routes()["canary_weight"] == self.c.remembered["routes"]["canary_weight"]
+        return self
+
+    def gateway_back_within(self, seconds: float) -> Then:
+        """Clients were answered again within `seconds` of the kill, on the same port."""
+        back = self.c.remembered["back_after"]
+        assert back < seconds, f"clients waited {back:.2f}s"
+        assert self.c.bay.gateway_record.port == self.c.remembered["gateway"].port
+        return self
+
+    def client_failures_only_within(self, seconds: float) -> Then:
+        """Every failed client request falls inside `seconds` after the kill."""
+        assert self.c.client is not None
+        killed = self.c.remembered["killed_at"]
+        failed = [a.at - killed for a in self.c.client.snapshot() if not 200 <= a.status < 300]
+        assert all(0 <= f <= seconds for f in failed), failed
         return self
 
     def champion_is(self, version: str) -> Then:

@@ -27,7 +27,7 @@ from launchbay.cli.app import (
     whoami,
 )
 from launchbay.config import config_path, load_config
-from launchbay.errors import PipelineFailed, UsageError
+from launchbay.errors import LaunchbayError, PipelineFailed, UsageError
 from launchbay.home import Home
 
 if TYPE_CHECKING:
@@ -283,7 +283,16 @@ def controller(
         if before is None or (before.phase, before.step_index) != (r.phase, r.step_index):
             err.print(f"{time.strftime('%H:%M:%S')} {r.name}: {r.phase.value} (step {r.step_index + 1})")
 
-    ctl.reconcile(c, interval=cfg.rollout.interval, once=once, observe=observe)
+    def keep_gateway_up() -> None:
+        # A gateway whose supervisor died (its worker dies with it) is started again here, on its
+        # port, within a tick: a long-running controller is what keeps the local target serving.
+        if processes is not None:
+            try:
+                _ = processes.url
+            except LaunchbayError as exc:
+                err.print(f"{time.strftime('%H:%M:%S')} gateway: {exc.message}")
+
+    ctl.reconcile(c, interval=cfg.rollout.interval, once=once, observe=observe, each_tick=keep_gateway_up)
 
 
 @app.command()

@@ -87,9 +87,9 @@ class LocalTarget:
                 return rec
             if rec is not None and rec.running:
                 rec.stop()  # a supervisor whose worker never answers: replace both
-                why = f"the gateway (pid {rec.pid}) stopped answering"
+                why = f"the gateway (supervisor pid {rec.supervisor_pid}) stopped answering"
             elif rec is not None:
-                why = f"the gateway (pid {rec.pid}) was not running"
+                why = f"the gateway (supervisor pid {rec.supervisor_pid}) was not running"
             else:
                 why = ""
             new = self._start(rec, why, timeout)
@@ -132,7 +132,7 @@ class LocalTarget:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             rec = GatewayRecord.read(self.gateway_file)
-            if rec is not None and rec.pid == pid and self._answers(rec, 0.5):
+            if rec is not None and rec.supervisor_pid == pid and self._answers(rec, 0.5):
                 return rec
             if not procs.alive(pid):
                 break
@@ -319,7 +319,7 @@ class LocalTarget:
         gw = GatewayRecord.read(self.gateway_file)
         if gw is not None and gw.running:
             gw.stop()
-            stopped.append(f"gateway (pid {gw.pid})")
+            stopped.append(f"gateway (pid {gw.supervisor_pid})")
         # Whatever still carries this model's owner mark (a worker orphaned by a crash) goes too.
         stopped += [f"stray process (pid {pid})" for pid in procs.sweep(self.owner)]
         return stopped

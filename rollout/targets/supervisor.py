@@ -10,7 +10,8 @@ serving them within a second, on the same port. The worker dies with the supervi
 (PR_SET_PDEATHSIG), so a killed supervisor never leaves a worker behind; the local target then
 starts a new one on the same port.
 
-`DIR/gateway.json` is the record: the supervisor's PID and start time, the worker's, both ports,
+`DIR/gateway.json` is the record: the worker's PID (`pid`: the process serving clients) and start
+time, the supervisor's, both ports,
 restarts, why the last worker ended, and a heartbeat written every second (how long ago it was
 last alive, if it dies). `DIR/gateway.token` (0600) is the admin channel's token.
 """
@@ -43,15 +44,16 @@ _PR_SET_PDEATHSIG = 1
 class GatewayRecord:
     """The gateway as its supervisor describes it."""
 
-    pid: int
+    supervisor_pid: int
     """The supervisor (stopping it stops the worker too)."""
-    created: float | None
+    supervisor_created: float | None
     port: int
     admin_port: int
     log: str
     started_at: float
-    worker_pid: int = 0
-    worker_created: float | None = None
+    pid: int = 0
+    """The worker: the process serving clients (0 while one is being started)."""
+    created: float | None = None
     restarts: int = 0
     last_exit: str = ""
     heartbeat_at: float = 0.0
@@ -71,16 +73,16 @@ class GatewayRecord:
     @property
     def running(self) -> bool:
         """The supervisor runs (this very process, not a later one with its PID)."""
-        return procs.alive(self.pid, self.created)
+        return procs.alive(self.supervisor_pid, self.supervisor_created)
 
     @property
     def serving(self) -> bool:
         """A worker runs under a running supervisor."""
-        return self.running and self.worker_pid > 0 and procs.alive(self.worker_pid, self.worker_created)
+        return self.running and self.pid > 0 and procs.alive(self.pid, self.created)
 
     def stop(self) -> list[int]:
         """Stop the supervisor and its worker; return survivors (normally none)."""
-        return procs.stop(self.pid, created_at=self.created)
+        return procs.stop(self.supervisor_pid, created_at=self.supervisor_created)
 
     def write(self, path: Path) -> None:
         """Store atomically, readable by this user only."""
@@ -143,8 +145,8 @@ class Supervisor:
         token(self.dir)
         me = os.getpid()
         self.record = GatewayRecord(
-            pid=me,
-            created=procs.created(me),
+            supervisor_pid=me,
+            supervisor_created=procs.created(me),
             port=self.client.getsockname()[1],
             admin_port=self.admin.getsockname()[1],
             log=str(self.dir / "gateway.log"),
@@ -178,9 +180,7 @@ class Supervisor:
         self.worker = subprocess.Popen(
             argv, pass_fds=(self.client.fileno(), self.admin.fileno()), preexec_fn=_die_with_parent
         )
-        self.record = replace(
-            self.record, worker_pid=self.worker.pid, worker_created=procs.created(self.worker.pid)
-        )
+        self.record = replace(self.record, pid=self.worker.pid, created=procs.created(self.worker.pid))
         self.record.write(self.dir / RECORD)
 
     def run(self) -> None:
@@ -214,7 +214,7 @@ class Supervisor:
         now = time.time()
         self.exits = [t for t in self.exits if now - t < 10] + [now]
         self.record = replace(
-            self.record, restarts=self.record.restarts + 1, last_exit=why, down_since=now, worker_pid=0
+            self.record, restarts=self.record.restarts + 1, last_exit=why, down_since=now, pid=0
         )
         self.record.write(self.dir / RECORD)
         print(f"{time.strftime('%H:%M:%S')} gateway worker {why}; starting another", flush=True)

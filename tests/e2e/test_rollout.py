@@ -90,6 +90,10 @@ def bay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bay]:
         _stop_everything(b)
 
 
+def bay_version(given: Given, kind: str) -> str:
+    return given.c.bay.versions[kind]
+
+
 @pytest.fixture
 def given(bay: Bay) -> Iterator[Given]:
     """A scenario starting from version 1 serving alone; what it starts is stopped at its end."""
@@ -162,6 +166,37 @@ def test_prometheus_down_mid_rollout_never_promotes_and_rolls_back_at_the_error_
     )
 
 
+def test_a_killed_gateway_is_back_on_its_port_within_a_second_and_the_rollout_goes_on(given: Given) -> None:
+    (
+        given.candidate("good").client_traffic(40)
+        .when().released_in_background().phase_reached(Phase.CANARY)
+        .gateway_killed("worker").gateway_answers_again()
+        .then().gateway_back_within(1.0).client_failures_only_within(1.0)
+        .when().phase_reached(Phase.AWAITING_APPROVAL)
+        .then().routes(stable="1", canary=bay_version(given, "good"))
+        .holds(lambda b, r: any(e.action == "gateway-restarted" for e in b.events(r)), "restart on record")
+        # Its supervisor killed too (the worker dies with it): a running `launchbay controller`
+        # starts the gateway again on its port, with the ledger's routes, within a tick or two.
+        .when().the_release_command_ends().controller_started().waited(2)
+        .gateway_killed("supervisor").gateway_answers_again(timeout=10)
+        .then().gateway_back_within(4.0).routes(stable="1", canary=bay_version(given, "good"))
+        .when().launchbay("abort", "{release}", "--reason", "test over")
+        .then().exit_code(0).phase(Phase.ABORTED).routes(stable="1")
+    )
+
+
+def test_two_releases_at_once_create_exactly_one(given: Given, bay: Bay) -> None:
+    versions = [bay.versions["good"], bay.versions["slow"]]
+    started = [bay.cli.spawn("release", f"{MODEL}@{v}", "--detach") for v in versions]
+    outcomes = sorted((p.wait(timeout=120), p.stdout.read() if p.stdout else "") for p in started)
+    (ok, _), (refused, said) = outcomes
+    assert (ok, refused) == (0, 4), outcomes
+    assert "one release of a model at a time" in said
+    live = [r for r in bay.ledger.releases(MODEL) if r.phase.live or r.phase is Phase.PENDING]
+    assert len(live) == 1
+    assert bay.cli.run("abort", str(live[0].id)).returncode == 0
+
+
 def test_controller_killed_mid_canary_resumes_then_approval_promotes_and_on_call_rolls_back(
     given: Given, bay: Bay
 ) -> None:
@@ -178,7 +213,10 @@ def test_controller_killed_mid_canary_resumes_then_approval_promotes_and_on_call
         .launchbay("approve", "{release}")  # as dana, the author ($LAUNCHBAY_USER)
         .then().exit_code(4).said("four eyes")
         .when().launchbay("approve", "{release}", "--as", "mallory")
-        .then().exit_code(4).said("not an approver").refusals_recorded_for("dana", "mallory")
+        .then().exit_code(4).said("not an approver")
+        # bob's name without bob's key (this machine has none of his): refused, and on record
+        .when().launchbay_as_a_stranger("approve", "{release}", "--as", "bob")
+        .then().exit_code(4).said("bob cannot sign").refusals_recorded_for("dana", "mallory", "bob")
         .when().launchbay("approve", "{release}", "--as", "alice")
         .then().exit_code(0).phase(Phase.PROMOTED).routes(stable=good).champion_is(good)
         .when().waited(2).launchbay("rollback", MODEL, "--as", "oncall", "--reason", "pager").waited(0.5)
@@ -194,3 +232,23 @@ def test_controller_killed_mid_canary_resumes_then_approval_promotes_and_on_call
     )
     history = json.loads(then.c.result.stdout)  # type: ignore[union-attr]
     assert [e["action"] for e in history if e["release_id"] == then.c.release.id][-1] == "rollback"
+    approved = next(e for e in history if e["action"] == "approved")
+    assert approved["evidence"]["approval"]["statement"]["approver"] == "alice"
+    audited = bay.cli.run("audit", MODEL)
+    assert audited.returncode == 0 and "hash chain intact" in audited.stdout, audited.output
+    assert "approved by alice: PASS signed by alice" in audited.stdout
+
+
+def test_audit_names_a_tampered_ledger_row(bay: Bay, tmp_path: Path) -> None:
+    import sqlite3
+
+    copy = tmp_path / "ledger.db"
+    with sqlite3.connect(bay.home / "ledger.db") as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)  # someone with the database file, editing a copy
+        dst.execute("DROP TRIGGER events_no_update")
+        (event_id,) = dst.execute("SELECT id FROM events WHERE action = 'approved' LIMIT 1").fetchone()
+        dst.execute("UPDATE events SET actor = 'mallory' WHERE id = ?", (event_id,))
+    res = bay.cli.run("audit", MODEL, env={"LAUNCHBAY_LEDGER_URL": f"sqlite:///{copy}"})
+    assert res.returncode == 1, res.output
+    assert f"hash chain BROKEN at event #{event_id}" in res.stdout
+    assert "its content differs from what was recorded" in res.stderr

@@ -160,7 +160,7 @@ def test_a_killed_worker_is_replaced_on_the_same_port_within_a_second_with_its_r
     )
     bad = gateway._admin("PUT", stable=gateway.register(models["1"]), canary_weight=30)
     assert bad.status_code == 400 and "needs a canary" in bad.text
-    worker = gateway.current.worker_pid
+    worker = gateway.current.pid  # the recorded gateway process: the one serving clients
     os.kill(worker, signal.SIGKILL)
     killed = time.monotonic()
     answered = None
@@ -174,7 +174,7 @@ def test_a_killed_worker_is_replaced_on_the_same_port_within_a_second_with_its_r
                 time.sleep(0.02)
     assert answered is not None and answered < 1.0, answered
     rec = gateway.current
-    assert rec.worker_pid != worker and rec.port == gateway.port and rec.restarts == 1
+    assert rec.pid != worker and rec.port == gateway.port and rec.restarts == 1
     assert rec.last_exit == "killed by signal 9 (SIGKILL)"
     state = gateway.state()
     assert state["canary_weight"] == 50 and state["canary"]["version"] == "2"

@@ -73,20 +73,21 @@ def test_routes_are_read_back_and_a_killed_gateway_comes_back_on_its_port(local:
     assert local.answer() == "2"
     gateway = GatewayRecord.read(t.gateway_file)
     assert gateway is not None and gateway.serving
-    os.kill(gateway.pid, signal.SIGKILL)  # the supervisor: its worker dies with it
+    os.kill(gateway.supervisor_pid, signal.SIGKILL)  # its worker dies with it
     deadline = time.monotonic() + 5
-    while procs.alive(gateway.worker_pid) and time.monotonic() < deadline:
+    while procs.alive(gateway.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not procs.alive(gateway.worker_pid)
+    assert not procs.alive(gateway.pid)
     # Another launchbay process (on-call's) finds the gateway gone and starts it again on the same
     # port with the routes it had: clients keep their address and their split.
     again = LocalTarget(local.cfg, local.home, notify=lambda *event: local.heard.append(event))
     assert again.routes() == routes
     restarted = GatewayRecord.read(t.gateway_file)
-    assert restarted is not None and restarted.pid != gateway.pid and restarted.port == gateway.port
+    assert restarted is not None and restarted.supervisor_pid != gateway.supervisor_pid
+    assert restarted.port == gateway.port
     assert local.answer() == "2"
     ((action, reason),) = local.heard
-    assert action == "gateway-restarted" and f"pid {gateway.pid}) was not running" in reason
+    assert action == "gateway-restarted" and f"pid {gateway.supervisor_pid}) was not running" in reason
 
 
 def test_a_port_held_by_another_program_is_named(local: Local) -> None:
@@ -129,7 +130,7 @@ def test_down_stops_every_process_it_recorded(local: Local) -> None:
     assert gateway is not None
     stopped = t.down()
     assert len(stopped) == 3 and any("gateway" in s for s in stopped)
-    for pid in [gateway.pid, gateway.worker_pid, *(s.pid for s in servers)]:
+    for pid in [gateway.supervisor_pid, gateway.pid, *(s.pid for s in servers)]:
         assert not procs.alive(pid), pid
     assert t.deployed() == [] and t.down() == []
 
