@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from launchbay.checks import ec
 from launchbay.checks.verdict import Verdict
 
 SIGNATURE_FILE = "model.sig"
@@ -43,32 +43,14 @@ class VerifyResult:
 
 
 def generate_keypair(directory: Path, force: bool = False) -> tuple[Path, Path]:
-    """Create an EC P-256 key pair: the private key readable by its owner only (0600).
+    """Create the model-signing key pair in `directory`: the private key readable by its owner only.
 
     Raises:
         FileExistsError: keys already exist and `force` is False.
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     private, public = directory / PRIVATE_KEY, directory / PUBLIC_KEY
-    if private.exists() and not force:
-        raise FileExistsError(str(private))
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    # Create with 0600 from the start: a chmod after writing would leave a window.
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    private.chmod(stat.S_IRUSR | stat.S_IWUSR)  # O_CREAT's mode does not apply to an existing file
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    ec.generate(private, public, force=force)
     public.chmod(stat.S_IRUSR | stat.S_IWUSR)  # in the private state directory; share a copy
     return private, public
 

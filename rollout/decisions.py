@@ -23,6 +23,9 @@ from launchbay.rollout.ledger import ConcurrentChange, Release, UnknownRelease
 from launchbay.rollout.operations import Rollout, find, promote, settle
 from launchbay.rollout.phases import Phase
 
+_DONE: dict[Decision, str] = {"approve": "approved", "reject": "rejected"}
+"""The ledger's action for each decision."""
+
 SIGNATURE_TAG = "launchbay.signature_sha256"
 """The registry tag holding the digest of a version's model signature (written by the sign step)."""
 
@@ -120,28 +123,22 @@ def _problem(ctx: Rollout, release: Release, signed: SignedStatement, decision: 
 
 def approve(ctx: Rollout, signed: SignedStatement) -> Release:
     """Promote the release the signed statement approves (the rules checked once more here)."""
-    release = _release(ctx, signed)
-    check(ctx, release, signed, "approve")
-    evidence = {
-        "approval": signed.to_dict(),
-        "analysis": ctx.ledger.last_evidence(release, "analysis"),
-        "routes": ctx.target.routes().to_dict(),
-    }
-    person = signed.statement.on_behalf_of or signed.statement.approver
-    try:
-        release = ctx.ledger.move(
-            release, Phase.PROMOTED, actor=person, action="approved", reason=_said(signed), evidence=evidence
-        )
-    except ConcurrentChange:
-        raise _lost_race(ctx, release, "approve") from None
+    release = _decide(ctx, signed, "approve", Phase.PROMOTED)
     promote(ctx, release)
     return release
 
 
 def reject(ctx: Rollout, signed: SignedStatement) -> Release:
     """End the release the signed statement rejects; stable serves all traffic again."""
+    release = _decide(ctx, signed, "reject", Phase.ABORTED)
+    settle(ctx, release)
+    return release
+
+
+def _decide(ctx: Rollout, signed: SignedStatement, decision: Decision, to: Phase) -> Release:
+    """Check the signed decision and record it as the release's move to `to`, statement and all."""
     release = _release(ctx, signed)
-    check(ctx, release, signed, "reject")
+    check(ctx, release, signed, decision)
     evidence = {
         "approval": signed.to_dict(),
         "analysis": ctx.ledger.last_evidence(release, "analysis"),
@@ -149,13 +146,11 @@ def reject(ctx: Rollout, signed: SignedStatement) -> Release:
     }
     person = signed.statement.on_behalf_of or signed.statement.approver
     try:
-        release = ctx.ledger.move(
-            release, Phase.ABORTED, actor=person, action="rejected", reason=_said(signed), evidence=evidence
+        return ctx.ledger.move(
+            release, to, actor=person, action=_DONE[decision], reason=_said(signed), evidence=evidence
         )
     except ConcurrentChange:
-        raise _lost_race(ctx, release, "reject") from None
-    settle(ctx, release)
-    return release
+        raise _lost_race(ctx, release, decision) from None
 
 
 def _release(ctx: Rollout, signed: SignedStatement) -> Release:
@@ -171,8 +166,9 @@ def _release(ctx: Rollout, signed: SignedStatement) -> Release:
 def _said(signed: SignedStatement) -> str:
     s = signed.statement
     who = f"{s.on_behalf_of} (through {s.approver})" if s.on_behalf_of else s.approver
-    done = {"approve": "approved", "reject": "rejected"}[s.decision]
-    return f"{done} by {who}, signed with key {signed.key_id}" + (f": {s.reason}" if s.reason else "")
+    return f"{_DONE[s.decision]} by {who}, signed with key {signed.key_id}" + (
+        f": {s.reason}" if s.reason else ""
+    )
 
 
 def _lost_race(ctx: Rollout, release: Release, verb: str) -> Refused:

@@ -16,6 +16,25 @@ EXAMPLE = REPO / "examples" / "fraud-detector"
 EXAMPLE_CONFIG = EXAMPLE / "launchbay.yaml"
 EXAMPLE_MODEL = EXAMPLE / "fraud_model.py"
 
+FAST_ROLLOUT = {
+    "shadow": {"duration": "4s", "max_disagreement": 0.05, "max_score_shift": 0.1},
+    "steps": [25, 50],
+    "interval": "1s",
+    "analysis_window": "4s",
+    "min_samples": 15,
+    "max_consecutive_errors": 3,
+    "grace_period": "10m",
+    "start_timeout": "90s",
+    # Generous absolute limits: each fault must be caught by the check its scenario names.
+    "slo": {
+        "p95_latency_ms": 500,
+        "max_error_rate": 0.01,
+        "max_p95_ratio_vs_stable": 2.0,
+        "max_error_ratio_vs_stable": 2,
+    },
+}
+"""A rollout of seconds (4 s of shadow, two canary steps of 4 s) for end-to-end runs and benchmarks."""
+
 RISKY_ROW = {
     "amount": 950.5,
     "hour": 3,

@@ -108,12 +108,11 @@ def keys_approver(
     try:
         approvals.generate(private, public, force=force)
     except FileExistsError:
-        if public_key is not None and not public_key.exists():
-            raise UsageError(
-                f"{private} exists but {public_key} does not: pass --force for a new pair, or copy "
-                f"{private.with_suffix('.pub')} there"
-            ) from None
-        out.print(f"{name}'s key already exists: {private} (use --force to replace it)")
+        try:  # the person already has a key: write its public half where this project wants it
+            approvals.write_public(approvals.load_private(private), public)
+        except ValueError as exc:
+            raise UsageError(f"{private}: {exc} (replace it with --force)") from None
+        out.print(f"{name}'s key already exists: {private} (public key written to {public})")
         return
     if public_key is not None:
         private.with_suffix(".pub").write_bytes(public.read_bytes())

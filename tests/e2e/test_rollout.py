@@ -20,7 +20,7 @@ from pathlib import Path
 import people
 import pytest
 from harness import Launchbay
-from projects import write_project
+from projects import FAST_ROLLOUT, write_project
 from rollout_dsl import MODEL, Bay, Common, Given
 
 from launchbay import procs
@@ -31,21 +31,7 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 ROLLOUT = {
-    "shadow": {"duration": "4s", "max_disagreement": 0.05, "max_score_shift": 0.1},
-    "steps": [25, 50],
-    "interval": "1s",
-    "analysis_window": "4s",
-    "min_samples": 15,
-    "max_consecutive_errors": 3,
-    "grace_period": "10m",
-    "start_timeout": "90s",
-    # Generous absolute limits: each fault must be caught by the check named in its test.
-    "slo": {
-        "p95_latency_ms": 500,
-        "max_error_rate": 0.01,
-        "max_p95_ratio_vs_stable": 2.0,
-        "max_error_ratio_vs_stable": 2,
-    },
+    **FAST_ROLLOUT,
     # dana, the author of every release here, is an approver too: four eyes must still stop her.
     "approval": {"required": True, "approvers": people.approvers("alice", "bob", "dana")},
 }

@@ -49,3 +49,35 @@ def test_rollback_with_nothing_released_is_a_usage_error(project: Callable[..., 
     assert_clean_error(
         lb("rollback", "other-model", cwd=config.parent), 2, "this project's model is fraud-detector"
     )
+
+
+def test_keys_approver_keeps_the_private_key_in_the_persons_config_and_writes_the_public_one(
+    tmp_path: Path,
+) -> None:
+    from harness import Launchbay
+
+    me = tmp_path / "me"
+    bay = Launchbay(tmp_path, env={"XDG_CONFIG_HOME": str(me)})
+    made = bay.run("keys", "approver", "erin", "--public-key", "approvers/erin.pub")
+    assert made.returncode == 0, made.output
+    private = me / "launchbay" / "approvers" / "erin.pem"
+    assert (private.stat().st_mode & 0o777) == 0o600 and (tmp_path / "approvers" / "erin.pub").exists()
+    (tmp_path / "approvers" / "erin.pub").unlink()
+    again = bay.run("keys", "approver", "erin", "--public-key", "approvers/erin.pub")
+    assert again.returncode == 0 and "already exists" in again.stdout
+    assert (tmp_path / "approvers" / "erin.pub").read_bytes() == private.with_suffix(".pub").read_bytes()
+
+
+def test_audit_of_a_model_never_released_finds_nothing_wrong(project: Callable[..., Path]) -> None:
+    config = project(rows=200)
+    res = lb("audit", "fraud-detector", "--json", cwd=config.parent)
+    assert res.returncode == 0, res.output
+    assert json.loads(res.stdout) == {
+        "model": "fraud-detector",
+        "ok": True,
+        "events": 0,
+        "verified": 0,
+        "chain_break": None,
+        "decisions": [],
+        "first_problem": "",
+    }
