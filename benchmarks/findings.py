@@ -430,11 +430,11 @@ def f7_rollback_restarts_gateway(bay: Bay) -> dict[str, Any]:
 
 HUNG = """
 import json, sys, time
-try:
+if sys.argv[2] == "after":
     from launchbay.rollout.metrics.prometheus import PrometheusProvider
     from launchbay.rollout.metrics.queries import measure_canary
     def analysis(p): measure_canary(p, "2", "1", 4, deadline=1.0)
-except ImportError:  # the layout before one namespace
+else:  # the layout before one namespace (the editable install would resolve new names: no trying)
     from rollout.metrics.prometheus import PrometheusProvider
     from rollout.metrics.queries import measure_version
     def analysis(p): measure_version(p, "2", "primary", 4); measure_version(p, "1", "primary", 4)
@@ -452,7 +452,8 @@ def f7_hung_prometheus(bay: Bay) -> dict[str, Any]:
         hung.bind(("127.0.0.1", 0))
         hung.listen(64)
         res = subprocess.run(
-            [sys.executable, "-c", HUNG, f"http://127.0.0.1:{hung.getsockname()[1]}"], env=bay.env,
+            [sys.executable, "-c", HUNG, f"http://127.0.0.1:{hung.getsockname()[1]}", bay.tree.name],
+            env=bay.env,
             capture_output=True, text=True, timeout=180,
         )  # fmt: skip
     return json.loads(res.stdout) if res.returncode == 0 else {"error": res.stderr[-500:]}
@@ -551,6 +552,8 @@ def render(results: dict[str, Any]) -> str:
     before = results.get("before", {})
     for name in after:
         lines.append(f"| {name} | `{json.dumps(before.get(name, '-'))}` | `{json.dumps(after[name])}` |")
+    if note := results.get("note"):
+        lines += ["", f"Note: {note}."]
     return "\n".join(lines) + "\n"
 
 

@@ -147,3 +147,23 @@ def test_a_server_log_tail_says_why_it_died(local: Local) -> None:
     rec = local.serve("4")
     Path(rec.log).write_text("loading model\nImportError: libcuda.so.1: cannot open shared object file\n")
     assert "libcuda.so.1" in local.target.log_tail("4")
+
+
+def test_status_says_the_gateway_is_down_and_since_when(local: Local) -> None:
+    from launchbay.rollout import status
+
+    local.serve("1")
+    local.target.set_routes(Routes(stable=local.target.backend("1")))
+    up = status.gateway(local.cfg, local.home)
+    assert up is not None and up["up"] and up["down_since"] is None
+    gateway = GatewayRecord.read(local.target.gateway_file)
+    assert gateway is not None
+    time.sleep(1.2)  # a heartbeat or two
+    killed = time.time()
+    os.kill(gateway.supervisor_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while procs.alive(gateway.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    down = status.gateway(local.cfg, local.home)
+    assert down is not None and not down["up"]
+    assert killed - 1.5 <= down["down_since"] <= killed  # its last heartbeat before it died
