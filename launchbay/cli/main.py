@@ -7,13 +7,25 @@ Every `LaunchbayError` becomes one red message on stderr and its exit code (see
 from __future__ import annotations
 
 import os
+from typing import cast
 
+import click
 import typer
 
 # Importing a command module registers its verbs on `app`.
 from launchbay.cli import advise, models, pipeline, rollout  # noqa: F401
 from launchbay.cli.app import app, err
 from launchbay.errors import LaunchbayError
+
+
+def _click_errors() -> tuple[type[Exception], ...]:
+    """Click's error classes: Typer >= 0.24 raises those of its own vendored copy of click,
+    which are not subclasses of the `click` package's."""
+    try:
+        from typer._click.exceptions import ClickException as Vendored
+    except ImportError:  # an older Typer raises click's own
+        return (click.ClickException,)
+    return (click.ClickException, Vendored)
 
 
 def main() -> None:
@@ -33,12 +45,14 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise SystemExit(130) from None
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise
+    except _click_errors() as exc:
+        # A usage mistake (unknown verb or option, missing argument, value out of range): one line
+        # naming it, click's own exit code (2 for usage), never a traceback.
+        usage = cast(click.ClickException, exc)  # the vendored class has the same shape
+        ctx = getattr(usage, "ctx", None)
+        where = ctx.command_path if ctx is not None else "launchbay"
+        hint = f" (see '{where} --help')" if usage.exit_code == 2 else ""
+        err.print(f"[red]error:[/] {usage.format_message()}{hint}", highlight=False)
+        raise SystemExit(usage.exit_code) from None
     if isinstance(code, int) and code:
         raise SystemExit(code)
