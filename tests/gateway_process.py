@@ -121,6 +121,10 @@ class GatewayProcess:
         assert res.status_code == 200, res.text
         return dict(res.json())
 
+    def split(self, stable: FakeModel, canary: FakeModel, **routes: Any) -> dict[str, Any]:
+        """Register both servers and route between them (`canary_weight=` or `mirror=True`)."""
+        return self.routes(stable=self.register(stable), canary=self.register(canary), **routes)
+
     def state(self) -> dict[str, Any]:
         res = self._admin("GET")
         assert res.status_code == 200, res.text

@@ -22,6 +22,7 @@ from launchbay.rollout.controller import Controller
 from launchbay.rollout.ledger import Ledger, Release
 from launchbay.rollout.metrics.base import Measurement
 from launchbay.rollout.operations import Rollout
+from launchbay.rollout.spec import Plan, SetWeight
 from launchbay.rollout.targets.base import Backend, Routes
 
 ROLLOUT: dict[str, Any] = {
@@ -119,6 +120,17 @@ class Metrics:
             if all(part in query for part in key.split("&")):
                 return Measurement(value, None, query)
         return Measurement(None, None, query)
+
+
+def new_release(ledger: Ledger, *, model: str = "fraud-detector", version: str = "3") -> Release:
+    """A release of `version` over stable v2, by dana, with one 5 % canary step."""
+    return ledger.create(
+        model=model,
+        version=version,
+        author="dana",
+        stable_version="2",
+        plan=Plan(steps=(SetWeight(percent=5),)),
+    )
 
 
 def healthy(candidate: str = "2", stable: str = "1") -> dict[str, float | None]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from rollout_fakes import new_release
 
 from launchbay.rollout.ledger import ConcurrentChange, Ledger, UnknownRelease
 from launchbay.rollout.phases import IllegalTransition, Phase
@@ -17,18 +18,8 @@ def ledger(tmp_path: Path) -> Ledger:
     return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
 
 
-def new(ledger: Ledger, version: str = "3", model: str = "fraud-detector") -> object:
-    return ledger.create(
-        model=model,
-        version=version,
-        author="dana",
-        stable_version="2",
-        plan=Plan(steps=(SetWeight(percent=5),)),
-    )
-
-
 def test_a_release_moves_through_phases_and_every_move_is_an_event(ledger: Ledger) -> None:
-    r = new(ledger)
+    r = new_release(ledger)
     r = ledger.move(r, Phase.VERIFIED, actor="controller", action="verify", evidence={"key": "k.pub"})
     r = ledger.move(
         r, Phase.CANARY, actor="controller", action="set-weight", step_index=1, evidence={"weight": 5}
@@ -44,7 +35,7 @@ def test_a_release_moves_through_phases_and_every_move_is_an_event(ledger: Ledge
 
 
 def test_an_illegal_move_changes_nothing(ledger: Ledger) -> None:
-    r = new(ledger)
+    r = new_release(ledger)
     with pytest.raises(IllegalTransition):
         ledger.move(r, Phase.PROMOTED, actor="mallory", action="promote")
     assert ledger.get(r.id).phase is Phase.PENDING
@@ -52,7 +43,7 @@ def test_an_illegal_move_changes_nothing(ledger: Ledger) -> None:
 
 
 def test_two_actors_cannot_move_the_same_release_from_the_same_state(ledger: Ledger) -> None:
-    seen = ledger.move(new(ledger), Phase.VERIFIED, actor="controller", action="verify")
+    seen = ledger.move(new_release(ledger), Phase.VERIFIED, actor="controller", action="verify")
     ledger.move(seen, Phase.ROLLED_BACK, actor="oncall", action="rollback", reason="pager")
     with pytest.raises(ConcurrentChange):
         ledger.move(seen, Phase.SHADOW, actor="controller", action="shadow")
@@ -60,7 +51,7 @@ def test_two_actors_cannot_move_the_same_release_from_the_same_state(ledger: Led
 
 
 def test_the_event_log_is_append_only(ledger: Ledger) -> None:
-    new(ledger)
+    new_release(ledger)
     with ledger.engine.begin() as conn, pytest.raises(sa.exc.DatabaseError, match="append-only"):
         conn.exec_driver_sql("UPDATE events SET actor = 'someone else'")
     with ledger.engine.begin() as conn, pytest.raises(sa.exc.DatabaseError, match="append-only"):
@@ -69,15 +60,15 @@ def test_the_event_log_is_append_only(ledger: Ledger) -> None:
 
 def test_state_survives_a_new_ledger_instance(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    r = Ledger(url).move(new(Ledger(url)), Phase.VERIFIED, actor="c", action="verify")
+    r = Ledger(url).move(new_release(Ledger(url)), Phase.VERIFIED, actor="c", action="verify")
     again = Ledger(url).get(r.id)
     assert again.phase is Phase.VERIFIED and again.plan == Plan(steps=(SetWeight(percent=5),))
     assert isinstance(again.plan[0], SetWeight)  # typed again when read back, not a dict
 
 
 def test_records_live_releases_and_unknown_ids(ledger: Ledger) -> None:
-    live = ledger.move(new(ledger, "3"), Phase.VERIFIED, actor="c", action="verify")
-    new(ledger, "4", model="churn")  # pending: not live yet
+    live = ledger.move(new_release(ledger, version="3"), Phase.VERIFIED, actor="c", action="verify")
+    new_release(ledger, version="4", model="churn")  # pending: not live yet
     ledger.record(
         live,
         actor="controller",

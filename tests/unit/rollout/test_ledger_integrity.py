@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from rollout_fakes import PASSED, Clock, FakeRegistry, FakeTarget, Metrics, config, healthy
+from rollout_fakes import PASSED, Clock, FakeRegistry, FakeTarget, Metrics, config, healthy, new_release
 
 from launchbay.home import Home
 from launchbay.rollout import operations
 from launchbay.rollout.controller import Controller
 from launchbay.rollout.ledger import Ledger, LiveReleaseExists
 from launchbay.rollout.phases import Phase
-from launchbay.rollout.spec import Plan, SetWeight
 from launchbay.rollout.targets.base import Routes
 
 
@@ -25,16 +24,6 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     return str(request.getfixturevalue("postgres_url"))
-
-
-def _new(ledger: Ledger, model: str = "fraud-detector", version: str = "3") -> object:
-    return ledger.create(
-        model=model,
-        version=version,
-        author="dana",
-        stable_version="2",
-        plan=Plan(steps=(SetWeight(percent=5),)),
-    )
 
 
 def _without_append_only(ledger: Ledger) -> sa.engine.Connection:
@@ -50,17 +39,17 @@ def _without_append_only(ledger: Ledger) -> sa.engine.Connection:
 
 def test_one_live_release_per_model_is_the_databases_rule(url: str) -> None:
     ledger = Ledger(url)
-    first = _new(ledger)
+    first = new_release(ledger)
     with pytest.raises(LiveReleaseExists, match=r"fraud-detector@v3#1 is still pending"):
-        _new(ledger, version="4")
-    _new(ledger, model="churn")  # another model is not held
+        new_release(ledger, version="4")
+    new_release(ledger, model="churn")  # another model is not held
     with ledger.engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):  # not even by hand
         conn.exec_driver_sql(
             "INSERT INTO releases (model, version, author, phase, step_index, consecutive_errors, plan, "
             "created_at, updated_at) VALUES ('fraud-detector', '9', 'x', 'canary', 0, 0, '[]', 0, 0)"
         )
-    ledger.move(first, Phase.ABORTED, actor="dana", action="aborted")  # type: ignore[arg-type]
-    assert _new(ledger, version="4").version == "4"  # type: ignore[attr-defined]
+    ledger.move(first, Phase.ABORTED, actor="dana", action="aborted")
+    assert new_release(ledger, version="4").version == "4"
 
 
 def test_of_releases_created_at_the_same_moment_exactly_one_is_created(url: str) -> None:
@@ -72,7 +61,7 @@ def test_of_releases_created_at_the_same_moment_exactly_one_is_created(url: str)
         ledger = Ledger(url)  # its own connections, as another process would have
         barrier.wait()
         try:
-            _new(ledger, version=version)
+            new_release(ledger, version=version)
             outcomes.append("created")
         except LiveReleaseExists:
             outcomes.append("refused")
@@ -88,8 +77,8 @@ def test_of_releases_created_at_the_same_moment_exactly_one_is_created(url: str)
 
 def test_the_event_log_refuses_changes_and_its_chain_verifies(url: str) -> None:
     ledger = Ledger(url)
-    r = _new(ledger)
-    r = ledger.move(r, Phase.VERIFIED, actor="controller", action="verified")  # type: ignore[arg-type]
+    r = new_release(ledger)
+    r = ledger.move(r, Phase.VERIFIED, actor="controller", action="verified")
     ledger.record(r, actor="controller", action="analysis", reason="PASS", evidence={"p95": 8.1})
     assert ledger.verify_chain("fraud-detector") == (3, None)
     for statement in ("UPDATE events SET actor = 'mallory'", "DELETE FROM events"):
@@ -101,8 +90,8 @@ def test_the_event_log_refuses_changes_and_its_chain_verifies(url: str) -> None:
 
 def test_a_changed_event_is_named_by_the_chain(url: str) -> None:
     ledger = Ledger(url)
-    r = _new(ledger)
-    r = ledger.move(r, Phase.VERIFIED, actor="controller", action="verified")  # type: ignore[arg-type]
+    r = new_release(ledger)
+    r = ledger.move(r, Phase.VERIFIED, actor="controller", action="verified")
     ledger.move(r, Phase.ABORTED, actor="dana", action="aborted", reason="not today")
     second = ledger.history("fraud-detector")[1]
     with _without_append_only(ledger) as conn:
@@ -115,8 +104,8 @@ def test_a_changed_event_is_named_by_the_chain(url: str) -> None:
 
 def test_a_removed_event_breaks_the_chain_at_the_next_one(url: str) -> None:
     ledger = Ledger(url)
-    r = _new(ledger)
-    r = ledger.move(r, Phase.VERIFIED, actor="controller", action="verified")  # type: ignore[arg-type]
+    r = new_release(ledger)
+    r = ledger.move(r, Phase.VERIFIED, actor="controller", action="verified")
     ledger.move(r, Phase.ABORTED, actor="dana", action="aborted")
     _, second, third = ledger.history("fraud-detector")
     with _without_append_only(ledger) as conn:
@@ -128,14 +117,14 @@ def test_a_removed_event_breaks_the_chain_at_the_next_one(url: str) -> None:
 
 
 def test_writers_appending_at_once_keep_one_chain(url: str) -> None:
-    r = _new(Ledger(url))
+    r = new_release(Ledger(url))
     barrier = threading.Barrier(4)
 
     def write(n: int) -> None:
         ledger = Ledger(url)
         barrier.wait()
         for i in range(5):
-            ledger.record(r, actor=f"writer-{n}", action="analysis", reason=str(i))  # type: ignore[arg-type]
+            ledger.record(r, actor=f"writer-{n}", action="analysis", reason=str(i))
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
     for t in threads:
@@ -200,7 +189,7 @@ def test_two_controllers_on_one_shared_ledger_make_every_move_once(postgres_url:
             Ledger(postgres_url, clock=clock),
             target,
             FakeRegistry({"champion": "1"}),
-        )  # type: ignore[arg-type]
+        )
         contexts.append(ctx)
     release = operations.create(contexts[0], "2", "dana")
     controllers = [

@@ -36,9 +36,7 @@ def test_without_a_deployed_version_clients_get_503(gateway: GatewayProcess) -> 
 
 def test_weighted_split_and_every_response_names_its_version(gateway: GatewayProcess, models: dict) -> None:
     models["1"], models["2"] = FakeModel("1"), FakeModel("2", prediction=1)
-    gateway.routes(
-        stable=gateway.register(models["1"]), canary=gateway.register(models["2"]), canary_weight=25
-    )
+    gateway.split(models["1"], models["2"], canary_weight=25)
     with httpx.Client() as client:
         answers = [gateway.predict(client) for _ in range(400)]
     versions = [r.headers["X-Launchbay-Version"] for r in answers]
@@ -55,7 +53,7 @@ def test_shadow_answers_come_from_stable_and_are_compared_with_the_candidate(
     gateway: GatewayProcess, models: dict
 ) -> None:
     models["1"], models["2"] = FakeModel("1", prediction=0), FakeModel("2", prediction=1)
-    gateway.routes(stable=gateway.register(models["1"]), canary=gateway.register(models["2"]), mirror=True)
+    gateway.split(models["1"], models["2"], mirror=True)
     with httpx.Client() as client:
         answers = [gateway.predict(client) for _ in range(60)]
     assert {r.headers["X-Launchbay-Version"] for r in answers} == {"1"}
@@ -155,9 +153,7 @@ def test_a_killed_worker_is_replaced_on_the_same_port_within_a_second_with_its_r
     gateway: GatewayProcess, models: dict
 ) -> None:
     models["1"], models["2"] = FakeModel("1"), FakeModel("2")
-    gateway.routes(
-        stable=gateway.register(models["1"]), canary=gateway.register(models["2"]), canary_weight=50
-    )
+    gateway.split(models["1"], models["2"], canary_weight=50)
     bad = gateway._admin("PUT", stable=gateway.register(models["1"]), canary_weight=30)
     assert bad.status_code == 400 and "needs a canary" in bad.text
     worker = gateway.current.pid  # the recorded gateway process: the one serving clients
@@ -184,9 +180,7 @@ def test_a_body_that_is_not_json_is_a_415_and_counts_against_no_version(
     gateway: GatewayProcess, models: dict
 ) -> None:
     models["1"], models["2"] = FakeModel("1"), FakeModel("2")
-    gateway.routes(
-        stable=gateway.register(models["1"]), canary=gateway.register(models["2"]), canary_weight=50
-    )
+    gateway.split(models["1"], models["2"], canary_weight=50)
     res = gateway.predict(
         content=b'{"row": {"x": 1}}', headers={"Content-Type": "multipart/form-data; boundary=x"}
     )
@@ -205,9 +199,7 @@ def test_a_failing_canary_is_retried_on_stable_and_still_counted_against_the_can
     gateway: GatewayProcess, models: dict
 ) -> None:
     models["1"], models["2"] = FakeModel("1"), FakeModel("2", status=500)
-    gateway.routes(
-        stable=gateway.register(models["1"]), canary=gateway.register(models["2"]), canary_weight=50
-    )
+    gateway.split(models["1"], models["2"], canary_weight=50)
     with httpx.Client() as client:
         answers = [gateway.predict(client) for _ in range(100)]
     assert all(r.status_code == 200 for r in answers)  # users never see the canary's failures
