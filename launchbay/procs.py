@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from launchbay.files import write_private
+
 OWNER_ENV = "LAUNCHBAY_OWNER"
 """Environment variable naming the state directory (and model) a launched process belongs to."""
 
@@ -133,11 +135,7 @@ class ProcessRecord:
 
     def write(self, path: Path) -> None:
         """Store atomically (a reader never sees half a record), readable by this user only."""
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, json.dumps(asdict(self)))
 
     @classmethod
     def read(cls, path: Path) -> ProcessRecord | None:

@@ -43,8 +43,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from launchbay import procs
+from launchbay.files import write_private
 from launchbay.rollout.targets.base import Backend, Routes
 from launchbay.rollout.targets.launcher import Launcher
+from launchbay.serving.guard import is_json
 
 log = logging.getLogger("launchbay.gateway")
 
@@ -54,7 +56,6 @@ ROUTES = "/routes"
 """The admin channel's one resource (on the admin port, never on the client port)."""
 RESERVED = "/_launchbay"
 """Client-port paths never proxied to a model (the admin API once lived here)."""
-_JSON_TYPES = ("application/json",)
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -301,10 +302,7 @@ class Gateway:
     def persist(self, routes: Routes) -> None:
         """Write the routes atomically (a crash never leaves half a file)."""
         if self.state_file is not None:
-            tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(routes.to_dict()))
-            tmp.chmod(0o600)
-            tmp.replace(self.state_file)
+            write_private(self.state_file, json.dumps(routes.to_dict()))
 
     async def get_metrics(self, _request: web.Request) -> web.Response:
         """Prometheus exposition of the gateway's metrics."""
@@ -324,7 +322,7 @@ class Gateway:
         if routes.stable is None:
             return web.json_response({"error": "no model version is deployed"}, status=503)
         declared = "Content-Type" in request.headers
-        if request.method == "POST" and declared and not _is_json(request.content_type):
+        if request.method == "POST" and declared and not is_json(request.content_type):
             self.metrics.rejected.labels("content-type").inc()
             return web.json_response(
                 {"error": f"Content-Type {request.content_type!r} is not supported: send application/json"},
@@ -435,10 +433,3 @@ class Gateway:
                 self.metrics.disagreements.labels(*labels).inc()
             if isinstance(s.get("score"), (int, float)) and isinstance(c.get("score"), (int, float)):
                 self.metrics.score_diff.labels(*labels).observe(abs(float(s["score"]) - float(c["score"])))
-
-
-def _is_json(content_type: str) -> bool:
-    """application/json, or a JSON-based type such as application/problem+json."""
-    return content_type in _JSON_TYPES or (
-        content_type.startswith("application/") and content_type.endswith("+json")
-    )

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from launchbay import procs
+from launchbay.files import write_private
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,7 @@ class SpawnSpec:
 
     def write(self, servers: Path, version: str) -> None:
         """Store it readable by this user only (the environment is the server's)."""
-        target = self.path(servers, version)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.chmod(0o600)
-        tmp.replace(target)
+        write_private(self.path(servers, version), json.dumps(asdict(self)))
 
     @classmethod
     def read(cls, servers: Path, version: str) -> SpawnSpec | None:

@@ -13,6 +13,7 @@ import shutil
 
 from launchbay import procs
 from launchbay.errors import EnvironmentProblem
+from launchbay.files import write_private
 from launchbay.home import Home
 
 SCRAPE_INTERVAL = "1s"
@@ -43,10 +44,11 @@ class LocalPrometheus:
 
     def announce(self, name: str, port: int) -> None:
         """Ask Prometheus to scrape `127.0.0.1:port` (a gateway) as `name`."""
-        self.targets.mkdir(parents=True, exist_ok=True)
-        tmp = self.targets / f".{name}.tmp"
-        tmp.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"gateway": name}}]))
-        tmp.replace(self.targets / f"{name}.json")
+        # Prometheus reads *.json in that folder: the temporary file must not end in .json.
+        write_private(
+            self.targets / f"{name}.json",
+            json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"gateway": name}}]),
+        )
 
     @property
     def record(self) -> procs.ProcessRecord | None:

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from launchbay import procs
+from launchbay.files import write_private
 
 RECORD = "gateway.json"
 TOKEN = "gateway.token"
@@ -86,10 +87,7 @@ class GatewayRecord:
 
     def write(self, path: Path) -> None:
         """Store atomically, readable by this user only."""
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, json.dumps(asdict(self)))
 
     @classmethod
     def read(cls, path: Path) -> GatewayRecord | None:
