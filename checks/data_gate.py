@@ -4,7 +4,8 @@ What is checked, derived from `data:` and `gates:` in `launchbay.yaml`:
 
 * the file can be read, has at least `min_rows` rows and exactly the expected columns;
 * per feature: its type, its nulls (at most `max_null_fraction`), its range or allowed values;
-* the target is 0/1 without nulls; the id column (if any) is unique;
+* the target has no nulls and fits `model.task` (two classes, several, or numbers); the id
+  column (if any) is unique;
 * drift of every feature against the reference data (PSI, `gates.drift.threshold`).
 
 Every problem becomes one line of the report; the gate never stops at the first one, because a
@@ -147,12 +148,23 @@ def _expectations(frame: pd.DataFrame, cfg: LaunchbayConfig) -> list[CheckResult
             "no nulls",
             target,
         )
-        add(
-            gxe.ExpectColumnValuesToBeInSet(column=target, value_set=[0, 1]),
-            f"{target} (target): values are 0/1",
-            [0, 1],
-            target,
-        )
+        task = cfg.model.task
+        if task == "regression":
+            add(
+                gxe.ExpectColumnValuesToBeInTypeList(column=target, type_list=_TYPES["float"]),
+                f"{target} (target): values are numbers",
+                "float",
+                target,
+            )
+        else:
+            # Any labels (0/1, "spam"/"ham", "red"/"green"/"blue"); the model needs each class to learn.
+            most = 2 if task == "binary" else None
+            add(
+                gxe.ExpectColumnUniqueValueCountToBeBetween(column=target, min_value=2, max_value=most),
+                f"{target} (target): {'two classes' if most else 'at least two classes'}",
+                "2" if most else ">= 2",
+                target,
+            )
     id_col = cfg.data.id_column
     if id_col and id_col in present:
         add(gxe.ExpectColumnValuesToBeUnique(column=id_col), f"{id_col}: unique", "unique", id_col)

@@ -1,14 +1,16 @@
 """The model gate: a candidate's quality on held-out data, against floors and against the champion.
 
 Both models are scored on the *same* held-out rows, so the comparison measures the models, not
-the luck of a split. MLflow's `MetricThreshold` can only demand an improvement
-(`min_absolute_change` must be positive); launchbay's rule is "at most `max_regression_vs_champion`
-worse than the champion", so the comparison is made here, with the same vocabulary.
+the luck of a split. What is measured follows the task (`model.task`): ROC AUC, precision, recall
+and F1 for classification (macro averages, and accuracy, for multiclass), RMSE, MAE and R² for
+regression. MLflow's `MetricThreshold` can only demand an improvement (`min_absolute_change` must
+be positive); launchbay's rule is "at most `max_regression_vs_champion` worse than the champion",
+so the comparison is made here, with the same vocabulary.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,46 +23,112 @@ GATE = "model gate"
 
 
 @dataclass(frozen=True)
-class Scores:
-    """Quality of a binary classifier on one held-out set."""
+class Metric:
+    """How one held-out metric reads and which way is better."""
 
-    roc_auc: float | None
-    """None when the held-out set has a single class (AUC is undefined)."""
-    precision: float
-    recall: float
-    f1: float
-    pr_auc: float | None
+    label: str
+    higher_is_better: bool
+    bounded: bool
+    """In [0, 1]: a loss vs the champion is absolute; otherwise (errors) relative to its value."""
+
+
+METRICS = {
+    "roc_auc": Metric("ROC AUC", True, True),
+    "precision": Metric("precision", True, True),
+    "recall": Metric("recall", True, True),
+    "f1": Metric("F1", True, True),
+    "accuracy": Metric("accuracy", True, True),
+    "pr_auc": Metric("PR AUC", True, True),
+    "rmse": Metric("RMSE", False, False),
+    "mae": Metric("MAE", False, False),
+    "r2": Metric("R²", True, True),
+}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Quality of a model on one held-out set."""
+
+    task: str
+    values: dict[str, float | None]
+    """Metric name -> value; None where it is undefined (AUC with a single class held out)."""
     rows: int
-    positives: int
+    class_counts: dict[str, int] = field(default_factory=dict)
+    """Held-out rows per class (classification)."""
+
+    def get(self, metric: str) -> float | None:
+        """A metric's value, None when undefined or not measured for this task."""
+        return self.values.get(metric)
 
     def as_metrics(self, prefix: str = "") -> dict[str, float]:
         """Numbers to log to MLflow (undefined values left out rather than logged as 0)."""
-        return {f"{prefix}{k}": float(v) for k, v in asdict(self).items() if v is not None}
+        return {f"{prefix}{k}": float(v) for k, v in self.values.items() if v is not None}
 
 
-def score(model: Any, features: Any, target: Any, threshold: float) -> Scores:
-    """Score `model.predict_proba` on held-out rows at the decision threshold."""
-    from sklearn.metrics import (
-        average_precision_score,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
+def score(
+    output: Any, target: Any, *, task: str, classes: list[Any] | None = None, threshold: float = 0.5
+) -> Scores:
+    """Score a model's output on held-out rows.
+
+    Args:
+        output: (n, k) class probabilities in `classes` order (classification), or (n,) values.
+        target: the true labels or values.
+        task: binary, multiclass or regression.
+        classes: the model's class labels (classification); binary: the second is positive.
+        threshold: binary: the positive class is predicted at or above this probability.
+    """
+    if task == "regression":
+        return _regression(np.asarray(output, dtype=float).reshape(-1), np.asarray(target, dtype=float))
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
+
+    proba = np.asarray(output, dtype=float)
+    labels = list(classes) if classes is not None else list(range(proba.shape[1]))
+    y = np.asarray(target)
+    counts = {str(c): int(np.sum(y == c)) for c in labels}
+    present = sum(1 for n in counts.values() if n)
+    values: dict[str, float | None]
+    if task == "binary":
+        from sklearn.metrics import average_precision_score
+
+        positive = (y == labels[1]).astype(int)
+        p1 = proba[:, 1]
+        pred = (p1 >= threshold).astype(int)
+        p, r, f, _ = precision_recall_fscore_support(positive, pred, average="binary", zero_division=0)
+        two = present == 2
+        values = {
+            "roc_auc": float(roc_auc_score(positive, p1)) if two else None,
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+            "pr_auc": float(average_precision_score(positive, p1)) if two else None,
+        }
+        return Scores(task, values, len(y), counts)
+    pred = np.asarray(labels, dtype=object)[proba.argmax(axis=1)]
+    p, r, f, _ = precision_recall_fscore_support(
+        y.astype(object), pred, labels=labels, average="macro", zero_division=0
     )
+    auc: float | None = None
+    if present == len(labels):  # one-vs-rest AUC needs every class among the held-out rows
+        auc = float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels))
+    values = {
+        "roc_auc": auc,
+        "precision": float(p),
+        "recall": float(r),
+        "f1": float(f),
+        "accuracy": float(accuracy_score(y.astype(object), pred)),
+    }
+    return Scores(task, values, len(y), counts)
 
-    y = np.asarray(target).astype(int)
-    proba = np.asarray(model.predict_proba(features))[:, 1]
-    pred = (proba >= threshold).astype(int)
-    two_classes = len(np.unique(y)) == 2
-    return Scores(
-        roc_auc=float(roc_auc_score(y, proba)) if two_classes else None,
-        precision=float(precision_score(y, pred, zero_division=0)),
-        recall=float(recall_score(y, pred, zero_division=0)),
-        f1=float(f1_score(y, pred, zero_division=0)),
-        pr_auc=float(average_precision_score(y, proba)) if two_classes else None,
-        rows=len(y),
-        positives=int(y.sum()),
-    )
+
+def _regression(pred: np.ndarray, y: np.ndarray) -> Scores:
+    err = pred - y
+    total = float(np.sum((y - y.mean()) ** 2))
+    values: dict[str, float | None] = {
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "r2": 1.0 - float(np.sum(err**2)) / total if total > 0 else None,
+    }
+    return Scores("regression", values, len(y))
 
 
 @dataclass(frozen=True)
@@ -73,35 +141,45 @@ class Champion:
     """Why the champion could not be scored (then `scores` is None)."""
 
 
-def judge(candidate: Scores, champion: Champion | None, gates: GatesSection) -> GateReport:
-    """Decide the model gate. Pure: the same inputs always give the same report."""
-    report = GateReport(
-        GATE,
-        summary={
-            "held-out rows": candidate.rows,
-            "positives in held-out": candidate.positives,
-            "decision threshold": gates.decision_threshold,
-        },
-    )
-    checks = report.checks
-    if candidate.roc_auc is None:
-        checks.append(
-            CheckResult(
-                "ROC AUC",
-                Verdict.INCONCLUSIVE,
-                expected=f">= {gates.min_auc:g}",
-                detail="the held-out data has a single class; AUC is undefined",
-            )
-        )
-    else:
-        checks.append(_floor("ROC AUC", candidate.roc_auc, gates.min_auc))
-    checks.append(
-        _floor(f"precision at {gates.decision_threshold:g}", candidate.precision, gates.min_precision)
-    )
-    checks.append(_floor(f"recall at {gates.decision_threshold:g}", candidate.recall, gates.min_recall))
+def floors(gates: GatesSection, task: str) -> list[tuple[str, float, bool]]:
+    """(metric, limit, is_minimum) for every floor or ceiling this task's gate applies."""
+    if task == "regression":
+        limits = [("rmse", gates.max_rmse, False), ("mae", gates.max_mae, False), ("r2", gates.min_r2, True)]
+        return [(m, v, low) for m, v, low in limits if v is not None]
+    return [
+        ("roc_auc", gates.min_auc, True),
+        ("precision", gates.min_precision, True),
+        ("recall", gates.min_recall, True),
+        ("f1", gates.min_f1, True),
+    ]
+
+
+def judge(
+    candidate: Scores,
+    champion: Champion | None,
+    gates: GatesSection,
+    vs_champion: tuple[str, ...] = ("roc_auc",),
+) -> GateReport:
+    """Decide the model gate. Pure: the same inputs always give the same report.
+
+    Args:
+        vs_champion: the metrics the candidate must not lose against the champion.
+    """
+    task = candidate.task
+    report = GateReport(GATE, summary={"task": task, "held-out rows": candidate.rows})
+    if task == "binary":
+        counts = list(candidate.class_counts.values())
+        report.summary["positives in held-out"] = counts[1] if len(counts) == 2 else 0
+        report.summary["decision threshold"] = gates.decision_threshold
+    elif task == "multiclass":
+        report.summary["held-out rows per class"] = candidate.class_counts
+    suffix = f" at {gates.decision_threshold:g}" if task == "binary" else ""
+    for metric, limit, minimum in floors(gates, task):
+        name = METRICS[metric].label + ("" if metric == "roc_auc" else suffix)
+        report.checks.append(_limit(name, candidate.get(metric), limit, minimum))
 
     if champion is None:
-        checks.append(
+        report.checks.append(
             CheckResult(
                 "vs champion",
                 Verdict.PASS,
@@ -111,35 +189,71 @@ def judge(candidate: Scores, champion: Champion | None, gates: GatesSection) -> 
         )
         return report
     report.summary["champion"] = f"version {champion.version}"
-    name = f"ROC AUC vs champion v{champion.version}"
     if champion.scores is None:
-        checks.append(
-            CheckResult(name, Verdict.ERROR, detail=f"champion could not be scored: {champion.error}")
+        report.checks.append(
+            CheckResult(
+                f"vs champion v{champion.version}",
+                Verdict.ERROR,
+                detail=f"champion could not be scored: {champion.error}",
+            )
         )
         return report
-    report.summary["champion ROC AUC"] = champion.scores.roc_auc
-    report.summary["champion precision"] = champion.scores.precision
-    report.summary["champion recall"] = champion.scores.recall
-    if candidate.roc_auc is None or champion.scores.roc_auc is None:
-        checks.append(CheckResult(name, Verdict.INCONCLUSIVE, detail="AUC undefined on this held-out data"))
-        return report
-    tolerance = gates.max_regression_vs_champion
-    floor = champion.scores.roc_auc - tolerance
-    verdict = Verdict.PASS if candidate.roc_auc >= floor else Verdict.FAIL
-    delta = candidate.roc_auc - champion.scores.roc_auc
-    checks.append(
-        CheckResult(
-            name,
-            verdict,
-            observed=round(candidate.roc_auc, 4),
-            expected=f">= {floor:.4f} (champion {champion.scores.roc_auc:.4f} - {tolerance:g})",
-            detail=f"{delta:+.4f} vs champion",
+    for metric, value in champion.scores.values.items():
+        if value is not None and metric in METRICS:
+            report.summary[f"champion {METRICS[metric].label}"] = value
+    for metric in vs_champion:
+        report.checks.append(
+            compare(metric, candidate, champion, gates.max_regression_vs_champion)
         )
-    )
     return report
 
 
-def _floor(name: str, value: float, minimum: float) -> CheckResult:
-    verdict = Verdict.PASS if value >= minimum else Verdict.FAIL
-    detail = "" if verdict.ok else f"{minimum - value:.4f} below the floor"
-    return CheckResult(name, verdict, observed=round(value, 4), expected=f">= {minimum:g}", detail=detail)
+def compare(metric: str, candidate: Scores, champion: Champion, tolerance: float) -> CheckResult:
+    """One metric of the candidate against the champion's on the same rows."""
+    assert champion.scores is not None
+    m = METRICS[metric]
+    name = f"{m.label} vs champion v{champion.version}"
+    mine, theirs = candidate.get(metric), champion.scores.get(metric)
+    if mine is None or theirs is None:
+        return CheckResult(name, Verdict.INCONCLUSIVE, detail=f"{m.label} undefined on this held-out data")
+    if m.bounded:
+        limit = theirs - tolerance if m.higher_is_better else theirs + tolerance
+        allowed = f"{tolerance:g}"
+    else:
+        limit = theirs * (1 + tolerance) if not m.higher_is_better else theirs * (1 - tolerance)
+        allowed = f"{tolerance:.0%}"
+    ok = mine >= limit if m.higher_is_better else mine <= limit
+    sign = ">=" if m.higher_is_better else "<="
+    op = "-" if m.higher_is_better else "+"
+    return CheckResult(
+        name,
+        Verdict.PASS if ok else Verdict.FAIL,
+        observed=round(mine, 4),
+        expected=f"{sign} {limit:.4f} (champion {theirs:.4f} {op} {allowed})",
+        detail=f"{mine - theirs:+.4f} vs champion",
+    )
+
+
+def comparison_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The candidate-vs-champion lines of a written report (for `launchbay run`'s summary)."""
+    return [c for c in report.get("checks", []) if " vs champion" in str(c.get("name", ""))]
+
+
+def _limit(name: str, value: float | None, limit: float, minimum: bool) -> CheckResult:
+    sign = ">=" if minimum else "<="
+    if value is None:
+        return CheckResult(
+            name,
+            Verdict.INCONCLUSIVE,
+            expected=f"{sign} {limit:g}",
+            detail="undefined on this held-out data (a single class held out?)",
+        )
+    ok = value >= limit if minimum else value <= limit
+    detail = "" if ok else f"{abs(limit - value):.4f} {'below the floor' if minimum else 'above the ceiling'}"
+    return CheckResult(
+        name,
+        Verdict.PASS if ok else Verdict.FAIL,
+        observed=round(value, 4),
+        expected=f"{sign} {limit:g}",
+        detail=detail,
+    )

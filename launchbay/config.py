@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,11 @@ CONFIG_ENV = "LAUNCHBAY_CONFIG"
 
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def valid_name(name: str) -> bool:
+    """Whether `name` can name a model (a DNS label: it names services and routes later)."""
+    return bool(_NAME.match(name))
 
 
 class _Strict(BaseModel):
@@ -59,12 +65,28 @@ class FeatureSpec(_Strict):
         return self
 
 
+Task = Literal["binary", "multiclass", "regression"]
+"""What the model predicts: one of two classes, one of several, or a number."""
+
+
 class ModelSection(_Strict):
     """Which model this is and how to train it."""
 
     name: str = Field(description="registered model name")
     train: str = Field(description="training function as module:function")
+    task: Task = Field(
+        default="binary", description="binary | multiclass (classification) or regression"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
+    code: list[str] | None = Field(
+        default=None,
+        description="your own modules and packages the trained model imports (paths beside this "
+        "file), shipped inside the Bento; default: the module of `train`",
+    )
+    requirements: list[str] = Field(
+        default_factory=list,
+        description="extra pip requirements of the served model (e.g. xgboost-cpu==3.2.*)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -111,6 +133,27 @@ class DriftSection(_Strict):
     bins: Annotated[int, Field(ge=2, le=100)] = 10
 
 
+GateMetric = Literal["roc_auc", "precision", "recall", "f1", "accuracy", "rmse", "mae", "r2"]
+
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "precision", "recall", "f1"),
+    "multiclass": ("roc_auc", "precision", "recall", "f1", "accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
+"""The held-out metrics each task is judged by (multiclass: macro averages)."""
+
+_TASK_GATES = {
+    "min_auc": ("binary", "multiclass"),
+    "min_precision": ("binary", "multiclass"),
+    "min_recall": ("binary", "multiclass"),
+    "min_f1": ("binary", "multiclass"),
+    "decision_threshold": ("binary",),
+    "max_rmse": ("regression",),
+    "max_mae": ("regression",),
+    "min_r2": ("regression",),
+}
+
+
 class GatesSection(_Strict):
     """Thresholds of the data and model gates."""
 
@@ -119,8 +162,20 @@ class GatesSection(_Strict):
     min_auc: Annotated[float, Field(ge=0, le=1)] = 0.8
     min_precision: Annotated[float, Field(ge=0, le=1)] = 0.0
     min_recall: Annotated[float, Field(ge=0, le=1)] = 0.0
+    min_f1: Annotated[float, Field(ge=0, le=1)] = 0.0
     decision_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    """binary: the score at or above which the positive class is predicted."""
+    max_rmse: Annotated[float, Field(gt=0)] | None = None
+    max_mae: Annotated[float, Field(gt=0)] | None = None
+    min_r2: Annotated[float, Field(le=1)] | None = None
+    vs_champion: list[GateMetric] | None = Field(
+        default=None,
+        description="metrics the candidate must not lose against the champion on the same rows; "
+        "default: roc_auc (classification), rmse (regression)",
+    )
     max_regression_vs_champion: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """Allowed loss vs the champion: absolute for scores in [0, 1] (AUC, F1, R²), relative for
+    errors (0.01: RMSE or MAE at most 1% above the champion's)."""
 
 
 class MlflowSection(_Strict):
@@ -173,7 +228,20 @@ def _seconds(value: object) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(_seconds)]
+Duration = Annotated[
+    float,
+    BeforeValidator(_seconds),
+    # What the file may say (the JSON Schema editors check it with), not the seconds it becomes.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
+            ],
+            "description": "seconds, or a duration such as 500ms, 30s, 2m, 1h",
+        }
+    ),
+]
 
 
 class ServingSection(_Strict):
@@ -200,9 +268,12 @@ class ShadowSection(_Strict):
 
     duration: Duration = 30.0
     max_disagreement: Annotated[float, Field(ge=0, le=1)] = 0.02
-    """Largest share of mirrored requests whose predicted class may differ from stable's."""
+    """Largest share of mirrored rows whose predicted class may differ from stable's (classification)."""
     max_score_shift: Annotated[float, Field(ge=0, le=1)] = 0.1
-    """Largest mean absolute difference between candidate and stable scores."""
+    """Largest mean difference between candidate and stable scores (binary: of the positive
+    class's probability; multiclass: half the L1 distance between the class distributions)."""
+    max_relative_difference: Annotated[float, Field(ge=0, le=2)] = 0.1
+    """Regression: largest mean relative difference |c - s| / max(|c|, |s|) between the values."""
 
 
 class SloSection(_Strict):
@@ -389,6 +460,38 @@ class LaunchbayConfig(_Strict):
         if self.data.target in self.data.features:
             raise ValueError(f"target column {self.data.target!r} is also listed as a feature")
         return self
+
+    @model_validator(mode="after")
+    def _gates_fit_task(self) -> LaunchbayConfig:
+        # A floor the task has no metric for would silently gate nothing: name it instead.
+        task = self.model.task
+        for key in sorted(self.gates.model_fields_set):
+            if key in _TASK_GATES and task not in _TASK_GATES[key]:
+                raise ValueError(
+                    f"gates.{key} does not apply to a {task} model (model.task); "
+                    f"its metrics are {', '.join(TASK_METRICS[task])}"
+                )
+        for metric in self.gates.vs_champion or ():
+            if metric not in TASK_METRICS[task]:
+                raise ValueError(
+                    f"gates.vs_champion: {metric} is not a metric of a {task} model; "
+                    f"expected some of {', '.join(TASK_METRICS[task])}"
+                )
+        return self
+
+    @property
+    def champion_metrics(self) -> tuple[str, ...]:
+        """The metrics compared with the champion (configured, or the task's headline metric)."""
+        if self.gates.vs_champion is not None:
+            return tuple(self.gates.vs_champion)
+        return ("rmse",) if self.model.task == "regression" else ("roc_auc",)
+
+    def code_paths(self) -> list[Path]:
+        """The user's own code shipped with the model: `model.code`, else the module of `train`."""
+        if self.model.code is not None:
+            return [Path(self.resolve_path(p)) for p in self.model.code]
+        top = self.model.train.partition(":")[0].split(".")[0]
+        return [p for p in (self.base_dir / top, self.base_dir / f"{top}.py") if p.exists()]
 
     @property
     def base_dir(self) -> Path:

@@ -1,6 +1,7 @@
 """The local state directory: everything launchbay writes on this machine lives under one root.
 
-The root is `$LAUNCHBAY_HOME` when set, else `.launchbay/` in the current working directory.
+The root is `$LAUNCHBAY_HOME` when set, else `.launchbay/` beside the `launchbay.yaml` in use, so
+every verb finds the same ledger, registry and keys whichever directory it is started from.
 Keeping state in one place makes a demo disposable (`rm -r .launchbay`) and lets tests isolate
 themselves by pointing `LAUNCHBAY_HOME` at a temporary directory.
 """
@@ -21,10 +22,15 @@ class Home:
     root: Path
 
     @classmethod
-    def resolve(cls) -> Home:
-        """Return the state directory selected by the environment (not created yet)."""
+    def resolve(cls, config: Path | None = None) -> Home:
+        """The state directory (not created yet): `$LAUNCHBAY_HOME`, else `.launchbay/` beside the
+        config file `config` (which need not exist yet), else in the current directory."""
         raw = os.environ.get(HOME_ENV)
-        root = Path(raw) if raw else Path.cwd() / ".launchbay"
+        if raw:
+            root = Path(raw)
+        else:
+            base = Path(config).absolute().parent if config is not None else Path.cwd()
+            root = base / ".launchbay"
         return cls(root.resolve())
 
     @property

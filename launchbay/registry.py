@@ -252,17 +252,22 @@ class MlflowRegistry:
             if alias not in (registered.aliases or {}):
                 continue
             mv = _version(client.get_model_version(model, registered.aliases[alias]))
-            metrics: dict[str, float] = {}
+            run_metrics: dict[str, float] = {}
+            params: dict[str, str] = {}
             if mv.run_id:
                 try:
-                    run_metrics = client.get_run(mv.run_id).data.metrics
+                    run = client.get_run(mv.run_id)
+                    run_metrics, params = dict(run.data.metrics), dict(run.data.params)
                 except MlflowException:
-                    run_metrics = {}
-                metrics = {
-                    k.removeprefix("test_"): v
-                    for k, v in run_metrics.items()
-                    if k in {"test_roc_auc", "test_precision", "test_recall", "test_pr_auc"}
-                }
+                    pass
+            # The held-out metrics the model gate measured (its task's), and the champion of that
+            # moment measured on the same rows (`champion_test_*`), when there was one.
+            metrics = {k.removeprefix("test_"): v for k, v in run_metrics.items() if k.startswith("test_")}
+            champion_same_rows = {
+                k.removeprefix("champion_test_"): v
+                for k, v in run_metrics.items()
+                if k.startswith("champion_test_")
+            }
             state["aliases"][alias] = {
                 "version": int(mv.version),  # a number in `status --json`, as MLflow numbers them
                 "run_id": mv.run_id,
@@ -270,8 +275,34 @@ class MlflowRegistry:
                 "git_commit": mv.tags.get("launchbay.git_commit"),
                 "data_digest": mv.tags.get("launchbay.data_digest"),
                 "metrics": metrics,
+                "heldout_digest": params.get("data.heldout_digest"),
+                "champion_on_same_rows": champion_same_rows,
             }
+        state["comparison"] = comparison(state["aliases"])
         return state
+
+
+def comparison(aliases: dict[str, Any]) -> dict[str, Any] | None:
+    """Whether champion and challenger can be compared, and on which numbers.
+
+    Each version's own metrics come from its own run's held-out rows; they compare only when the
+    rows were the same (equal digests). Otherwise the challenger's run measured the champion of
+    its day on its own rows, which is the comparison the gate made.
+    """
+    champ, chall = aliases.get(CHAMPION), aliases.get(CHALLENGER)
+    if champ is None or chall is None or champ["version"] == chall["version"]:
+        return None
+    same = champ["heldout_digest"] is not None and champ["heldout_digest"] == chall["heldout_digest"]
+    if same:
+        return {"same_rows": True, "champion": champ["metrics"], "challenger": chall["metrics"]}
+    if chall["champion_on_same_rows"]:
+        return {
+            "same_rows": True,
+            "champion": chall["champion_on_same_rows"],
+            "challenger": chall["metrics"],
+            "note": "the champion as the model gate measured it on the challenger's held-out rows",
+        }
+    return {"same_rows": False, "note": "measured on different held-out rows: not comparable"}
 
 
 def project_version(registry: Registry, cfg: LaunchbayConfig, text: str) -> ModelVersion:

@@ -42,13 +42,25 @@ def file_digest(path: str) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
+def labels(target: pd.Series, task: str) -> pd.Series:
+    """The target as the model learns it: numbers for regression; class labels otherwise, whole
+    numbers as ints (a CSV's 1.0 is class 1) and anything else (text) as it is."""
+    if task == "regression":
+        return target.astype(float)
+    numbers = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+    if numbers and (target.dropna() % 1 == 0).all():
+        return target.astype(int)
+    return target
+
+
 def split(frame: pd.DataFrame, cfg: LaunchbayConfig) -> Split:
-    """Stratified, seeded train/held-out split of the configured feature columns."""
+    """Seeded train/held-out split of the configured feature columns (stratified by class)."""
     from sklearn.model_selection import train_test_split
 
     features = list(cfg.data.features)
-    target = frame[cfg.data.target].astype(int)
-    stratify = target if target.nunique() == 2 and target.value_counts().min() >= 2 else None
+    target = labels(frame[cfg.data.target], cfg.model.task)
+    classified = cfg.model.task != "regression"
+    stratify = target if classified and target.value_counts().min() >= 2 else None
     train_x, test_x, train_y, test_y = train_test_split(
         frame[features],
         target,

@@ -43,7 +43,7 @@ def measure_step(
     from launchbay.rollout.traffic import sample_rows
 
     cfg = load_config(config)
-    home = Home.resolve().ensure()
+    home = Home.resolve(cfg.source).ensure()
     rows = sample_rows(cfg.resolve_path(cfg.data.path), list(cfg.data.features), n=200)
     m = measure.measure(cfg, home, model_version, rows, seconds=3.0)
     run_id = MlflowRegistry(cfg, home).get(cfg.model.name, model_version).run_id
@@ -84,7 +84,7 @@ def release_step(
     from launchbay.rollout.phases import Phase
 
     cfg = load_config(config)
-    ctx = wiring.rollout(cfg, Home.resolve().ensure())
+    ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
     release = operations.create(ctx, model_version, author or "argo-workflow")
     if workflow:
         ctx.ledger.record(
@@ -128,7 +128,7 @@ def promote_step(
     from launchbay.rollout import decisions, wiring
 
     cfg = load_config(config)
-    ctx = wiring.rollout(cfg, Home.resolve().ensure())
+    ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
     try:
         signed = SignedStatement.from_dict(json.loads(approval))
     except (ValueError, KeyError, TypeError) as exc:

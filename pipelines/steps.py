@@ -29,9 +29,6 @@ from launchbay.config import LaunchbayConfig, load_config
 from launchbay.home import Home
 from launchbay.registry import CHALLENGER, CHAMPION, MlflowRegistry
 
-# Pip requirements of the logged model, given explicitly: MLflow's inference of them costs ~8 s.
-MODEL_REQUIREMENTS = ["scikit-learn==1.9.*", "skops", "numpy", "pandas"]
-
 
 def _fail(message: str) -> None:
     """End a step as failed with a message for people (no traceback)."""
@@ -50,7 +47,8 @@ def _gate_message(report: GateReport, report_path: str) -> str:
 
 def _context(config: str) -> tuple[LaunchbayConfig, Home, MlflowRegistry]:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    cfg, home = load_config(config), Home.resolve().ensure()
+    cfg = load_config(config)
+    home = Home.resolve(cfg.source).ensure()
     registry = MlflowRegistry(cfg, home)
     _ = registry.client  # connect now: MLflow's fluent API (start_run, log_*) uses the URI it sets
     return cfg, home, registry
@@ -110,10 +108,9 @@ def train(
         The MLflow URI of the logged model (`models:/m-...`).
     """
     import mlflow
-    import skops.io
 
     from launchbay.checks.data_gate import read_frame
-    from launchbay.pipelines import dataset
+    from launchbay.pipelines import dataset, preflight
 
     cfg, _, _ = _context(config)
     with mlflow.start_run(run_id=run_id):
@@ -132,29 +129,25 @@ def train(
         train_fn = _load_entrypoint(cfg.model.train)
         try:
             model = train_fn(split.train_x, split.train_y, dict(cfg.model.params))
-        except Exception:
+        except Exception as exc:
             mlflow.set_tag("launchbay.failed_step", "train")
-            raise  # leaving the `with` marks the run FAILED; the traceback is the user's
-        if not hasattr(model, "predict_proba"):
-            _fail(f"{cfg.model.train} returned {type(model).__name__}, which has no predict_proba()")
+            if os.environ.get(preflight.DEBUG_ENV):
+                raise
+            # The user's own frames, not twenty of Hera's runner and pydantic's around them.
+            _fail(preflight.user_frames(exc, cfg.base_dir, f"model.train ({cfg.model.train})"))
 
-        from mlflow.models import infer_signature
-
+        from launchbay.errors import ConfigError
+        from launchbay.pipelines.model_log import classes_of, log_model
+        from launchbay.serving.artefact import Predictor
         from launchbay.serving.inputs import model_input
 
-        sample = split.train_x.head(50)
-        proba = model.predict_proba(model_input(model, sample, list(cfg.data.features)))
-        signature = infer_signature(sample, proba[:, 1])
-        # skops refuses to load types it does not know; the types this model needs are listed
-        # with it. They come from our own training step, and the artefact is signed later.
-        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            pip_requirements=MODEL_REQUIREMENTS,
-            skops_trusted_types=trusted,
-        )
+        try:
+            predictor = Predictor(cfg.model.task, model, classes_of(model, cfg))
+            sample = split.train_x.head(50)
+            output = predictor.output(model_input(model, sample, list(cfg.data.features)))
+            info = log_model(model, cfg, sample, output)
+        except ConfigError as exc:
+            _fail(exc.message)
         mlflow.set_tag("launchbay.model_uri", info.model_uri)
     return str(info.model_uri)
 
@@ -171,36 +164,48 @@ def evaluate(
     Returns:
         The champion's version number it was compared with, or "none".
     """
+    import tempfile
+    from pathlib import Path
+
     import mlflow
 
     from launchbay.checks.data_gate import read_frame
     from launchbay.checks.model_gate import Champion, judge, score
     from launchbay.pipelines import dataset
+    from launchbay.serving.artefact import load
     from launchbay.serving.inputs import model_input
 
     cfg, home, registry = _context(config)
-    threshold = cfg.gates.decision_threshold
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory(prefix="launchbay-evaluate-") as tmp:
         split = dataset.split(read_frame(cfg.resolve_path(data)), cfg)
         features = list(cfg.data.features)
 
-        def measure(model: Any) -> Any:
-            return score(model, model_input(model, split.test_x, features), split.test_y, threshold)
+        def measure(uri: str) -> Any:
+            # The files that will be signed and served, loaded the way the service loads them.
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(dir=tmp))
+            predictor = load(Path(local))
+            output = predictor.output(model_input(predictor.estimator, split.test_x, features))
+            return score(
+                output,
+                split.test_y,
+                task=cfg.model.task,
+                classes=predictor.classes,
+                threshold=cfg.gates.decision_threshold,
+            )
 
-        candidate = measure(mlflow.sklearn.load_model(model_uri))
+        candidate = measure(model_uri)
         mlflow.log_metrics(candidate.as_metrics("test_"))
 
         champion = None
         current = registry.alias(cfg.model.name, CHAMPION)
         if current is not None:
             try:
-                model = mlflow.sklearn.load_model(f"models:/{cfg.model.name}/{current}")
-                champion = Champion(current, measure(model))
+                champion = Champion(current, measure(f"models:/{cfg.model.name}/{current}"))
                 mlflow.log_metrics(champion.scores.as_metrics("champion_test_") if champion.scores else {})
             except Exception as exc:  # any failure to load or score: the gate says ERROR, not PASS
                 champion = Champion(current, None, f"{type(exc).__name__}: {exc}")
 
-        report = judge(candidate, champion, cfg.gates)
+        report = judge(candidate, champion, cfg.gates, cfg.champion_metrics)
         md, js = report.write(home.reports / run_id, "model_gate")
         mlflow.log_artifact(str(md), "reports")
         mlflow.log_artifact(str(js), "reports")
@@ -279,6 +284,7 @@ def sign_model(
     from launchbay.checks.keys import signing_key
     from launchbay.checks.signature import SIGNATURE_FILE, SigningError, file_sha256, sign, tree_digest
     from launchbay.registry import tracking_uri
+    from launchbay.serving.artefact import metadata
     from launchbay.serving.spec import ServingSpec
 
     cfg, home, registry = _context(config)
@@ -287,7 +293,8 @@ def sign_model(
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="launchbay-sign-") as tmp:
         model_dir = registry.download(version, Path(tmp) / "model")
-        ServingSpec.from_config(cfg, model_version).write(model_dir)
+        trained = (metadata(model_dir).get("metadata") or {}).get("launchbay") or {}
+        ServingSpec.from_config(cfg, model_version, trained.get("classes")).write(model_dir)
         reports_dir = Path(
             mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path="reports", dst_path=str(Path(tmp) / "reports")
@@ -341,6 +348,7 @@ def package(
 
     from launchbay.checks.keys import trusted_keys
     from launchbay.checks.signature import verify
+    from launchbay.errors import UsageError
     from launchbay.serving import package as bento
 
     cfg, home, registry = _context(config)
@@ -351,12 +359,10 @@ def package(
         result = verify(model_dir, trusted_keys(cfg, home))
         if not result.verdict.ok:
             _fail(f"signature check {result.verdict.value}: {result.message}")
-        tag = bento.build(
-            model_dir,
-            cfg.model.name,
-            str(model_version),
-            labels={"launchbay.io/model": cfg.model.name, "launchbay.io/version": str(model_version)},
-        )
+        try:
+            tag = bento.build_for(cfg, model_dir, str(model_version))
+        except UsageError as exc:
+            _fail(exc.message)
     registry.tag(cfg.model.name, model_version, "launchbay.bento", tag)
     return tag
 

@@ -7,7 +7,8 @@ The rules, in the order a release manager reads them:
 * a query that failed is ERROR; a query with no data is INCONCLUSIVE -- never a pass;
 * absolute SLOs: error rate and p95 latency;
 * relative to stable over the same window: p95 ratio and error-rate ratio;
-* in shadow: prediction disagreement with stable on the same requests, and the mean score shift.
+* in shadow: prediction disagreement with stable on the same requests, and the mean score shift
+  (classification); the mean relative difference of the values (regression).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Thresholds:
     min_samples: int
     max_disagreement: float = 0.02
     max_score_shift: float = 0.1
+    max_relative_difference: float = 0.1
+    task: str = "binary"
+    """What the answers are: classes (binary, multiclass) or values (regression)."""
 
 
 @dataclass
@@ -159,6 +163,12 @@ def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) 
     too_few = _enough("answers compared with stable", shadow.compared, t.min_samples)
     if too_few is not None:
         result.checks.append(too_few)
+        return result
+    if t.task == "regression":
+        # The gateway records each row's relative difference |c - s| / max(|c|, |s|) as its shift.
+        result.checks.append(
+            _check("mean relative difference vs stable", shadow.score_shift, t.max_relative_difference)
+        )
         return result
     result.checks += [
         _check("prediction disagreement with stable", shadow.disagreement, t.max_disagreement),

@@ -13,7 +13,7 @@ from typing import Any
 from launchbay.config import LaunchbayConfig
 from launchbay.home import Home
 from launchbay.rollout import view
-from launchbay.rollout.ledger import LEDGER_ENV, Event, Ledger
+from launchbay.rollout.ledger import LEDGER_ENV, Event, Ledger, Release
 
 
 def ledger_if_any(cfg: LaunchbayConfig | None, home: Home) -> Ledger | None:
@@ -30,10 +30,31 @@ def releases(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dict[str
     if ledger is None:
         return []
     routes = _local_routes(cfg, home)
-    return [
-        view.release_dict(r, ledger.last_evidence(r, "analysis"), routes if r.phase.live else None)
-        for r in ledger.releases(cfg.model.name)[:limit]
+    events = ledger.history(model=cfg.model.name)
+    shown = []
+    for r in ledger.releases(cfg.model.name)[:limit]:
+        reason, analysis = decided(r, events)
+        evidence = analysis or ledger.last_evidence(r, "analysis")
+        doc = view.release_dict(r, evidence, routes if r.phase.live else None)
+        shown.append({**doc, "reason": reason})
+    return shown
+
+
+def decided(release: Release, events: list[Event]) -> tuple[str, dict[str, Any] | None]:
+    """Why a release is in its phase (the reason of the event that put it there) and, for an
+    ended one, the analysis that decided it -- the FAIL that rolled it back, not the last PASS."""
+    moved = [
+        e
+        for e in events
+        if e.release_id == release.id and e.phase_to == release.phase.value and e.phase_from != e.phase_to
     ]
+    if not moved:
+        return "", None
+    last = moved[-1]
+    analysis = last.evidence.get("analysis")
+    if release.phase.live or not isinstance(analysis, dict) or not analysis.get("checks"):
+        return last.reason, None
+    return last.reason, analysis
 
 
 def history(cfg: LaunchbayConfig | None, home: Home, model: str) -> list[Event]:

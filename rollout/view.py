@@ -89,8 +89,11 @@ def evidence_table(analysis: dict[str, Any], title: str = "latest analysis") -> 
 def releases_table(rows: list[dict[str, Any]]) -> Table:
     """Releases (from `release_dict`), newest first."""
     table = Table(title="releases", title_justify="left")
-    for col in ("release", "phase", "step", "canary weight", "stable", "author", "analysis", "updated"):
-        table.add_column(col)
+    # Identifiers are never cut (a narrow terminal wraps the other columns instead).
+    table.add_column("release", no_wrap=True, min_width=max((len(r["name"]) for r in rows), default=7))
+    table.add_column("phase", no_wrap=True)
+    for col in ("step", "canary weight", "stable", "author", "analysis", "updated"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         routes = r.get("routes") or {}
         live = Phase(r["phase"]).live
@@ -126,13 +129,11 @@ def live_view(release: Release, analysis: dict[str, Any], extra: str = "") -> Re
     return Group(*parts)
 
 
-def history_table(events: list[Event], title: str) -> Table:
-    """The event log, oldest first."""
-    table = Table(title=title, title_justify="left")
-    for col in ("time", "release", "actor", "action", "phase", "reason"):
-        table.add_column(col)
+def history_table(events: list[Event], title: str, width: int = 200) -> RenderableType:
+    """The event log, oldest first: a table, or on a terminal narrower than 120 columns one
+    line per event with its reason indented below (names and ids are never cut)."""
+    rows = []
     for e in events:
-        move = f"{e.phase_from or ''} -> {e.phase_to}" if e.phase_from != e.phase_to else (e.phase_to or "")
         reason = e.reason
         verdict = e.evidence.get("verdict") if e.action == "analysis" else None
         if verdict and e.evidence.get("checks"):
@@ -140,7 +141,20 @@ def history_table(events: list[Event], title: str) -> Table:
                 f"{c['check']}={c['observed']}" for c in e.evidence["checks"] if c.get("observed") is not None
             )
             reason = f"{reason} ({nums})" if nums else reason
-        table.add_row(when(e.at), f"#{e.release_id}", e.actor, e.action, move, reason)
+        rows.append((when(e.at), f"#{e.release_id}", e.actor, e.action, e.phase_to or "", reason))
+    if width < 120:
+        lines: list[RenderableType] = [Text(title, style="bold")]
+        for stamp, rid, actor, action, phase, reason in rows:
+            lines.append(Text.assemble(f"{stamp} {rid} ", (actor, "cyan"), f" {action} -> ", (phase, "bold")))
+            if reason:
+                lines.append(Text(f"    {reason}", style="dim"))
+        return Group(*lines)
+    table = Table(title=title, title_justify="left")
+    for col in ("time", "release", "actor", "action", "phase"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

@@ -68,9 +68,7 @@ def prepare_serve(
     except NotFound:
         with tempfile.TemporaryDirectory(prefix="launchbay-package-") as tmp:
             model_dir = registry.download(registry.get(name, version), Path(tmp) / "model")
-            bento.build(
-                model_dir, name, version, labels={"launchbay.io/model": name, "launchbay.io/version": version}
-            )
+            bento.build_for(cfg, model_dir, version)
         stored = bento.signed_dir(bentoml.models.get(tag).path)
     result = verify(stored, keys)
     if not result.verdict.ok:
@@ -85,8 +83,6 @@ def prepare_serve(
         "LAUNCHBAY_MAX_BATCH": str(cfg.serving.max_batch_size),
         "LAUNCHBAY_BATCH_WAIT_MS": str(cfg.serving.batch_wait_ms),
         "LAUNCHBAY_WORKERS": str(cfg.serving.workers),
-        # The model may reference the user's own code (e.g. a feature function): make it importable.
-        "PYTHONPATH": os.pathsep.join(p for p in (str(cfg.base_dir), os.environ.get("PYTHONPATH", "")) if p),
     }
     argv = [sys.executable, "-m", "bentoml", "serve", tag, "--host", host, "--port", str(port)]
     return argv, env

@@ -16,9 +16,12 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import launchbay
+from launchbay.config import LaunchbayConfig
+from launchbay.errors import UsageError
 from launchbay.home import Home
 
 SERVICE = "launchbay.serving.service:ModelService"
@@ -64,8 +67,21 @@ def tag(model: str, version: str) -> str:
     return f"{model}:v{version}"
 
 
-def build(model_dir: Path, model: str, version: str, labels: dict[str, str]) -> str:
-    """Store the model directory and build the Bento; return the Bento's tag. Idempotent."""
+def build(
+    model_dir: Path,
+    model: str,
+    version: str,
+    labels: dict[str, str],
+    code: Sequence[Path] = (),
+    requirements: Sequence[str] = (),
+) -> str:
+    """Store the model directory and build the Bento; return the Bento's tag. Idempotent.
+
+    Args:
+        code: the user's own modules (files) and packages (directories) the model imports; they
+            are shipped at the Bento's root, so the served model needs nothing from the checkout.
+        requirements: the model's own pip requirements (its library, `model.requirements`).
+    """
     import bentoml
     from bentoml._internal.bento.build_config import BentoEnvSchema
     from bentoml.exceptions import NotFound
@@ -80,22 +96,91 @@ def build(model_dir: Path, model: str, version: str, labels: dict[str, str]) -> 
     os.environ["LAUNCHBAY_MODEL"] = t  # the service module reads it when the build imports it
     with tempfile.TemporaryDirectory(prefix="launchbay-bento-") as ctx:
         service_sources(Path(ctx))
+        shipped = user_sources(Path(ctx), list(code))
         bento = bentoml.bentos.build(
             SERVICE,
             name=model,
             version=f"v{version}",
             labels=labels,
             models=[t],
-            include=["launchbay/**/*.py", "launchbay/**/py.typed"],
+            include=["launchbay/**/*.py", "launchbay/**/py.typed", *shipped],
             envs=[BentoEnvSchema(name="LAUNCHBAY_MODEL", value=t)],
             python={
                 "lock_packages": False,
-                "packages": SERVICE_PACKAGES,
+                "packages": list(dict.fromkeys([*SERVICE_PACKAGES, *requirements])),
             },
             build_ctx=ctx,
         )
     _private(Path(bento.path))
     return str(bento.tag)
+
+
+def build_for(cfg: LaunchbayConfig, model_dir: Path, version: str) -> str:
+    """Build the Bento of a version of the configured model: its user code (`model.code`) and its
+    own pip requirements go in with it.
+
+    Raises:
+        UsageError: the model uses a module of the user's that would not be shipped.
+    """
+    from launchbay.serving.artefact import metadata
+
+    code = cfg.code_paths()
+    flavor = (metadata(model_dir).get("flavors") or {}).get("sklearn") or {}
+    if missing := unshipped_modules(flavor.get("skops_trusted_types") or [], code):
+        shipped = ", ".join(p.name for p in code) or "nothing"
+        raise UsageError(
+            f"the model uses code from {', '.join(missing)}, which would not be in the Bento "
+            f"(model.code ships {shipped}): list it in model.code in {cfg.source}"
+        )
+    listed = model_dir / "requirements.txt"  # the model's own, as MLflow recorded them
+    requirements = listed.read_text().split() if listed.exists() else []
+    name = cfg.model.name
+    return build(
+        model_dir,
+        name,
+        version,
+        labels={"launchbay.io/model": name, "launchbay.io/version": version},
+        code=code,
+        # The service does not import MLflow; pip options are not packages.
+        requirements=[r for r in requirements if not r.startswith(("-", "mlflow"))],
+    )
+
+
+def user_sources(ctx: Path, code: Sequence[Path]) -> list[str]:
+    """Copy the user's modules and packages into the build context; return their include patterns.
+
+    Raises:
+        UsageError: a path that does not exist, or one named like launchbay's own package.
+    """
+    patterns = []
+    for path in code:
+        if not path.exists():
+            raise UsageError(f"model.code: {path} does not exist (expected a module file or a package)")
+        if path.name in {"launchbay", "launchbay.py"}:
+            raise UsageError(f"model.code: {path} would shadow launchbay's own package")
+        if path.is_dir():
+            shutil.copytree(path, ctx / path.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            patterns.append(f"{path.name}/**")
+        else:
+            shutil.copyfile(path, ctx / path.name)
+            patterns.append(path.name)
+    return patterns
+
+
+def unshipped_modules(trusted_types: Sequence[str], code: Sequence[Path]) -> list[str]:
+    """Top-level modules the model's recorded types come from that neither an installed
+    distribution, the standard library nor the shipped code provides."""
+    import importlib.metadata
+    import sys
+
+    installed = importlib.metadata.packages_distributions()
+    shipped = {p.name.removesuffix(".py") for p in code}
+    missing = set()
+    for name in trusted_types:
+        top = name.split(".")[0]
+        if top not in installed and top not in sys.stdlib_module_names and top not in shipped:
+            missing.add(top)
+    return sorted(missing)
 
 
 def _private(root: Path) -> None:

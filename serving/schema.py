@@ -17,10 +17,28 @@ from launchbay.serving.spec import ServingSpec
 
 
 class Prediction(BaseModel):
-    """The model's answer for one row."""
+    """A binary classifier's answer for one row."""
 
-    prediction: int = Field(description="predicted class at the decision threshold")
+    prediction: int | str | bool = Field(description="predicted class at the decision threshold")
     score: float = Field(description="probability of the positive class")
+
+
+class ClassPrediction(BaseModel):
+    """A multiclass classifier's answer for one row."""
+
+    prediction: int | str | bool = Field(description="the most probable class")
+    score: float = Field(description="probability of the predicted class")
+    scores: dict[str, float] = Field(description="probability of each class")
+
+
+class ValuePrediction(BaseModel):
+    """A regressor's answer for one row."""
+
+    prediction: float = Field(description="the predicted value")
+
+
+Answers = list[Prediction] | list[ClassPrediction] | list[ValuePrediction]
+"""One answer per row, all of the model's kind."""
 
 
 class PredictResponse(BaseModel):
@@ -28,7 +46,31 @@ class PredictResponse(BaseModel):
 
     model: str
     version: str
-    predictions: list[Prediction]
+    predictions: Answers
+
+
+def answers(spec: ServingSpec, output: Any) -> Answers:
+    """The answer for each row of a model's output: (n, k) probabilities or (n,) values."""
+    import numpy as np
+
+    out = np.asarray(output, dtype=float)
+    if spec.task == "regression":
+        return [ValuePrediction(prediction=v) for v in out.reshape(-1).tolist()]
+    classes = list(spec.classes or range(out.shape[1]))
+    if spec.task == "binary":
+        positive = out[:, 1].tolist()
+        return [
+            Prediction(prediction=classes[1] if s >= spec.decision_threshold else classes[0], score=s)
+            for s in positive
+        ]
+    names = [str(c) for c in classes]
+    best = out.argmax(axis=1).tolist()
+    return [
+        ClassPrediction(
+            prediction=classes[i], score=row[i], scores=dict(zip(names, row, strict=True))
+        )
+        for i, row in zip(best, out.tolist(), strict=True)
+    ]
 
 
 def _field_type(spec: FeatureSpec) -> Any:

@@ -17,12 +17,12 @@ import numpy as np
 from pydantic import Field
 
 from launchbay.checks.signature import verify
-from launchbay.serving.artefact import load_estimator
+from launchbay.serving.artefact import load
 from launchbay.serving.batcher import MicroBatcher
 from launchbay.serving.guard import RequestGuard
 from launchbay.serving.inputs import model_input
 from launchbay.serving.package import signed_dir
-from launchbay.serving.schema import Prediction, PredictResponse, row_model
+from launchbay.serving.schema import PredictResponse, ValuePrediction, answers, row_model
 from launchbay.serving.spec import ServingSpec
 
 MODEL_ENV = "LAUNCHBAY_MODEL"
@@ -41,7 +41,7 @@ Row = row_model(SPEC)
 
 SCORES = bentoml.metrics.Histogram(
     name="launchbay_prediction_score",
-    documentation="Scores (positive-class probability) returned, per model version",
+    documentation="Scores returned per version (binary: positive class; multiclass: predicted class)",
     labelnames=["model", "version"],
     buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0),
 )
@@ -65,7 +65,7 @@ class ModelService:
             result = verify(model_dir, keys)
             if not result.verdict.ok:
                 raise RuntimeError(f"refusing to serve {TAG}: {result.message}")
-            self.estimator = load_estimator(model_dir)
+            self.predictor = load(model_dir)
         except BaseException:
             # A worker that exits is restarted by BentoML's arbiter, which would then linger forever
             # serving nothing; a model that cannot be trusted or loaded stops the whole server, so
@@ -77,8 +77,7 @@ class ModelService:
         self.batcher = MicroBatcher(self._scores, MAX_BATCH, BATCH_WAIT_MS / 1000)
 
     def _scores(self, rows: list[list[Any]]) -> np.ndarray:
-        proba = self.estimator.predict_proba(model_input(self.estimator, rows, self.features))
-        return np.asarray(proba, dtype=float)[:, 1]
+        return self.predictor.output(model_input(self.predictor.estimator, rows, self.features))
 
     @bentoml.api
     async def predict(
@@ -86,21 +85,21 @@ class ModelService:
         rows: Annotated[list[Row] | None, Field(min_length=1, max_length=MAX_BATCH)] = None,  # type: ignore[valid-type]
         row: Row | None = None,  # type: ignore[valid-type]
     ) -> PredictResponse:
-        """Score one row (`row`) or a batch (`rows`, up to the configured maximum)."""
+        """Answer one row (`row`) or a batch (`rows`, up to the configured maximum): a class and
+        its score (classification, with every class's score for multiclass), or a value."""
         if (rows is None) == (row is None):
             raise bentoml.exceptions.InvalidArgument(
                 "give exactly one of `row` (one object) or `rows` (a list)"
             )
         items = rows if rows is not None else [row]
         values = [[getattr(r, f) for f in self.features] for r in items]
-        scores = await self.batcher.score(values)
-        predicted = (scores >= SPEC.decision_threshold).astype(int)
+        predictions = answers(SPEC, await self.batcher.score(values))
         score_metric = SCORES.labels(model=SPEC.model, version=SPEC.version)
-        predictions = []
-        for s, p in zip(scores.tolist(), predicted.tolist(), strict=True):
-            score_metric.observe(s)
-            CLASSES.labels(model=SPEC.model, version=SPEC.version, predicted_class=str(p)).inc()
-            predictions.append(Prediction(prediction=p, score=s))
+        for p in predictions:
+            if isinstance(p, ValuePrediction):
+                continue  # a value has no class and no score to count
+            score_metric.observe(p.score)
+            CLASSES.labels(model=SPEC.model, version=SPEC.version, predicted_class=str(p.prediction)).inc()
         return PredictResponse(model=SPEC.model, version=SPEC.version, predictions=predictions)
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from launchbay.config import FeatureSpec, LaunchbayConfig
+from launchbay.config import FeatureSpec, LaunchbayConfig, Task
 
 SPEC_FILE = "serving.json"
 
@@ -27,15 +28,23 @@ class ServingSpec(BaseModel):
     features: dict[str, FeatureSpec]
     """Input features in the order the model receives them."""
     decision_threshold: float
+    """binary: the positive class (the second label) is predicted at or above this score."""
+    task: Task = "binary"
+    classes: list[StrictInt | StrictStr | StrictBool] | None = None
+    """Class labels of a classifier, in the order of its probabilities."""
 
     @classmethod
-    def from_config(cls, cfg: LaunchbayConfig, version: str) -> ServingSpec:
-        """The spec of version `version` of the configured model."""
+    def from_config(
+        cls, cfg: LaunchbayConfig, version: str, classes: list[Any] | None = None
+    ) -> ServingSpec:
+        """The spec of version `version` of the configured model (`classes`: the trained model's)."""
         return cls(
             model=cfg.model.name,
             version=str(version),
             features=dict(cfg.data.features),
             decision_threshold=cfg.gates.decision_threshold,
+            task=cfg.model.task,
+            classes=classes,
         )
 
     def write(self, model_dir: Path) -> Path:

@@ -247,6 +247,12 @@ class Then:
         assert text in self._result().output, self._result().output
         return self
 
+    def json_says(self, **fields: object) -> Then:
+        """The last command printed one JSON document (--json) holding these fields."""
+        doc = json.loads(self._result().stdout)
+        assert {k: doc.get(k) for k in fields} == fields, doc
+        return self
+
     def phase(self, phase: Phase) -> Then:
         r = self.c.release
         assert r.phase is phase, (r, self.c.result.output if self.c.result else "")

@@ -34,7 +34,7 @@ def measure(
     from launchbay.rollout.traffic import sample_rows
 
     cfg = load_config(config)
-    home = Home.resolve().ensure()
+    home = Home.resolve(cfg.source).ensure()
     version = _version(cfg, home, model_ref)
     rows = sample_rows(cfg.resolve_path(cfg.data.path), list(cfg.data.features), n=200)
     with out.status(f"measuring {cfg.model.name} version {version} (server start, then load)"):
@@ -103,7 +103,7 @@ def advise(
     from launchbay.rollout import measure as m
 
     cfg = load_config(config)
-    home = Home.resolve()
+    home = Home.resolve(cfg.source)
     version = _version(cfg, home, model_ref or f"{cfg.model.name}@champion")
     measured = m.load(home, cfg.model.name, version)
     if measured is None:

@@ -21,7 +21,7 @@ app = typer.Typer(
     help="MLOps CI/CD with progressive delivery: gated training, signed models, safe rollouts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -44,7 +44,10 @@ AsOpt = Annotated[
     ),
 ]
 ReasonOpt = Annotated[str, typer.Option(help="Why (recorded in the event log).")]
-ReleaseArg = Annotated[str, typer.Argument(metavar="RELEASE", help="Release id (7, #7) or model name.")]
+ReleaseArg = Annotated[
+    str, typer.Argument(metavar="RELEASE", help="Release id (7) or model name (its release waiting or live).")
+]
+ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help="Model name.")]
 ModelRefArg = Annotated[
     str, typer.Argument(metavar="MODEL@REF", help="e.g. fraud-detector@champion or fraud-detector@3")
 ]

@@ -7,15 +7,32 @@ Every `LaunchbayError` becomes one red message on stderr and its exit code (see
 from __future__ import annotations
 
 import os
-from typing import cast
+from typing import Annotated, cast
 
 import click
 import typer
 
 # Importing a command module registers its verbs on `app`.
-from launchbay.cli import advise, models, pipeline, rollout  # noqa: F401
-from launchbay.cli.app import app, err
+from launchbay.cli import advise, models, pipeline, project, rollout  # noqa: F401
+from launchbay.cli.app import app, err, out
+from launchbay.cli.project import installed_version
 from launchbay.errors import LaunchbayError
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"launchbay {installed_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """MLOps CI/CD with progressive delivery: gated training, signed models, safe rollouts."""
 
 
 def _click_errors() -> tuple[type[Exception], ...]:

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, app, err, out
-from launchbay.config import load_config
+from launchbay.config import config_path, load_config
 from launchbay.errors import PipelineFailed, UsageError
 from launchbay.home import Home
 
@@ -21,13 +21,14 @@ from launchbay.home import Home
 @app.command()
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show the model's registry state (champion, challenger) and its releases with their evidence."""
+    from launchbay.checks.model_gate import METRICS
     from launchbay.registry import MlflowRegistry
     from launchbay.rollout import status as releases
     from launchbay.rollout import view
     from launchbay.rollout.phases import Phase
 
     cfg = load_config(config)
-    home = Home.resolve()
+    home = Home.resolve(cfg.source)
     state = MlflowRegistry(cfg, home).state(cfg.model.name)
     state["releases"] = releases.releases(cfg, home)
     state["gateway"] = releases.gateway(cfg, home)
@@ -37,9 +38,12 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     if not state["registered"]:
         out.print(f"{cfg.model.name}: no model registered yet (run `launchbay run`)")
         return
-    table = Table(title=f"{cfg.model.name} ({state['versions']} version(s))")
-    for col in ("alias", "version", "ROC AUC", "precision", "recall", "registered", "git commit"):
-        table.add_column(col)
+    shown = ("rmse", "mae", "r2") if cfg.model.task == "regression" else ("roc_auc", "precision", "recall")
+    table = Table(title=f"{cfg.model.name} ({state['versions']} version(s), {cfg.model.task})")
+    table.add_column("alias", no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    for col in (*(METRICS[m].label for m in shown), "registered", "git commit"):
+        table.add_column(col, overflow="fold")
     for alias, v in state["aliases"].items():
         m = v["metrics"]
         created = (
@@ -50,20 +54,35 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         table.add_row(
             alias,
             str(v["version"]),
-            _num(m.get("roc_auc")),
-            _num(m.get("precision")),
-            _num(m.get("recall")),
+            *(_num(m.get(k)) for k in shown),
             created,
             (v["git_commit"] or "")[:10],
         )
     out.print(table)
+    if (cmp := state.get("comparison")) is not None:
+        if cmp["same_rows"]:
+            pairs = ", ".join(
+                f"{METRICS[k].label} {_num(cmp['challenger'].get(k))} vs {_num(cmp['champion'].get(k))}"
+                for k in shown
+                if k in cmp["champion"]
+            )
+            out.print(f"challenger vs champion on the same held-out rows: {pairs}", highlight=False)
+        else:
+            out.print(f"champion and challenger: {cmp['note']}")
     if (gw := state["gateway"]) is not None:
         out.print(view.gateway_line(gw))
     if state["releases"]:
         out.print(view.releases_table(state["releases"]))
         for r in state["releases"]:
+            if r.get("reason"):
+                out.print(f"{r['name']} {r['phase']}: {r['reason']}", highlight=False)
+        for r in state["releases"]:
             if Phase(r["phase"]).live:
                 out.print(view.evidence_table(r["analysis"], title=f"{r['name']}: latest analysis"))
+        newest = state["releases"][0]
+        if newest["phase"] in ("rolled-back", "failed") and newest["analysis"].get("checks"):
+            title = f"{newest['name']}: the analysis that decided it"
+            out.print(view.evidence_table(newest["analysis"], title=title))
 
 
 keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
@@ -72,6 +91,8 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("init")
 def keys_init(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
     force: Annotated[
         bool, typer.Option(help="Replace existing keys (old signatures stop verifying).")
     ] = False,
@@ -80,24 +101,33 @@ def keys_init(
     from launchbay.checks.keys import keys_dir
     from launchbay.checks.signature import generate_keypair
 
-    directory = keys_dir(Home.resolve().ensure())
+    directory = keys_dir(Home.resolve(config_path(config)).ensure())
     try:
         private, public = generate_keypair(directory, force=force)
     except FileExistsError:
-        out.print(f"keys already exist in {directory} (use --force to replace them)")
+        if as_json:
+            out.print_json(json.dumps({"directory": str(directory), "created": False}))
+        else:
+            out.print(f"keys already exist in {directory} (use --force to replace them)")
         return
-    out.print(f"private key: {private} (mode 600, never commit it)\npublic key:  {public}")
+    if as_json:
+        out.print_json(json.dumps({"private_key": str(private), "public_key": str(public), "created": True}))
+    else:
+        out.print(f"private key: {private} (mode 600, never commit it)\npublic key:  {public}")
 
 
 @keys_app.command("approver")
 def keys_approver(
-    name: Annotated[str, typer.Argument(help="The approver, as the config's approvers name them.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The approver, as the config's approvers name them.")
+    ],
     public_key: Annotated[
         Path | None, typer.Option(help="Write the public key here too (the path the config lists).")
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Replace an existing key (earlier approvals still audit).")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create your approver key pair: the private key stays in your own config directory (0600),
     the public key goes into the project's config (`approval.approvers.NAME`)."""
@@ -112,10 +142,17 @@ def keys_approver(
             approvals.write_public(approvals.load_private(private), public)
         except ValueError as exc:
             raise UsageError(f"{private}: {exc} (replace it with --force)") from None
-        out.print(f"{name}'s key already exists: {private} (public key written to {public})")
+        if as_json:
+            doc = {"private_key": str(private), "public_key": str(public), "created": False}
+            out.print_json(json.dumps(doc))
+        else:
+            out.print(f"{name}'s key already exists: {private} (public key written to {public})")
         return
     if public_key is not None:
         private.with_suffix(".pub").write_bytes(public.read_bytes())
+    if as_json:
+        out.print_json(json.dumps({"private_key": str(private), "public_key": str(public), "created": True}))
+        return
     out.print(
         f"private key: {private} (mode 600: only you can sign as {name})\n"
         f"public key:  {public}  -> in launchbay.yaml: approval.approvers.{name}: <that path>"
@@ -128,7 +165,7 @@ def verify(model_ref: ModelRefArg, config: ConfigOpt = None, as_json: JsonOpt = 
     from launchbay.checks.registered import verify_registered
 
     cfg = load_config(config)
-    checked = verify_registered(cfg, Home.resolve(), model_ref)
+    checked = verify_registered(cfg, Home.resolve(cfg.source), model_ref)
     if as_json:
         out.print_json(json.dumps(checked.to_dict(), default=str))
     else:
@@ -149,13 +186,19 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     config: ConfigOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Announce the server as one JSON line before it starts.")
+    ] = False,
 ) -> None:
     """Verify a registered model, then serve it over HTTP (BentoML) in the foreground."""
     from launchbay.serving import deploy
 
     cfg = load_config(config)
-    argv, env = deploy.prepare_serve(cfg, Home.resolve().ensure(), model_ref, host, port)
-    err.print(f"serving {model_ref} on http://{host}:{port} (signature verified)")
+    argv, env = deploy.prepare_serve(cfg, Home.resolve(cfg.source).ensure(), model_ref, host, port)
+    if as_json:
+        print(json.dumps({"model": model_ref, "url": f"http://{host}:{port}", "verified": True}), flush=True)
+    else:
+        err.print(f"serving {model_ref} on http://{host}:{port} (signature verified)")
     sys.stdout.flush()
     os.execve(argv[0], argv, env)  # become the server: signals and the PID are BentoML's
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from launchbay.cli.app import AsOpt, ConfigOpt, app, err, git_commit, out, whoami
+from launchbay.cli.app import AsOpt, ConfigOpt, JsonOpt, app, err, git_commit, out, whoami
 from launchbay.config import LaunchbayConfig, load_config
 from launchbay.errors import PipelineFailed, UsageError
 from launchbay.home import HOME_ENV, Home
@@ -37,14 +38,16 @@ def run(
         float, typer.Option(help="Demo requests per second sent through the gateway during the rollout.")
     ] = 0.0,
     as_: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run the pipeline on this machine, then roll the new version out.
 
     Checks the data, trains, gates against the champion, registers, signs and packages; then
     deploys the new version behind the gateway: shadow, canary steps, approval, promotion.
     """
-    from launchbay.cli.progress import PipelineView, summary
+    from launchbay.cli.progress import PipelineView, gate_table, summary
     from launchbay.pipelines.executor import LocalExecutor
+    from launchbay.pipelines.preflight import require_project
     from launchbay.pipelines.training import build_workflow
     from launchbay.pipelines.training import stages as pipeline_stages
     from launchbay.registry import CHAMPION, preflight
@@ -53,9 +56,10 @@ def run(
     all_steps = pipeline_stages(cfg)
     if until is not None and until not in all_steps:
         raise UsageError(f"--until {until!r}: expected one of {', '.join(all_steps)}")
-    home = Home.resolve().ensure()
-    uri = preflight(cfg, home)
     data_path = _data_path(cfg, data)
+    require_project(cfg, data_path)  # a wrong model.train is named now, not after the data gate
+    home = Home.resolve(cfg.source).ensure()
+    uri = preflight(cfg, home)
     assert cfg.source is not None
     workflow = build_workflow(
         cfg, config=str(cfg.source), data=data_path, git_commit=git_commit(cfg.base_dir)
@@ -64,34 +68,76 @@ def run(
     # the only directory added (launchbay itself is installed; its sources are never put first).
     pythonpath = os.pathsep.join(p for p in (str(cfg.base_dir), os.environ.get("PYTHONPATH", "")) if p)
     stages = list(all_steps[: all_steps.index(until) + 1] if until else all_steps)
-    out.print(f"[bold]{cfg.model.name}[/]: data [cyan]{data_path}[/], tracking [cyan]{uri}[/]")
-    view = PipelineView(out, stages)
+    console = err if as_json else out  # with --json, stdout carries the JSON document only
+    console.print(f"[bold]{cfg.model.name}[/]: data [cyan]{data_path}[/], tracking [cyan]{uri}[/]")
+    view = PipelineView(console, stages)
     executor = LocalExecutor(
         home.workflows, env={HOME_ENV: str(home.root), "PYTHONPATH": pythonpath}, on_change=view.update
     )
     with view:
         result = executor.run(workflow, until=until)
-    out.print(summary(result, list(all_steps)))
+    console.print(summary(result, list(all_steps)))
+    run_id = result.tasks["validate-data"].outputs.get("run-id") if "validate-data" in result.tasks else None
+    gate = _model_gate(home, run_id)
+    if gate is not None:
+        console.print(gate_table(gate))
+    doc: dict[str, Any] = {
+        "model": cfg.model.name,
+        "succeeded": result.succeeded,
+        "steps": {
+            n: {"phase": r.phase.value, "seconds": round(r.seconds, 2), "outputs": r.outputs}
+            for n, r in result.tasks.items()
+        },
+        "model_gate": gate,
+        "version": None,
+        "aliases": [],
+        "release": None,
+    }
     if not result.succeeded:
         failed = result.failed
+        _emit(doc, as_json)
         raise PipelineFailed(f"pipeline stopped at step {failed.name if failed else '?'}")
     reg = result.tasks.get("register")
     if reg is None:
+        _emit(doc, as_json)
         return
     version, aliases = reg.outputs.get("model-version"), reg.outputs.get("aliases", "").split(",")
-    out.print(f"[green]Registered[/] {cfg.model.name} version {version} as [bold]{', '.join(aliases)}[/]")
+    doc.update(version=version, aliases=aliases)
+    console.print(f"[green]Registered[/] {cfg.model.name} version {version} as [bold]{', '.join(aliases)}[/]")
     if CHAMPION in aliases:
-        out.print(f"[yellow]No champion existed: version {version} is now the champion (bootstrap).[/]")
+        console.print(f"[yellow]No champion existed: version {version} is now the champion (bootstrap).[/]")
     if not (rollout and until is None and version):
+        _emit(doc, as_json)
         return
     if cfg.rollout.target != "local":
-        out.print(f"rollout.target is {cfg.rollout.target}: use `launchbay submit` for a cluster")
+        console.print(f"rollout.target is {cfg.rollout.target}: use `launchbay submit` for a cluster")
+        _emit(doc, as_json)
         return
     from launchbay.rollout import drive, wiring
+    from launchbay.rollout import view as release_view
 
     ctx = wiring.rollout(cfg, home)
-    release = drive.create(ctx, str(version), whoami(as_), out)
-    drive.drive(wiring.controller(ctx), release, out, traffic=traffic, data=data_path)
+    release = drive.create(ctx, str(version), whoami(as_), console)
+    release = drive.drive(wiring.controller(ctx), release, console, traffic=traffic, data=data_path)
+    doc["release"] = release_view.release_dict(release, {}, None)
+    _emit(doc, as_json)
+
+
+def _emit(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(doc, default=str))
+
+
+def _model_gate(home: Home, run_id: str | None) -> dict[str, Any] | None:
+    """The model gate's report of this run, if the gate ran."""
+    if not run_id:
+        return None
+    path = home.reports / run_id / "model_gate.json"
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc
 
 
 @app.command()
@@ -118,6 +164,9 @@ def render(
     schedule: Annotated[
         str, typer.Option(help="argo-template: when the CronWorkflow retrains (cron syntax).")
     ] = "0 3 * * 1",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Write JSON (a list of objects) instead of YAML.")
+    ] = False,
 ) -> None:
     """Write YAML: the Argo Workflow of the pipeline, or the objects a cluster target applies.
 
@@ -138,15 +187,18 @@ def render(
             check(objects)
         except InvalidObject as exc:
             raise PipelineFailed(str(exc)) from None
-        text = "---\n".join(to_yaml(o) for o in objects)
     elif target in ("argo", "argo-template"):
         sha = commit if commit is not None else git_commit(cfg.base_dir)
         if target == "argo":
-            text = to_yaml(for_argo(cfg, sha).to_dict())
+            objects = [for_argo(cfg, sha).to_dict()]
         else:
-            text = "---\n".join(to_yaml(o) for o in template_and_cron(cfg, sha, schedule))
+            objects = list(template_and_cron(cfg, sha, schedule))
     else:
         raise UsageError(f"--target {target!r}: expected argo, argo-template, kubernetes or knative")
+    if as_json:
+        text = json.dumps(objects, indent=2, default=str) + "\n"
+    else:
+        text = "---\n".join(to_yaml(o) for o in objects)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -164,6 +216,7 @@ def submit(
     token: Annotated[
         str | None, typer.Option(help="Bearer token.", envvar="ARGO_TOKEN", show_default=False)
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Submit the pipeline to an Argo Workflows server."""
     from launchbay.pipelines.argo import for_argo
@@ -172,4 +225,7 @@ def submit(
     cfg = load_config(config)
     ns = namespace or cfg.argo.namespace
     name = argo_submit(for_argo(cfg, git_commit(cfg.base_dir)), host, ns, token)
-    out.print(f"submitted workflow [bold]{name}[/] to {host} (namespace {ns})")
+    if as_json:
+        out.print_json(json.dumps({"workflow": name, "namespace": ns, "host": host}))
+    else:
+        out.print(f"submitted workflow [bold]{name}[/] to {host} (namespace {ns})")

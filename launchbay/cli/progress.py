@@ -106,3 +106,29 @@ def summary(run: WorkflowRun, stages: list[str]) -> Group:
 
 def _short(value: str) -> str:
     return value if len(value) <= 36 else value[:16] + "…" + value[-16:]
+
+
+def gate_table(report: dict[str, Any]) -> Table:
+    """The model gate's checks as `launchbay run` prints them: each metric on the held-out rows,
+    against its floor, and the candidate against the champion on the same rows."""
+    summary = report.get("summary", {})
+    rows = summary.get("held-out rows", "?")
+    champion = summary.get("champion", "no champion yet")
+    table = Table(
+        title=f"model gate {report.get('verdict', '?')}: {rows} held-out rows, vs {champion}",
+        title_justify="left",
+    )
+    for col in ("check", "candidate", "expected", "verdict", "detail"):
+        table.add_column(col, overflow="fold")
+    for c in report.get("checks", []):
+        verdict = str(c.get("verdict", ""))
+        style = "green" if verdict == "PASS" else "red"
+        observed = c.get("observed")
+        table.add_row(
+            str(c.get("name", "")),
+            "-" if observed is None else str(observed),
+            str(c.get("expected") or ""),
+            Text(verdict, style=style),
+            str(c.get("detail") or ""),
+        )
+    return table

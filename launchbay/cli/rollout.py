@@ -10,7 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,7 @@ from launchbay.cli.app import (
     AsOpt,
     ConfigOpt,
     JsonOpt,
+    ModelArg,
     ModelRefArg,
     ReasonOpt,
     ReleaseArg,
@@ -45,7 +46,8 @@ def _wired(config: Path | None) -> Rollout:
     """This project's rollout parts (ledger, target, registry), from its config."""
     from launchbay.rollout import wiring
 
-    return wiring.rollout(load_config(config), Home.resolve().ensure())
+    cfg = load_config(config)
+    return wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
 
 
 @app.command()
@@ -55,19 +57,34 @@ def release(
     as_: AsOpt = None,
     traffic: TrafficOpt = 0.0,
     detach: Annotated[bool, typer.Option(help="Only create it; a running controller drives it.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Roll a registered version out: verify, shadow, canary steps, approval, promotion."""
     from launchbay.registry import project_version
     from launchbay.rollout import drive, wiring
 
     cfg = load_config(config)
-    ctx = wiring.rollout(cfg, Home.resolve().ensure())
+    ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
     version = project_version(ctx.registry, cfg, model_ref).version
-    r = drive.create(ctx, version, whoami(as_), out)
+    live = err if as_json else out  # with --json, stdout carries the JSON document only
+    r = drive.create(ctx, version, whoami(as_), live)
     if detach:
-        out.print(f"created {r.name}; `launchbay controller` drives it")
+        _report(r, as_json, f"created {r.name}; `launchbay controller` drives it")
         return
-    drive.drive(wiring.controller(ctx), r, out, traffic=traffic)
+    r = drive.drive(wiring.controller(ctx), r, live, traffic=traffic)
+    if as_json:  # the live view already said where it ended
+        _report(r, as_json, "")
+
+
+def _report(r: Release, as_json: bool, message: str, **extra: Any) -> None:
+    """What a write verb did: a line for people, or the release as JSON (with `extra`)."""
+    if as_json:
+        from launchbay.rollout import view
+
+        doc = {k: v for k, v in view.release_dict(r, {}, None).items() if k not in {"analysis", "routes"}}
+        out.print_json(json.dumps({**doc, **extra}, default=str))
+    else:
+        out.print(message)
 
 
 KeyOpt = Annotated[
@@ -126,6 +143,7 @@ def approve(
         str | None,
         typer.Option(help="Argo server, for releases of a cluster pipeline.", envvar="ARGO_SERVER"),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Promote a release waiting for approval, signed with your key (approvers only; never its author).
 
@@ -149,13 +167,15 @@ def approve(
         approval = json.dumps(signed.to_dict())
         resume_approval(argo_host, os.environ.get("ARGO_TOKEN"), wf["namespace"], wf["workflow"], approval)
         where = f"{wf['namespace']}/{wf['workflow']}"
-        out.print(f"[green]approved[/]: resumed {where}; its promote step promotes {waiting.name}")
+        message = f"[green]approved[/]: resumed {where}; its promote step promotes {waiting.name}"
+        _report(waiting, as_json, message, resumed=where, key=signed.key_id)
         return
     r = decisions.approve(ctx, signed)
-    out.print(
+    message = (
         f"[green]approved[/] (signed with key {signed.key_id}): {r.name} is promoted and serves all "
         f"traffic; champion -> v{r.version}"
     )
+    _report(r, as_json, message, key=signed.key_id, approver=name)
 
 
 @app.command()
@@ -166,6 +186,7 @@ def reject(
     key: KeyOpt = None,
     on_behalf_of: OnBehalfOpt = None,
     reason: ReasonOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """End a release waiting for approval, signed with your key; stable serves all traffic again."""
     from launchbay.rollout import decisions
@@ -174,12 +195,12 @@ def reject(
     name = whoami(as_)
     waiting = decisions.pending(ctx, release_ref)
     r = decisions.reject(ctx, _signed(ctx, waiting, "reject", name, key, reason, on_behalf_of))
-    out.print(f"[yellow]rejected[/]: {r.name}; v{r.stable_version} serves all traffic")
+    _report(r, as_json, f"[yellow]rejected[/]: {r.name}; v{r.stable_version} serves all traffic", by=name)
 
 
 @app.command()
 def audit(
-    model: Annotated[str, typer.Argument(help="Model name.")],
+    model: ModelArg,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -187,7 +208,7 @@ def audit(
     from launchbay.rollout import audit as auditing
 
     cfg = load_config(config)
-    report = auditing.audit(cfg, Home.resolve(), model)
+    report = auditing.audit(cfg, Home.resolve(cfg.source), model)
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
@@ -199,10 +220,11 @@ def audit(
 
 @app.command()
 def rollback(
-    model: Annotated[str, typer.Argument(help="Model name.")],
+    model: ModelArg,
     config: ConfigOpt = None,
     as_: AsOpt = None,
     reason: ReasonOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """On-call: take the model's newest release out of traffic now (works without a controller)."""
     from launchbay.rollout import operations, wiring
@@ -210,33 +232,38 @@ def rollback(
     cfg = load_config(config)
     if model != cfg.model.name:  # before anything is wired: a typo must not touch a cluster
         raise UsageError(f"{model}: this project's model is {cfg.model.name}")
-    ctx = wiring.rollout(cfg, Home.resolve().ensure())
+    ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
     started = time.monotonic()
     r, changed = operations.rollback(ctx, whoami(as_), reason)
     took = time.monotonic() - started
     if changed:
-        out.print(f"[red]rolled back[/] {r.name} in {took:.1f}s; v{r.stable_version} serves all traffic")
+        message = f"[red]rolled back[/] {r.name} in {took:.1f}s; v{r.stable_version} serves all traffic"
     else:
-        out.print(
+        message = (
             f"{r.name} was already {r.phase.value}; routes checked: v{r.stable_version} serves all traffic"
         )
+    _report(r, as_json, message, changed=changed, seconds=round(took, 3))
 
 
 @app.command()
 def abort(
-    release_ref: ReleaseArg, config: ConfigOpt = None, as_: AsOpt = None, reason: ReasonOpt = ""
+    release_ref: ReleaseArg,
+    config: ConfigOpt = None,
+    as_: AsOpt = None,
+    reason: ReasonOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop a release before promotion (works without a controller)."""
     from launchbay.rollout import operations
 
     r, changed = operations.abort(_wired(config), release_ref, whoami(as_), reason)
     state = "aborted" if changed else f"was already {r.phase.value}"
-    out.print(f"{r.name} {state}; stable serves all traffic")
+    _report(r, as_json, f"{r.name} {state}; stable serves all traffic", changed=changed)
 
 
 @app.command()
 def history(
-    model: Annotated[str, typer.Argument(help="Model name.")],
+    model: ModelArg,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -245,14 +272,14 @@ def history(
 
     # On-call may run this anywhere: the project's config is used when there is one.
     cfg = load_config(config) if config_path(config).exists() else None
-    events = status.history(cfg, Home.resolve(), model)
+    events = status.history(cfg, Home.resolve(config_path(config)), model)
     if as_json:
         out.print_json(json.dumps([e.to_dict() for e in events], default=str))
         return
     if not events:
         out.print(f"{model}: no releases yet")
         return
-    out.print(view.history_table(events, f"{model}: event log"))
+    out.print(view.history_table(events, f"{model}: event log", out.width))
 
 
 @app.command()
@@ -262,6 +289,9 @@ def controller(
     metrics_port: Annotated[
         int, typer.Option(help="Serve Prometheus metrics of releases on this port (0: off).")
     ] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Each transition as one JSON line on stdout.")
+    ] = False,
 ) -> None:
     """Run the reconcile loop in the foreground (for long-running setups)."""
     from launchbay.rollout import controller as ctl
@@ -269,7 +299,7 @@ def controller(
     from launchbay.rollout.exported import ControllerMetrics
 
     cfg = load_config(config)
-    ctx = wiring.rollout(cfg, Home.resolve().ensure())
+    ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
     processes = ctx.target.processes()
     if processes is not None:
         _ = processes.url  # the local target: make sure clients have their address
@@ -281,7 +311,11 @@ def controller(
         if exported is not None:
             exported.observe(r, before)
         if before is None or (before.phase, before.step_index) != (r.phase, r.step_index):
-            err.print(f"{time.strftime('%H:%M:%S')} {r.name}: {r.phase.value} (step {r.step_index + 1})")
+            if as_json:
+                line = {"at": time.time(), "release": r.name, "phase": r.phase.value, "step": r.step_index}
+                print(json.dumps(line), flush=True)
+            else:
+                err.print(f"{time.strftime('%H:%M:%S')} {r.name}: {r.phase.value} (step {r.step_index + 1})")
 
     def keep_gateway_up() -> None:
         # A gateway whose supervisor died (its worker dies with it) is started again here, on its
@@ -299,14 +333,18 @@ def controller(
 def down(
     config: ConfigOpt = None,
     prometheus: Annotated[bool, typer.Option(help="Stop the local Prometheus too.")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop the local target's processes (gateway, model servers, Prometheus). The ledger stays."""
     from launchbay.rollout.targets.local import LocalTarget
     from launchbay.rollout.targets.local_prometheus import LocalPrometheus
 
     cfg = load_config(config)
-    home = Home.resolve()
+    home = Home.resolve(cfg.source)
     stopped = LocalTarget(cfg, home).down()
     if prometheus and LocalPrometheus(home).stop():
         stopped.append("prometheus")
-    out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    if as_json:
+        out.print_json(json.dumps({"stopped": stopped}))
+    else:
+        out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

@@ -13,7 +13,8 @@
 * Shadow: with `mirror`, a copy of each request to stable is queued for the candidate. The queue is
   bounded and the user's response never waits for it: a slow or dead shadow only fills the queue,
   and overflow is dropped and counted. The candidate's answer is compared with stable's answer to
-  the same request: predicted-class agreement and score difference, per row.
+  the same request: predicted-class agreement and score difference per row (classifiers), the
+  relative difference of the values (regressors).
 * A request the canary fails (5xx, or unreachable) is retried once on stable: predictions are pure
   functions of their input, so the user gets an answer while the failure still counts against the
   canary. The response says so in `X-Launchbay-Retried-From`.
@@ -36,6 +37,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import aiohttp
 from aiohttp import web
@@ -169,6 +171,35 @@ class _Metrics:
             buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
             registry=r,
         )
+
+
+def row_shift(stable: Any, candidate: Any) -> float | None:
+    """How far apart two answers for the same row are, in [0, 1] (None: not comparable).
+
+    A classifier's answer carries scores: the difference of the positive class's probability
+    (binary), or half the L1 distance between the class distributions (multiclass, `scores`). A
+    regressor's is a value: the relative difference |c - s| / max(|c|, |s|).
+    """
+    if not isinstance(stable, dict) or not isinstance(candidate, dict):
+        return None
+    ss, cs = stable.get("scores"), candidate.get("scores")
+    if isinstance(ss, dict) and isinstance(cs, dict):
+        keys = set(ss) | set(cs)
+        if all(isinstance(d.get(k, 0.0), (int, float)) for d in (ss, cs) for k in keys):
+            return 0.5 * sum(abs(float(ss.get(k, 0.0)) - float(cs.get(k, 0.0))) for k in keys)
+        return None
+    s, c = stable.get("score"), candidate.get("score")
+    if _number(s) and _number(c):
+        return abs(float(s) - float(c))
+    s, c = stable.get("prediction"), candidate.get("prediction")
+    if "score" not in stable and _number(s) and _number(c):
+        scale = max(abs(float(s)), abs(float(c)))
+        return min(abs(float(c) - float(s)) / scale, 1.0) if scale else 0.0
+    return None
+
+
+def _number(v: object) -> TypeGuard[int | float]:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass
@@ -429,7 +460,8 @@ class Gateway:
         labels = (item.stable_version, item.candidate.version)
         for s, c in zip(stable, candidate, strict=False):
             self.metrics.compared.labels(*labels).inc()
-            if s.get("prediction") != c.get("prediction"):
+            shift = row_shift(s, c)
+            if "score" in s and s.get("prediction") != c.get("prediction"):
                 self.metrics.disagreements.labels(*labels).inc()
-            if isinstance(s.get("score"), (int, float)) and isinstance(c.get("score"), (int, float)):
-                self.metrics.score_diff.labels(*labels).observe(abs(float(s["score"]) - float(c["score"])))
+            if shift is not None:
+                self.metrics.score_diff.labels(*labels).observe(shift)

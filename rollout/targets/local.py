@@ -238,13 +238,15 @@ class LocalTarget:
         log = self.servers / f"v{version}.log"
         if log.exists():
             log.rename(log.with_suffix(f".{int(time.time())}.log"))
-        procs.launch(argv, env, log, port, cwd=self.cfg.base_dir, owner=self.owner).write(
+        # Started outside the checkout (`python -m` puts its cwd on sys.path): the served model
+        # imports the user's code from its Bento only, as it would in a cluster.
+        procs.launch(argv, env, log, port, cwd=self.servers, owner=self.owner).write(
             self._record_file(version)
         )
         if self.cfg.serving.min_instances == 0:
             # The gateway stops it when idle and starts it again from this spec on demand.
             env = {**env, procs.OWNER_ENV: self.owner}
-            spec_for(argv, env, self.cfg.base_dir, port, log, self.cfg.serving).write(self.servers, version)
+            spec_for(argv, env, self.servers, port, log, self.cfg.serving).write(self.servers, version)
         else:
             SpawnSpec.path(self.servers, version).unlink(missing_ok=True)
 

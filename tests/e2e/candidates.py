@@ -30,6 +30,7 @@ def main() -> None:
         cfg["model"] = {**base["model"]}
         if kind != "good":
             cfg["model"]["train"] = f"faults:train_{kind}"
+            cfg["model"]["code"] = ["faults.py", "fraud_model.py"]  # shipped in the Bento
         variant = project / f"candidate-{kind}.yaml"
         variant.write_text(yaml.safe_dump(cfg, sort_keys=False))
         run_id, digest = steps.validate_data(str(variant), data)

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from harness import Result
-from projects import EXAMPLE
+from projects import EXAMPLE, FAST_ROLLOUT
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +48,21 @@ class Installed:
             env["LAUNCHBAY_HOME"] = str(home)
         return env
 
-    def run(self, *argv: str, cwd: Path, timeout: float = 600, home: Path | None = None) -> Result:
+    def run(
+        self,
+        *argv: str,
+        cwd: Path,
+        timeout: float = 600,
+        home: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
         proc = subprocess.run(
-            list(argv), cwd=cwd, env=self.env(home), capture_output=True, text=True, timeout=timeout
+            list(argv),
+            cwd=cwd,
+            env={**self.env(home), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -180,7 +193,13 @@ def test_a_project_with_its_own_pipelines_serving_checks_and_rollout_packages_tr
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_text(text)
     config = project / "launchbay.yaml"
-    config.write_text(config.read_text().replace("fraud_model:train", "pipelines.steps:train"))
+    config.write_text(
+        config.read_text().replace(
+            "  train: fraud_model:train",
+            # The user's package and the example's feature module both ship with the model.
+            "  train: pipelines.steps:train\n  code: [pipelines, fraud_model.py]",
+        )
+    )
     lb = str(installed.bin / "launchbay")
     assert installed.run(lb, "keys", "init", cwd=project).returncode == 0
     res = installed.run(lb, "run", "--until", "register", cwd=project)
@@ -188,3 +207,56 @@ def test_a_project_with_its_own_pipelines_serving_checks_and_rollout_packages_tr
     assert "Registered fraud-detector version 1" in res.stdout
     status = json.loads(installed.run(lb, "status", "--json", cwd=project).stdout)
     assert status["aliases"]["champion"]["version"] == 1
+
+
+def test_init_in_an_empty_git_repository_then_a_rollout_and_a_promotion(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The README's way in: install, `launchbay init` with a sample of your data, run, approve."""
+    from sklearn.datasets import load_breast_cancer
+
+    repo = tmp_path / "tumour-model"
+    (repo / "data").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, timeout=30)
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame.to_csv(repo / "data" / "train.csv", index=False)
+    lb = str(installed.bin / "launchbay")
+    people = {"XDG_CONFIG_HOME": str(tmp_path / "people"), "LAUNCHBAY_USER": "dora"}
+
+    def run(*args: str, timeout: float = 600) -> Result:
+        return installed.run(lb, *args, cwd=repo, env=people, timeout=timeout)
+
+    made = run("init", "--data", "data/train.csv", "--target", "target", "--approver", "alice")
+    assert made.returncode == 0, made.output
+    assert "30 feature(s) from data/train.csv" in made.stdout
+    config = repo / "launchbay.yaml"
+    doc = yaml.safe_load(config.read_text())
+    assert (doc["model"]["name"], doc["model"]["task"]) == ("tumour-model", "binary")
+    doc["rollout"].update({**FAST_ROLLOUT, "approval": doc["rollout"]["approval"]})
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert run("keys", "approver", "alice", "--public-key", "approvers/alice.pub").returncode == 0
+    assert run("keys", "init").returncode == 0
+    assert run("check").returncode == 0
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, timeout=30)
+    who = ["-c", "user.name=dora", "-c", "user.email=dora@example.com"]
+    subprocess.run(["git", "-C", str(repo), *who, "commit", "-qm", "first"], check=True, timeout=30)
+    assert "\n.launchbay/" in "\n" + (repo / ".gitignore").read_text()
+    try:
+        first = run("run")
+        assert first.returncode == 0, first.output
+        assert "tumour-model@v1#1: promoted" in first.stdout
+        second = run("run", "--traffic", "40")
+        assert second.returncode == 0, second.output
+        assert "awaiting-approval" in second.stdout and "ROC AUC vs champion v1" in second.stdout
+        approved = run("approve", "tumour-model", "--as", "alice", "--json")
+        assert approved.returncode == 0, approved.output
+        assert json.loads(approved.stdout)["phase"] == "promoted"
+        status = json.loads(run("status", "--json").stdout)
+        assert status["aliases"]["champion"]["version"] == 2
+        assert status["aliases"]["champion"]["git_commit"]  # the repository's commit, recorded
+        assert (repo / ".launchbay" / "ledger.db").exists()
+        served = repo / ".launchbay" / "bentoml" / "bentos" / "tumour-model" / "v2" / "src" / "model.py"
+        assert served.read_text() == (repo / "model.py").read_text()  # the user's code, in the Bento
+    finally:
+        installed.run(lb, "down", cwd=repo, timeout=120)

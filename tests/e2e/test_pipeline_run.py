@@ -74,7 +74,6 @@ def test_first_good_model_becomes_champion_and_the_next_one_challenger(
     [
         ("drifted", ["data gate FAIL", "amount: drift (PSI) vs reference", "median moved"]),
         ("broken", ["missing: device_age_days", "amount: type is float", "hour: no nulls"]),
-        ("missing", ["data file is readable", "file not found"]),
     ],
 )
 def test_bad_data_stops_at_the_data_gate_with_a_readable_report(
@@ -100,6 +99,18 @@ def test_bad_data_stops_at_the_data_gate_with_a_readable_report(
     assert report.read_text().startswith("# data gate: FAIL")
     assert Launchbay(config.parent).status()["registered"] is False
     assert _only_run(lb_home).info.status == "FAILED"
+
+
+def test_a_missing_data_file_or_a_wrong_train_function_is_named_before_any_step_runs(
+    project: Callable[..., Path], lb_home: Path
+) -> None:
+    config = project(rows=500, overrides={"model.train": "fraud_model:trian"})
+    res = Launchbay(config.parent).run("run", "--no-rollout", "--data", "data/nowhere.csv")
+    assert res.returncode == 2, res.output
+    assert "model.train: 'fraud_model' has no function 'trian' (functions: engineer, train)" in res.stderr
+    assert "--data: " in res.stderr and "nowhere.csv does not exist" in res.stderr
+    assert "validate-data" not in res.stdout and "Traceback" not in res.output
+    assert not (lb_home / "mlflow.db").exists()  # nothing ran, nothing was created
 
 
 USER_MODULES = {
@@ -130,6 +141,8 @@ def test_a_training_function_that_raises_fails_once_with_the_users_traceback(
     assert "step train failed" in res.stdout
     assert "ValueError: learning rate must be positive" in res.stdout
     assert 'user_model.py", line 2, in train' in res.stdout
+    # The user's frames, not Hera's runner and pydantic's around them
+    assert "hera/workflows" not in res.stdout and "frame(s) of launchbay and libraries left out" in res.stdout
     run = _only_run(lb_home)
     assert run.info.status == "FAILED"
     assert run.data.tags["launchbay.failed_step"] == "train"

@@ -166,8 +166,8 @@ def test_a_killed_gateway_is_back_on_its_port_within_a_second_and_the_rollout_go
         .when().the_release_command_ends().controller_started().waited(2)
         .gateway_killed("supervisor").gateway_answers_again(timeout=10)
         .then().gateway_back_within(4.0).routes(stable="1", canary=bay_version(given, "good"))
-        .when().launchbay("abort", "{release}", "--reason", "test over")
-        .then().exit_code(0).phase(Phase.ABORTED).routes(stable="1")
+        .when().launchbay("abort", "{release}", "--reason", "test over", "--json")
+        .then().exit_code(0).phase(Phase.ABORTED).routes(stable="1").json_says(phase="aborted", changed=True)
     )
 
 
@@ -203,10 +203,13 @@ def test_controller_killed_mid_canary_resumes_then_approval_promotes_and_on_call
         # bob's name without bob's key (this machine has none of his): refused, and on record
         .when().launchbay_as_a_stranger("approve", "{release}", "--as", "bob")
         .then().exit_code(4).said("bob cannot sign").refusals_recorded_for("dana", "mallory", "bob")
-        .when().launchbay("approve", "{release}", "--as", "alice")
+        .when().launchbay("approve", "{release}", "--as", "alice", "--json")
         .then().exit_code(0).phase(Phase.PROMOTED).routes(stable=good).champion_is(good)
-        .when().waited(2).launchbay("rollback", MODEL, "--as", "oncall", "--reason", "pager").waited(0.5)
+        .json_says(phase="promoted", approver="alice", version=good)
+        .when().waited(2).launchbay("rollback", MODEL, "--as", "oncall", "--reason", "pager", "--json")
+        .waited(0.5)
         .then().exit_code(0).phase(Phase.ROLLED_BACK).routes(stable="1").champion_is("1")
+        .json_says(phase="rolled-back", changed=True, stable_version="1")
         # The previous stable stayed warm: the rollback was a route change, not a restart.
         .holds(lambda b, _r: b.server("1") == stable, "version 1 kept its server process")
         .no_client_failed()  # weight changes, a controller crash, promotion and rollback

@@ -109,3 +109,26 @@ def test_report_is_written_as_markdown_and_json(cfg: LaunchbayConfig, tmp_path: 
     assert md.read_text().startswith("# data gate: FAIL")
     doc = json.loads(js.read_text())
     assert doc["verdict"] == "FAIL" and doc["checks"][0]["verdict"] == "FAIL"
+
+
+@pytest.mark.parametrize(
+    ("task", "labels", "failed"),
+    [
+        ("binary", ["spam", "ham"], None),  # any two labels, not only 0/1
+        ("binary", ["a", "b", "c"], "is_fraud (target): two classes"),
+        ("binary", ["a"], "is_fraud (target): two classes"),
+        ("multiclass", ["red", "green", "blue"], None),
+        ("regression", [1.5, 200.0, -3.25], None),
+        ("regression", ["high", "low"], "is_fraud (target): values are numbers"),
+    ],
+)
+def test_the_target_is_checked_for_the_task(
+    cfg: LaunchbayConfig, tmp_path: Path, task: str, labels: list[object], failed: str | None
+) -> None:
+    frame = pd.read_parquet(cfg.resolve_path(cfg.data.path))
+    frame["is_fraud"] = [labels[i % len(labels)] for i in range(len(frame))]
+    path = tmp_path / "labels.parquet"
+    frame.to_parquet(path)
+    variant = cfg.model_copy(update={"model": cfg.model.model_copy(update={"task": task})})
+    report, _ = check_data(str(path), variant)
+    assert _problems(report) == ({failed: Verdict.FAIL} if failed else {}), report.to_markdown()

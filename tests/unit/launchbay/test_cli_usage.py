@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -11,6 +12,23 @@ from harness import assert_clean_error, lb
 from launchbay.cli.main import app, main
 
 VERBS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def _leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every verb, subcommands of groups (`keys init`) included, with its click command."""
+    subcommands = getattr(command, "commands", None)
+    if not subcommands:
+        return [(path, command)]
+    return [leaf for name, sub in sorted(subcommands.items()) for leaf in _leaves(sub, (*path, name))]
+
+
+LEAVES = _leaves(typer.main.get_command(app))
+REQUIRED = [
+    (path, p.metavar or p.name)
+    for path, command in LEAVES
+    for p in command.params
+    if p.required and p.param_type_name == "argument"
+]
 
 
 def _usage(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
@@ -58,3 +76,38 @@ def test_usage_mistakes_name_what_is_wrong(
 def test_the_installed_command_keeps_the_contract(tmp_path: Path) -> None:
     assert_clean_error(lb("no-such-verb", cwd=tmp_path), 2, "No such command")
     assert_clean_error(lb("status", "--no-such-flag", cwd=tmp_path), 2, "--no-such-flag")
+
+
+@pytest.mark.parametrize("path", [p for p, _ in LEAVES], ids=" ".join)
+def test_every_verb_offers_json(path: tuple[str, ...]) -> None:
+    command = dict(LEAVES)[path]
+    options = {o for p in command.params for o in getattr(p, "opts", [])}
+    assert "--json" in options, f"launchbay {' '.join(path)} has no --json"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in LEAVES if len(p) > 1], ids=" ".join)
+def test_subcommands_keep_the_contract_too(
+    path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "No such option: --no-such-flag" in _usage([*path, "--no-such-flag"], monkeypatch, capsys)
+
+
+@pytest.mark.parametrize(("path", "argument"), REQUIRED, ids=[" ".join(p) for p, _ in REQUIRED])
+def test_a_missing_argument_is_named_for_every_verb_that_needs_one(
+    path: tuple[str, ...], argument: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert f"Missing argument '{argument}'" in _usage(list(path), monkeypatch, capsys)
+
+
+def test_version_and_completion(tmp_path: Path) -> None:
+    res = lb("--version", cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout.startswith("launchbay ") and res.stderr == ""
+    completion = lb("--show-completion", "bash", cwd=tmp_path)
+    assert completion.returncode == 0 and "complete" in completion.stdout, completion.output
+
+
+def test_a_bad_choice_is_named_with_the_choices(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _usage(["init", "--task", "clustering"], monkeypatch, capsys)
+    assert "'clustering' is not one of" in line and "regression" in line

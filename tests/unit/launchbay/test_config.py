@@ -73,3 +73,30 @@ def test_empty_file_and_missing_file(tmp_path: Path) -> None:
     assert "expected a mapping" in _error(tmp_path, "")
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_gate_the_task_has_no_metric_for_is_an_error_not_ignored(tmp_path: Path) -> None:
+    regression = {**BASE, "model": {**BASE["model"], "task": "regression"}}
+    msg = _error(tmp_path, {**regression, "gates": {"min_auc": 0.9}})
+    assert "gates.min_auc does not apply to a regression model" in msg and "rmse, mae, r2" in msg
+    msg = _error(tmp_path, {**BASE, "gates": {"max_rmse": 3}})
+    assert "gates.max_rmse does not apply to a binary model" in msg
+    msg = _error(tmp_path, {**regression, "gates": {"vs_champion": ["roc_auc"]}})
+    assert "gates.vs_champion: roc_auc is not a metric of a regression model" in msg
+
+
+def test_task_decides_what_is_compared_with_the_champion(tmp_path: Path) -> None:
+    path = tmp_path / "launchbay.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "model": {**BASE["model"], "task": "regression"}}))
+    assert load_config(path).champion_metrics == ("rmse",)
+    path.write_text(yaml.safe_dump({**BASE, "gates": {"vs_champion": ["roc_auc", "f1"]}}))
+    assert load_config(path).champion_metrics == ("roc_auc", "f1")
+
+
+def test_the_code_shipped_with_the_model_defaults_to_the_module_of_train(tmp_path: Path) -> None:
+    path = tmp_path / "launchbay.yaml"
+    (tmp_path / "pkg").mkdir()
+    path.write_text(yaml.safe_dump(BASE))
+    assert load_config(path).code_paths() == [tmp_path / "pkg"]
+    path.write_text(yaml.safe_dump({**BASE, "model": {**BASE["model"], "code": ["a.py", "lib"]}}))
+    assert load_config(path).code_paths() == [tmp_path / "a.py", tmp_path / "lib"]

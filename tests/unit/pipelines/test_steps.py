@@ -70,7 +70,7 @@ def _variant(chain: Chain, name: str, **changes: object) -> str:
             node = node[p]
         node[leaf] = value
     path = chain.config.parent / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))  # features keep their order
     return str(path)
 
 
@@ -87,10 +87,12 @@ def test_the_first_version_is_registered_as_champion_signed_and_packaged(chain: 
     assert checked.origin.git_commit == "abc123" and checked.origin.data_digest == chain.digest
 
 
-def test_the_bento_carries_launchbays_service_floors_and_nothing_else(chain: Chain) -> None:
+def test_the_bento_carries_launchbays_service_floors_and_the_users_model_code_only(chain: Chain) -> None:
     src = chain.home.root / "bentoml" / "bentos" / "fraud-detector" / "v1" / "src"
     top = {p.name for p in src.iterdir()}
-    assert top == {"launchbay", "bentofile.yaml"}, top  # BentoML writes the build's own config
+    # BentoML writes the build's own config; the model's `engineer` comes from fraud_model.py.
+    assert top == {"launchbay", "bentofile.yaml", "fraud_model.py"}, top
+    assert (src / "fraud_model.py").read_text() == (chain.config.parent / "fraud_model.py").read_text()
     packages = {p.name for p in (src / "launchbay").iterdir() if p.is_dir()}
     assert packages == {"checks", "serving"}, packages
     assert (src / "launchbay" / "serving" / "service.py").is_file()
@@ -136,7 +138,7 @@ def broken(features, target, params):
         ("fraud_model:no_such_function", "model.train: 'fraud_model' has no function 'no_such_function'"),
         (
             "user_steps:no_probabilities",
-            "user_steps:no_probabilities returned object, which has no predict_proba()",
+            "user_steps:no_probabilities (model.task binary) returned object, which has no predict_proba()",
         ),
     ],
 )
@@ -156,14 +158,36 @@ def test_a_training_entrypoint_that_cannot_train_is_named(
     assert stopped.value.code == 1 and message in capsys.readouterr().err
 
 
-def test_a_failing_training_function_fails_the_run_with_the_users_own_error(
-    chain: Chain, monkeypatch: pytest.MonkeyPatch
+def test_a_failing_training_function_fails_the_run_with_the_users_own_frames_first(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (chain.config.parent / "user_steps.py").write_text(USER_MODULE)
     monkeypatch.syspath_prepend(str(chain.config.parent))
     config = _variant(chain, "broken-train", **{"model.train": "user_steps:broken"})
     run_id, _ = steps.validate_data(config, chain.data)
-    with pytest.raises(ValueError, match="column 'amount' has text in it"):
+    with pytest.raises(SystemExit):
         steps.train(config, chain.data, run_id)
+    err = capsys.readouterr().err
+    first = "model.train (user_steps:broken) failed: ValueError: column 'amount' has text in it"
+    assert err.startswith(first)
+    assert 'user_steps.py", line 7, in broken' in err and "steps.py" not in err.replace("user_steps.py", "")
     run = MlflowRegistry(chain.cfg, chain.home).client.get_run(run_id)
     assert run.data.tags["launchbay.failed_step"] == "train" and run.info.status == "FAILED"
+    # With LAUNCHBAY_DEBUG the whole traceback is raised, for launchbay's own debugging
+    monkeypatch.setenv("LAUNCHBAY_DEBUG", "1")
+    run_id, _ = steps.validate_data(config, chain.data)
+    with pytest.raises(ValueError, match="column 'amount' has text in it"):
+        steps.train(config, chain.data, run_id)
+
+
+def test_a_model_whose_own_code_would_not_be_shipped_is_stopped_before_registration(
+    chain: Chain, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The example pipeline calls fraud_model.engineer; shipping nothing would break the served model.
+    config = _variant(chain, "no-code", **{"model.code": []})
+    run_id, _ = steps.validate_data(config, chain.data)
+    with pytest.raises(SystemExit) as stopped:
+        steps.train(config, chain.data, run_id)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1
+    assert "uses code from fraud_model, which would not be shipped with it (model.code: nothing)" in err

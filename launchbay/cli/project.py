@@ -1,0 +1,161 @@
+"""Project commands: init (scaffold a model repository), schema (of launchbay.yaml), check (config)."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from launchbay.cli.app import ConfigOpt, JsonOpt, app, out
+from launchbay.config import load_config, valid_name
+from launchbay.errors import UsageError
+
+TaskOpt = Literal["binary", "multiclass", "regression"]
+
+
+def installed_version() -> str:
+    """The installed launchbay's version ("unknown" when run from a source tree without metadata)."""
+    try:
+        return version("launchbay")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="The model repository (created if missing).")] = Path(),
+    data: Annotated[
+        Path | None, typer.Option(help="A CSV/Parquet sample of your data (features are inferred from it).")
+    ] = None,
+    target: Annotated[str, typer.Option(help="The column the model predicts.")] = "label",
+    task: Annotated[
+        TaskOpt | None, typer.Option(help="binary | multiclass | regression (default: from the target).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Model name (default: the directory's name).")] = None,
+    approver: Annotated[
+        list[str] | None, typer.Option(help="A release manager who may approve (repeat for more).")
+    ] = None,
+    package: Annotated[
+        str | None, typer.Option(help="What the GitHub workflows pip-install (default: this version).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite files that exist.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Scaffold a model repository: config, training module, workflows.
+
+    Writes launchbay.yaml (every section, commented; features inferred from --data), a training
+    module with the contract in its docstring, .gitignore, launchbay.schema.json for editors, and
+    the GitHub workflows (pipeline, promote, rollback) that call the installed launchbay.
+    """
+    from launchbay.pipelines import scaffold
+
+    root = directory.resolve()
+    model = name or scaffold.model_name(root)
+    if not valid_name(model):
+        raise UsageError(f"--name {model!r}: expected lower-case letters, digits and '-' (e.g. churn-model)")
+    inferred = None
+    data_ref = "data/train.csv"
+    if data is not None:
+        from launchbay.checks.data_gate import read_frame
+
+        source = data.resolve()
+        if not source.is_file():
+            raise UsageError(f"--data {data}: no such file")
+        try:
+            frame = read_frame(str(source))
+        except Exception as exc:  # any reader error is the user's file, named as such
+            raise UsageError(f"--data {data}: cannot be read as CSV or Parquet: {exc}") from None
+        inferred = scaffold.infer(frame, target, task)
+        data_ref = os.path.relpath(source, root) if source.is_relative_to(root) else str(source)
+    chosen = task or (inferred.task if inferred else "binary")
+    written = scaffold.files(
+        root,
+        name=model,
+        task=chosen,
+        data=data_ref,
+        target=target,
+        inferred=inferred,
+        approvers=approver or [],
+        package=package or f"launchbay=={installed_version()}",
+    )
+    existing = [str(p) for p in written if (root / p).exists()]
+    if existing and not force:
+        raise UsageError(f"{root}: would overwrite {', '.join(existing)} (use --force to replace them)")
+    for rel, text in written.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    if approver:
+        (root / "approvers").mkdir(exist_ok=True)
+    summary = {
+        "directory": str(root),
+        "model": model,
+        "task": chosen,
+        "data": data_ref,
+        "features": list(inferred.features) if inferred else [],
+        "left_out": inferred.left_out if inferred else {},
+        "files": [str(p) for p in written],
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    out.print(f"[bold]{model}[/] ({chosen}) in {root}")
+    for p in written:
+        out.print(f"  wrote {p}")
+    if inferred:
+        out.print(f"  {len(inferred.features)} feature(s) from {data_ref}: {', '.join(inferred.features)}")
+        for column, why in inferred.left_out.items():
+            out.print(f"  left out {column}: {why}")
+    out.print("next:")
+    if not inferred:
+        out.print(f"  put your data at {data_ref} and list its columns under data.features")
+    for a in approver or []:
+        out.print(f"  {a}: launchbay keys approver {a} --public-key approvers/{a}.pub")
+    out.print("  launchbay keys init && launchbay check && launchbay run")
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it here instead of stdout.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Report the file written as JSON.")] = False,
+) -> None:
+    """Print the JSON Schema of launchbay.yaml (what editors validate the file with)."""
+    from launchbay.pipelines.scaffold import schema_text
+
+    text = schema_text()
+    if output is None:
+        out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+        return
+    output.write_text(text)
+    if as_json:
+        out.print_json(json.dumps({"wrote": str(output)}))
+    else:
+        out.print(f"wrote {output}")
+
+
+@app.command()
+def check(
+    config: ConfigOpt = None,
+    data: Annotated[Path | None, typer.Option(help="Check this data file instead of data.path.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the project without running anything.
+
+    Every key of the config, that model.train imports and takes (features, target, params), the
+    shipped code (model.code), and that the data file exists.
+    """
+    from launchbay.pipelines.preflight import require_project
+
+    cfg = load_config(config)
+    require_project(cfg, str(data.resolve()) if data else None)
+    doc = {"config": str(cfg.source), "model": cfg.model.name, "task": cfg.model.task, "ok": True}
+    if as_json:
+        out.print_json(json.dumps(doc))
+    else:
+        out.print(f"{cfg.source}: ok ({cfg.model.name}, {cfg.model.task}, train {cfg.model.train})")

@@ -1,0 +1,123 @@
+"""`launchbay init` and `launchbay schema`: what a new model repository starts from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import pytest
+import yaml
+from harness import assert_clean_error, lb
+
+from launchbay.config import load_config
+from launchbay.pipelines import scaffold
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "fraud-detector" / "launchbay.yaml"
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "amount": [12.5, 870.0, 3.2, 40.0],
+            "visits": [1, 5, 0, 23],
+            "member": [True, False, True, True],
+            "plan": ["basic", "pro", "basic", None],
+            "customer_id": ["c1", "c2", "c3", "c4"],
+            "churned": [0, 1, 0, 1],
+            "spend": [10.5, 99.0, 1.25, 7.0],
+            "tier": ["a", "b", "c", "a"],
+        }
+    )
+
+
+def test_features_are_inferred_with_bounds_rounded_outward_and_ids_left_out() -> None:
+    inferred = scaffold.infer(_frame().drop(columns=["spend", "tier"]), "churned")
+    assert inferred.task == "binary"
+    assert inferred.features == {
+        "amount": {"type": "float", "min": 0.0, "max": 1000.0},
+        "visits": {"type": "int", "min": 0, "max": 100},
+        "member": {"type": "bool"},
+        "plan": {"type": "category", "values": ["basic", "pro"], "nullable": True},
+    }
+    assert "customer_id" in inferred.left_out  # every value distinct: an id, not a feature
+
+
+@pytest.mark.parametrize(
+    ("target", "task"), [("churned", "binary"), ("spend", "regression"), ("tier", "multiclass")]
+)
+def test_the_task_is_inferred_from_the_target(target: str, task: str) -> None:
+    assert scaffold.infer(_frame(), target).task == task
+
+
+def test_outward_bounds() -> None:
+    assert [scaffold.outward(v) for v in (3.87, 870, 0.05, -3.2, 0)] == [10, 1000, 0.1, 0, 0]
+    assert [scaffold.outward(v, low=True) for v in (3.87, -3.2, -870)] == [0, -10, -1000]
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_init_writes_a_config_that_loads_validates_against_its_schema_and_imports(
+    tmp_path: Path, task: str
+) -> None:
+    _frame().to_csv(tmp_path / "sample.csv", index=False)
+    res = lb("init", str(tmp_path / "repo"), "--data", str(tmp_path / "sample.csv"), "--target", "churned",
+             "--task", task, "--json", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.output
+    doc = json.loads(res.stdout)
+    repo = tmp_path / "repo"
+    config = repo / "launchbay.yaml"
+    assert config.read_text().startswith("# yaml-language-server: $schema=launchbay.schema.json\n")
+    cfg = load_config(config)
+    assert (cfg.model.name, cfg.model.task, doc["model"]) == ("repo", task, "repo")
+    schema = json.loads((repo / "launchbay.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load(config.read_text()), schema)  # "30s", null gates, ...
+    assert ".launchbay/" in (repo / ".gitignore").read_text()
+    assert "predict_proba()" in (repo / "model.py").read_text()  # the contract, in the docstring
+    checked = lb("check", "--json", cwd=repo)  # model.train imports and takes the three arguments
+    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"] is True, checked.output
+
+
+def test_the_schema_accepts_the_example_and_names_a_typo(tmp_path: Path) -> None:
+    res = lb("schema", cwd=tmp_path)
+    assert res.returncode == 0
+    schema = json.loads(res.stdout)
+    example = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    jsonschema.validate(example, schema)
+    example["gates"]["min_acu"] = 0.9
+    with pytest.raises(jsonschema.ValidationError, match="min_acu"):
+        jsonschema.validate(example, schema)
+
+
+def test_init_never_overwrites_without_force(tmp_path: Path) -> None:
+    (tmp_path / "launchbay.yaml").write_text("mine\n")
+    assert_clean_error(lb("init", cwd=tmp_path), 2, "would overwrite launchbay.yaml")
+    assert (tmp_path / "launchbay.yaml").read_text() == "mine\n"
+    assert_clean_error(lb("init", "--data", "nope.csv", cwd=tmp_path), 2, "--data nope.csv: no such file")
+
+
+def test_the_generated_workflows_are_actionlint_clean_and_call_the_installed_launchbay(
+    tmp_path: Path,
+) -> None:
+    written = scaffold.files(
+        tmp_path, name="m", task="binary", data="d.csv", target="y", inferred=None, approvers=["alice"],
+        package="launchbay==0.1.0",
+    )  # fmt: skip
+    workflows = []
+    for rel, text in written.items():
+        if rel.parts[0] == ".github":
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(text)
+            workflows.append(tmp_path / rel)
+            assert "make " not in text and '.venv/bin' not in text
+            assert 'pip install "$LAUNCHBAY_PACKAGE"' in text
+            assert 'LAUNCHBAY_PACKAGE: "launchbay==0.1.0"' in text
+    assert len(workflows) == 3
+    binary = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
+    res = subprocess.run(
+        [binary, *map(str, workflows)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
