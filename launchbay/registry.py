@@ -237,8 +237,17 @@ class MlflowRegistry:
         """A version by number (UsageError when it does not exist)."""
         return self.resolve(ModelRef(model, str(version)))
 
-    def state(self, model: str) -> dict[str, Any]:
-        """Champion and challenger with their key held-out metrics (for `status`)."""
+    def state(self, model: str, fast: bool = True) -> dict[str, Any]:
+        """Champion and challenger with their held-out metrics (for `status`).
+
+        Args:
+            fast: read the embedded SQLite store directly when that is the store in use.
+        """
+        uri = tracking_uri(self.cfg, self.home)
+        if fast and uri.startswith("sqlite:///"):
+            quick = sqlite_state(Path(uri.removeprefix("sqlite:///")), model)
+            if quick is not None:
+                return quick
         from mlflow.exceptions import MlflowException
 
         client = self.client
@@ -260,26 +269,89 @@ class MlflowRegistry:
                     run_metrics, params = dict(run.data.metrics), dict(run.data.params)
                 except MlflowException:
                     pass
-            # The held-out metrics the model gate measured (its task's), and the champion of that
-            # moment measured on the same rows (`champion_test_*`), when there was one.
-            metrics = {k.removeprefix("test_"): v for k, v in run_metrics.items() if k.startswith("test_")}
-            champion_same_rows = {
-                k.removeprefix("champion_test_"): v
-                for k, v in run_metrics.items()
-                if k.startswith("champion_test_")
-            }
-            state["aliases"][alias] = {
-                "version": int(mv.version),  # a number in `status --json`, as MLflow numbers them
-                "run_id": mv.run_id,
-                "created": mv.created_ms,
-                "git_commit": mv.tags.get("launchbay.git_commit"),
-                "data_digest": mv.tags.get("launchbay.data_digest"),
-                "metrics": metrics,
-                "heldout_digest": params.get("data.heldout_digest"),
-                "champion_on_same_rows": champion_same_rows,
-            }
+            state["aliases"][alias] = _alias_entry(
+                int(mv.version), mv.run_id, mv.created_ms, mv.tags, run_metrics, params
+            )
         state["comparison"] = comparison(state["aliases"])
         return state
+
+
+def _alias_entry(
+    version: int,
+    run_id: str | None,
+    created: int | None,
+    tags: dict[str, str],
+    run_metrics: dict[str, float],
+    params: dict[str, str],
+) -> dict[str, Any]:
+    """One alias of `state`: the version, where it came from, and its run's held-out metrics --
+    its own (`test_*`) and the champion of that moment measured on the same rows
+    (`champion_test_*`), when there was one."""
+    return {
+        "version": version,  # a number in `status --json`, as MLflow numbers them
+        "run_id": run_id,
+        "created": created,
+        "git_commit": tags.get("launchbay.git_commit"),
+        "data_digest": tags.get("launchbay.data_digest"),
+        "metrics": {k.removeprefix("test_"): v for k, v in run_metrics.items() if k.startswith("test_")},
+        "heldout_digest": params.get("data.heldout_digest"),
+        "champion_on_same_rows": {
+            k.removeprefix("champion_test_"): v
+            for k, v in run_metrics.items()
+            if k.startswith("champion_test_")
+        },
+    }
+
+
+def sqlite_state(db: Path, model: str) -> dict[str, Any] | None:
+    """`MlflowRegistry.state` read straight from the embedded SQLite store, without importing
+    MLflow (which alone takes ~1.5 s): `status` answers in well under a second. Read-only, on the
+    tables of the pinned MLflow (3.17); None when the file or a table is not what is expected, and
+    the caller asks MLflow instead. A test holds both answers equal."""
+    import sqlite3
+
+    if not db.is_file():  # nothing was ever tracked here (and asking MLflow would create it)
+        return {"model": model, "registered": False, "versions": 0, "aliases": {}}
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        one = con.execute("SELECT name FROM registered_models WHERE name = ?", (model,)).fetchone()
+        if one is None:
+            return {"model": model, "registered": False, "versions": 0, "aliases": {}}
+        (count,) = con.execute("SELECT count(*) FROM model_versions WHERE name = ?", (model,)).fetchone()
+        state: dict[str, Any] = {"model": model, "registered": True, "versions": count, "aliases": {}}
+        aliases = dict(
+            con.execute("SELECT alias, version FROM registered_model_aliases WHERE name = ?", (model,))
+        )
+        for alias in (CHAMPION, CHALLENGER):
+            if alias not in aliases:
+                continue
+            version = aliases[alias]
+            created, run_id = con.execute(
+                "SELECT creation_time, run_id FROM model_versions WHERE name = ? AND version = ?",
+                (model, version),
+            ).fetchone()
+            tags = dict(
+                con.execute(
+                    "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
+                    (model, version),
+                )
+            )
+            run_metrics = dict(
+                con.execute("SELECT key, value FROM latest_metrics WHERE run_uuid = ?", (run_id,))
+            )
+            params = dict(con.execute("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,)))
+            state["aliases"][alias] = _alias_entry(
+                int(version), run_id or None, created, tags, run_metrics, params
+            )
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+    state["comparison"] = comparison(state["aliases"])
+    return state
 
 
 def comparison(aliases: dict[str, Any]) -> dict[str, Any] | None:

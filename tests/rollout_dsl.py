@@ -343,6 +343,16 @@ class Then:
         assert self.c.bay.server(self.c.version) is None
         return self
 
+    def status_says_why(self, check: str) -> Then:
+        """`launchbay status --json` gives the release's reason and the FAIL analysis that ended it
+        (not the last PASS before it), with `check` among the failed checks."""
+        doc = self.c.bay.cli.run("status", "--json").json()
+        shown = next(r for r in doc["releases"] if r["id"] == self.c.release.id)
+        assert shown["reason"], shown
+        failed = [c["check"] for c in shown["analysis"]["checks"] if c["verdict"] == "FAIL"]
+        assert shown["analysis"]["verdict"] == "FAIL" and check in failed, shown
+        return self
+
     def holds(self, check: Callable[[Bay, Release], bool], what: str) -> Then:
         assert check(self.c.bay, self.c.release), what
         return self

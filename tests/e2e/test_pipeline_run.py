@@ -67,6 +67,11 @@ def test_first_good_model_becomes_champion_and_the_next_one_challenger(
     state = Launchbay(config.parent).status()
     assert state["aliases"]["champion"]["version"] == 1
     assert state["aliases"]["challenger"]["version"] == 2
+    # And status compares the two on the same held-out rows (the same data, the same split)
+    assert state["comparison"]["same_rows"] is True
+    assert state["comparison"]["champion"]["roc_auc"] == state["aliases"]["champion"]["metrics"]["roc_auc"]
+    # And the run showed the model gate's comparison with the champion
+    assert "ROC AUC vs champion v1" in second.stdout
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,7 @@ def test_a_candidate_failing_20_percent_is_rolled_back_in_shadow_before_users_se
         .said("candidate error rate (mirrored)")
         .never_entered(Phase.CANARY)
         .decided_by("launchbay-controller", "rollback", verdict="FAIL")
+        .status_says_why("candidate error rate (mirrored)")
         .routes(stable="1", canary=None)
         .no_client_failed().no_client_was_answered_by_the_candidate()
     )

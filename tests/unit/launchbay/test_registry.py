@@ -39,12 +39,18 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> MlflowRegistry:
     )
     reg = MlflowRegistry(cfg, home)
     x, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
-    for _ in range(2):
+    runs = [  # what the model gate logs: held-out metrics, the champion's on the same rows
+        ({"test_roc_auc": 0.8}, {"data.heldout_digest": "rows-a"}),
+        ({"test_roc_auc": 0.9, "champion_test_roc_auc": 0.85}, {"data.heldout_digest": "rows-b"}),
+    ]
+    for metrics, params in runs:
         with mlflow.start_run(experiment_id=reg.experiment_id):
+            mlflow.log_metrics(metrics)
+            mlflow.log_params(params)
             info = mlflow.sklearn.log_model(
                 LogisticRegression().fit(x, y), name="model", pip_requirements=["scikit-learn"]
             )
-        mlflow.register_model(info.model_uri, cfg.model.name)
+        mlflow.register_model(info.model_uri, cfg.model.name, tags={"launchbay.git_commit": "abc"})
     reg.set_alias(cfg.model.name, CHAMPION, "2")
     return reg
 
@@ -93,6 +99,31 @@ def test_state_shows_the_champion_and_an_unregistered_model(registry: MlflowRegi
     assert state["registered"] and state["versions"] == 2
     assert state["aliases"]["champion"]["version"] == 2
     assert registry.state("churn") == {"model": "churn", "registered": False, "versions": 0, "aliases": {}}
+
+
+def test_status_reads_the_embedded_store_without_mlflow_and_says_the_same(registry: MlflowRegistry) -> None:
+    client = registry.client
+    try:
+        for champ, chall in (("2", "1"), ("1", "2")):
+            registry.set_alias("fraud-detector", CHAMPION, champ)
+            registry.set_alias("fraud-detector", "challenger", chall)
+            fast, slow = registry.state("fraud-detector"), registry.state("fraud-detector", fast=False)
+            assert fast == slow
+            assert fast["aliases"]["champion"]["git_commit"] == "abc"
+        # Champion 1 and challenger 2 were measured on different rows; 2's run measured the
+        # champion of its day on its own rows: that is the comparison shown.
+        assert fast["comparison"] == {
+            "same_rows": True,
+            "champion": {"roc_auc": 0.85},
+            "challenger": {"roc_auc": 0.9},
+            "note": "the champion as the model gate measured it on the challenger's held-out rows",
+        }
+        registry.set_alias("fraud-detector", CHAMPION, "2")
+        registry.set_alias("fraud-detector", "challenger", "1")
+        assert registry.state("fraud-detector")["comparison"]["same_rows"] is False
+    finally:
+        registry.set_alias("fraud-detector", CHAMPION, "2")
+        client.delete_registered_model_alias("fraud-detector", "challenger")
 
 
 def test_preflight_refuses_stores_that_cannot_work(
