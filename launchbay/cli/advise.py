@@ -152,8 +152,9 @@ def advise(
         title=f"{cfg.model.name} v{version}: {profile.requests_per_day:,.0f} requests/day, "
         f"peak {profile.peak_rps:g} req/s, idle {100 * profile.idle_share:.0f}%"
     )
-    for col in ("option", "p95 ms", "instances at peak", "$ per 1,000", "$ per month", "verdict"):
-        table.add_column(col)
+    table.add_column("option", no_wrap=True)  # kubernetes-always-on vs -autoscaled: never cut
+    for col in ("p95 ms", "instances at peak", "$ per 1,000", "$ per month", "verdict"):
+        table.add_column(col, overflow="fold")
     for o in advice.options:
         verdict = "recommended" if o.name == advice.recommended else ("ok" if o.viable else "ruled out")
         table.add_row(

@@ -256,6 +256,15 @@ def test_init_in_an_empty_git_repository_then_a_rollout_and_a_promotion(
         assert status["aliases"]["champion"]["version"] == 2
         assert status["aliases"]["champion"]["git_commit"]  # the repository's commit, recorded
         assert (repo / ".launchbay" / "ledger.db").exists()
+        # An 80-column terminal cuts no release id or name
+        wholes = {
+            ("status",): "tumour-model@v2#2",
+            ("history", "tumour-model"): "#2 alice approved -> promoted",
+        }
+        for verb, whole in wholes.items():
+            narrow = installed.run(lb, *verb, cwd=repo, env={**people, "COLUMNS": "80"})
+            assert narrow.returncode == 0 and whole in narrow.stdout, narrow.output
+            assert max(map(len, narrow.stdout.splitlines())) <= 80, narrow.stdout
         served = repo / ".launchbay" / "bentoml" / "bentos" / "tumour-model" / "v2" / "src" / "model.py"
         assert served.read_text() == (repo / "model.py").read_text()  # the user's code, in the Bento
     finally:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import assert_clean_error, lb
+from harness import Launchbay, assert_clean_error, lb
 
 from launchbay.home import Home
 from launchbay.rollout.measure import Level, Measured, path
@@ -68,6 +68,11 @@ def test_advise_compares_options_for_two_profiles_with_json_and_a_plot(
     assert verdicts["function"] == "recommended", verdicts  # functions cost least when mostly idle
     assert [o for o, v in verdicts.items() if v == "recommended"] == ["function"]
     assert "cheapest option changes" in sparse.stdout
+    # On an 80-column terminal the options are still told apart (the numbers wrap instead)
+    narrow = Launchbay(config.parent, env={"COLUMNS": "80"}).run("advise", "--traffic", str(sparse_profile))
+    assert narrow.returncode == 0 and max(map(len, narrow.stdout.splitlines())) <= 80, narrow.stdout
+    for option in ("kubernetes-always-on", "kubernetes-autoscaled", "knative-scale-to-zero"):
+        assert option in narrow.stdout, narrow.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     bad = lb(
