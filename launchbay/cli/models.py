@@ -194,12 +194,16 @@ def serve(
     from launchbay.serving import deploy
 
     cfg = load_config(config)
-    argv, env = deploy.prepare_serve(cfg, Home.resolve(cfg.source).ensure(), model_ref, host, port)
+    home = Home.resolve(cfg.source).ensure()
+    argv, env = deploy.prepare_serve(cfg, home, model_ref, host, port)
     if as_json:
         print(json.dumps({"model": model_ref, "url": f"http://{host}:{port}", "verified": True}), flush=True)
     else:
         err.print(f"serving {model_ref} on http://{host}:{port} (signature verified)")
     sys.stdout.flush()
+    # Outside the checkout (`python -m` puts its cwd on sys.path): the model imports the user's
+    # code from its Bento only, as it does on the local target and in a cluster.
+    os.chdir(home.root)
     os.execve(argv[0], argv, env)  # become the server: signals and the PID are BentoML's
 
 
