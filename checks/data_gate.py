@@ -6,7 +6,8 @@ What is checked, derived from `data:` and `gates:` in `launchbay.yaml`:
 * per feature: its type, its nulls (at most `max_null_fraction`), its range or allowed values;
 * the target has no nulls and fits `model.task` (two classes, several, or numbers); the id
   column (if any) is unique;
-* drift of every feature against the reference data (PSI, `gates.drift.threshold`).
+* drift of every feature against the reference data: PSI over `gates.drift.threshold` and beyond
+  sampling noise at these sample sizes (`checks.drift.drift_test`).
 
 Every problem becomes one line of the report; the gate never stops at the first one, because a
 data scientist fixing an export wants the whole list at once.
@@ -14,6 +15,7 @@ data scientist fixing an export wants the whole list at once.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -238,12 +240,17 @@ def _drift_checks(frame: pd.DataFrame, cfg: LaunchbayConfig, schema: list[CheckR
         reference = read_frame(ref_path)
     except DataUnreadable as exc:
         return [CheckResult("reference data is readable", Verdict.ERROR, detail=str(exc))]
-    threshold, bins = cfg.gates.drift.threshold, cfg.gates.drift.bins
+    settings = cfg.gates.drift
+    threshold, bins = settings.threshold, settings.bins
+    # Bonferroni: every feature is a chance of a false alarm; together they stay under 1 - confidence.
+    level = (1 - settings.confidence) / max(1, len(cfg.data.features))
+    # Enough resamples that a p-value can get under the level at all (the smallest is 1/(B+1)).
+    resamples = max(settings.resamples, math.ceil(2 / level))
     failed_columns = {c.column for c in schema if c.verdict is not Verdict.PASS and c.column}
     checks = []
     for name, spec in cfg.data.features.items():
         label = f"{name}: drift (PSI) vs reference"
-        expected = f"<= {threshold:g}"
+        expected = f"<= {threshold:g}, or within noise (p >= {level:.2g})"
         if name not in frame.columns or name in failed_columns:
             checks.append(
                 CheckResult(
@@ -267,10 +274,13 @@ def _drift_checks(frame: pd.DataFrame, cfg: LaunchbayConfig, schema: list[CheckR
             )
             continue
         try:
-            if spec.type in ("category", "bool"):
-                value = drift.psi_categorical(reference[name], frame[name])
-            else:
-                value = drift.psi_numeric(reference[name], frame[name], bins=bins)
+            test = drift.drift_test(
+                reference[name],
+                frame[name],
+                categorical=spec.type in ("category", "bool"),
+                bins=bins,
+                resamples=resamples,
+            )
         except (ValueError, TypeError) as exc:
             checks.append(
                 CheckResult(
@@ -278,11 +288,18 @@ def _drift_checks(frame: pd.DataFrame, cfg: LaunchbayConfig, schema: list[CheckR
                 )
             )
             continue
-        verdict = Verdict.PASS if value <= threshold else Verdict.FAIL
-        detail = "" if verdict.ok else _drift_detail(reference[name], frame[name], spec)
+        large, beyond_noise = test.psi > threshold, test.p_value < level
+        verdict = Verdict.FAIL if large and beyond_noise else Verdict.PASS
+        sizes = f"p = {test.p_value:.2g} at {test.current_rows} rows vs {test.reference_rows} reference rows"
+        if verdict is Verdict.FAIL:
+            detail = f"{_drift_detail(reference[name], frame[name], spec)}; {sizes}"
+        elif large:
+            detail = f"PSI over {threshold:g} but within sampling noise: {sizes}"
+        else:
+            detail = ""
         checks.append(
             CheckResult(
-                label, verdict, observed=round(value, 4), expected=expected, column=name, detail=detail
+                label, verdict, observed=round(test.psi, 4), expected=expected, column=name, detail=detail
             )
         )
     return checks

@@ -126,11 +126,17 @@ class DataSection(_Strict):
 
 
 class DriftSection(_Strict):
-    """Drift of each feature between the reference data and the new data."""
+    """Drift of each feature between the reference data and the new data: a feature has drifted
+    when its PSI is over `threshold` (a move that matters) *and* beyond sampling noise at the two
+    samples' sizes (resampled p-value under the family-wise level `1 - confidence`, split across
+    the features)."""
 
     metric: Literal["psi"] = "psi"
     threshold: Annotated[float, Field(gt=0)] = 0.2
     bins: Annotated[int, Field(ge=2, le=100)] = 10
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
+    """Chance that data from the reference's own distribution raises no drift alarm at all."""
+    resamples: Annotated[int, Field(ge=100, le=100_000)] = 2000
 
 
 GateMetric = Literal["roc_auc", "precision", "recall", "f1", "accuracy", "rmse", "mae", "r2"]
@@ -283,6 +289,9 @@ class SloSection(_Strict):
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
     max_p95_ratio_vs_stable: Annotated[float, Field(ge=1)] = 1.3
     max_error_ratio_vs_stable: Annotated[float, Field(ge=1)] = 2.0
+    when_stable_breaks: Literal["hold", "fail"] = "hold"
+    """An absolute SLO that stable breaks too in the same window (a loaded machine): hold the step,
+    or fail the candidate anyway."""
 
 
 class ApprovalSection(_Strict):
@@ -343,6 +352,9 @@ class RolloutSection(_Strict):
     """How long each canary step is measured before moving on."""
     min_samples: Annotated[int, Field(ge=1)] = 50
     """Fewer requests than this in a window: the step waits (no data is not a pass)."""
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    """Error rates and disagreement blame the candidate only when an anytime-valid bound at this
+    confidence clears the limit (a few unlucky rows wait for more instead)."""
     max_consecutive_errors: Annotated[int, Field(ge=1)] = 3
     """Metric queries failing this many times in a row roll the release back."""
     grace_period: Duration = 300.0

@@ -5,20 +5,24 @@ The rules, in the order a release manager reads them:
 
 * the candidate needs `min_samples` requests in the window, else INCONCLUSIVE (the step waits);
 * a query that failed is ERROR; a query with no data is INCONCLUSIVE -- never a pass;
-* absolute SLOs: error rate and p95 latency;
+* absolute SLOs: error rate and p95 latency -- an SLO stable breaks too in the same window holds
+  the step instead of blaming the candidate (`slo.when_stable_breaks`);
 * relative to stable over the same window: p95 ratio and error-rate ratio;
 * in shadow: prediction disagreement with stable on the same requests, and the mean score shift
-  (classification); the mean relative difference of the values (regression).
+  (classification); the mean relative difference of the values (regression);
+* rates (errors, disagreement) fail only when an anytime-valid bound (`rollout.stats`) is over
+  the limit at `confidence`: 3 differing rows in 59 against a 5% limit waits for more rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from launchbay.checks.report import CheckResult
 from launchbay.checks.verdict import Verdict, worst
 from launchbay.config import SloSection
+from launchbay.rollout import stats
 from launchbay.rollout.metrics.base import Measurement, ShadowStats, VersionStats
 
 # Below this error rate a ratio against stable means nothing (0.2% vs 0.05% is not "4x worse").
@@ -36,6 +40,9 @@ class Thresholds:
     max_relative_difference: float = 0.1
     task: str = "binary"
     """What the answers are: classes (binary, multiclass) or values (regression)."""
+    confidence: float = 0.95
+    """Rates (errors, disagreement) blame the candidate only when an anytime-valid bound clears
+    the limit at this confidence (`rollout.stats`); looking every tick does not erode it."""
 
 
 @dataclass
@@ -86,6 +93,37 @@ def _check(name: str, m: Measurement, limit: float, *, unit: str = "") -> CheckR
     return CheckResult(name, verdict, observed=round(m.value, 6), expected=expected)
 
 
+def _rate(name: str, rate: Measurement, trials: Measurement, limit: float, t: Thresholds) -> CheckResult:
+    """A rate (errors, disagreement) against an upper limit, with confidence: FAIL only when the
+    anytime-valid lower bound is over the limit; over it but not yet sure: INCONCLUSIVE (wait)."""
+    check = _check(name, rate, limit)
+    if check.verdict is not Verdict.FAIL or rate.value is None or not trials.value:
+        return check
+    n = int(trials.value)
+    judged = stats.against_limit(round(rate.value * n), n, limit, t.confidence)
+    if judged.verdict == "over":
+        return replace(check, detail=judged.bounds.describe())
+    return replace(
+        check,
+        verdict=Verdict.INCONCLUSIVE,
+        detail=f"{judged.bounds.describe()}: not yet sure it is over {limit:g}; waiting for more",
+    )
+
+
+def _stable_breaks_too(check: CheckResult, stable: Measurement, limit: float, t: Thresholds) -> CheckResult:
+    """An absolute SLO the candidate breaks while stable breaks it too (a loaded machine, a slow
+    dependency): by default the step holds rather than blaming the candidate."""
+    if check.verdict is not Verdict.FAIL or t.slo.when_stable_breaks != "hold":
+        return check
+    if stable.value is None or stable.value <= limit:
+        return check
+    return replace(
+        check,
+        verdict=Verdict.INCONCLUSIVE,
+        detail=f"stable is breaking the SLO too ({stable.value:.4g} in the same window): holding",
+    )
+
+
 def _enough(name: str, m: Measurement, minimum: int) -> CheckResult | None:
     """INCONCLUSIVE/ERROR when there are too few samples to judge; None when there are enough."""
     expected = f">= {minimum}"
@@ -133,19 +171,45 @@ def analyse_canary(candidate: VersionStats, stable: VersionStats, t: Thresholds)
     if waiting is not None:
         result.checks.append(waiting)
         return result
+    slo = t.slo
+    errors = _rate("candidate error rate", candidate.error_rate, candidate.requests, slo.max_error_rate, t)
+    latency = _check("candidate p95 latency", candidate.p95_ms, slo.p95_latency_ms, unit=" ms")
     result.checks += [
-        _check("candidate error rate", candidate.error_rate, t.slo.max_error_rate),
-        _check("candidate p95 latency", candidate.p95_ms, t.slo.p95_latency_ms, unit=" ms"),
+        _stable_breaks_too(errors, stable.error_rate, slo.max_error_rate, t),
+        _stable_breaks_too(latency, stable.p95_ms, slo.p95_latency_ms, t),
         _ratio("p95 latency vs stable", candidate.p95_ms, stable.p95_ms, t.slo.max_p95_ratio_vs_stable),
-        _ratio(
-            "error rate vs stable",
-            candidate.error_rate,
-            stable.error_rate,
-            t.slo.max_error_ratio_vs_stable,
-            floor=ERROR_RATE_FLOOR,
-        ),
+        _error_ratio(candidate, stable, t),
     ]
     return result
+
+
+def _error_ratio(candidate: VersionStats, stable: VersionStats, t: Thresholds) -> CheckResult:
+    """The candidate's error rate against stable's, blamed only with confidence: the candidate's
+    lower bound must clear `max_error_ratio_vs_stable` times stable's upper bound (or the floor)."""
+    limit = t.slo.max_error_ratio_vs_stable
+    check = _ratio(
+        "error rate vs stable", candidate.error_rate, stable.error_rate, limit, floor=ERROR_RATE_FLOOR
+    )
+    counts = (
+        candidate.error_rate.value,
+        candidate.requests.value,
+        stable.error_rate.value,
+        stable.requests.value,
+    )
+    if check.verdict is not Verdict.FAIL or any(v is None for v in counts):
+        return check
+    c_rate, c_n, s_rate, s_n = (float(v or 0.0) for v in counts)
+    mine = stats.rate_bounds(round(c_rate * c_n), int(c_n), t.confidence)
+    theirs = stats.rate_bounds(round(s_rate * s_n), int(s_n), t.confidence)
+    worst_allowed = limit * max(theirs.high, ERROR_RATE_FLOOR)
+    detail = f"candidate {mine.describe()}; stable {theirs.describe()}"
+    if mine.low > worst_allowed:
+        return replace(check, detail=detail)
+    return replace(
+        check,
+        verdict=Verdict.INCONCLUSIVE,
+        detail=f"{detail}: not yet sure it is over {limit:g}x stable; waiting for more",
+    )
 
 
 def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) -> AnalysisResult:
@@ -157,9 +221,10 @@ def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) 
     if waiting is not None:
         result.checks.append(waiting)
         return result
-    result.checks.append(
-        _check("candidate error rate (mirrored)", candidate.error_rate, t.slo.max_error_rate)
+    mirrored_errors = _rate(
+        "candidate error rate (mirrored)", candidate.error_rate, candidate.requests, t.slo.max_error_rate, t
     )
+    result.checks.append(mirrored_errors)
     too_few = _enough("answers compared with stable", shadow.compared, t.min_samples)
     if too_few is not None:
         result.checks.append(too_few)
@@ -171,7 +236,9 @@ def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) 
         )
         return result
     result.checks += [
-        _check("prediction disagreement with stable", shadow.disagreement, t.max_disagreement),
+        _rate(
+            "prediction disagreement with stable", shadow.disagreement, shadow.compared, t.max_disagreement, t
+        ),
         _check("mean score shift vs stable", shadow.score_shift, t.max_score_shift),
     ]
     return result

@@ -51,6 +51,7 @@ class Controller:
             max_score_shift=r.shadow.max_score_shift if r.shadow else 1.0,
             max_relative_difference=r.shadow.max_relative_difference if r.shadow else 1.0,
             task=ctx.cfg.model.task,
+            confidence=r.confidence,
         )
         # What was last written per release, so that a long wait does not flood the log with
         # identical results (a restarted controller writes the current one once more).

@@ -132,3 +132,14 @@ def test_the_target_is_checked_for_the_task(
     variant = cfg.model_copy(update={"model": cfg.model.model_copy(update={"task": task})})
     report, _ = check_data(str(path), variant)
     assert _problems(report) == ({failed: Verdict.FAIL} if failed else {}), report.to_markdown()
+
+
+def test_a_small_sample_of_good_data_raises_no_drift_alarm(cfg: LaunchbayConfig, tmp_path: Path) -> None:
+    # The tester's case: 120 rows from the reference's own distribution failed 8 features on PSI.
+    path = tmp_path / "few.parquet"
+    fraud.write(fraud.generate(120, "good", seed=11), path)
+    report, _ = check_data(str(path), cfg)
+    drifted = [c for c in report.checks if "drift" in c.name and c.verdict is not Verdict.PASS]
+    assert drifted == [], drifted
+    noisy = [c for c in report.checks if "within sampling noise" in c.detail]
+    assert all("at 120 rows vs" in c.detail for c in noisy)

@@ -35,3 +35,29 @@ def test_categorical_psi_sees_a_new_mix_and_new_values() -> None:
 def test_no_values_is_an_error_not_zero() -> None:
     with pytest.raises(ValueError):
         psi_numeric(pd.Series([1.0, 2.0]), pd.Series([np.nan, np.nan]))
+
+
+def test_a_large_psi_on_few_rows_of_the_same_distribution_is_within_noise() -> None:
+    from launchbay.checks.drift import drift_test
+
+    rng = np.random.default_rng(1)
+    ref = pd.Series(rng.lognormal(3, 1, 5000))
+    # 120 rows from the reference's own distribution: PSI is noisy, the p-value knows it
+    tests = [drift_test(ref, pd.Series(rng.lognormal(3, 1, 120)), categorical=False) for _ in range(40)]
+    assert max(t.psi for t in tests) > 0.1  # a bare PSI rule would have fired sooner or later
+    level = 0.01 / 7  # the gate's default family-wise 1% across the example's 7 features
+    assert sum(t.p_value < level for t in tests) == 0
+    assert all(t.current_rows == 120 and t.reference_rows == 5000 for t in tests)
+
+
+def test_a_real_shift_is_significant_and_the_test_is_deterministic() -> None:
+    from launchbay.checks.drift import drift_test
+
+    rng = np.random.default_rng(2)
+    ref, cur = pd.Series(rng.normal(0, 1, 5000)), pd.Series(rng.normal(0.6, 1, 500))
+    moved = drift_test(ref, cur, categorical=False, resamples=2000)
+    assert moved.psi > 0.2 and moved.p_value == pytest.approx(1 / 2001)
+    assert drift_test(ref, cur, categorical=False, resamples=2000) == moved
+    before, after = pd.Series(["a"] * 800 + ["b"] * 200), pd.Series(["a"] * 50 + ["b"] * 50)
+    mix = drift_test(before, after, categorical=True)
+    assert mix.psi > 0.25 and mix.p_value < 0.001

@@ -109,3 +109,38 @@ def test_a_shadow_failing_every_request_fails_instead_of_waiting_for_comparisons
     result = analyse_shadow(stats(err=1.0), nothing_compared, T)
     assert result.verdict is Verdict.FAIL
     assert names(result)["candidate error rate (mirrored)"] is Verdict.FAIL
+
+
+def test_a_few_unlucky_shadow_rows_wait_instead_of_rolling_back() -> None:
+    # The tester's case: 3 differing rows of 59 against a 5% limit rolled a good candidate back.
+    t = Thresholds(slo=T.slo, min_samples=30, max_disagreement=0.05)
+    shadow = ShadowStats(compared=m(59), disagreement=m(3 / 59), score_shift=m(0.01))
+    result = analyse_shadow(stats(requests=59, err=0.0), shadow, t)
+    check = next(c for c in result.checks if c.name == "prediction disagreement with stable")
+    assert check.verdict is Verdict.INCONCLUSIVE and "3 of 59" in check.detail and "waiting" in check.detail
+    bad = ShadowStats(compared=m(250), disagreement=m(0.2), score_shift=m(0.01))
+    judged = names(analyse_shadow(stats(requests=250, err=0.0), bad, t))
+    assert judged["prediction disagreement with stable"] is Verdict.FAIL
+
+
+def test_an_slo_stable_breaks_too_holds_the_step_unless_configured_to_fail() -> None:
+    # The tester's case: the candidate (p95 51.9 ms) better than stable (60.9 ms) on a loaded machine.
+    loaded = stats(p95=60.9)
+    result = analyse_canary(stats(p95=51.9), loaded, T)
+    check = next(c for c in result.checks if c.name == "candidate p95 latency")
+    assert check.verdict is Verdict.INCONCLUSIVE and "stable is breaking the SLO too" in check.detail
+    assert result.verdict is Verdict.INCONCLUSIVE  # held: neither promoted nor rolled back
+    strict = Thresholds(slo=T.slo.model_copy(update={"when_stable_breaks": "fail"}), min_samples=50)
+    assert analyse_canary(stats(p95=51.9), loaded, strict).verdict is Verdict.FAIL
+    assert analyse_canary(stats(p95=51.9), STABLE, T).verdict is Verdict.FAIL  # stable within: blamed
+
+
+def test_one_error_in_a_small_window_is_not_blamed_but_a_fifth_failing_is() -> None:
+    quiet = stats(requests=500, err=0.0)
+    one = analyse_canary(stats(requests=60, err=1 / 60), quiet, T)
+    assert one.verdict is Verdict.INCONCLUSIVE, one.checks
+    assert {c.name for c in one.checks if c.verdict is Verdict.FAIL} == set()
+    bad = analyse_canary(stats(requests=60, err=0.2), quiet, T)
+    assert names(bad)["candidate error rate"] is Verdict.FAIL
+    assert names(bad)["error rate vs stable"] is Verdict.FAIL
+    assert "anytime bound" in next(c for c in bad.checks if c.name == "candidate error rate").detail
