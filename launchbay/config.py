@@ -361,6 +361,11 @@ class RolloutSection(_Strict):
     """How long the previous stable stays warm after a promotion (instant rollback)."""
     start_timeout: Duration = 120.0
     """A candidate not ready after this long is marked failed (it never gets traffic)."""
+    hedge_factor: Annotated[float, Field(ge=1, le=100)] = 4.0
+    hedge_floor: Duration = 0.5
+    """Local gateway: a canary (or mirrored) request not answered within hedge_factor x stable's
+    recent p99 (at least hedge_floor) is answered by stable and counts as the candidate's failure:
+    a hung candidate costs each client one short wait."""
     slo: SloSection = SloSection()
     approval: ApprovalSection = ApprovalSection(required=False)
     gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None

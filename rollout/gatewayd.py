@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--restart-reason", default="")
     parser.add_argument("--queue-size", type=int, default=1000)
+    parser.add_argument("--hedge-factor", type=float, default=4.0)
+    parser.add_argument("--hedge-floor", type=float, default=0.5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.umask(0o077)
@@ -126,6 +128,8 @@ def main() -> None:
         args.dir / "routes.json",
         queue_size=args.queue_size,
         servers=args.dir / "servers",
+        hedge_factor=args.hedge_factor,
+        hedge_floor=args.hedge_floor,
         token=token(args.dir),
     )
     routes, source, release = initial_routes(gateway, home, args.model)

@@ -35,6 +35,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -86,6 +87,10 @@ _LATENCY_BUCKETS = (
     0.5,
     1.0,
     2.5,
+    5.0,
+    10.0,
+    30.0,  # up to the backend timeout: evidence records a hung backend's real wait, not "2.5 s"
+    60.0,
 )
 
 
@@ -234,6 +239,8 @@ class Gateway:
         servers: Path | None = None,
         token: str | None = None,
         routes: Routes | None = None,
+        hedge_factor: float = 4.0,
+        hedge_floor: float = 0.5,
     ) -> None:
         self.state_file = state_file
         self.servers = servers
@@ -244,6 +251,10 @@ class Gateway:
         self.queue: asyncio.Queue[_Mirror] = asyncio.Queue(maxsize=queue_size)
         self.shadow_workers = shadow_workers
         self.timeout = timeout
+        self.hedge_factor, self.hedge_floor = hedge_factor, hedge_floor
+        self._stable_latencies: deque[float] = deque(maxlen=512)
+        self._stable_p99: float | None = None
+        self._p99_at = 0.0
         self.inflight: dict[str, int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -347,6 +358,20 @@ class Gateway:
 
     # -- traffic ----------------------------------------------------------------------------
 
+    def canary_deadline(self) -> float:
+        """How long a candidate may take to answer: `hedge_factor` x stable's recent p99 (at least
+        `hedge_floor`, at most the backend timeout). Past it the request is answered by stable,
+        and the candidate's answer counts as a failure (504): a hung candidate costs each client
+        one short wait and is rolled back on its error rate, not after the 30 s timeout."""
+        now = time.monotonic()
+        if self._stable_latencies and now - self._p99_at > 0.5:
+            ordered = sorted(self._stable_latencies)
+            self._stable_p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            self._p99_at = now
+        if self._stable_p99 is None:
+            return self.timeout  # nothing known of stable yet: no basis for a shorter deadline
+        return min(self.timeout, max(self.hedge_floor, self.hedge_factor * self._stable_p99))
+
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         """Forward a client request to stable or canary; queue a mirror copy when shadowing."""
         routes = self.routes  # one snapshot per request: a route change mid-request changes nothing
@@ -367,8 +392,9 @@ class Gateway:
         backend = routes.canary if to_canary and routes.canary is not None else routes.stable
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        deadline = self.canary_deadline() if backend is routes.canary else None
         status, resp_headers, payload = await self._forward(
-            backend, request.method, request.path_qs, body, headers, role="primary"
+            backend, request.method, request.path_qs, body, headers, role="primary", deadline=deadline
         )
         if backend is routes.canary and status >= 500 and routes.stable is not None:
             # A prediction is a pure function of its input, so a canary's failure is retried once
@@ -405,7 +431,14 @@ class Gateway:
         return out
 
     async def _forward(
-        self, backend: Backend, method: str, path_qs: str, body: bytes, headers: dict[str, str], role: str
+        self,
+        backend: Backend,
+        method: str,
+        path_qs: str,
+        body: bytes,
+        headers: dict[str, str],
+        role: str,
+        deadline: float | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         assert self._session is not None
         if self.launcher is not None and not await self.launcher.ensure_up(backend.version):
@@ -415,12 +448,24 @@ class Gateway:
         self.inflight[backend.version] = self.inflight.get(backend.version, 0) + 1
         self.metrics.inflight.labels(backend.version).inc()
         start = time.perf_counter()
+        limit = aiohttp.ClientTimeout(total=deadline) if deadline is not None else None
         try:
-            async with self._session.request(method, backend.url + path_qs, data=body, headers=headers) as r:
+            async with self._session.request(
+                method, backend.url + path_qs, data=body, headers=headers, timeout=limit
+            ) as r:
                 payload = await r.read()
                 status = r.status
                 resp_headers = {k: v for k, v in r.headers.items() if k.lower() not in _HOP_BY_HOP}
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except TimeoutError:
+            waited = deadline if deadline is not None else self.timeout
+            status, payload = (
+                504,
+                json.dumps(
+                    {"error": f"model version {backend.version} did not answer within {waited:.3g}s"}
+                ).encode(),
+            )
+            resp_headers = {"Content-Type": "application/json"}
+        except aiohttp.ClientError as exc:
             status, payload = (
                 502,
                 json.dumps(
@@ -431,7 +476,11 @@ class Gateway:
         finally:
             self.inflight[backend.version] -= 1
             self.metrics.inflight.labels(backend.version).dec()
-        self.metrics.latency.labels(backend.version, role).observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        self.metrics.latency.labels(backend.version, role).observe(elapsed)
+        stable = self.routes.stable
+        if role == "primary" and stable is not None and backend.version == stable.version and status < 500:
+            self._stable_latencies.append(elapsed)
         self.metrics.requests.labels(backend.version, role, f"{status // 100}xx").inc()
         return status, resp_headers, payload
 
@@ -441,7 +490,13 @@ class Gateway:
             try:
                 path_qs = item.path + (f"?{item.query}" if item.query else "")
                 status, _, payload = await self._forward(
-                    item.candidate, "POST", path_qs, item.body, item.headers, role="shadow"
+                    item.candidate,
+                    "POST",
+                    path_qs,
+                    item.body,
+                    item.headers,
+                    role="shadow",
+                    deadline=self.canary_deadline(),  # a hung candidate fails fast in shadow too
                 )
                 if item.stable_ok and 200 <= status < 300:
                     self._compare(item, payload)

@@ -172,6 +172,10 @@ class Supervisor:
             self.args.model,
             "--queue-size",
             str(self.args.queue_size),
+            "--hedge-factor",
+            str(self.args.hedge_factor),
+            "--hedge-floor",
+            str(self.args.hedge_floor),
         ]
         if reason:
             argv += ["--restart-reason", reason]
@@ -243,6 +247,8 @@ def main() -> None:
     parser.add_argument("--admin-port", type=int, default=0)
     parser.add_argument("--restart-reason", default="")
     parser.add_argument("--queue-size", type=int, default=1000, help="mirrored requests waiting at most")
+    parser.add_argument("--hedge-factor", type=float, default=4.0, help="canary deadline: x stable's p99")
+    parser.add_argument("--hedge-floor", type=float, default=0.5, help="canary deadline at least (s)")
     args = parser.parse_args()
     os.umask(0o077)
     Supervisor(args).run()

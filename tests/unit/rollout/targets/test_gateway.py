@@ -209,3 +209,29 @@ def test_a_failing_canary_is_retried_on_stable_and_still_counted_against_the_can
     # ... but the analysis sees them: every one is a 5xx of version 2.
     assert gateway.metric("launchbay_gateway_requests_total", version="2", code="5xx") == len(retried)
     assert gateway.metric("launchbay_gateway_canary_retries_total", version="2") == len(retried)
+
+
+def test_a_hung_canary_costs_each_client_one_short_wait_and_counts_against_the_canary(
+    gateway: GatewayProcess, models: dict
+) -> None:
+    # The tester's case: a SIGSTOPped candidate kept 349 requests waiting 30 s (the backend timeout).
+    models["1"], models["2"] = FakeModel("1"), FakeModel("2", delay=8.0)  # far past any deadline
+    gateway.split(models["1"], models["1"], canary_weight=0)
+    with httpx.Client() as client:
+        for _ in range(30):  # stable's recent latency: the basis of the canary's deadline
+            assert gateway.predict(client).status_code == 200
+        gateway.split(models["1"], models["2"], canary_weight=50)
+        timed = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            answer = gateway.predict(client)
+            timed.append((time.perf_counter() - t0, answer))
+    assert all(r.status_code == 200 and r.headers["X-Launchbay-Version"] == "1" for _, r in timed)
+    hedged = [s for s, r in timed if r.headers.get("X-Launchbay-Retried-From") == "2"]
+    assert hedged and max(hedged) < 1.5, hedged  # the 0.5 s floor (4x stable's p99 is less), then stable
+    # ... and the analysis sees every hedged request as the candidate's failure, with its real wait
+    assert gateway.metric("launchbay_gateway_requests_total", version="2", code="5xx") == len(hedged)
+    assert gateway.metric("launchbay_gateway_request_duration_seconds_bucket", version="2", le="0.2") == 0
+    assert gateway.metric("launchbay_gateway_request_duration_seconds_bucket", version="2", le="30.0") == len(
+        hedged
+    )
