@@ -340,6 +340,41 @@ class QueriesSection(_Strict):
     score_shift: str | None = None
 
 
+_PLACEHOLDER = re.compile(r"\{(version|stable|candidate|window)\}")
+
+
+class MetricSection(_Strict):
+    """A metric of your own, judged at every canary analysis (like Flagger's MetricTemplate or
+    Argo Rollouts' AnalysisTemplate): a PromQL query and its success condition."""
+
+    query: str = Field(
+        description="PromQL giving one number; {version} (the version measured) and {window} "
+        "(e.g. 10s) are filled in, every other brace is PromQL's"
+    )
+    compare: Literal["absolute", "relative"] = Field(
+        default="absolute",
+        description="absolute: the candidate's value within [min, max]; relative: the candidate's "
+        "value divided by stable's over the same window within [min, max]",
+    )
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _condition(self) -> MetricSection:
+        if self.min is None and self.max is None:
+            raise ValueError("a metric needs its success condition: `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"`min` ({self.min}) is greater than `max` ({self.max})")
+        if "{version}" not in self.query:
+            raise ValueError("the query must select the version it measures with {version}")
+        return self
+
+    def filled(self, version: str, window: str) -> str:
+        """The query for one version over one window."""
+        values = {"version": version, "stable": version, "candidate": version, "window": window}
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.query)
+
+
 class RolloutSection(_Strict):
     """How a registered model reaches users: shadow, canary steps, approval, rollback."""
 
@@ -371,11 +406,24 @@ class RolloutSection(_Strict):
     gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Local target: the gateway's port (default: chosen once, then kept)."""
     queries: QueriesSection = QueriesSection()
+    metrics: dict[str, MetricSection] = Field(
+        default_factory=dict,
+        description="your own metrics, each judged in every canary analysis (business metrics "
+        "included: e.g. the share of positive predictions relative to stable)",
+    )
     ledger_url: str | None = None
     """SQLAlchemy URL of the ledger (e.g. postgresql://...); default: $LAUNCHBAY_LEDGER_URL, else
     SQLite in the state directory."""
     prometheus_url: str | None = None
     """An existing Prometheus; default for the local target: launchbay starts Debian's `prometheus`."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, v: dict[str, MetricSection]) -> dict[str, MetricSection]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):
+                raise ValueError(f"metric name {name!r}: expected lower-case letters, digits and '_'")
+        return v
 
     @field_validator("steps")
     @classmethod

@@ -21,7 +21,7 @@ from typing import Any
 
 from launchbay.checks.report import CheckResult
 from launchbay.checks.verdict import Verdict, worst
-from launchbay.config import SloSection
+from launchbay.config import MetricSection, SloSection
 from launchbay.rollout import stats
 from launchbay.rollout.metrics.base import Measurement, ShadowStats, VersionStats
 
@@ -43,6 +43,8 @@ class Thresholds:
     confidence: float = 0.95
     """Rates (errors, disagreement) blame the candidate only when an anytime-valid bound clears
     the limit at this confidence (`rollout.stats`); looking every tick does not erode it."""
+    metrics: dict[str, MetricSection] = field(default_factory=dict)
+    """The user's own metrics, judged in every canary analysis."""
 
 
 @dataclass
@@ -180,7 +182,46 @@ def analyse_canary(candidate: VersionStats, stable: VersionStats, t: Thresholds)
         _ratio("p95 latency vs stable", candidate.p95_ms, stable.p95_ms, t.slo.max_p95_ratio_vs_stable),
         _error_ratio(candidate, stable, t),
     ]
+    result.checks += [user_check(name, m, candidate, stable) for name, m in t.metrics.items()]
     return result
+
+
+def user_check(
+    name: str, metric: MetricSection, candidate: VersionStats, stable: VersionStats
+) -> CheckResult:
+    """One of the user's metrics: the candidate's value (absolute) or its ratio to stable's over
+    the same window (relative), within [min, max]."""
+    label = f"metric {name}" + (" vs stable" if metric.compare == "relative" else "")
+    bounds = [
+        f">= {metric.min:g}" if metric.min is not None else "",
+        f"<= {metric.max:g}" if metric.max is not None else "",
+    ]
+    expected = " and ".join(b for b in bounds if b) + ("x stable" if metric.compare == "relative" else "")
+    mine = candidate.custom.get(name)
+    theirs = stable.custom.get(name) if metric.compare == "relative" else None
+    for m in (mine, theirs):
+        if m is not None and m.error is not None:
+            return CheckResult(label, Verdict.ERROR, expected=expected, detail=f"query failed: {m.error}")
+    if mine is None or mine.value is None:
+        return CheckResult(label, Verdict.INCONCLUSIVE, expected=expected, detail="no data for the candidate")
+    value, detail = mine.value, ""
+    if metric.compare == "relative":
+        if theirs is None or theirs.value is None or theirs.value == 0:
+            return CheckResult(
+                label,
+                Verdict.INCONCLUSIVE,
+                expected=expected,
+                detail="no (or zero) value for stable to compare with",
+            )
+        value, detail = mine.value / theirs.value, f"candidate {mine.value:.4g} vs stable {theirs.value:.4g}"
+    ok = (metric.min is None or value >= metric.min) and (metric.max is None or value <= metric.max)
+    return CheckResult(
+        label,
+        Verdict.PASS if ok else Verdict.FAIL,
+        observed=round(value, 6),
+        expected=expected,
+        detail=detail,
+    )
 
 
 def _error_ratio(candidate: VersionStats, stable: VersionStats, t: Thresholds) -> CheckResult:

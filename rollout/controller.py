@@ -52,6 +52,7 @@ class Controller:
             max_relative_difference=r.shadow.max_relative_difference if r.shadow else 1.0,
             task=ctx.cfg.model.task,
             confidence=r.confidence,
+            metrics=dict(r.metrics),
         )
         # What was last written per release, so that a long wait does not flood the log with
         # identical results (a restarted controller writes the current one once more).
@@ -219,8 +220,9 @@ class Controller:
             if r.plan.traffic(r.step_index).canary_weight == 0:
                 return None
             cand, stable = measure_canary(
-                self.metrics, r.version, r.stable_version, window, self.queries, deadline
-            )
+                self.metrics, r.version, r.stable_version, window, self.queries, deadline,
+                user=self.thresholds.metrics,
+            )  # fmt: skip
             result = analyse_canary(cand, stable, self.thresholds)
         self.last_result[r.id] = result
         return result

@@ -6,7 +6,7 @@ requests is not evidence, and a metrics backend that is down is never a reason t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -49,6 +49,8 @@ class VersionStats:
     requests: Measurement
     error_rate: Measurement
     p95_ms: Measurement
+    custom: dict[str, Measurement] = field(default_factory=dict)
+    """The user's own metrics (`rollout.metrics`), by name."""
 
 
 @dataclass(frozen=True)

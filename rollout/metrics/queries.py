@@ -10,9 +10,10 @@ templates) filled with {version} {role} {window} -- and {stable} {candidate} in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from launchbay.config import QueriesSection
+from launchbay.config import MetricSection, QueriesSection
 from launchbay.rollout.metrics.base import Measurement, MetricsProvider, ShadowStats, VersionStats
 
 REQUESTS = "launchbay_gateway_requests_total"
@@ -129,9 +130,18 @@ def query_all(provider: MetricsProvider, queries: dict[str, str], deadline: floa
 
 
 def _stats(m: dict[str, Measurement], prefix: str) -> VersionStats:
+    custom = {k.removeprefix(f"{prefix}u."): v for k, v in m.items() if k.startswith(f"{prefix}u.")}
     return VersionStats(
-        requests=m[f"{prefix}requests"], error_rate=m[f"{prefix}error_rate"], p95_ms=m[f"{prefix}p95_ms"]
+        requests=m[f"{prefix}requests"],
+        error_rate=m[f"{prefix}error_rate"],
+        p95_ms=m[f"{prefix}p95_ms"],
+        custom=custom,
     )
+
+
+def user_queries(metrics: Mapping[str, MetricSection], version: str, window: float) -> dict[str, str]:
+    """The user's own metrics (`rollout.metrics`) for one version, keyed `u.<name>`."""
+    return {f"u.{name}": m.filled(version, _window(window)) for name, m in metrics.items()}
 
 
 def measure_canary(
@@ -141,11 +151,15 @@ def measure_canary(
     window: float,
     templates: QueriesSection = DEFAULT,
     deadline: float = 2.0,
+    user: Mapping[str, MetricSection] | None = None,
 ) -> tuple[VersionStats, VersionStats]:
-    """The candidate's and stable's real traffic over the same window, queried together."""
+    """The candidate's and stable's real traffic over the same window, queried together (the
+    user's own metrics too, for both versions)."""
     queries = {
         **{f"c.{k}": q for k, q in version_queries(candidate, "primary", window, templates).items()},
         **{f"s.{k}": q for k, q in version_queries(stable, "primary", window, templates).items()},
+        **{f"c.{k}": q for k, q in user_queries(user or {}, candidate, window).items()},
+        **{f"s.{k}": q for k, q in user_queries(user or {}, stable, window).items()},
     }
     m = query_all(provider, queries, deadline)
     return _stats(m, "c."), _stats(m, "s.")

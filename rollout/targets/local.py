@@ -247,6 +247,9 @@ class LocalTarget:
         procs.launch(argv, env, log, port, cwd=self.servers, owner=self.owner).write(
             self._record_file(version)
         )
+        if not self.cfg.rollout.prometheus_url:
+            # The model server's own metrics (predictions per class, scores) for users' metrics.
+            LocalPrometheus(self.home).announce(f"{model}-v{version}", port, kind="server")
         if self.cfg.serving.min_instances == 0:
             # The gateway stops it when idle and starts it again from this spec on demand.
             env = {**env, procs.OWNER_ENV: self.owner}
@@ -307,6 +310,7 @@ class LocalTarget:
                 raise EnvironmentProblem(f"version {version}'s server left processes running: {survivors}")
         SpawnSpec.path(self.servers, version).unlink(missing_ok=True)  # never cold-started again
         self._record_file(version).unlink(missing_ok=True)
+        LocalPrometheus(self.home).withdraw(f"{self.model}-v{version}")
 
     def deployed(self) -> list[str]:
         """Versions with a server record (running or not)."""

@@ -42,13 +42,17 @@ class LocalPrometheus:
         self.targets = self.dir / "targets"
         self.owner = f"{home.root}#prometheus"
 
-    def announce(self, name: str, port: int) -> None:
-        """Ask Prometheus to scrape `127.0.0.1:port` (a gateway) as `name`."""
+    def announce(self, name: str, port: int, kind: str = "gateway") -> None:
+        """Ask Prometheus to scrape `127.0.0.1:port` (a gateway, or a model server) as `name`."""
         # Prometheus reads *.json in that folder: the temporary file must not end in .json.
         write_private(
             self.targets / f"{name}.json",
-            json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"gateway": name}}]),
+            json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {kind: name}}]),
         )
+
+    def withdraw(self, name: str) -> None:
+        """Stop scraping `name` (a retired server)."""
+        (self.targets / f"{name}.json").unlink(missing_ok=True)
 
     @property
     def record(self) -> procs.ProcessRecord | None:

@@ -100,3 +100,18 @@ def test_the_code_shipped_with_the_model_defaults_to_the_module_of_train(tmp_pat
     assert load_config(path).code_paths() == [tmp_path / "pkg"]
     path.write_text(yaml.safe_dump({**BASE, "model": {**BASE["model"], "code": ["a.py", "lib"]}}))
     assert load_config(path).code_paths() == [tmp_path / "a.py", tmp_path / "lib"]
+
+
+def test_a_users_metric_needs_its_condition_and_its_version(tmp_path: Path) -> None:
+    def rollout(metric: dict[str, object], name: str = "positive_share") -> dict[str, object]:
+        return {**BASE, "rollout": {"metrics": {name: metric}}}
+
+    q = 'sum(rate(x{version="{version}"}[{window}]))'
+    assert "needs its success condition" in _error(tmp_path, rollout({"query": q}))
+    assert "select the version it measures with {version}" in _error(
+        tmp_path, rollout({"query": "up", "max": 1})
+    )
+    assert "metric name 'Share!'" in _error(tmp_path, rollout({"query": q, "max": 1}, name="Share!"))
+    assert "rollout.metrics.positive_share.compare" in _error(
+        tmp_path, rollout({"query": q, "max": 1, "compare": "ratio"})
+    )

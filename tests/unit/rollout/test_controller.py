@@ -264,3 +264,30 @@ def test_a_target_that_refuses_is_recorded_and_rolls_back_after_the_error_limit(
     assert len(errors) >= 3 and "403 Forbidden" in errors[0].reason
     assert r.phase is Phase.ROLLED_BACK
     assert routes(w) == ("1", None, 0, False)  # stable-only routes were allowed: rollback acted
+
+
+def test_a_users_own_business_metric_rolls_a_candidate_back_and_says_which(tmp_path: Path) -> None:
+    share = {
+        "query": 'avg_over_time(positive_share{version="{version}"}[{window}])',
+        "compare": "relative",
+        "max": 1.5,
+    }
+    w = world(tmp_path, config(metrics={"positive_share": share}))
+    w.metrics.values = {
+        'positive_share{version="2"}': 0.3,
+        'positive_share{version="1"}': 0.3,
+        **w.metrics.values,
+    }
+    r = start(w)
+    c = w.controller()
+    while r.phase is not Phase.CANARY:
+        r = w.ticks(r, 1, c=c)
+    r = w.ticks(r, 2, c=c)
+    assert r.phase is Phase.CANARY  # as good as stable on the business metric: it goes on
+    asked = [q for q in w.metrics.queries if "positive_share" in q]
+    assert 'avg_over_time(positive_share{version="2"}[4s])' in asked  # PromQL's own braces kept
+    w.metrics.values['positive_share{version="2"}'] = 0.9  # three times stable's share of positives
+    r = w.ticks(r, 1, c=c)
+    assert r.phase is Phase.ROLLED_BACK
+    reason = w.ledger.history(release_id=r.id)[-1].reason
+    assert "metric positive_share vs stable: observed 3.0, expected <= 1.5x stable" in reason
