@@ -340,6 +340,37 @@ class QueriesSection(_Strict):
     score_shift: str | None = None
 
 
+class AnalysisStep(_Strict):
+    """An analysis step: measured every interval over the analysis window for `duration`; it
+    advances on a PASS after its duration."""
+
+    duration: Duration
+    failure_limit: Annotated[int, Field(ge=0)] = 0
+    """FAILs tolerated in this step before the rollback (0: the first FAIL rolls back)."""
+    inconclusive_limit: Annotated[int, Field(ge=1)] | None = None
+    """INCONCLUSIVE analyses in a row tolerated before the rollback (None: wait as long as it takes)."""
+
+
+class StepSpec(_Strict):
+    """One explicit rollout step (like Argo Rollouts' canary steps): exactly one of the keys."""
+
+    set_weight: Annotated[int, Field(gt=0, le=100)] | None = None
+    pause: Duration | None = None
+    """Hold the weight this long (still watched: a FAIL rolls back), then go on."""
+    analysis: AnalysisStep | None = None
+    approval: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> StepSpec:
+        given = [k for k in ("set_weight", "pause", "analysis", "approval") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "expected exactly one of set_weight, pause, analysis, approval in each step, "
+                f"got {', '.join(given) or 'none'}"
+            )
+        return self
+
+
 _PLACEHOLDER = re.compile(r"\{(version|stable|candidate|window)\}")
 
 
@@ -380,7 +411,11 @@ class RolloutSection(_Strict):
 
     target: Literal["local", "kubernetes", "knative"] = "local"
     shadow: ShadowSection | None = ShadowSection()
-    steps: list[Annotated[int, Field(gt=0, lt=100)]] = Field(default_factory=lambda: [5, 25, 50])
+    steps: list[Annotated[int, Field(gt=0, lt=100)]] | list[StepSpec] = Field(
+        default_factory=lambda: [5, 25, 50],
+        description="canary weights (each followed by an analysis of analysis_window), or explicit "
+        "steps: set_weight, pause, analysis {duration, failure_limit, inconclusive_limit}, approval",
+    )
     interval: Duration = 2.0
     """How often the controller measures and decides."""
     analysis_window: Duration = 10.0
@@ -427,10 +462,21 @@ class RolloutSection(_Strict):
 
     @field_validator("steps")
     @classmethod
-    def _increasing(cls, v: list[int]) -> list[int]:
-        if any(b <= a for a, b in itertools.pairwise(v)):
-            raise ValueError(f"expected canary weights that increase, e.g. [5, 25, 50]; got {v}")
+    def _increasing(cls, v: list[int] | list[StepSpec]) -> list[int] | list[StepSpec]:
+        weights = [s if isinstance(s, int) else s.set_weight for s in v]
+        given = [w for w in weights if w is not None]
+        if any(b <= a for a, b in itertools.pairwise(given)):
+            raise ValueError(f"expected canary weights that increase, e.g. [5, 25, 50]; got {given}")
+        if any(isinstance(s, StepSpec) and s.set_weight == 100 for s in v):
+            raise ValueError("a set_weight of 100 is a promotion: end with approval (or none) instead")
         return v
+
+    @model_validator(mode="after")
+    def _approval_step_has_approvers(self) -> RolloutSection:
+        explicit = any(isinstance(s, StepSpec) and s.approval for s in self.steps)
+        if explicit and not self.approval.approvers:
+            raise ValueError("an `approval` step needs approval.approvers: name who may approve")
+        return self
 
     @model_validator(mode="after")
     def _target_can_shadow(self) -> RolloutSection:

@@ -22,7 +22,7 @@ from launchbay.rollout.metrics.base import MetricsProvider
 from launchbay.rollout.metrics.queries import measure_canary, measure_shadow, templates_for
 from launchbay.rollout.operations import CONTROLLER, Rollout
 from launchbay.rollout.phases import Phase
-from launchbay.rollout.spec import Analysis, SetWeight, Shadow
+from launchbay.rollout.spec import Analysis, Pause, SetWeight, Shadow
 
 Verifier = Callable[[Rollout, Release], Verification]
 """Checks a release's registered version before it gets traffic (the signature gate)."""
@@ -57,6 +57,7 @@ class Controller:
         # What was last written per release, so that a long wait does not flood the log with
         # identical results (a restarted controller writes the current one once more).
         self._last: dict[int, tuple[int, str]] = {}
+        self._counts: dict[tuple[int, int], list[int]] = {}
         self.last_result: dict[int, AnalysisResult] = {}
 
     # -- entry points -----------------------------------------------------------------------
@@ -186,8 +187,24 @@ class Controller:
         if result is None:
             return r
         verdict = result.verdict
+        # Per step, in this controller's memory: FAILs so far, and INCONCLUSIVEs in a row.
+        count = self._counts.setdefault((r.id, r.step_index), [0, 0])
         if verdict is Verdict.FAIL:
-            return self._rollback(r, f"analysis failed: {result.why()}", result)
+            count[0] += 1
+            allowed = step.failure_limit if isinstance(step, Analysis) else 0
+            if count[0] > allowed:
+                why = f"analysis failed: {result.why()}"
+                if allowed:
+                    why = f"analysis failed {count[0]} times (failure_limit {allowed}): {result.why()}"
+                return self._rollback(r, why, result)
+            self._record(r, result, consecutive_errors=0, force=True)
+            return self.ctx.ledger.get(r.id)
+        count[1] = count[1] + 1 if verdict is Verdict.INCONCLUSIVE else 0
+        limit = step.inconclusive_limit if isinstance(step, Analysis) else None
+        if limit is not None and count[1] >= limit:
+            return self._rollback(
+                r, f"{count[1]} inconclusive analyses in a row (inconclusive_limit {limit})", result
+            )
         if verdict is Verdict.ERROR:
             errors = r.consecutive_errors + 1
             self._record(r, result, consecutive_errors=errors, force=True)
@@ -200,6 +217,8 @@ class Controller:
         elapsed = self.clock() - (r.step_started_at or r.updated_at)
         if isinstance(step, Shadow | Analysis) and verdict is Verdict.PASS and elapsed >= step.seconds:
             return self._enter(r, r.step_index + 1)
+        if isinstance(step, Pause) and elapsed >= step.seconds:
+            return self._enter(r, r.step_index + 1)  # watched while it lasted; not a gate
         return r  # an approval waits for a person, analysis going on meanwhile
 
     def _analyse(self, r: Release) -> AnalysisResult | None:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from launchbay.home import Home
 from launchbay.rollout.ledger_schema import CHAIN, ONE_LIVE, event_digest, events, head, prepare, releases
 from launchbay.rollout.phases import Phase, transition
-from launchbay.rollout.spec import Analysis, Approval, Plan, SetWeight, Shadow
+from launchbay.rollout.spec import Analysis, Approval, Pause, Plan, SetWeight, Shadow
 
 T = TypeVar("T")
 
@@ -84,7 +84,7 @@ class Release:
         return f"{self.model}@v{self.version}#{self.id}"
 
     @property
-    def step(self) -> Shadow | SetWeight | Analysis | Approval | None:
+    def step(self) -> Shadow | SetWeight | Analysis | Pause | Approval | None:
         """The step a live release is in (None before its first step, after its last, or when ended)."""
         if not self.phase.live or self.phase is Phase.VERIFIED or self.step_index >= len(self.plan):
             return None

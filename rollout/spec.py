@@ -55,15 +55,31 @@ class SetWeight(_Step):
 
 
 class Analysis(_Step):
-    """Measure the candidate against its SLOs and against stable over `seconds`; FAIL rolls back."""
+    """Measure the candidate against its SLOs and against stable over `seconds`; advance on a
+    PASS after that. More than `failure_limit` FAILs, or `inconclusive_limit` INCONCLUSIVEs in a
+    row, roll back."""
 
     kind: Literal["analysis"] = "analysis"
     seconds: float
+    failure_limit: int = 0
+    inconclusive_limit: int | None = None
     phase: ClassVar[Phase] = Phase.CANARY
 
     def describe(self) -> str:
         """`analysis for 10s`."""
         return f"analysis for {self.seconds:g}s"
+
+
+class Pause(_Step):
+    """Hold the weight for `seconds` (still watched: a FAIL rolls back), then go on."""
+
+    kind: Literal["pause"] = "pause"
+    seconds: float
+    phase: ClassVar[Phase] = Phase.CANARY
+
+    def describe(self) -> str:
+        """`pause for 30s`."""
+        return f"pause for {self.seconds:g}s"
 
 
 class Approval(_Step):
@@ -78,7 +94,7 @@ class Approval(_Step):
         return "approval by " + ", ".join(self.approvers)
 
 
-Step = Annotated[Shadow | SetWeight | Analysis | Approval, Field(discriminator="kind")]
+Step = Annotated[Shadow | SetWeight | Analysis | Pause | Approval, Field(discriminator="kind")]
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,7 @@ class Plan(BaseModel):
     def __len__(self) -> int:
         return len(self.steps)
 
-    def __getitem__(self, index: int) -> Shadow | SetWeight | Analysis | Approval:
+    def __getitem__(self, index: int) -> Shadow | SetWeight | Analysis | Pause | Approval:
         return self.steps[index]
 
     def traffic(self, index: int) -> Traffic:
@@ -133,14 +149,31 @@ def plan(rollout: RolloutSection) -> Plan:
     shadow (if configured) -> for each canary weight: set-weight, analysis -> approval (if required).
     Each analysis lasts the configured analysis window (at least one interval).
     """
-    steps: list[Shadow | SetWeight | Analysis | Approval] = []
+    steps: list[Shadow | SetWeight | Analysis | Pause | Approval] = []
     if rollout.shadow is not None:
         steps.append(
             Shadow(seconds=rollout.shadow.duration, max_disagreement=rollout.shadow.max_disagreement)
         )
     window = max(rollout.analysis_window, rollout.interval)
-    for percent in rollout.steps:
-        steps += [SetWeight(percent=percent), Analysis(seconds=window)]
-    if rollout.approval.required:
-        steps.append(Approval(approvers=tuple(rollout.approval.approvers)))
+    approvers = tuple(rollout.approval.approvers)
+    for item in rollout.steps:
+        if isinstance(item, int):  # the short form: a weight, then an analysis of one window
+            steps += [SetWeight(percent=item), Analysis(seconds=window)]
+        elif item.set_weight is not None:
+            steps.append(SetWeight(percent=item.set_weight))
+        elif item.pause is not None:
+            steps.append(Pause(seconds=max(item.pause, rollout.interval)))
+        elif item.analysis is not None:
+            a = item.analysis
+            steps.append(
+                Analysis(
+                    seconds=max(a.duration, rollout.interval),
+                    failure_limit=a.failure_limit,
+                    inconclusive_limit=a.inconclusive_limit,
+                )
+            )
+        elif item.approval:
+            steps.append(Approval(approvers=approvers))
+    if rollout.approval.required and not any(isinstance(s, Approval) for s in steps):
+        steps.append(Approval(approvers=approvers))
     return Plan(steps=tuple(steps))

@@ -115,3 +115,15 @@ def test_a_users_metric_needs_its_condition_and_its_version(tmp_path: Path) -> N
     assert "rollout.metrics.positive_share.compare" in _error(
         tmp_path, rollout({"query": q, "max": 1, "compare": "ratio"})
     )
+
+
+def test_explicit_steps_say_which_key_is_wrong(tmp_path: Path) -> None:
+    def steps(*items: object, **approval: object) -> dict[str, object]:
+        return {**BASE, "rollout": {"steps": list(items), **approval}}
+
+    assert "exactly one of set_weight, pause, analysis, approval" in _error(
+        tmp_path, steps({"set_weight": 10, "pause": "5s"})
+    )
+    assert "canary weights that increase" in _error(tmp_path, steps({"set_weight": 50}, {"set_weight": 10}))
+    assert "an `approval` step needs approval.approvers" in _error(tmp_path, steps({"approval": True}))
+    assert "rollout.steps" in _error(tmp_path, steps({"analysis": {"duration": "5s", "failure_limit": -1}}))

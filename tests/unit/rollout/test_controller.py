@@ -13,6 +13,7 @@ from launchbay.errors import Refused
 from launchbay.rollout import decisions, operations
 from launchbay.rollout.ledger import Release
 from launchbay.rollout.phases import Phase
+from launchbay.rollout.spec import Analysis, Pause
 from launchbay.rollout.targets.base import Routes
 
 HAPPY_PATH = [Phase.PENDING, Phase.VERIFIED, Phase.SHADOW, Phase.CANARY, Phase.AWAITING_APPROVAL]
@@ -291,3 +292,52 @@ def test_a_users_own_business_metric_rolls_a_candidate_back_and_says_which(tmp_p
     assert r.phase is Phase.ROLLED_BACK
     reason = w.ledger.history(release_id=r.id)[-1].reason
     assert "metric positive_share vs stable: observed 3.0, expected <= 1.5x stable" in reason
+
+
+def _canary(w: World, c: object) -> Release:
+    r = start(w)
+    while r.phase is not Phase.CANARY or not isinstance(r.step, Analysis | Pause):
+        r = w.ticks(r, 1, c=c)  # type: ignore[arg-type]
+    return r
+
+
+def test_explicit_steps_with_a_failure_limit_tolerate_that_many_fails(tmp_path: Path) -> None:
+    steps = [{"set_weight": 10}, {"analysis": {"duration": "10s", "failure_limit": 1}}, {"approval": True}]
+    w = world(tmp_path, config(shadow=None, steps=steps))
+    c = w.controller()
+    r = _canary(w, c)
+    assert [s.kind for s in r.plan.steps] == ["set-weight", "analysis", "approval"]
+    w.metrics.values['version="2",role="primary"&code="5xx"'] = 0.5
+    r = w.ticks(r, 1, c=c)
+    assert r.phase is Phase.CANARY  # the first FAIL is tolerated (and on record) ...
+    assert w.ledger.history(release_id=r.id)[-1].evidence["verdict"] == "FAIL"
+    r = w.ticks(r, 1, c=c)
+    assert r.phase is Phase.ROLLED_BACK  # ... the second is not
+    assert "analysis failed 2 times (failure_limit 1)" in w.ledger.history(release_id=r.id)[-1].reason
+
+
+def test_an_inconclusive_limit_rolls_back_a_step_that_never_gets_its_evidence(tmp_path: Path) -> None:
+    steps = [{"set_weight": 10}, {"analysis": {"duration": "10s", "inconclusive_limit": 3}}]
+    w = world(tmp_path, config(shadow=None, steps=steps))
+    c = w.controller()
+    r = _canary(w, c)
+    w.metrics.values['version="2",role="primary"'] = 3.0  # far below min_samples: INCONCLUSIVE
+    r = w.ticks(r, 2, c=c)
+    assert r.phase is Phase.CANARY
+    r = w.ticks(r, 1, c=c)
+    assert r.phase is Phase.ROLLED_BACK
+    assert (
+        "3 inconclusive analyses in a row (inconclusive_limit 3)"
+        in w.ledger.history(release_id=r.id)[-1].reason
+    )
+
+
+def test_a_pause_holds_the_weight_for_its_duration_then_goes_on_without_a_pass(tmp_path: Path) -> None:
+    steps = [{"set_weight": 30}, {"pause": "3s"}, {"set_weight": 60}, {"analysis": {"duration": "2s"}}]
+    w = world(tmp_path, config(shadow=None, steps=steps))
+    c = w.controller()
+    r = _canary(w, c)
+    assert isinstance(r.step, Pause) and routes(w) == ("1", "2", 30, False)
+    w.metrics.values['version="2",role="primary"'] = 3.0  # inconclusive: a pause does not care
+    r = w.ticks(r, 4, c=c)
+    assert r.phase is Phase.CANARY and r.step_index >= 2 and routes(w)[2] == 60
