@@ -166,8 +166,19 @@ def _ratio(
     )
 
 
-def analyse_canary(candidate: VersionStats, stable: VersionStats, t: Thresholds) -> AnalysisResult:
-    """Judge a canary step: absolute SLOs and comparison with stable over the same window."""
+def analyse_canary(
+    candidate: VersionStats,
+    stable: VersionStats,
+    t: Thresholds,
+    slower: tuple[float, Measurement] | None = None,
+) -> AnalysisResult:
+    """Judge a canary step: absolute SLOs and comparison with stable over the same window.
+
+    Args:
+        slower: (bound in seconds, the candidate's requests answered within it), the bound being
+            `max_p95_ratio_vs_stable` x stable's p95 rounded up to a histogram bucket; it turns a
+            p95 ratio over its limit from a point estimate into a test (`_p95_ratio`).
+    """
     result = AnalysisResult()
     waiting = _enough("candidate requests in window", candidate.requests, t.min_samples)
     if waiting is not None:
@@ -179,7 +190,7 @@ def analyse_canary(candidate: VersionStats, stable: VersionStats, t: Thresholds)
     result.checks += [
         _stable_breaks_too(errors, stable.error_rate, slo.max_error_rate, t),
         _stable_breaks_too(latency, stable.p95_ms, slo.p95_latency_ms, t),
-        _ratio("p95 latency vs stable", candidate.p95_ms, stable.p95_ms, t.slo.max_p95_ratio_vs_stable),
+        _p95_ratio(candidate, stable, t, slower),
         _error_ratio(candidate, stable, t),
     ]
     result.checks += [user_check(name, m, candidate, stable) for name, m in t.metrics.items()]
@@ -221,6 +232,36 @@ def user_check(
         observed=round(value, 6),
         expected=expected,
         detail=detail,
+    )
+
+
+def _p95_ratio(
+    candidate: VersionStats, stable: VersionStats, t: Thresholds, slower: tuple[float, Measurement] | None
+) -> CheckResult:
+    """The candidate's p95 against `max_p95_ratio_vs_stable` x stable's, blamed with confidence.
+
+    A p95 of a few dozen requests is noisy. If the candidate's p95 really is over the limit, more
+    than 5% of its requests are slower than limit x stable's p95; so the candidate is blamed only
+    when the anytime-valid lower bound of that share is over 5%, and otherwise the step waits.
+    Without the count (a cluster's own histograms), the point estimate decides as before.
+    """
+    limit = t.slo.max_p95_ratio_vs_stable
+    check = _ratio("p95 latency vs stable", candidate.p95_ms, stable.p95_ms, limit)
+    if check.verdict is not Verdict.FAIL or slower is None or not candidate.requests.value:
+        return check
+    bound, within = slower
+    if within.error is not None or within.value is None:
+        return check
+    n = int(candidate.requests.value)
+    over = max(0, n - round(within.value))
+    judged = stats.against_limit(over, n, 0.05, t.confidence)
+    detail = f"{check.detail}; slower than {bound * 1000:g} ms: {judged.bounds.describe()}"
+    if judged.verdict == "over":
+        return replace(check, detail=detail)
+    return replace(
+        check,
+        verdict=Verdict.INCONCLUSIVE,
+        detail=f"{detail}: not yet sure more than 5% are (the p95 of {n} requests); waiting for more",
     )
 
 

@@ -42,6 +42,7 @@ class MetricsProvider(Protocol):
         ...
 
 
+
 @dataclass(frozen=True)
 class VersionStats:
     """What was measured for one version over the analysis window."""

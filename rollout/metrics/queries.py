@@ -183,3 +183,14 @@ def measure_shadow(
         compared=m["x.compared"], disagreement=m["x.disagreement"], score_shift=m["x.score_shift"]
     )
     return _stats(m, "c."), compared
+
+
+def measure_at_most(
+    provider: MetricsProvider, version: str, bound: float, window: float, deadline: float = 2.0
+) -> Measurement:
+    """How many of a version's requests in the window took at most `bound` seconds -- a bucket
+    bound of the gateway's latency histogram, which is what can be counted."""
+    le = repr(float(bound))  # the exposition's spelling of a bound: 0.015, 1.0, 30.0
+    sel = _sel(version, "primary", f',le="{le}"')
+    q = f"sum(increase({DURATION}_bucket{sel}[{_window(window)}]))"
+    return query_all(provider, {"at_most": q}, deadline)["at_most"]

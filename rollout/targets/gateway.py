@@ -71,7 +71,9 @@ _HOP_BY_HOP = {
     "host",
     "content-length",
 }
-_LATENCY_BUCKETS = (
+
+
+LATENCY_BUCKETS = (  # seconds; the analysis counts requests against these bounds
     0.001,
     0.0025,
     0.005,
@@ -110,7 +112,7 @@ class _Metrics:
             "launchbay_gateway_request_duration_seconds",
             "Backend answer time",
             ["version", "role"],
-            buckets=_LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.inflight = Gauge(

@@ -144,3 +144,15 @@ def test_one_error_in_a_small_window_is_not_blamed_but_a_fifth_failing_is() -> N
     assert names(bad)["candidate error rate"] is Verdict.FAIL
     assert names(bad)["error rate vs stable"] is Verdict.FAIL
     assert "anytime bound" in next(c for c in bad.checks if c.name == "candidate error rate").detail
+
+
+def test_a_noisy_p95_over_the_ratio_waits_unless_enough_requests_are_that_slow() -> None:
+    # The CI case: a good candidate's p95 of 40 requests was 16.5 ms against stable's 7.35 ms.
+    t = Thresholds(slo=T.slo.model_copy(update={"max_p95_ratio_vs_stable": 2.0}), min_samples=15)
+    cand, stable = stats(requests=40, err=0.0, p95=16.5), stats(requests=120, err=0.0, p95=7.35)
+    few = analyse_canary(cand, stable, t, slower=(0.015, m(37)))  # 3 of 40 slower than 15 ms
+    check = next(c for c in few.checks if c.name == "p95 latency vs stable")
+    assert check.verdict is Verdict.INCONCLUSIVE and "3 of 40" in check.detail, check
+    slow = analyse_canary(stats(requests=40, err=0.0, p95=45.0), stable, t, slower=(0.015, m(0)))
+    assert names(slow)["p95 latency vs stable"] is Verdict.FAIL  # all 40 slower: a 5x slower candidate
+    assert names(analyse_canary(cand, stable, t))["p95 latency vs stable"] is Verdict.FAIL  # no count

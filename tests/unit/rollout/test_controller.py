@@ -236,6 +236,7 @@ def test_healthy_metrics_fixture_is_what_the_analysis_passes_on(tmp_path: Path) 
     # Guards the fake: with the candidate 5x slower than stable the same scenario must fail.
     w = world(tmp_path)
     w.metrics.values['version="2",role="primary"&histogram_quantile'] = 40.0
+    w.metrics.values = {'le="0.015"': 0.0, **w.metrics.values}  # none of its requests within 15 ms
     r = w.ticks(start(w), 40)
     assert r.phase is Phase.ROLLED_BACK
     assert "p95 latency vs stable: observed 5.0" in w.ledger.history(release_id=r.id)[-1].reason
@@ -341,3 +342,21 @@ def test_a_pause_holds_the_weight_for_its_duration_then_goes_on_without_a_pass(t
     w.metrics.values['version="2",role="primary"'] = 3.0  # inconclusive: a pause does not care
     r = w.ticks(r, 4, c=c)
     assert r.phase is Phase.CANARY and r.step_index >= 2 and routes(w)[2] == 60
+
+
+def test_a_p95_ratio_over_the_limit_on_few_requests_is_counted_before_it_blames(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    c = w.controller()
+    r = _canary(w, c)
+    w.metrics.values['version="2",role="primary"&histogram_quantile'] = 20.0
+    w.metrics.values = {'version="2",role="primary",le="0.015"': 198.0, **w.metrics.values}
+    r = w.ticks(r, 1, c=c)  # 20 ms vs stable's 8 ms: 2.5x, but 2 of 200 requests over 15 ms
+    assert r.phase is Phase.CANARY
+    asked = [q for q in w.metrics.queries if 'le="0.015"' in q]
+    assert asked == [
+        'sum(increase(launchbay_gateway_request_duration_seconds_bucket{version="2",role="primary",le="0.015"}[4s]))'
+    ]
+    w.metrics.values['version="2",role="primary",le="0.015"'] = 100.0  # half of them: really slower
+    r = w.ticks(r, 1, c=c)
+    assert r.phase is Phase.ROLLED_BACK
+    assert "p95 latency vs stable" in w.ledger.history(release_id=r.id)[-1].reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from launchbay.config import QueriesSection
+from launchbay.rollout.metrics.base import Measurement
 from launchbay.rollout.metrics.queries import shadow_queries, version_queries
 
 
@@ -61,3 +62,29 @@ def test_a_hung_metrics_backend_costs_one_deadline_per_analysis_not_one_timeout_
     assert took < 1.5, took  # two analyses of 6 queries each: two deadlines, not 12 x 2 s
     for m in (candidate.p95_ms, stable.requests, mirrored.error_rate, compared.disagreement):
         assert m.error == "no answer within 0.5s" and m.value is None
+
+
+def test_the_latency_count_asks_for_a_bucket_bound_spelled_as_the_gateway_exposes_it() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from launchbay.rollout.metrics.queries import measure_at_most
+    from launchbay.rollout.targets.gateway import LATENCY_BUCKETS
+
+    registry = CollectorRegistry()
+    Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=registry).observe(0.01)
+    exposed = {line.split('le="')[1].split('"')[0] for line in generate_latest(registry).decode().splitlines()
+               if 'le="' in line}  # fmt: skip
+
+    class Asked:
+        def __init__(self) -> None:
+            self.queries: list[str] = []
+
+        def query(self, q: str) -> Measurement:
+            self.queries.append(q)
+            return Measurement(1.0)
+
+    for bound in LATENCY_BUCKETS:
+        asked = Asked()
+        assert measure_at_most(asked, "2", bound, 10).value == 1.0
+        (q,) = asked.queries
+        assert q.split(',le="')[1].split('"')[0] in exposed, q
