@@ -101,6 +101,4 @@ def psi_categorical(reference: pd.Series, current: pd.Series) -> float:
 
 
 def _psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
-    ref_share = np.maximum(ref_share, _FLOOR)
-    cur_share = np.maximum(cur_share, _FLOOR)
-    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+    return float(_psi_rows(ref_share[None, :], cur_share[None, :])[0])

@@ -234,11 +234,6 @@ def compare(metric: str, candidate: Scores, champion: Champion, tolerance: float
     )
 
 
-def comparison_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The candidate-vs-champion lines of a written report (for `launchbay run`'s summary)."""
-    return [c for c in report.get("checks", []) if " vs champion" in str(c.get("name", ""))]
-
-
 def _limit(name: str, value: float | None, limit: float, minimum: bool) -> CheckResult:
     sign = ">=" if minimum else "<="
     if value is None:

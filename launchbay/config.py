@@ -371,7 +371,7 @@ class StepSpec(_Strict):
         return self
 
 
-_PLACEHOLDER = re.compile(r"\{(version|stable|candidate|window)\}")
+_PLACEHOLDER = re.compile(r"\{(version|window)\}")
 
 
 class MetricSection(_Strict):
@@ -402,7 +402,7 @@ class MetricSection(_Strict):
 
     def filled(self, version: str, window: str) -> str:
         """The query for one version over one window."""
-        values = {"version": version, "stable": version, "candidate": version, "window": window}
+        values = {"version": version, "window": window}
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.query)
 
 

@@ -76,12 +76,13 @@ def classes_of(model: Any, cfg: LaunchbayConfig) -> list[Any] | None:
     return classes
 
 
-def log_model(model: Any, cfg: LaunchbayConfig, sample: Any, output: np.ndarray) -> Any:
+def log_model(
+    model: Any, cfg: LaunchbayConfig, classes: list[Any] | None, sample: Any, output: np.ndarray
+) -> Any:
     """Log `model` as the run's `model` in its library's safe format; return MLflow's ModelInfo."""
     from mlflow.models import infer_signature
 
     lib = library(model)
-    classes = classes_of(model, cfg)
     meta = {"launchbay": {"task": cfg.model.task, "classes": classes, "library": lib}}
     requirements = [*BASE_REQUIREMENTS, *cfg.model.requirements]
     signature = infer_signature(sample, output)

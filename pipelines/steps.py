@@ -145,7 +145,7 @@ def train(
             predictor = Predictor(cfg.model.task, model, classes_of(model, cfg))
             sample = split.train_x.head(50)
             output = predictor.output(model_input(model, sample, list(cfg.data.features)))
-            info = log_model(model, cfg, sample, output)
+            info = log_model(model, cfg, predictor.classes, sample, output)
         except ConfigError as exc:
             _fail(exc.message)
         mlflow.set_tag("launchbay.model_uri", info.model_uri)
@@ -184,7 +184,7 @@ def evaluate(
             # The files that will be signed and served, loaded the way the service loads them.
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(dir=tmp))
             predictor = load(Path(local))
-            output = predictor.output(model_input(predictor.estimator, split.test_x, features))
+            output = predictor.output(model_input(predictor.model, split.test_x, features))
             return score(
                 output,
                 split.test_y,

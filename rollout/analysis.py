@@ -103,13 +103,17 @@ def _rate(name: str, rate: Measurement, trials: Measurement, limit: float, t: Th
         return check
     n = int(trials.value)
     judged = stats.against_limit(round(rate.value * n), n, limit, t.confidence)
-    if judged.verdict == "over":
-        return replace(check, detail=judged.bounds.describe())
-    return replace(
-        check,
-        verdict=Verdict.INCONCLUSIVE,
-        detail=f"{judged.bounds.describe()}: not yet sure it is over {limit:g}; waiting for more",
+    return _blame_or_wait(
+        check, judged.verdict == "over", judged.bounds.describe(), f"not yet sure it is over {limit:g}"
     )
+
+
+def _blame_or_wait(check: CheckResult, confident: bool, detail: str, doubt: str) -> CheckResult:
+    """A FAIL on the point estimate stands only when the evidence is sufficient; otherwise the
+    step waits (INCONCLUSIVE) and says what it is not yet sure of."""
+    if confident:
+        return replace(check, detail=detail)
+    return replace(check, verdict=Verdict.INCONCLUSIVE, detail=f"{detail}: {doubt}; waiting for more")
 
 
 def _stable_breaks_too(check: CheckResult, stable: Measurement, limit: float, t: Thresholds) -> CheckResult:
@@ -256,13 +260,8 @@ def _p95_ratio(
     over = max(0, n - round(within.value))
     judged = stats.against_limit(over, n, 0.05, t.confidence)
     detail = f"{check.detail}; slower than {bound * 1000:g} ms: {judged.bounds.describe()}"
-    if judged.verdict == "over":
-        return replace(check, detail=detail)
-    return replace(
-        check,
-        verdict=Verdict.INCONCLUSIVE,
-        detail=f"{detail}: not yet sure more than 5% are (the p95 of {n} requests); waiting for more",
-    )
+    doubt = f"not yet sure more than 5% are (the p95 of {n} requests)"
+    return _blame_or_wait(check, judged.verdict == "over", detail, doubt)
 
 
 def _error_ratio(candidate: VersionStats, stable: VersionStats, t: Thresholds) -> CheckResult:
@@ -285,13 +284,8 @@ def _error_ratio(candidate: VersionStats, stable: VersionStats, t: Thresholds) -
     theirs = stats.rate_bounds(round(s_rate * s_n), int(s_n), t.confidence)
     worst_allowed = limit * max(theirs.high, ERROR_RATE_FLOOR)
     detail = f"candidate {mine.describe()}; stable {theirs.describe()}"
-    if mine.low > worst_allowed:
-        return replace(check, detail=detail)
-    return replace(
-        check,
-        verdict=Verdict.INCONCLUSIVE,
-        detail=f"{detail}: not yet sure it is over {limit:g}x stable; waiting for more",
-    )
+    doubt = f"not yet sure it is over {limit:g}x stable"
+    return _blame_or_wait(check, mine.low > worst_allowed, detail, doubt)
 
 
 def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) -> AnalysisResult:

@@ -35,11 +35,6 @@ class Predictor:
     booster: bool = False
     """A LightGBM booster: it predicts from the feature matrix and returns bare probabilities."""
 
-    @property
-    def estimator(self) -> Any:
-        """The library's own object (what `model_input` inspects for the fitted columns)."""
-        return self.model
-
     def output(self, rows: Any) -> np.ndarray:
         """Probabilities per class (classification) or values (regression) for `rows`."""
         if self.task == "regression":

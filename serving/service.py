@@ -77,7 +77,7 @@ class ModelService:
         self.batcher = MicroBatcher(self._scores, MAX_BATCH, BATCH_WAIT_MS / 1000)
 
     def _scores(self, rows: list[list[Any]]) -> np.ndarray:
-        return self.predictor.output(model_input(self.predictor.estimator, rows, self.features))
+        return self.predictor.output(model_input(self.predictor.model, rows, self.features))
 
     @bentoml.api
     async def predict(

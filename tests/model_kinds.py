@@ -9,6 +9,8 @@ first `launchbay run` (version 1 becomes champion and serves), a second one with
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,17 @@ def roll_out_twice(bay: Launchbay) -> dict[str, Any]:
     assert second.returncode == 0, second.output
     assert "v2#2: promoted" in second.stdout, second.stdout[-3000:]
     return bay.status()
+
+
+@contextmanager
+def rolled_out(tmp: Path, kind: Kind) -> Iterator[tuple[Launchbay, dict[str, Any]]]:
+    """A repository of `kind` in `tmp/repo`, rolled out twice; its processes stopped at the end."""
+    bay = Launchbay(tmp / "repo", home=tmp / "repo" / ".launchbay")
+    make_repository(bay.cwd, kind, bay)
+    try:
+        yield bay, roll_out_twice(bay)
+    finally:
+        bay.run("down", timeout=120)
 
 
 def ask(url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -180,6 +180,11 @@ class _Metrics:
         )
 
 
+def _error(message: str) -> bytes:
+    """A gateway-made error body, in the shape the service's errors have."""
+    return json.dumps({"error": message}).encode()
+
+
 def row_shift(stable: Any, candidate: Any) -> float | None:
     """How far apart two answers for the same row are, in [0, 1] (None: not comparable).
 
@@ -445,8 +450,8 @@ class Gateway:
         assert self._session is not None
         if self.launcher is not None and not await self.launcher.ensure_up(backend.version):
             self.metrics.requests.labels(backend.version, role, "5xx").inc()
-            message = {"error": f"model version {backend.version} is starting; retry shortly"}
-            return 503, {"Retry-After": "5", "Content-Type": "application/json"}, json.dumps(message).encode()
+            starting = _error(f"model version {backend.version} is starting; retry shortly")
+            return 503, {"Retry-After": "5", "Content-Type": "application/json"}, starting
         self.inflight[backend.version] = self.inflight.get(backend.version, 0) + 1
         self.metrics.inflight.labels(backend.version).inc()
         start = time.perf_counter()
@@ -460,20 +465,12 @@ class Gateway:
                 resp_headers = {k: v for k, v in r.headers.items() if k.lower() not in _HOP_BY_HOP}
         except TimeoutError:
             waited = deadline if deadline is not None else self.timeout
-            status, payload = (
-                504,
-                json.dumps(
-                    {"error": f"model version {backend.version} did not answer within {waited:.3g}s"}
-                ).encode(),
-            )
+            status = 504
+            payload = _error(f"model version {backend.version} did not answer within {waited:.3g}s")
             resp_headers = {"Content-Type": "application/json"}
         except aiohttp.ClientError as exc:
-            status, payload = (
-                502,
-                json.dumps(
-                    {"error": f"model version {backend.version} unavailable: {type(exc).__name__}"}
-                ).encode(),
-            )
+            status = 502
+            payload = _error(f"model version {backend.version} unavailable: {type(exc).__name__}")
             resp_headers = {"Content-Type": "application/json"}
         finally:
             self.inflight[backend.version] -= 1

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import Launchbay
-from model_kinds import KINDS, ask, make_repository, roll_out_twice
+from model_kinds import KINDS, ask, rolled_out
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +18,7 @@ def _served_model_files(home: Path, model: str) -> set[str]:
 
 def test_an_xgboost_classifier_is_saved_as_ubjson_and_rolled_out(tmp_path: Path) -> None:
     kind = KINDS["xgboost"]
-    bay = Launchbay(tmp_path / "repo", home=tmp_path / "repo" / ".launchbay")
-    make_repository(bay.cwd, kind, bay)
-    try:
-        state = roll_out_twice(bay)
+    with rolled_out(tmp_path, kind) as (bay, state):
         assert state["aliases"]["champion"]["metrics"]["roc_auc"] > 0.8
         files = _served_model_files(bay.home, "xgboost-model")  # type: ignore[arg-type]
         assert "model.ubj" in files and not {f for f in files if f.endswith((".pkl", ".skops"))}
@@ -33,16 +29,11 @@ def test_an_xgboost_classifier_is_saved_as_ubjson_and_rolled_out(tmp_path: Path)
         packages = (bento / "env" / "python" / "requirements.txt").read_text().split()
         assert any(p.startswith("xgboost-cpu==") for p in packages), packages
         assert (bento / "src" / "boosted.py").is_file()  # the user's code travels with the model
-    finally:
-        bay.run("down", timeout=120)
 
 
 def test_a_lightgbm_classifier_is_saved_as_its_booster_and_keeps_its_labels(tmp_path: Path) -> None:
     kind = KINDS["lightgbm"]
-    bay = Launchbay(tmp_path / "repo", home=tmp_path / "repo" / ".launchbay")
-    make_repository(bay.cwd, kind, bay)
-    try:
-        state = roll_out_twice(bay)
+    with rolled_out(tmp_path, kind) as (bay, state):
         assert state["aliases"]["champion"]["metrics"]["accuracy"] > 0.7
         files = _served_model_files(bay.home, "lightgbm-model")  # type: ignore[arg-type]
         assert "model.lgb" in files and not {f for f in files if f.endswith((".pkl", ".skops"))}
@@ -52,5 +43,3 @@ def test_a_lightgbm_classifier_is_saved_as_its_booster_and_keeps_its_labels(tmp_
         assert set(predicted) <= {"red", "green", "blue"}
         right = sum(p == y for p, y in zip(predicted, frame["label"], strict=True))
         assert right / len(predicted) > 0.6  # the labels map back to the right classes
-    finally:
-        bay.run("down", timeout=120)

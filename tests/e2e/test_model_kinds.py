@@ -8,18 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import Launchbay
-from model_kinds import KINDS, ask, make_repository, roll_out_twice, shadow_checks
+from model_kinds import KINDS, ask, rolled_out, shadow_checks
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_multiclass_classifier_answers_with_a_class_and_every_class_score(tmp_path: Path) -> None:
     kind = KINDS["multiclass"]
-    bay = Launchbay(tmp_path / "repo", home=tmp_path / "repo" / ".launchbay")
-    make_repository(bay.cwd, kind, bay)
-    try:
-        state = roll_out_twice(bay)
+    with rolled_out(tmp_path, kind) as (bay, state):
         metrics = state["aliases"]["champion"]["metrics"]
         assert metrics["roc_auc"] > 0.8 and "accuracy" in metrics  # macro AUC and accuracy gated
         rows = kind.frame().head(5).drop(columns="label").to_dict("records")
@@ -32,16 +28,11 @@ def test_a_multiclass_classifier_answers_with_a_class_and_every_class_score(tmp_
         assert {"prediction disagreement with stable", "mean score shift vs stable"} <= shadow_checks(
             bay, "multiclass-model"
         )
-    finally:
-        bay.run("down", timeout=120)
 
 
 def test_a_regressor_answers_with_a_value_and_is_compared_by_relative_difference(tmp_path: Path) -> None:
     kind = KINDS["regression"]
-    bay = Launchbay(tmp_path / "repo", home=tmp_path / "repo" / ".launchbay")
-    make_repository(bay.cwd, kind, bay)
-    try:
-        state = roll_out_twice(bay)
+    with rolled_out(tmp_path, kind) as (bay, state):
         metrics = state["aliases"]["champion"]["metrics"]
         assert set(metrics) >= {"rmse", "mae", "r2"} and metrics["r2"] > 0.9
         frame = kind.frame().head(5)
@@ -52,5 +43,3 @@ def test_a_regressor_answers_with_a_value_and_is_compared_by_relative_difference
         checks = shadow_checks(bay, "regression-model")
         assert "mean relative difference vs stable" in checks
         assert "prediction disagreement with stable" not in checks
-    finally:
-        bay.run("down", timeout=120)
