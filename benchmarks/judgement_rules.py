@@ -64,12 +64,13 @@ def main() -> None:
     rows: dict[str, dict[str, float | str]] = {}
 
     # False rollbacks: half the limit, 50-100 rows per window, 30 s of shadow.
-    for rule in ("before", "after"):
+    # The worst good candidate is one exactly at the limit: the bound's level is about that one.
+    for rule, p in (("before", 0.025), ("after", 0.025), ("after", 0.05)):
         fails = sum(
-            _first_fail(*_simulate(7.5, 0.025, 30, rng), limit=0.05, window=10, rule=rule, min_samples=30) is not None
+            _first_fail(*_simulate(7.5, p, 30, rng), limit=0.05, window=10, rule=rule, min_samples=30) is not None
             for _ in range(n)
         )
-        rows[f"good candidate, disagreement 2.5% vs limit 5% ({rule})"] = {
+        rows[f"good candidate, disagreement {p:.1%} vs limit 5% ({rule})"] = {
             "rolled_back": f"{fails}/{n}",
             "per_20": round(20 * fails / n, 2),
         }
@@ -88,6 +89,7 @@ def main() -> None:
             rows[f"{name} ({rule})"] = {
                 "detected": f"{len(found)}/{len(times)}",
                 "median_s": statistics.median(found) if found else "-",
+                "p90_s": round(float(np.percentile(found, 90)), 1) if found else "-",
                 "max_s": max(found) if found else "-",
             }
 
@@ -100,7 +102,8 @@ def main() -> None:
         "",
         f"Measured {doc['measured_at']}; {n} simulated rollouts per false-rollback row, 300 per detection row;",
         "judged every second over a 10 s sliding window. Before: point estimate over the limit.",
-        "After: anytime-valid 95% lower bound over the limit (`rollout.stats`).",
+        "After: anytime-valid 95% lower bound over the limit (`rollout.stats`: a one-sided mixture of",
+        "likelihood ratios for 1.5x-10x the limit).",
         "",
         "| scenario | result |",
         "|---|---|",

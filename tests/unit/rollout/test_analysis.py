@@ -143,7 +143,7 @@ def test_one_error_in_a_small_window_is_not_blamed_but_a_fifth_failing_is() -> N
     bad = analyse_canary(stats(requests=60, err=0.2), quiet, T)
     assert names(bad)["candidate error rate"] is Verdict.FAIL
     assert names(bad)["error rate vs stable"] is Verdict.FAIL
-    assert "anytime bound" in next(c for c in bad.checks if c.name == "candidate error rate").detail
+    assert "anytime bounds" in next(c for c in bad.checks if c.name == "candidate error rate").detail
 
 
 def test_a_noisy_p95_over_the_ratio_waits_unless_enough_requests_are_that_slow() -> None:

@@ -46,3 +46,22 @@ def test_bounds_narrow_with_evidence_and_contain_the_estimate() -> None:
     b = rate_bounds(0, 100)
     assert b.low == 0.0 and 0 < b.high < 0.1
     assert rate_bounds(0, 0).high == 1.0  # no evidence: anything is possible
+
+
+def test_the_upper_bound_too_holds_at_every_look() -> None:
+    # A stable version at 1% errors: its upper bound is what a candidate is compared against, so
+    # it must not fall below the true rate more often than the level says either.
+    rng = np.random.default_rng(1)
+    missed = 0
+    for _ in range(400):
+        events = np.cumsum(rng.random(300) < 0.01)
+        if any(rate_bounds(int(events[n - 1]), n, 0.95).high < 0.01 for n in range(10, 301, 5)):
+            missed += 1
+    assert missed / 400 <= 0.05, missed
+
+
+def test_ten_percent_disagreement_against_a_five_percent_limit_is_decided_in_about_four_seconds() -> None:
+    # At 50 compared rows/s: 200 rows is 4 s of shadow traffic (a Jeffreys mixture needed 300).
+    assert against_limit(20, 200, 0.05).verdict == "unsure"
+    assert against_limit(22, 210, 0.05).verdict == "over"
+    assert against_limit(25, 250, 0.05).verdict == "over"
