@@ -175,6 +175,7 @@ def analyse_canary(
     stable: VersionStats,
     t: Thresholds,
     slower: tuple[float, Measurement] | None = None,
+    over_slo: tuple[float, Measurement] | None = None,
 ) -> AnalysisResult:
     """Judge a canary step: absolute SLOs and comparison with stable over the same window.
 
@@ -182,6 +183,8 @@ def analyse_canary(
         slower: (bound in seconds, the candidate's requests answered within it), the bound being
             `max_p95_ratio_vs_stable` x stable's p95 rounded up to a histogram bucket; it turns a
             p95 ratio over its limit from a point estimate into a test (`_p95_ratio`).
+        over_slo: the same count for the absolute p95 SLO (`slo.p95_latency_ms` rounded up to a
+            bucket), for the same reason: a p95 of 30 requests over the SLO is not yet evidence.
     """
     result = AnalysisResult()
     waiting = _enough("candidate requests in window", candidate.requests, t.min_samples)
@@ -191,6 +194,7 @@ def analyse_canary(
     slo = t.slo
     errors = _rate("candidate error rate", candidate.error_rate, candidate.requests, slo.max_error_rate, t)
     latency = _check("candidate p95 latency", candidate.p95_ms, slo.p95_latency_ms, unit=" ms")
+    latency = _slow_share(latency, candidate, over_slo, t, "")
     result.checks += [
         _stable_breaks_too(errors, stable.error_rate, slo.max_error_rate, t),
         _stable_breaks_too(latency, stable.p95_ms, slo.p95_latency_ms, t),
@@ -242,24 +246,35 @@ def user_check(
 def _p95_ratio(
     candidate: VersionStats, stable: VersionStats, t: Thresholds, slower: tuple[float, Measurement] | None
 ) -> CheckResult:
-    """The candidate's p95 against `max_p95_ratio_vs_stable` x stable's, blamed with confidence.
-
-    A p95 of a few dozen requests is noisy. If the candidate's p95 really is over the limit, more
-    than 5% of its requests are slower than limit x stable's p95; so the candidate is blamed only
-    when the anytime-valid lower bound of that share is over 5%, and otherwise the step waits.
-    Without the count (a cluster's own histograms), the point estimate decides as before.
-    """
+    """The candidate's p95 against `max_p95_ratio_vs_stable` x stable's, blamed with confidence."""
     limit = t.slo.max_p95_ratio_vs_stable
     check = _ratio("p95 latency vs stable", candidate.p95_ms, stable.p95_ms, limit)
-    if check.verdict is not Verdict.FAIL or slower is None or not candidate.requests.value:
+    return _slow_share(check, candidate, slower, t, f"{check.detail}; ")
+
+
+def _slow_share(
+    check: CheckResult,
+    candidate: VersionStats,
+    counted: tuple[float, Measurement] | None,
+    t: Thresholds,
+    prefix: str,
+) -> CheckResult:
+    """A p95 over a bound blames the candidate only with confidence.
+
+    A p95 of a few dozen requests is noisy. If the candidate's p95 really is over a bound, more
+    than 5% of its requests are slower than it; so the candidate is blamed only when the
+    anytime-valid lower bound of that share is over 5%, and otherwise the step waits. Without the
+    count (a cluster's own histograms), the point estimate decides as before.
+    """
+    if check.verdict is not Verdict.FAIL or counted is None or not candidate.requests.value:
         return check
-    bound, within = slower
+    bound, within = counted
     if within.error is not None or within.value is None:
         return check
     n = int(candidate.requests.value)
     over = max(0, n - round(within.value))
     judged = stats.against_limit(over, n, 0.05, t.confidence)
-    detail = f"{check.detail}; slower than {bound * 1000:g} ms: {judged.bounds.describe()}"
+    detail = f"{prefix}slower than {bound * 1000:g} ms: {judged.bounds.describe()}"
     doubt = f"not yet sure more than 5% are (the p95 of {n} requests)"
     return _blame_or_wait(check, judged.verdict == "over", detail, doubt)
 

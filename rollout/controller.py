@@ -18,7 +18,7 @@ from launchbay.errors import LaunchbayError
 from launchbay.rollout import operations, routing
 from launchbay.rollout.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.ledger import ConcurrentChange, Release
-from launchbay.rollout.metrics.base import MetricsProvider
+from launchbay.rollout.metrics.base import Measurement, MetricsProvider
 from launchbay.rollout.metrics.queries import measure_at_most, measure_canary, measure_shadow, templates_for
 from launchbay.rollout.operations import CONTROLLER, Rollout
 from launchbay.rollout.phases import Phase
@@ -245,18 +245,28 @@ class Controller:
                 self.metrics, r.version, r.stable_version, window, self.queries, deadline,
                 user=self.thresholds.metrics,
             )  # fmt: skip
-            slower = None
-            limit = self.thresholds.slo.max_p95_ratio_vs_stable
+            slo = self.thresholds.slo
             c95, s95 = cand.p95_ms.value, stable.p95_ms.value
-            if self._own_histograms and c95 is not None and s95 and c95 > limit * s95:
-                # Over the limit on the point estimate: count the requests behind it (one query).
-                bound = next((b for b in LATENCY_BUCKETS if b >= limit * s95 / 1000), None)
-                if bound is not None:
-                    counted = measure_at_most(self.metrics, r.version, bound, window, deadline)
-                    slower = (bound, counted)
-            result = analyse_canary(cand, stable, self.thresholds, slower)
+            slower = over_slo = None
+            if self._own_histograms and c95 is not None:
+                # A p95 over a bound on the point estimate: count the requests behind it.
+                if s95 and c95 > slo.max_p95_ratio_vs_stable * s95:
+                    slower = self._count(r, slo.max_p95_ratio_vs_stable * s95, window, deadline)
+                if c95 > slo.p95_latency_ms:
+                    over_slo = self._count(r, slo.p95_latency_ms, window, deadline)
+            result = analyse_canary(cand, stable, self.thresholds, slower, over_slo)
         self.last_result[r.id] = result
         return result
+
+    def _count(
+        self, r: Release, bound_ms: float, window: float, deadline: float
+    ) -> tuple[float, Measurement] | None:
+        """The candidate's requests answered within `bound_ms` rounded up to a histogram bucket
+        (rounding up only spares the candidate), or None past the last bucket."""
+        bound = next((b for b in LATENCY_BUCKETS if b >= bound_ms / 1000), None)
+        if bound is None:
+            return None
+        return bound, measure_at_most(self.metrics, r.version, bound, window, deadline)
 
     def _record(
         self, r: Release, result: AnalysisResult, consecutive_errors: int, force: bool = False

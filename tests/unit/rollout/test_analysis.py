@@ -135,6 +135,18 @@ def test_an_slo_stable_breaks_too_holds_the_step_unless_configured_to_fail() -> 
     assert analyse_canary(stats(p95=51.9), STABLE, T).verdict is Verdict.FAIL  # stable within: blamed
 
 
+def test_a_noisy_p95_over_the_absolute_slo_waits_unless_enough_requests_are_that_slow() -> None:
+    # The tester's first case, stable within the SLO: a p95 of 30 requests over 50 ms is 2 slow ones.
+    t = Thresholds(slo=T.slo.model_copy(update={"max_p95_ratio_vs_stable": 10.0}), min_samples=15)
+    cand, stable = stats(requests=30, err=0.0, p95=58.0), stats(requests=90, err=0.0, p95=40.0)
+    few = analyse_canary(cand, stable, t, over_slo=(0.05, m(28)))
+    check = next(c for c in few.checks if c.name == "candidate p95 latency")
+    assert check.verdict is Verdict.INCONCLUSIVE and "2 of 30" in check.detail and "50 ms" in check.detail
+    many = analyse_canary(cand, stable, t, over_slo=(0.05, m(12)))  # 18 of 30 slower than 50 ms
+    assert names(many)["candidate p95 latency"] is Verdict.FAIL
+    assert names(analyse_canary(cand, stable, t))["candidate p95 latency"] is Verdict.FAIL  # no count
+
+
 def test_one_error_in_a_small_window_is_not_blamed_but_a_fifth_failing_is() -> None:
     quiet = stats(requests=500, err=0.0)
     one = analyse_canary(stats(requests=60, err=1 / 60), quiet, T)

@@ -15,6 +15,7 @@ from launchbay.rollout.ledger import Release
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.spec import Analysis, Pause
 from launchbay.rollout.targets.base import Routes
+from launchbay.rollout.targets.gateway import LATENCY_BUCKETS
 
 HAPPY_PATH = [Phase.PENDING, Phase.VERIFIED, Phase.SHADOW, Phase.CANARY, Phase.AWAITING_APPROVAL]
 
@@ -360,3 +361,21 @@ def test_a_p95_ratio_over_the_limit_on_few_requests_is_counted_before_it_blames(
     r = w.ticks(r, 1, c=c)
     assert r.phase is Phase.ROLLED_BACK
     assert "p95 latency vs stable" in w.ledger.history(release_id=r.id)[-1].reason
+
+
+def test_a_p95_over_the_absolute_slo_on_few_requests_is_counted_before_it_blames(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    c = w.controller()
+    r = _canary(w, c)
+    slo = w.ctx.cfg.rollout.slo.p95_latency_ms
+    le = repr(next(b for b in LATENCY_BUCKETS if b >= slo / 1000))
+    w.metrics.values['version="1",role="primary"&histogram_quantile'] = slo * 0.9  # stable within
+    w.metrics.values['version="2",role="primary"&histogram_quantile'] = slo * 1.2  # ratio within
+    w.metrics.values = {f'version="2",role="primary",le="{le}"': 196.0, **w.metrics.values}
+    r = w.ticks(r, 1, c=c)  # over the SLO on the point estimate, but 4 of 200 requests slower
+    assert r.phase is Phase.CANARY
+    assert any(f'le="{le}"' in q for q in w.metrics.queries)
+    w.metrics.values[f'version="2",role="primary",le="{le}"'] = 150.0  # a quarter: really over
+    r = w.ticks(r, 1, c=c)
+    assert r.phase is Phase.ROLLED_BACK
+    assert "candidate p95 latency" in w.ledger.history(release_id=r.id)[-1].reason
