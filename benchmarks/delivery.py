@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from common import RESULTS, ROOT
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -58,12 +59,14 @@ ROLLOUT = {
 
 
 class Bench:
-    def __init__(self, tmp: Path) -> None:
+    """The example project with fault-injecting candidates, driven through the CLI."""
+
+    def __init__(self, tmp: Path, rollout: dict[str, Any] | None = None) -> None:
         self.root = tmp / "project"
         self.home = tmp / "home"
         self.trigger = tmp / "trigger"
         generate_keypair(self.home / "keys")
-        self.config = write_project(self.root, rows=5000, overrides={"rollout": ROLLOUT})
+        self.config = write_project(self.root, rows=5000, overrides={"rollout": rollout or ROLLOUT})
         shutil.copy(ROOT / "tests" / "e2e" / "rollout_project" / "faults.py", self.root / "faults.py")
         self.env = {
             **os.environ,
@@ -98,7 +101,14 @@ class Bench:
             start_new_session=True,
         )
 
-    def prepare(self) -> dict[str, str]:
+    def configure(self, rollout: dict[str, Any]) -> None:
+        """Replace the project's `rollout:` section (the next release reads it)."""
+        doc = yaml.safe_load(self.config.read_text())
+        doc["rollout"] = rollout
+        self.config.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def prepare(self, *kinds: str) -> dict[str, str]:
+        """Train and serve the example (version 1), then register candidates of `kinds`."""
         res = self.lb("run")
         if res.returncode != 0:
             raise SystemExit(res.stdout + res.stderr)
@@ -108,9 +118,7 @@ class Bench:
                 str(ROOT / "tests" / "e2e" / "candidates.py"),
                 str(self.config),
                 "data/transactions.parquet",
-                "good",
-                "errors",
-                "trigger",
+                *(kinds or ("good", "errors", "trigger")),
             ],
             cwd=self.root,
             env=self.env,

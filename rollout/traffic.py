@@ -29,6 +29,8 @@ class Answer:
     version: str
     retried_from: str = ""
     """The canary version that failed this request before stable answered it (gateway retry)."""
+    latency: float = 0.0
+    """Seconds from sending the request to its answer (or to the failure)."""
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Traffic:
                     break
                 next_at += period
                 body = json.dumps({"row": next(rows)})
+                sent = time.monotonic()
                 try:
                     r = client.post(
                         self.url + "/predict", content=body, headers={"Content-Type": "application/json"}
@@ -86,9 +89,10 @@ class Traffic:
                         r.status_code,
                         r.headers.get(VERSION_HEADER, ""),
                         r.headers.get(RETRIED_HEADER, ""),
+                        time.monotonic() - sent,
                     )
                 except httpx.HTTPError:
-                    answer = Answer(time.time(), 0, "")
+                    answer = Answer(time.time(), 0, "", latency=time.monotonic() - sent)
                 with self._lock:
                     self.answers.append(answer)
 

@@ -179,6 +179,26 @@ class _Metrics:
             registry=r,
         )
 
+    def prime(self, routes: Routes) -> None:
+        """Create at zero the series the analysis will ask about under `routes`.
+
+        Prometheus' increase() counts from a series' first sample: a counter born with its first
+        5xx (or its first compared row) hides that event, and the verdict waits a scrape or two
+        for what was already known. Existing series are left as they are.
+        """
+        series = [(b.version, "primary") for b in (routes.stable, routes.canary) if b is not None]
+        if routes.mirror and routes.canary is not None:
+            series.append((routes.canary.version, "shadow"))
+        for version, role in series:
+            for code in ("2xx", "4xx", "5xx"):
+                self.requests.labels(version, role, code)
+            self.latency.labels(version, role)
+        if routes.mirror and routes.stable is not None and routes.canary is not None:
+            pair = (routes.stable.version, routes.canary.version)
+            self.compared.labels(*pair)
+            self.disagreements.labels(*pair)
+            self.score_diff.labels(*pair)
+
 
 def _error(message: str) -> bytes:
     """A gateway-made error body, in the shape the service's errors have."""
@@ -255,6 +275,7 @@ class Gateway:
         self.routes = routes or Routes()
         self.metrics = _Metrics()
         self.metrics.weight.set(self.routes.canary_weight)
+        self.metrics.prime(self.routes)
         self.queue: asyncio.Queue[_Mirror] = asyncio.Queue(maxsize=queue_size)
         self.shadow_workers = shadow_workers
         self.timeout = timeout
@@ -333,6 +354,7 @@ class Gateway:
         self.persist(routes)
         self.routes = routes
         self.metrics.weight.set(routes.canary_weight)
+        self.metrics.prime(routes)
         return web.json_response(routes.to_dict())
 
     def unregistered(self, routes: Routes) -> list[str]:

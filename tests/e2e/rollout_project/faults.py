@@ -27,6 +27,9 @@ class Faulty:
     def __init__(self, inner: Any, fault: str) -> None:
         self.inner = inner
         self.fault = fault
+        # The trigger file's path is part of the model: a model server is given only the
+        # environment it needs (launchbay scrubs the rest), so it could not read $FAULT_TRIGGER.
+        self.trigger = os.environ.get("FAULT_TRIGGER", "/nonexistent")
 
     @property
     def classes_(self) -> Any:
@@ -42,10 +45,29 @@ class Faulty:
             time.sleep(0.04)  # stable answers in a few ms: this is well over 5x slower
         if self.fault == "disagree":
             return np.asarray(proba)[:, ::-1]  # the classes swapped
+        if self.fault == "late":
+            return self._late(np.asarray(proba))
         # Healthy until the trigger file appears, then half of the requests fail.
-        triggered = self.fault == "trigger" and Path(os.environ.get("FAULT_TRIGGER", "/nonexistent")).exists()
+        triggered = self.fault == "trigger" and Path(self.trigger).exists()
         if triggered and random.random() < 0.5:
             raise RuntimeError("injected fault: triggered")
+        return proba
+
+    def _late(self, proba: Any) -> Any:
+        """Healthy until the trigger file appears; then the fault it names (the benchmark's):
+        `errors:0.2` (that share fails), `slow:0.02` (each answer waits that long), `flip:0.1` (that
+        share of rows answers the other class)."""
+        try:
+            kind, _, value = Path(self.trigger).read_text().strip().partition(":")
+        except OSError:
+            return proba
+        if kind == "errors" and random.random() < float(value):
+            raise RuntimeError("injected fault: triggered errors")
+        if kind == "slow":
+            time.sleep(float(value))
+        if kind == "flip":
+            flip = np.random.random(len(proba)) < float(value)
+            proba = np.where(flip[:, None], proba[:, ::-1], proba)
         return proba
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -66,3 +88,4 @@ train_slow = _train("slow")
 train_crash = _train("crash")
 train_disagree = _train("disagree")
 train_trigger = _train("trigger")
+train_late = _train("late")

@@ -66,6 +66,23 @@ def test_shadow_answers_come_from_stable_and_are_compared_with_the_candidate(
     assert gateway.metric("launchbay_shadow_score_diff_count") == 60
 
 
+def test_the_series_an_analysis_asks_about_exist_at_zero_before_the_first_event(
+    gateway: GatewayProcess, models: dict
+) -> None:
+    # Prometheus' increase() counts from a series' first sample: a 5xx counter born with the
+    # candidate's first error would hide it from the analysis for a scrape or two.
+    models["1"], models["2"] = FakeModel("1"), FakeModel("2")
+    gateway.split(models["1"], models["2"], mirror=True)
+    text = httpx.get(f"{gateway.url}/metrics", timeout=5).text
+    for series in (
+        'launchbay_gateway_requests_total{code="5xx",role="shadow",version="2"} 0.0',
+        'launchbay_gateway_requests_total{code="5xx",role="primary",version="1"} 0.0',
+        'launchbay_shadow_compared_rows_total{candidate="2",stable="1"} 0.0',
+        'launchbay_shadow_disagreement_rows_total{candidate="2",stable="1"} 0.0',
+    ):
+        assert series in text, series
+
+
 def test_a_slow_shadow_never_slows_users_and_overflow_is_dropped_and_counted(
     tmp_path: Path, models: dict
 ) -> None:
