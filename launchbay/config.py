@@ -349,6 +349,10 @@ class AnalysisStep(_Strict):
     """FAILs tolerated in this step before the rollback (0: the first FAIL rolls back)."""
     inconclusive_limit: Annotated[int, Field(ge=1)] | None = None
     """INCONCLUSIVE analyses in a row tolerated before the rollback (None: wait as long as it takes)."""
+    window: Duration | None = None
+    """The sliding window this analysis measures over (default: rollout.analysis_window)."""
+    metrics: list[str] | None = None
+    """Which of rollout.metrics this analysis judges (default: all of them; [] for none)."""
 
 
 class StepSpec(_Strict):
@@ -414,7 +418,8 @@ class RolloutSection(_Strict):
     steps: list[Annotated[int, Field(gt=0, lt=100)]] | list[StepSpec] = Field(
         default_factory=lambda: [5, 25, 50],
         description="canary weights (each followed by an analysis of analysis_window), or explicit "
-        "steps: set_weight, pause, analysis {duration, failure_limit, inconclusive_limit}, approval",
+        "steps: set_weight, pause, analysis {duration, failure_limit, inconclusive_limit, window, "
+        "metrics}, approval",
     )
     interval: Duration = 2.0
     """How often the controller measures and decides."""
@@ -470,6 +475,20 @@ class RolloutSection(_Strict):
         if any(isinstance(s, StepSpec) and s.set_weight == 100 for s in v):
             raise ValueError("a set_weight of 100 is a promotion: end with approval (or none) instead")
         return v
+
+    @model_validator(mode="after")
+    def _analysis_metrics_exist(self) -> RolloutSection:
+        for i, step in enumerate(self.steps):
+            if not isinstance(step, StepSpec) or step.analysis is None:
+                continue
+            unknown = [m for m in step.analysis.metrics or [] if m not in self.metrics]
+            if unknown:
+                known = ", ".join(self.metrics) or "none defined"
+                raise ValueError(
+                    f"steps[{i}].analysis.metrics names {', '.join(unknown)}: expected names under "
+                    f"rollout.metrics ({known})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _approval_step_has_approvers(self) -> RolloutSection:

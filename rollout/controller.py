@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from launchbay.checks.registered import Verification, verify_registered
 from launchbay.checks.verdict import Verdict
@@ -229,7 +230,13 @@ class Controller:
         assert r.stable_version is not None
         # One sliding window for every step: long enough to hold min_samples at the step's weight,
         # short enough that a candidate going bad dominates it within seconds.
-        window = self.ctx.cfg.rollout.analysis_window
+        step = r.step
+        own = step if isinstance(step, Analysis) else None
+        window = own.window if own is not None and own.window else self.ctx.cfg.rollout.analysis_window
+        metrics = self.thresholds.metrics
+        if own is not None and own.metrics is not None:
+            metrics = {k: v for k, v in metrics.items() if k in own.metrics}
+        thresholds = replace(self.thresholds, metrics=metrics)
         # All of a tick's queries go out together under one deadline: a hung metrics backend
         # costs one interval, not one timeout per query.
         deadline = min(max(1.0, self.ctx.cfg.rollout.interval), 5.0)
@@ -237,15 +244,15 @@ class Controller:
             cand, shadow = measure_shadow(
                 self.metrics, r.stable_version, r.version, window, self.queries, deadline
             )
-            result = analyse_shadow(cand, shadow, self.thresholds)
+            result = analyse_shadow(cand, shadow, thresholds)
         else:
             if r.plan.traffic(r.step_index).canary_weight == 0:
                 return None
             cand, stable = measure_canary(
                 self.metrics, r.version, r.stable_version, window, self.queries, deadline,
-                user=self.thresholds.metrics,
+                user=thresholds.metrics,
             )  # fmt: skip
-            slo = self.thresholds.slo
+            slo = thresholds.slo
             c95, s95 = cand.p95_ms.value, stable.p95_ms.value
             slower = over_slo = None
             if self._own_histograms and c95 is not None:
@@ -254,7 +261,7 @@ class Controller:
                     slower = self._count(r, slo.max_p95_ratio_vs_stable * s95, window, deadline)
                 if c95 > slo.p95_latency_ms:
                     over_slo = self._count(r, slo.p95_latency_ms, window, deadline)
-            result = analyse_canary(cand, stable, self.thresholds, slower, over_slo)
+            result = analyse_canary(cand, stable, thresholds, slower, over_slo)
         self.last_result[r.id] = result
         return result
 

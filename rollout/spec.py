@@ -63,11 +63,18 @@ class Analysis(_Step):
     seconds: float
     failure_limit: int = 0
     inconclusive_limit: int | None = None
+    window: float | None = None
+    """The sliding window measured (None: the rollout's analysis_window)."""
+    metrics: tuple[str, ...] | None = None
+    """The user's metrics judged in this step (None: all of them)."""
     phase: ClassVar[Phase] = Phase.CANARY
 
     def describe(self) -> str:
-        """`analysis for 10s`."""
-        return f"analysis for {self.seconds:g}s"
+        """`analysis for 10s` (`over 30s windows`, `metrics: a, b` when they are its own)."""
+        own = f" over {self.window:g}s windows" if self.window else ""
+        if self.metrics is not None:
+            own += f", metrics: {', '.join(self.metrics) or 'none'}"
+        return f"analysis for {self.seconds:g}s{own}"
 
 
 class Pause(_Step):
@@ -170,6 +177,8 @@ def plan(rollout: RolloutSection) -> Plan:
                     seconds=max(a.duration, rollout.interval),
                     failure_limit=a.failure_limit,
                     inconclusive_limit=a.inconclusive_limit,
+                    window=max(a.window, rollout.interval) if a.window else None,
+                    metrics=tuple(a.metrics) if a.metrics is not None else None,
                 )
             )
         elif item.approval:

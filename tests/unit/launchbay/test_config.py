@@ -127,3 +127,7 @@ def test_explicit_steps_say_which_key_is_wrong(tmp_path: Path) -> None:
     assert "canary weights that increase" in _error(tmp_path, steps({"set_weight": 50}, {"set_weight": 10}))
     assert "an `approval` step needs approval.approvers" in _error(tmp_path, steps({"approval": True}))
     assert "rollout.steps" in _error(tmp_path, steps({"analysis": {"duration": "5s", "failure_limit": -1}}))
+    unknown = steps({"set_weight": 10}, {"analysis": {"duration": "5s", "metrics": ["latency_p99"]}})
+    assert "steps[1].analysis.metrics names latency_p99: expected names under rollout.metrics" in _error(
+        tmp_path, unknown
+    )

@@ -296,6 +296,31 @@ def test_a_users_own_business_metric_rolls_a_candidate_back_and_says_which(tmp_p
     assert "metric positive_share vs stable: observed 3.0, expected <= 1.5x stable" in reason
 
 
+def test_an_analysis_step_measures_its_own_window_and_only_its_own_metrics(tmp_path: Path) -> None:
+    share = {"query": 'positive_share{version="{version}"}[{window}]', "compare": "relative", "max": 1.5}
+    steps = [
+        {"set_weight": 10},
+        {"analysis": {"duration": "2s", "window": "30s", "metrics": []}},
+        {"set_weight": 50},
+        {"analysis": {"duration": "2s"}},
+    ]
+    w = world(tmp_path, config(shadow=None, steps=steps, metrics={"positive_share": share}))
+    w.metrics.values = {'positive_share{version="2"}': 0.9, 'positive_share{version="1"}': 0.3, **w.metrics.values}
+    c = w.controller()
+    r = _canary(w, c)
+    assert r.step is not None and r.step.describe() == "analysis for 2s over 30s windows, metrics: none"
+    w.metrics.queries.clear()
+    r = w.ticks(r, 1, c=c)
+    assert r.phase is Phase.CANARY  # the business metric is not this step's: not asked, not judged
+    assert w.metrics.queries and all("[30s]" in q for q in w.metrics.queries if "[" in q)
+    assert not any("positive_share" in q for q in w.metrics.queries)
+    while r.phase is Phase.CANARY and r.step_index < 3:
+        r = w.ticks(r, 1, c=c)
+    r = w.ticks(r, 1, c=c)  # the last step judges every metric over the rollout's window
+    assert r.phase is Phase.ROLLED_BACK
+    assert "metric positive_share vs stable" in w.ledger.history(release_id=r.id)[-1].reason
+
+
 def _canary(w: World, c: object) -> Release:
     r = start(w)
     while r.phase is not Phase.CANARY or not isinstance(r.step, Analysis | Pause):
