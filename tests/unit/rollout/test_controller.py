@@ -305,7 +305,8 @@ def test_an_analysis_step_measures_its_own_window_and_only_its_own_metrics(tmp_p
         {"analysis": {"duration": "2s"}},
     ]
     w = world(tmp_path, config(shadow=None, steps=steps, metrics={"positive_share": share}))
-    w.metrics.values = {'positive_share{version="2"}': 0.9, 'positive_share{version="1"}': 0.3, **w.metrics.values}
+    shares = {'positive_share{version="2"}': 0.9, 'positive_share{version="1"}': 0.3}
+    w.metrics.values = {**shares, **w.metrics.values}
     c = w.controller()
     r = _canary(w, c)
     assert r.step is not None and r.step.describe() == "analysis for 2s over 30s windows, metrics: none"
