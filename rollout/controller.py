@@ -191,8 +191,11 @@ class Controller:
         if result is None:
             return r
         verdict = result.verdict
-        # Per step, in this controller's memory: FAILs so far, and INCONCLUSIVEs in a row.
-        count = self._counts.setdefault((r.id, r.step_index), [0, 0])
+        # Per step: FAILs so far (each tolerated one is on record, so a restarted controller
+        # resumes the count), and INCONCLUSIVEs in a row (in memory: a restart counts afresh).
+        count = self._counts.get((r.id, r.step_index))
+        if count is None:
+            count = self._counts[(r.id, r.step_index)] = [self._tolerated(r), 0]
         if verdict is Verdict.FAIL:
             count[0] += 1
             allowed = step.failure_limit if isinstance(step, Analysis) else 0
@@ -224,6 +227,13 @@ class Controller:
         if isinstance(step, Pause) and elapsed >= step.seconds:
             return self._enter(r, r.step_index + 1)  # watched while it lasted; not a gate
         return r  # an approval waits for a person, analysis going on meanwhile
+
+    def _tolerated(self, r: Release) -> int:
+        """The FAILs of the current step already on record (tolerated by its failure_limit)."""
+        mine = f"step {r.step_index + 1}: {Verdict.FAIL.value}"
+        return sum(
+            1 for e in self.ctx.ledger.history(release_id=r.id) if e.action == "analysis" and e.reason == mine
+        )
 
     def _analyse(self, r: Release) -> AnalysisResult | None:
         """Measure the current step; None for an approval wait with no canary traffic."""
