@@ -243,6 +243,10 @@ class Controller:
         step = r.step
         own = step if isinstance(step, Analysis) else None
         window = own.window if own is not None and own.window else self.ctx.cfg.rollout.analysis_window
+        # Never further back than the release: the gateway's series are per version (and pair),
+        # so a version released again moments after its rollback would otherwise be judged on
+        # the tail of its previous release's traffic (a 10%-disagreement shadow, say).
+        window = min(window, max(self.clock() - r.created_at, 2.0))
         metrics = self.thresholds.metrics
         if own is not None and own.metrics is not None:
             metrics = {k: v for k, v in metrics.items() if k in own.metrics}

@@ -310,6 +310,7 @@ def test_an_analysis_step_measures_its_own_window_and_only_its_own_metrics(tmp_p
     c = w.controller()
     r = _canary(w, c)
     assert r.step is not None and r.step.describe() == "analysis for 2s over 30s windows, metrics: none"
+    w.clock.now += 60  # a release old enough to have 30 s of its own traffic
     w.metrics.queries.clear()
     r = w.ticks(r, 1, c=c)
     assert r.phase is Phase.CANARY  # the business metric is not this step's: not asked, not judged
@@ -320,6 +321,19 @@ def test_an_analysis_step_measures_its_own_window_and_only_its_own_metrics(tmp_p
     r = w.ticks(r, 1, c=c)  # the last step judges every metric over the rollout's window
     assert r.phase is Phase.ROLLED_BACK
     assert "metric positive_share vs stable" in w.ledger.history(release_id=r.id)[-1].reason
+
+
+def test_a_young_release_is_measured_over_its_own_life_only(tmp_path: Path) -> None:
+    # The gateway's series are per version: a version released again moments after its rollback
+    # must not be judged on the tail of its previous release's traffic.
+    w = world(tmp_path, config(shadow=None, analysis_window="60s"))
+    c = w.controller()
+    r = _canary(w, c)
+    age = w.clock.now - r.created_at
+    w.metrics.queries.clear()
+    r = w.ticks(r, 1, c=c)
+    windows = {q.rsplit("[", 1)[1].split("]")[0] for q in w.metrics.queries if "[" in q}
+    assert windows == {f"{max(round(age), 2)}s"} and age < 60, (windows, age)  # not the configured 60 s
 
 
 def _canary(w: World, c: object) -> Release:
