@@ -269,9 +269,14 @@ def detection(b: Judge, candidate: str, name: str, fault: Fault, p99_s: float) -
     b.trigger.unlink(missing_ok=True)
     with Traffic(b.gateway, b.rows, rate=50.0, threads=8) as client:
         proc, started = b.release(candidate)
-        b.wait(
-            lambda r: r.version == candidate and r.created_at >= started - 1 and r.phase is Phase.CANARY, 300
-        )
+        r = b.wait(
+            lambda r: r.version == candidate and r.created_at >= started - 1
+            and (r.phase is Phase.CANARY or r.phase.final), 300,
+        )  # fmt: skip
+        if r.phase is not Phase.CANARY:  # on record as a failed run, not the end of the benchmark
+            proc.wait(timeout=120)
+            return {"fault": name, "phase": f"{r.phase.value} before the fault",
+                    "why": b.ledger.history(release_id=r.id)[-1].reason}  # fmt: skip
         time.sleep(4)  # a few passing analyses at 25%
         t0 = time.time()
         undo = fault(b, candidate)
@@ -333,6 +338,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-drift", action="store_true")
     parser.add_argument("--only", choices=["latency", "shadow", "detection"], action="append")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the parts of benchmarks/results/judgement.json that this run does not measure",
+    )
     args = parser.parse_args()
     parts = set(args.only or ["latency", "shadow", "detection"])
     doc: dict[str, Any] = {"measured_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -374,6 +384,12 @@ def main() -> None:
                 doc["detection"] = runs
         finally:
             b.down()
+    if args.keep and (RESULTS / "judgement.json").exists():
+        earlier = json.loads((RESULTS / "judgement.json").read_text())
+        for part in ("latency", "shadow", "detection"):
+            if part not in doc and part in earlier:
+                doc[part] = earlier[part]
+                doc.setdefault("kept_from_earlier_run", []).append(f"{part} ({earlier['measured_at']})")
     if not args.skip_drift:
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "drift.py")], check=True)
         doc["drift"] = json.loads((RESULTS / "drift.json").read_text())
@@ -389,6 +405,11 @@ def write(doc: dict[str, Any]) -> None:
         f"Measured {doc['measured_at']} on {doc['cpus']} CPUs by `benchmarks/judgement.py`; confidence "
         f"{doc['confidence']}, 1 s interval, 10 s analysis window, 1 s Prometheus scrape.",
         f"Stable unloaded (gateway histogram, 10 s windows): {doc.get('stable_unloaded')}.",
+        *(
+            [f"Kept from an earlier run: {', '.join(doc['kept_from_earlier_run'])}."]
+            if doc.get("kept_from_earlier_run")
+            else []
+        ),
         "",
     ]
     if "latency" in doc:
@@ -426,7 +447,7 @@ def write(doc: dict[str, Any]) -> None:
                 if "shadow" not in fault
                 else "seconds_shadow_start_to_rollback"
             )
-            t = [r[key] for r in runs if r["phase"] == "rolled-back"]
+            t = [r[key] for r in runs if r["phase"] == "rolled-back" and key in r]
             slow = max((r.get("slowest_client_request_s", 0) for r in runs), default=0)
             bound = runs[0].get("stable_p99_plus_1_s")
             lines.append(
