@@ -45,6 +45,9 @@ bench: setup
 	$(BIN)/python benchmarks/serving/run.py
 	$(BIN)/python benchmarks/gateway.py
 	$(BIN)/python benchmarks/delivery.py
+	$(BIN)/python benchmarks/cli_latency.py
+	$(BIN)/python benchmarks/judgement_rules.py
+	$(BIN)/python benchmarks/judgement.py  # runs benchmarks/drift.py too; ~40 min
 
 clean:
 	-cd $(EXAMPLE) && ../../$(BIN)/launchbay down
