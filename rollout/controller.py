@@ -26,6 +26,12 @@ from launchbay.rollout.phases import Phase
 from launchbay.rollout.spec import Analysis, Pause, SetWeight, Shadow
 from launchbay.rollout.targets.gateway import LATENCY_BUCKETS
 
+
+def _analysis_reason(step_index: int, verdict: Verdict) -> str:
+    """How an analysis event is recorded (`step 2: FAIL`); `_tolerated` counts FAILs by it."""
+    return f"step {step_index + 1}: {verdict.value}"
+
+
 Verifier = Callable[[Rollout, Release], Verification]
 """Checks a release's registered version before it gets traffic (the signature gate)."""
 
@@ -230,7 +236,7 @@ class Controller:
 
     def _tolerated(self, r: Release) -> int:
         """The FAILs of the current step already on record (tolerated by its failure_limit)."""
-        mine = f"step {r.step_index + 1}: {Verdict.FAIL.value}"
+        mine = _analysis_reason(r.step_index, Verdict.FAIL)
         return sum(
             1 for e in self.ctx.ledger.history(release_id=r.id) if e.action == "analysis" and e.reason == mine
         )
@@ -300,7 +306,7 @@ class Controller:
             r,
             actor=CONTROLLER,
             action="analysis",
-            reason=f"step {r.step_index + 1}: {result.verdict.value}",
+            reason=_analysis_reason(r.step_index, result.verdict),
             evidence=result.evidence(),
             consecutive_errors=consecutive_errors,
         )

@@ -42,7 +42,6 @@ class MetricsProvider(Protocol):
         ...
 
 
-
 @dataclass(frozen=True)
 class VersionStats:
     """What was measured for one version over the analysis window."""
