@@ -27,8 +27,13 @@ def statement(
     tracking_uri: str,
     reports: dict[str, str],
     gates: dict[str, str],
+    variants: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build the statement (subject: the model files' digest; predicate: their origin)."""
+    """Build the statement (subject: the model files' digest; predicate: their origin).
+
+    `variants`: what will be served -- `{"onnx": {"sha256": ..., "parity": {...}}}` when the ONNX
+    variant was kept, `{"native": "why not"}` otherwise.
+    """
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": f"{model}@v{version}", "digest": {"sha256": model_digest}}],
@@ -42,6 +47,7 @@ def statement(
             "training_run": {"id": run_id, "tracking_uri": tracking_uri},
             "gates": gates,
             "gate_reports": {name: {"sha256": digest} for name, digest in sorted(reports.items())},
+            "serving": dict(variants or {}),
         },
     }
 

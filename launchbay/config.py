@@ -250,8 +250,25 @@ Duration = Annotated[
 ]
 
 
+class OnnxSection(_Strict):
+    """The ONNX variant made at sign time and served where it matches the native model."""
+
+    enabled: bool = True
+    """Convert the model to ONNX (skl2onnx; onnxmltools for XGBoost/LightGBM) when it converts."""
+    tolerance: Annotated[float, Field(gt=0, le=0.1)] = 1e-5
+    """Largest difference of any class score (a regressor: of the value, relative to max(1,
+    |value|)) from the native model's on the held-out rows; the predicted classes must agree too."""
+
+
 class ServingSection(_Strict):
     """How the model's HTTP service behaves."""
+
+    runtime: Literal["auto", "bentoml", "lean"] = "auto"
+    """Which server runs a version on the local target: `bentoml` (the Bento's BentoML service),
+    `lean` (uvicorn + the ONNX variant, or the native model, with the same API, schema, metrics
+    and signature check, started in well under a second) or `auto`: lean for scale to zero
+    (`min_instances: 0`), where a cold start is on a request's path, else bentoml."""
+    onnx: OnnxSection = OnnxSection()
 
     max_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 64
     """Most rows accepted in one request, and most rows scored in one model call."""
@@ -267,6 +284,13 @@ class ServingSection(_Strict):
     measure: bool = False
     """Add a `measure` step after `package`: cold start, latency under load, throughput within the
     p95 SLO, memory and size of each candidate (what `launchbay advise` decides with); ~25 s."""
+
+    @property
+    def server(self) -> Literal["bentoml", "lean"]:
+        """The runtime a local server of this config runs (`runtime`, with `auto` resolved)."""
+        if self.runtime == "auto":
+            return "lean" if self.min_instances == 0 else "bentoml"
+        return self.runtime
 
 
 class ShadowSection(_Strict):

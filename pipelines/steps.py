@@ -19,6 +19,7 @@ rendering the workflow stays fast.
 import contextlib
 import importlib
 import os
+import shutil
 import sys
 from typing import Annotated, Any
 
@@ -261,19 +262,25 @@ def register(
 @script(name="sign", constructor="runner")
 def sign_model(
     config: str,
+    data: str,
     run_id: Annotated[str, Parameter(name="run-id")],
     model_version: Annotated[str, Parameter(name="model-version")],
     data_digest: Annotated[str, Parameter(name="data-digest")],
-) -> Annotated[str, Parameter(name="signature-digest")]:
-    """Sign the registered model with provenance, and store the signature with its artefacts.
+) -> tuple[
+    Annotated[str, Parameter(name="signature-digest")], Annotated[str, Parameter(name="serving-variant")]
+]:
+    """Make the ONNX variant, sign the registered model with provenance, and store the signature
+    with its artefacts.
 
-    The model directory gets `serving.json` (the request schema) and `provenance.json` (an in-toto
-    Statement: model digest, git commit, data digest, run id, gate report digests), then
-    `model.sig` over all of it. The three files are added to the logged model in MLflow and the
-    signature's digest is recorded on the registry version.
+    The model directory gets `serving.json` (the request schema), the ONNX variant when it
+    converts and matches the native model on the held-out rows (`onnx/`, see
+    `launchbay.serving.onnx_variant`; the report says why not otherwise) and `provenance.json`
+    (an in-toto Statement: model digest, git commit, data digest, run id, gate report digests,
+    the variant), then `model.sig` over all of it. The files are added to the logged model in
+    MLflow and the signature's digest is recorded on the registry version.
 
     Returns:
-        sha256 of the signature bundle.
+        sha256 of the signature bundle, and what will be served: `onnx` or `native`.
     """
     import tempfile
     from pathlib import Path
@@ -285,6 +292,7 @@ def sign_model(
     from launchbay.checks.signature import SIGNATURE_FILE, SigningError, file_sha256, sign, tree_digest
     from launchbay.registry import tracking_uri
     from launchbay.serving.artefact import metadata
+    from launchbay.serving.lean_model import VARIANT_DIR
     from launchbay.serving.spec import ServingSpec
 
     cfg, home, registry = _context(config)
@@ -295,6 +303,7 @@ def sign_model(
         model_dir = registry.download(version, Path(tmp) / "model")
         trained = (metadata(model_dir).get("metadata") or {}).get("launchbay") or {}
         ServingSpec.from_config(cfg, model_version, trained.get("classes")).write(model_dir)
+        variant = _onnx_variant(cfg, home, data, data_digest, run_id, model_dir)
         reports_dir = Path(
             mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path="reports", dst_path=str(Path(tmp) / "reports")
@@ -314,6 +323,7 @@ def sign_model(
                 for k, v in run.data.tags.items()
                 if k.startswith("launchbay.gate.")
             },
+            variants=variant,
         )
         provenance.write(model_dir, doc)
         try:
@@ -324,13 +334,57 @@ def sign_model(
         staged.mkdir()
         for name in (SIGNATURE_FILE, provenance.PROVENANCE_FILE, "serving.json"):
             (staged / name).write_bytes((model_dir / name).read_bytes())
+        if (model_dir / VARIANT_DIR).is_dir():
+            shutil.copytree(model_dir / VARIANT_DIR, staged / VARIANT_DIR)
         client.log_model_artifacts(version.model_id, str(staged))
         digest = file_sha256(sig)
     registry.tag(cfg.model.name, model_version, "launchbay.signature_sha256", digest)
     registry.tag(
         cfg.model.name, model_version, "launchbay.model_digest", doc["subject"][0]["digest"]["sha256"]
     )
-    return digest
+    served = "onnx" if "onnx" in variant else "native"
+    registry.tag(cfg.model.name, model_version, "launchbay.serving_variant", served)
+    return digest, served
+
+
+def _onnx_variant(
+    cfg: LaunchbayConfig, home: Home, data: str, data_digest: str, run_id: str, model_dir: Any
+) -> dict[str, Any]:
+    """Make the ONNX variant in `model_dir` if it converts and matches the native model on the
+    held-out rows; write and log its report. Returns what provenance records of it."""
+    import json
+
+    from launchbay.checks.data_gate import read_frame
+    from launchbay.checks.signature import file_sha256
+    from launchbay.pipelines import dataset
+    from launchbay.serving import onnx_variant
+    from launchbay.serving.lean_model import GRAPH_FILE, variant_dir
+
+    if not cfg.serving.onnx.enabled:
+        return {"native": "serving.onnx.enabled is false"}
+    path = cfg.resolve_path(data)
+    if dataset.file_digest(path) != data_digest:
+        # The held-out rows must be the ones the gates saw; a file changed since is not them.
+        return {"native": f"the data file {path} changed since validate-data: not converted"}
+    split = dataset.split(read_frame(path), cfg)
+    # The rows as requests carry them: JSON values (None, not NaN; bools, not numpy's).
+    rows = json.loads(split.test_x[list(cfg.data.features)].to_json(orient="values"))
+    report = onnx_variant.make_variant(model_dir, rows, cfg.serving.onnx.tolerance)
+    md, js = report.write(home.reports / run_id, "onnx_variant")
+    client = MlflowRegistry(cfg, home).client
+    client.log_artifact(run_id, str(md), "reports")
+    client.log_artifact(run_id, str(js), "reports")
+    print(
+        f"onnx variant {report.verdict.value}: served {report.summary.get('served')}"
+        + "".join(f"\n  - {c.name}: {c.observed} ({c.detail})" for c in report.problems),
+        file=sys.stderr,
+        flush=True,
+    )
+    if not report.verdict.ok:
+        reasons = "; ".join(f"{c.name}: {c.detail or c.observed}" for c in report.problems)
+        return {"native": reasons}
+    graph = variant_dir(model_dir) / GRAPH_FILE
+    return {"onnx": {"sha256": file_sha256(graph), "parity": onnx_variant.parity_of(model_dir)}}
 
 
 @script(name="package", constructor="runner")

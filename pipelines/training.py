@@ -84,6 +84,7 @@ def build_workflow(
             steps.sign_model(
                 arguments={
                     **base,
+                    "data": _P % "data",
                     "run-id": v.get_parameter("run-id"),
                     "model-version": r.get_parameter("model-version"),
                     "data-digest": v.get_parameter("data-digest"),

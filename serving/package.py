@@ -134,6 +134,12 @@ def build_for(cfg: LaunchbayConfig, model_dir: Path, version: str) -> str:
         )
     listed = model_dir / "requirements.txt"  # the model's own, as MLflow recorded them
     requirements = listed.read_text().split() if listed.exists() else []
+    from launchbay.serving.lean_model import has_variant
+
+    if has_variant(model_dir):
+        import importlib.metadata
+
+        requirements.append(f"onnxruntime=={importlib.metadata.version('onnxruntime')}")
     name = cfg.model.name
     return build(
         model_dir,

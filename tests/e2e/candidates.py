@@ -36,7 +36,7 @@ def main() -> None:
         run_id, digest = steps.validate_data(str(variant), data)
         uri = steps.train(str(variant), data, run_id)
         version, _ = steps.register(str(variant), run_id, uri, digest)
-        steps.sign_model(str(variant), run_id, version, digest)
+        steps.sign_model(str(variant), data, run_id, version, digest)
         steps.package(str(variant), version)
         # Building a Bento sets $LAUNCHBAY_MODEL in this process, which is how faults.py knows it
         # is served: clear it, or the next candidate would misbehave while training.

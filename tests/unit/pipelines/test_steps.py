@@ -7,6 +7,7 @@ Bento's contents. Failures end a step with a message for people (exit 1), never 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         uri = steps.train(str(config), data, run_id)
         assert steps.evaluate(str(config), data, run_id, uri) == "none"  # no champion yet
         version, aliases = steps.register(str(config), run_id, uri, digest)
-        signature = steps.sign_model(str(config), run_id, version, digest)
+        signature, served = steps.sign_model(str(config), data, run_id, version, digest)
+        assert served == "onnx"  # the example converts and matches its native model
         bento = steps.package(str(config), version)
         os.environ.pop("LAUNCHBAY_MODEL", None)  # set by the Bento build in this process
         yield Chain(
@@ -97,6 +99,28 @@ def test_the_bento_carries_launchbays_service_floors_and_the_users_model_code_on
     assert packages == {"checks", "serving"}, packages
     assert (src / "launchbay" / "serving" / "service.py").is_file()
     assert not any(p.is_symlink() for p in src.rglob("*"))
+
+
+def test_the_onnx_variant_is_signed_with_the_model_and_recorded_in_its_provenance(chain: Chain) -> None:
+    import json
+
+    from launchbay.checks import lean_verify, provenance
+    from launchbay.checks.signature import file_sha256
+
+    signed = chain.home.root / "bentoml" / "models" / "fraud-detector" / "v1" / "signed"
+    graph = signed / "onnx" / "model.onnx"
+    assert graph.is_file() and (signed / "onnx" / "variant.json").is_file()
+    served = provenance.read(signed)["predicate"]["serving"]
+    assert served["onnx"]["sha256"] == file_sha256(graph)
+    assert served["onnx"]["parity"]["max_difference"] <= 1e-5
+    assert served["onnx"]["parity"]["differing_classes"] == 0
+    # One signature covers both: a flipped byte in the graph fails the model's verification.
+    key = chain.home.root / "keys" / "signing-key.pub"
+    assert lean_verify.verify(signed, [key]).verdict.ok
+    report = json.loads((chain.home.reports / chain.run_id / "onnx_variant.json").read_text())
+    assert report["verdict"] == "PASS" and report["summary"]["served"] == "onnx"
+    mv = MlflowRegistry(chain.cfg, chain.home).get("fraud-detector", "1")
+    assert mv.tags["launchbay.serving_variant"] == "onnx"
 
 
 def test_a_second_model_is_compared_with_the_champion_and_only_becomes_challenger(chain: Chain) -> None:
@@ -191,3 +215,41 @@ def test_a_model_whose_own_code_would_not_be_shipped_is_stopped_before_registrat
     err = capsys.readouterr().err
     assert stopped.value.code == 1
     assert "uses code from fraud_model, which would not be shipped with it (model.code: nothing)" in err
+
+
+CUSTOM_MODEL = """
+import fraud_model
+
+
+class Wrapped:
+    def __init__(self, inner):
+        self.inner = inner
+        self.classes_ = inner.classes_
+
+    def predict_proba(self, x):
+        return self.inner.predict_proba(x)
+
+
+def train(features, target, params):
+    return Wrapped(fraud_model.train(features, target, params))
+"""
+
+
+def test_a_model_without_a_converter_is_served_natively_and_the_run_says_why(
+    chain: Chain, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Last in this module: it registers a version of its own. A custom estimator has no converter.
+    (chain.config.parent / "custom_model.py").write_text(CUSTOM_MODEL)
+    monkeypatch.syspath_prepend(str(chain.config.parent))
+    code = ["custom_model.py", "fraud_model.py"]
+    config = _variant(chain, "no-onnx", **{"model.train": "custom_model:train", "model.code": code})
+    run_id, digest = steps.validate_data(config, chain.data)
+    uri = steps.train(config, chain.data, run_id)
+    version, _ = steps.register(config, run_id, uri, digest)
+    _, served = steps.sign_model(config, chain.data, run_id, version, digest)
+    assert served == "native"
+    assert "onnx variant FAIL: served natively" in capsys.readouterr().err
+    report = json.loads((chain.home.reports / run_id / "onnx_variant.md").with_suffix(".json").read_text())
+    assert report["checks"][0]["detail"] == "no ONNX converter for custom_model.Wrapped"
+    mv = MlflowRegistry(chain.cfg, chain.home).get("fraud-detector", version)
+    assert mv.tags["launchbay.serving_variant"] == "native"
