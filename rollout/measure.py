@@ -53,6 +53,8 @@ class Measured:
     package_mb: float
     slo_p95_ms: float
     measured_at: float
+    runtime: str = "bentoml"
+    """The server measured: `bentoml` or `lean` (the ONNX variant where the model has one)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -64,9 +66,9 @@ class Measured:
         return cls(**{**d, "levels": [Level(**x) for x in d["levels"]]})
 
 
-def path(home: Home, model: str, version: str) -> Path:
-    """Where a version's measurements are kept."""
-    return home.root / "measurements" / f"{model}-v{version}.json"
+def path(home: Home, model: str, version: str, runtime: str = "bentoml") -> Path:
+    """Where a version's measurements on a runtime are kept."""
+    return home.root / "measurements" / f"{model}-v{version}-{runtime}.json"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -163,20 +165,34 @@ def dependencies_mb(roots: list[str]) -> float:
     return round(total / 2**20, 1)
 
 
+LEAN_PACKAGES = [
+    "onnxruntime", "numpy", "uvicorn", "uvloop", "httptools", "cryptography", "prometheus-client"
+]  # fmt: skip
+"""What the lean runtime ships on its ONNX path (a native model adds its own library)."""
+
+
 def measure(
-    cfg: LaunchbayConfig, home: Home, version: str, rows: list[dict[str, Any]], seconds: float = 5.0
+    cfg: LaunchbayConfig,
+    home: Home,
+    version: str,
+    rows: list[dict[str, Any]],
+    seconds: float = 5.0,
+    runtime: str | None = None,
 ) -> Measured:
-    """Start the version's server, measure it, stop it; store and return the measurements.
+    """Start the version's server on `runtime` (default: `serving.runtime`), measure it, stop it;
+    store and return the measurements.
 
     Raises:
         PipelineFailed: the version does not verify or its server does not start.
     """
     from launchbay.serving import package
     from launchbay.serving.deploy import prepare_serve
+    from launchbay.serving.lean_model import has_variant
 
     model = cfg.model.name
     port = procs.free_port()
-    argv, env = prepare_serve(cfg, home, f"{model}@{version}", "127.0.0.1", port)
+    command = prepare_serve(cfg, home, f"{model}@{version}", "127.0.0.1", port, runtime)  # type: ignore[arg-type]
+    env = command.env
     with tempfile.TemporaryDirectory(prefix="launchbay-measure-") as tmp:
         own = Path(tmp) / "bentoml"
         own.mkdir()
@@ -186,7 +202,8 @@ def measure(
         env["BENTOML_HOME"] = str(own)  # its own metrics directory: running servers are untouched
         url = f"http://127.0.0.1:{port}/predict"
         t0 = time.perf_counter()
-        pid = procs.start(argv, env, Path(tmp) / "server.log", cwd=cfg.base_dir, owner=f"{home.root}#measure")
+        log = Path(tmp) / "server.log"
+        pid = procs.start(command.argv, env, log, cwd=command.cwd, owner=f"{home.root}#measure")
         try:
             cold = _first_answer(url, rows[0], pid, t0, Path(tmp) / "server.log")
             asyncio.run(_load(url, rows, 4, 2.0))  # warm-up
@@ -202,7 +219,8 @@ def measure(
     shipped = (_size_mb(bento) if bento.exists() else 0.0) + (
         _size_mb(stored_model) if stored_model.exists() else 0.0
     )
-    shipped += dependencies_mb(package.SERVICE_PACKAGES)
+    lean_onnx = command.runtime == "lean" and has_variant(package.signed_dir(stored_model))
+    shipped += dependencies_mb(LEAN_PACKAGES if lean_onnx else package.SERVICE_PACKAGES)
     result = Measured(
         model=model,
         version=str(version),
@@ -213,8 +231,9 @@ def measure(
         package_mb=round(shipped, 1),
         slo_p95_ms=slo,
         measured_at=time.time(),
+        runtime=command.runtime,
     )
-    target = path(home, model, version)
+    target = path(home, model, version, command.runtime)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result.to_dict(), indent=2))
     _tag(cfg, home, result)
@@ -248,10 +267,11 @@ def _tag(cfg: LaunchbayConfig, home: Home, m: Measured) -> None:
         "memory_mb": m.memory_mb,
         "package_mb": m.package_mb,
     }.items():
-        registry.tag(m.model, m.version, f"launchbay.measure.{key}", str(value))
+        prefix = "launchbay.measure." if m.runtime == "bentoml" else f"launchbay.measure.{m.runtime}."
+        registry.tag(m.model, m.version, prefix + key, str(value))
 
 
-def load(home: Home, model: str, version: str) -> Measured | None:
-    """Stored measurements of a version, or None."""
-    p = path(home, model, version)
+def load(home: Home, model: str, version: str, runtime: str = "bentoml") -> Measured | None:
+    """Stored measurements of a version on a runtime, or None."""
+    p = path(home, model, version, runtime)
     return Measured.from_dict(json.loads(p.read_text())) if p.exists() else None

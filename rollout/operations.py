@@ -94,7 +94,7 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
         if stable is None
         else f"candidate {version} against stable {stable}"
     )
-    measured = measure.load(ctx.home, ctx.model, str(version))
+    measured = measure.load(ctx.home, ctx.model, str(version), ctx.cfg.serving.server)
     evidence = {"measurements": measured.to_dict()} if measured is not None else {}
     try:
         return ctx.ledger.create(

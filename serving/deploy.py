@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from launchbay import procs
 from launchbay.checks.keys import trusted_keys
@@ -43,10 +45,35 @@ def server_env(env: dict[str, str]) -> dict[str, str]:
     return procs.scrubbed_env(env, SERVER_ENV)
 
 
+Runtime = Literal["bentoml", "lean"]
+
+
+@dataclass(frozen=True)
+class ServerCommand:
+    """How to start one version's server: argv, environment and working directory."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    runtime: Runtime
+
+
 def prepare_serve(
-    cfg: LaunchbayConfig, home: Home, model_ref: str, host: str, port: int
-) -> tuple[list[str], dict[str, str]]:
-    """Verify, make sure a verified Bento exists, and return the server's argv and environment.
+    cfg: LaunchbayConfig,
+    home: Home,
+    model_ref: str,
+    host: str,
+    port: int,
+    runtime: Runtime | None = None,
+) -> ServerCommand:
+    """Verify, make sure a verified Bento exists, and return how to start its server.
+
+    Both runtimes run from the Bento: `bentoml serve TAG` (the Bento's BentoML service) or the
+    lean runtime (`python -m launchbay.serving.lean`) started in the Bento's `src/`, so the
+    serving code and the user's model code are the Bento's, never the checkout's.
+
+    Args:
+        runtime: `bentoml` or `lean`; default: what `serving.runtime` resolves to.
 
     Raises:
         PipelineFailed: the registry's or the Bento's copy of the model does not verify.
@@ -84,5 +111,12 @@ def prepare_serve(
         "LAUNCHBAY_BATCH_WAIT_MS": str(cfg.serving.batch_wait_ms),
         "LAUNCHBAY_WORKERS": str(cfg.serving.workers),
     }
+    chosen: Runtime = runtime or cfg.serving.server
+    if chosen == "lean":
+        src = Path(bentoml.bentos.get(tag).path) / "src"
+        argv = [sys.executable, "-m", "launchbay.serving.lean", "--host", host, "--port", str(port)]
+        return ServerCommand(argv, env, src, chosen)
     argv = [sys.executable, "-m", "bentoml", "serve", tag, "--host", host, "--port", str(port)]
-    return argv, env
+    # Outside the checkout (`python -m` puts its cwd on sys.path): the model imports the user's
+    # code from its Bento only, as it does in a cluster.
+    return ServerCommand(argv, env, bento.bentoml_home(home), chosen)

@@ -20,7 +20,17 @@ def model_input(model: Any, rows: Any, features: Sequence[str]) -> Any:
     if names is not None:
         import pandas as pd
 
-        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=list(features))
+        if isinstance(rows, pd.DataFrame):
+            frame, missing = rows, bool(rows.isna().to_numpy().any())
+        else:
+            frame = pd.DataFrame(rows, columns=list(features))
+            missing = any(v is None for r in rows for v in r)
+        if missing:
+            # A missing value is NaN whatever else its column holds: a text column whose values
+            # are all None in one batch would otherwise reach the pipeline's imputer as None, which
+            # it does not treat as missing -- and a row's answer would depend on its batch-mates.
+            frame = frame.astype({c: object for c in frame.columns if frame[c].dtype == object})
+            frame = frame.where(frame.notna(), np.nan)
         return frame[list(names)]
     if hasattr(rows, "to_numpy"):
         return rows[list(features)].to_numpy(dtype=object)

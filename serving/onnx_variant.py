@@ -89,10 +89,11 @@ def make_variant(model_dir: Path, rows: Sequence[Sequence[Any]], tolerance: floa
             candidate = convert(predictor, features, rows, dtype)
             parity = _parity(candidate, native, rows, predictor.task, predictor.classes, threshold)
         except NotConvertible as exc:
-            failure = str(exc)
+            failure = f"{dtype}: {exc}" if attempts else str(exc)
             break
         except Exception as exc:  # a converter's or the runtime's own failure: served natively
-            failure = f"{type(exc).__name__}: {str(exc)[:300]}"
+            why = f"{type(exc).__name__}: {str(exc)[:300]}"
+            failure = f"{dtype}: {why}" if attempts else why
             break
         attempts.append((dtype, candidate, parity))
         if parity.max_difference <= tolerance and parity.differing_classes == 0:

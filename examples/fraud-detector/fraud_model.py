@@ -9,10 +9,12 @@ served model imports `engineer` from here too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # the served model imports this module: no pandas on its start-up path
+    import pandas as pd
 
 CATEGORIES = [
     "grocery",

@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, app, out
+from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, RuntimeOpt, app, out
 from launchbay.config import LaunchbayConfig, load_config
 from launchbay.errors import UsageError
 from launchbay.home import Home
@@ -27,6 +27,7 @@ def measure(
     model_ref: ModelRefArg,
     config: ConfigOpt = None,
     seconds: Annotated[float, typer.Option(help="Seconds of load per concurrency level.")] = 5.0,
+    runtime: RuntimeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure a version as a server: cold start, p50/p95/p99 at 1/4/8 concurrent, memory, size."""
@@ -37,13 +38,14 @@ def measure(
     home = Home.resolve(cfg.source).ensure()
     version = _version(cfg, home, model_ref)
     rows = sample_rows(cfg.resolve_path(cfg.data.path), list(cfg.data.features), n=200)
-    with out.status(f"measuring {cfg.model.name} version {version} (server start, then load)"):
-        result = m.measure(cfg, home, version, rows, seconds)
+    chosen = runtime.value if runtime else cfg.serving.server
+    with out.status(f"measuring {cfg.model.name} version {version} on {chosen} (server start, then load)"):
+        result = m.measure(cfg, home, version, rows, seconds, chosen)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
     table = Table(
-        title=f"{cfg.model.name} v{version}: cold start {result.cold_start_s:.1f}s, "
+        title=f"{cfg.model.name} v{version} on {result.runtime}: cold start {result.cold_start_s:.2f}s, "
         f"{result.memory_mb:.0f} MB resident, package {result.package_mb:.1f} MB"
     )
     for col in ("concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import subprocess
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,21 @@ AsOpt = Annotated[
     ),
 ]
 ReasonOpt = Annotated[str, typer.Option(help="Why (recorded in the event log).")]
+
+
+class Runtime(StrEnum):
+    """The servers a version can run on (`serving.runtime`)."""
+
+    bentoml = "bentoml"
+    lean = "lean"
+
+
+RuntimeOpt = Annotated[
+    Runtime | None,
+    typer.Option(
+        "--runtime", help="bentoml (the Bento's service) or lean (uvicorn + ONNX); default: serving.runtime."
+    ),
+]
 ReleaseArg = Annotated[
     str, typer.Argument(metavar="RELEASE", help="Release id (7) or model name (its release waiting or live).")
 ]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, app, err, out
+from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, RuntimeOpt, app, err, out
 from launchbay.config import config_path, load_config
 from launchbay.errors import PipelineFailed, UsageError
 from launchbay.home import Home
@@ -186,25 +186,29 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     config: ConfigOpt = None,
+    runtime: RuntimeOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Announce the server as one JSON line before it starts.")
     ] = False,
 ) -> None:
-    """Verify a registered model, then serve it over HTTP (BentoML) in the foreground."""
+    """Verify a registered model, then serve it over HTTP in the foreground (BentoML or lean)."""
     from launchbay.serving import deploy
 
     cfg = load_config(config)
     home = Home.resolve(cfg.source).ensure()
-    argv, env = deploy.prepare_serve(cfg, home, model_ref, host, port)
+    chosen = runtime.value if runtime else None
+    command = deploy.prepare_serve(cfg, home, model_ref, host, port, chosen)  # type: ignore[arg-type]
     if as_json:
-        print(json.dumps({"model": model_ref, "url": f"http://{host}:{port}", "verified": True}), flush=True)
+        url = f"http://{host}:{port}"
+        doc = {"model": model_ref, "url": url, "verified": True, "runtime": command.runtime}
+        print(json.dumps(doc), flush=True)
     else:
-        err.print(f"serving {model_ref} on http://{host}:{port} (signature verified)")
+        err.print(f"serving {model_ref} on http://{host}:{port} ({command.runtime}, signature verified)")
     sys.stdout.flush()
-    # Outside the checkout (`python -m` puts its cwd on sys.path): the model imports the user's
-    # code from its Bento only, as it does on the local target and in a cluster.
-    os.chdir(home.root)
-    os.execve(argv[0], argv, env)  # become the server: signals and the PID are BentoML's
+    # In the Bento's directory, never the checkout (`python -m` puts its cwd on sys.path): the
+    # model imports the user's code from its Bento only, as it does on the local target.
+    os.chdir(command.cwd)
+    os.execve(command.argv[0], command.argv, command.env)  # become the server: signals and PID are its
 
 
 def _num(v: Any) -> str:

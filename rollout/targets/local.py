@@ -237,14 +237,15 @@ class LocalTarget:
         if rec is not None and rec.running:
             return
         port = procs.free_port()
-        argv, env = prepare_serve(self.cfg, self.home, f"{model}@{version}", "127.0.0.1", port)
+        command = prepare_serve(self.cfg, self.home, f"{model}@{version}", "127.0.0.1", port)
+        argv, env = command.argv, command.env
         env["BENTOML_HOME"] = str(self._server_home(version, package.bentoml_home(self.home)))
         log = self.servers / f"v{version}.log"
         if log.exists():
             log.rename(log.with_suffix(f".{int(time.time())}.log"))
-        # Started outside the checkout (`python -m` puts its cwd on sys.path): the served model
-        # imports the user's code from its Bento only, as it would in a cluster.
-        procs.launch(argv, env, log, port, cwd=self.servers, owner=self.owner).write(
+        # Started in the Bento's directory, never the checkout: the served model imports the
+        # user's code from its Bento only, as it would in a cluster.
+        procs.launch(argv, env, log, port, cwd=command.cwd, owner=self.owner).write(
             self._record_file(version)
         )
         if not self.cfg.rollout.prometheus_url:
@@ -253,7 +254,7 @@ class LocalTarget:
         if self.cfg.serving.min_instances == 0:
             # The gateway stops it when idle and starts it again from this spec on demand.
             env = {**env, procs.OWNER_ENV: self.owner}
-            spec_for(argv, env, self.servers, port, log, self.cfg.serving).write(self.servers, version)
+            spec_for(argv, env, command.cwd, port, log, self.cfg.serving).write(self.servers, version)
         else:
             SpawnSpec.path(self.servers, version).unlink(missing_ok=True)
 
