@@ -42,6 +42,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
 _HEALTH = {"/healthz", "/livez", "/readyz"}
+_GETS = {*_HEALTH, "/metrics", "/docs.json"}
+_ALLOW_POST = [*_JSON, (b"allow", b"POST")]
+_ALLOW_GET = [*_JSON, (b"allow", b"GET, HEAD")]
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 """BentoML 1.4's own request-duration buckets (the cluster's queries read this histogram)."""
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
@@ -115,16 +118,19 @@ class LeanApp:
         path, method = scope["path"], scope["method"]
         if path == "/predict":
             if method != "POST":
-                await _send(send, 405, b'{"error":"method not allowed","detail":"POST a JSON body"}')
+                await _send(
+                    send, 405, b'{"error":"method not allowed","detail":"POST a JSON body"}', _ALLOW_POST
+                )
                 return
             await self._predict(scope, receive, send)
-        elif path in _HEALTH and method in ("GET", "HEAD"):
+        elif path in _GETS and method not in ("GET", "HEAD"):
+            await _send(send, 405, b'{"error":"method not allowed","detail":"GET it"}', _ALLOW_GET)
+        elif path in _HEALTH:
             await _send(send, 200, b"", [(b"content-type", b"text/plain")])
-        elif path == "/metrics" and method == "GET":
-            await _send(
-                send, 200, self.metrics.exposition(), [(b"content-type", b"text/plain; version=0.0.4")]
-            )
-        elif path == "/docs.json" and method == "GET":
+        elif path == "/metrics":
+            text = [(b"content-type", b"text/plain; version=0.0.4")]
+            await _send(send, 200, self.metrics.exposition(), text)
+        elif path == "/docs.json":
             await _send(send, 200, self.docs())
         else:
             await _send(send, 404, b'{"error":"not found"}')

@@ -22,7 +22,7 @@ _REF = "#/components/schemas/{model}"
 
 
 def document(model_dir: Path, max_rows: int) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the model in `model_dir` as the lean runtime serves it."""
+    """The OpenAPI document of the model in `model_dir` as the lean runtime serves it."""
     spec = ServingSpec.read(model_dir)
     row = row_model(spec)
     fields: dict[str, Any] = {
@@ -36,7 +36,7 @@ def document(model_dir: Path, max_rows: int) -> dict[str, Any]:
     schemas = defs.get("$defs", {})
     health = {"get": {"responses": {"200": {"description": "Successful Response"}}}}
     doc = {
-        "openapi": "3.1.0",
+        "openapi": "3.0.2",  # what BentoML 1.4 declares: clients see one dialect
         "info": {"title": f"launchbay-{spec.model}", "version": f"v{spec.version}"},
         "paths": {
             "/predict": {

@@ -53,11 +53,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 
 class Server:
-    def __init__(self, project: Project, ref: str) -> None:
+    def __init__(self, project: Project, ref: str, runtime: str = "bentoml") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (project.root / f"serve-{self.port}.log").open("w")
-        self.proc = project.bay.spawn("serve", ref, "--port", str(self.port), log=self.log)
+        args = ("serve", ref, "--port", str(self.port), "--runtime", runtime)
+        self.proc = project.bay.spawn(*args, log=self.log)
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -83,9 +84,10 @@ class Server:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
-def server(project: Project) -> Iterator[Server]:
-    srv = Server(project, "fraud-detector@champion")
+@pytest.fixture(scope="module", params=["bentoml", "lean"])
+def server(project: Project, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """The champion served by each runtime: every API test below holds both to the same contract."""
+    srv = Server(project, "fraud-detector@champion", request.param)
     try:
         srv.wait_ready()
         yield srv
@@ -236,9 +238,9 @@ def _flip_byte(path: Path) -> bytes:
     return original
 
 
-def serve_refuses(project: Project, ref: str) -> str:
+def serve_refuses(project: Project, ref: str, runtime: str = "bentoml") -> str:
     """Start `launchbay serve REF`, expect it to exit 1 without serving; return what it printed."""
-    srv = Server(project, ref)
+    srv = Server(project, ref, runtime)
     try:
         assert srv.proc.wait(timeout=120) == 1
     finally:
@@ -294,3 +296,29 @@ def test_a_tampered_bento_is_refused_by_serve_and_by_the_service_itself(project:
             httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
     finally:
         model_file.write_bytes(original)
+
+
+def test_a_flipped_byte_in_the_onnx_variant_is_refused_by_the_lean_runtime(project: Project) -> None:
+    (graph,) = project.home.glob("bentoml/models/fraud-detector/v1/signed/onnx/model.onnx")
+    original = _flip_byte(graph)
+    try:
+        assert "the packaged copy" in serve_refuses(project, "fraud-detector@1", "lean")
+        # Bypassing launchbay: the lean runtime verifies before it loads, and never listens.
+        port = free_port()
+        env = {
+            **project.bay.environ(),
+            "BENTOML_HOME": str(project.home / "bentoml"),
+            "LAUNCHBAY_MODEL": "fraud-detector:v1",
+            "LAUNCHBAY_TRUSTED_KEYS": str(project.home / "keys" / "signing-key.pub"),
+        }
+        (src,) = project.home.glob("bentoml/bentos/fraud-detector/v1/src")
+        direct = subprocess.run(
+            [sys.executable, "-m", "launchbay.serving.lean", "--port", str(port)],
+            cwd=src, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert direct.returncode == 1
+        assert "model files differ from what was signed: changed: onnx/model.onnx" in direct.stderr
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+    finally:
+        graph.write_bytes(original)
