@@ -26,7 +26,7 @@ import numpy as np
 from launchbay.checks import lean_verify
 from launchbay.serving.guard import is_json
 from launchbay.serving.lean_model import has_variant, load_variant
-from launchbay.serving.rows import BadRequest, request_rows
+from launchbay.serving.rows import BadRequest, RowSchema
 
 SPEC_FILE = "serving.json"
 MODEL_ENV = "LAUNCHBAY_MODEL"
@@ -48,6 +48,14 @@ def native_scorer(model_dir: Path, features: list[str]) -> Scorer:
 
     predictor = load(model_dir)
     return lambda rows: predictor.output(model_input(predictor.model, [list(r) for r in rows], features))
+
+
+def load_scorer(model_dir: Path, features: list[str]) -> tuple[Scorer, str]:
+    """The scorer a (verified) model directory is served with, and which: `onnx` when it carries
+    a kept variant, else `native`."""
+    if has_variant(model_dir):
+        return load_variant(model_dir), "onnx"
+    return native_scorer(model_dir, features), "native"
 
 
 def answers(spec: dict[str, Any], output: np.ndarray) -> list[dict[str, Any]]:
@@ -106,14 +114,10 @@ class LeanService:
         self.model_dir = model_dir
         self.spec: dict[str, Any] = json.loads((model_dir / SPEC_FILE).read_text())
         self.features: dict[str, dict[str, Any]] = dict(self.spec["features"])
+        self.schema = RowSchema(self.features)
         self.max_rows = max_rows
         try:
-            if has_variant(model_dir):
-                self.scorer: Scorer = load_variant(model_dir)
-                self.variant = "onnx"
-            else:
-                self.scorer = native_scorer(model_dir, list(self.features))
-                self.variant = "native"
+            self.scorer, self.variant = load_scorer(model_dir, list(self.features))
         except Exception as exc:
             raise Refused(
                 f"refusing to serve {model_dir}: the model does not load: {type(exc).__name__}: {exc}"
@@ -144,7 +148,7 @@ class LeanService:
         except (ValueError, UnicodeDecodeError) as exc:
             return Answer(400, {"error": "invalid request body", "detail": f"not JSON: {exc}"})
         try:
-            rows = request_rows(body, self.features, self.max_rows)
+            rows = self.schema.rows(body, self.max_rows)
         except BadRequest as exc:
             return Answer(400, exc.body())
         predictions = answers(self.spec, self.scorer(rows))

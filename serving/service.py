@@ -17,10 +17,9 @@ import numpy as np
 from pydantic import Field
 
 from launchbay.checks.signature import verify
-from launchbay.serving.artefact import load
 from launchbay.serving.batcher import MicroBatcher
 from launchbay.serving.guard import RequestGuard
-from launchbay.serving.inputs import model_input
+from launchbay.serving.lean_core import load_scorer
 from launchbay.serving.package import signed_dir
 from launchbay.serving.schema import PredictResponse, ValuePrediction, answers, row_model
 from launchbay.serving.spec import ServingSpec
@@ -65,7 +64,9 @@ class ModelService:
             result = verify(model_dir, keys)
             if not result.verdict.ok:
                 raise RuntimeError(f"refusing to serve {TAG}: {result.message}")
-            self.predictor = load(model_dir)
+            # The ONNX variant where the signed model carries one (it matched the native model on
+            # the held-out rows), as the lean runtime serves it.
+            self.scorer, self.variant = load_scorer(model_dir, list(SPEC.features))
         except BaseException:
             # A worker that exits is restarted by BentoML's arbiter, which would then linger forever
             # serving nothing; a model that cannot be trusted or loaded stops the whole server, so
@@ -77,7 +78,7 @@ class ModelService:
         self.batcher = MicroBatcher(self._scores, MAX_BATCH, BATCH_WAIT_MS / 1000)
 
     def _scores(self, rows: list[list[Any]]) -> np.ndarray:
-        return self.predictor.output(model_input(self.predictor.model, rows, self.features))
+        return self.scorer(rows)
 
     @bentoml.api
     async def predict(
