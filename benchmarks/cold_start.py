@@ -35,11 +35,11 @@ import httpx
 from common import BODY, RESULTS, ROOT, free_port, start, stop
 
 sys.path.insert(0, str(ROOT / "tests"))
-from projects import write_project  # noqa: E402
+from projects import write_project
 
-from launchbay import procs  # noqa: E402
-from launchbay.checks.signature import generate_keypair  # noqa: E402
-from launchbay.rollout.targets.supervisor import GatewayRecord  # noqa: E402
+from launchbay import procs
+from launchbay.checks.signature import generate_keypair
+from launchbay.rollout.targets.supervisor import GatewayRecord
 
 HEADERS = {"content-type": "application/json"}
 CEILING = """
