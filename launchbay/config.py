@@ -437,7 +437,7 @@ class MetricSection(_Strict):
 class RolloutSection(_Strict):
     """How a registered model reaches users: shadow, canary steps, approval, rollback."""
 
-    target: Literal["local", "kubernetes", "knative"] = "local"
+    target: Literal["local", "kubernetes", "knative", "function"] = "local"
     shadow: ShadowSection | None = ShadowSection()
     steps: list[Annotated[int, Field(gt=0, lt=100)]] | list[StepSpec] = Field(
         default_factory=lambda: [5, 25, 50],
@@ -528,6 +528,11 @@ class RolloutSection(_Strict):
                 "Knative (and Cloud Run) cannot mirror requests: set `shadow: null` for this target "
                 "or use target kubernetes"
             )
+        if self.target == "function" and self.shadow is not None:
+            raise ValueError(
+                "AWS Lambda aliases cannot mirror requests: set `shadow: null` for the function target "
+                "(canary steps and the analysis still judge the candidate against stable)"
+            )
         return self
 
 
@@ -568,6 +573,25 @@ class KubernetesSection(_Strict):
         return self
 
 
+class FunctionSection(_Strict):
+    """The `function` target (AWS Lambda): one function per model, a published version per model
+    version, traffic through a weighted alias (`AdditionalVersionWeights`)."""
+
+    name: str | None = Field(default=None, description="the function's name; default: the model's name")
+    alias: str = Field(default="live", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
+    """The alias clients invoke (its Function URL or API Gateway integration): launchbay moves it."""
+    region: str | None = Field(default=None, description="default: $AWS_REGION, $AWS_DEFAULT_REGION")
+    role: str | None = Field(default=None, description="execution role ARN; needed to create the function")
+    memory_mb: Annotated[int, Field(ge=128, le=10240)] = 1024
+    timeout_s: Annotated[int, Field(ge=1, le=900)] = 30
+    layers: list[str] = Field(
+        default_factory=list, description="layer ARNs with the package's requirements.txt installed"
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="another Lambda API endpoint (e.g. LocalStack)"
+    )
+
+
 class PricesSection(_Strict):
     """`launchbay advise`'s list prices in USD; a price left out keeps the documented default."""
 
@@ -604,6 +628,7 @@ class LaunchbayConfig(_Strict):
     serving: ServingSection = ServingSection()
     rollout: RolloutSection = RolloutSection()
     kubernetes: KubernetesSection = KubernetesSection()
+    function: FunctionSection = FunctionSection()
     advise: AdviseSection = AdviseSection()
 
     # Set by `load_config`, not by the file: where the file was read from.

@@ -58,6 +58,55 @@ class ServerCommand:
     runtime: Runtime
 
 
+@dataclass(frozen=True)
+class VerifiedBento:
+    """A registered version's Bento, both copies of its model verified against the trusted keys."""
+
+    model: str
+    version: str
+    tag: str
+    src: Path
+    """The Bento's code: launchbay's serving floors and the user's model code."""
+    signed: Path
+    """The Bento's copy of the signed model directory."""
+    keys: list[Path]
+
+
+def verified_bento(cfg: LaunchbayConfig, home: Home, model_ref: str, doing: str = "serve") -> VerifiedBento:
+    """Verify the registry's copy, make sure a Bento exists (building it from that copy), verify the
+    Bento's copy; what serving and every package is made from.
+
+    Raises:
+        PipelineFailed: the registry's or the Bento's copy of the model does not verify.
+    """
+    registry = MlflowRegistry(cfg, home)
+    checked = verify_registered(cfg, home, model_ref, registry)
+    if not checked.verdict.ok:
+        raise PipelineFailed(f"refusing to {doing} {model_ref}: {checked.message}")
+    name, version = checked.model, checked.version
+    keys = trusted_keys(cfg, home)
+    bento.use_store(home)
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    tag = bento.tag(name, version)
+    try:
+        bentoml.bentos.get(tag)
+        stored = bento.signed_dir(bentoml.models.get(tag).path)
+    except NotFound:
+        with tempfile.TemporaryDirectory(prefix="launchbay-package-") as tmp:
+            model_dir = registry.download(registry.get(name, version), Path(tmp) / "model")
+            bento.build_for(cfg, model_dir, version)
+        stored = bento.signed_dir(bentoml.models.get(tag).path)
+    result = verify(stored, keys)
+    if not result.verdict.ok:
+        raise PipelineFailed(
+            f"refusing to {doing} {model_ref}: the packaged copy in {stored} fails: {result.message}"
+        )
+    src = Path(bentoml.bentos.get(tag).path) / "src"
+    return VerifiedBento(name, str(version), tag, src, stored, keys)
+
+
 def prepare_serve(
     cfg: LaunchbayConfig,
     home: Home,
@@ -78,45 +127,21 @@ def prepare_serve(
     Raises:
         PipelineFailed: the registry's or the Bento's copy of the model does not verify.
     """
-    registry = MlflowRegistry(cfg, home)
-    checked = verify_registered(cfg, home, model_ref, registry)
-    if not checked.verdict.ok:
-        raise PipelineFailed(f"refusing to serve {model_ref}: {checked.message}")
-    name, version = checked.model, checked.version
-    keys = trusted_keys(cfg, home)
-    bento.use_store(home)
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    tag = bento.tag(name, version)
-    try:
-        bentoml.bentos.get(tag)
-        stored = bento.signed_dir(bentoml.models.get(tag).path)
-    except NotFound:
-        with tempfile.TemporaryDirectory(prefix="launchbay-package-") as tmp:
-            model_dir = registry.download(registry.get(name, version), Path(tmp) / "model")
-            bento.build_for(cfg, model_dir, version)
-        stored = bento.signed_dir(bentoml.models.get(tag).path)
-    result = verify(stored, keys)
-    if not result.verdict.ok:
-        raise PipelineFailed(
-            f"refusing to serve {model_ref}: the packaged copy in {stored} fails: {result.message}"
-        )
+    b = verified_bento(cfg, home, model_ref)
     env = {
         **server_env(dict(os.environ)),
         "BENTOML_HOME": str(bento.bentoml_home(home)),
-        "LAUNCHBAY_MODEL": tag,
-        "LAUNCHBAY_TRUSTED_KEYS": os.pathsep.join(str(k.resolve()) for k in keys),
+        "LAUNCHBAY_MODEL": b.tag,
+        "LAUNCHBAY_TRUSTED_KEYS": os.pathsep.join(str(k.resolve()) for k in b.keys),
         "LAUNCHBAY_MAX_BATCH": str(cfg.serving.max_batch_size),
         "LAUNCHBAY_BATCH_WAIT_MS": str(cfg.serving.batch_wait_ms),
         "LAUNCHBAY_WORKERS": str(cfg.serving.workers),
     }
     chosen: Runtime = runtime or cfg.serving.server
     if chosen == "lean":
-        src = Path(bentoml.bentos.get(tag).path) / "src"
         argv = [sys.executable, "-m", "launchbay.serving.lean", "--host", host, "--port", str(port)]
-        return ServerCommand(argv, env, src, chosen)
-    argv = [sys.executable, "-m", "bentoml", "serve", tag, "--host", host, "--port", str(port)]
+        return ServerCommand(argv, env, b.src, chosen)
+    argv = [sys.executable, "-m", "bentoml", "serve", b.tag, "--host", host, "--port", str(port)]
     # Outside the checkout (`python -m` puts its cwd on sys.path): the model imports the user's
     # code from its Bento only, as it does in a cluster.
     return ServerCommand(argv, env, bento.bentoml_home(home), chosen)

@@ -53,10 +53,27 @@ CLUSTER = QueriesSection(
 (see infra/prometheus/scrape.yml)."""
 
 
-def templates_for(target: str, user: QueriesSection) -> QueriesSection:
+_FN = 'dimension_model="{{model}}",dimension_version="{version}"'
+FUNCTION = QueriesSection(
+    requests=f"sum(sum_over_time(aws_launchbay_requests_sum{{{{{_FN}}}}}[{{window}}]))",
+    error_rate=(
+        f"sum(sum_over_time(aws_launchbay_server_errors_sum{{{{{_FN}}}}}[{{window}}]) or vector(0))"
+        f" / sum(sum_over_time(aws_launchbay_requests_sum{{{{{_FN}}}}}[{{window}}]))"
+    ),
+    p95_ms=f"max(max_over_time(aws_launchbay_latency_ms_p95{{{{{_FN}}}}}[{{window}}]))",
+)
+"""Defaults for the function target: the handler's own metrics (CloudWatch embedded metric format,
+namespace `launchbay`, dimensions model and version), as the YACE CloudWatch exporter names them
+in Prometheus. `{model}` is filled in when the controller is built."""
+
+
+def templates_for(target: str, user: QueriesSection, model: str = "") -> QueriesSection:
     """The user's templates over the target's defaults (none for the local target: gateway metrics)."""
     if target == "local":
         return user
+    if target == "function":
+        base = {k: v.replace("{{model}}", model) for k, v in FUNCTION.model_dump(exclude_none=True).items()}
+        return QueriesSection(**{**CLUSTER.model_dump(), **base, **user.model_dump(exclude_none=True)})
     return QueriesSection(**{**CLUSTER.model_dump(), **user.model_dump(exclude_none=True)})
 
 
