@@ -230,6 +230,23 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(server: Serve
     assert "No issues found" in res.stdout
 
 
+def test_package_writes_an_edge_bundle_and_function_packages_that_answer(project: Project, tmp_path: Path) -> None:
+    res = project.bay.run("package", "fraud-detector@champion", "--edge", "--lambda", "--azure",
+                          "-o", str(tmp_path), "--json")  # fmt: skip
+    assert res.returncode == 0, res.output
+    made = {p["kind"]: p for p in json.loads(res.stdout)["packages"]}
+    assert set(made) == {"edge", "lambda", "azure"} and made["edge"]["variant"] == "onnx"
+    assert made["edge"]["sizes_mb"]["archive"] < 1.0  # the graph and the runtime: kilobytes
+    bundle = Path(made["edge"]["directory"])
+    key = project.home / "keys" / "signing-key.pub"
+    edge = subprocess.run(
+        [sys.executable, "-m", "launchbay.serving.edge", "--trusted-key", str(key), "--row", json.dumps(ROW)],
+        cwd=bundle, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert edge.returncode == 0, edge.stderr
+    assert json.loads(edge.stdout)["predictions"][0]["prediction"] == 1
+
+
 def _flip_byte(path: Path) -> bytes:
     original = path.read_bytes()
     data = bytearray(original)

@@ -1,0 +1,74 @@
+"""`launchbay package`: a registered version as an edge bundle, an AWS Lambda function, an Azure app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, app, out
+from launchbay.config import load_config
+from launchbay.errors import UsageError
+from launchbay.home import Home
+
+
+@app.command()
+def package(
+    model_ref: ModelRefArg,
+    edge: Annotated[
+        bool,
+        typer.Option("--edge", help="A device bundle: the ONNX variant, onnxruntime + numpy, no BentoML."),
+    ] = False,
+    aws_lambda: Annotated[
+        bool, typer.Option("--lambda", help="An AWS Lambda function: zip, layer requirements, Dockerfile.")
+    ] = False,
+    azure: Annotated[
+        bool, typer.Option("--azure", help="An Azure Functions app (Python v2, HTTP trigger).")
+    ] = False,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to write into.")] = Path("dist"),
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Package a registered version from its verified Bento: --edge, --lambda, --azure (any of them)."""
+    from launchbay.registry import MlflowRegistry
+    from launchbay.serving import function_package as fp
+    from launchbay.serving.deploy import verified_bento
+
+    if not (edge or aws_lambda or azure):
+        raise UsageError("say what to package: --edge, --lambda and/or --azure")
+    cfg = load_config(config)
+    home = Home.resolve(cfg.source).ensure()
+    b = verified_bento(cfg, home, model_ref, doing="package")
+    name = f"{b.model}-v{b.version}"
+    output.mkdir(parents=True, exist_ok=True)
+    made = []
+    with out.status(f"packaging {name}"):
+        if edge:
+            served = (
+                MlflowRegistry(cfg, home).get(b.model, b.version).tags.get("launchbay.serving_variant", "")
+            )
+            made.append(
+                fp.edge_bundle(b.src, b.signed, output, name, f"it is served {served}" if served else "")
+            )
+        if aws_lambda:
+            made.append(fp.lambda_package(b.src, b.signed, output, name))
+        if azure:
+            made.append(fp.azure_package(b.src, b.signed, output, name))
+    if as_json:
+        out.print_json(
+            json.dumps({"model": b.model, "version": b.version, "packages": [p.to_dict() for p in made]})
+        )
+        return
+    table = Table(title=f"{name}: packaged from its verified Bento", title_justify="left")
+    for col in ("package", "variant", "archive", "sizes (MB)"):
+        table.add_column(col, overflow="fold")
+    for p in made:
+        sizes = ", ".join(f"{k} {v:g}" for k, v in p.sizes_mb.items())
+        table.add_row(p.kind, p.variant, str(p.archive), sizes)
+    out.print(table)
+    out.print(
+        "[dim]trusted keys are not packaged: give the device or function the signing key's public half[/]"
+    )
