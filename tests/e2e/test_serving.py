@@ -230,7 +230,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(server: Serve
     assert "No issues found" in res.stdout
 
 
-def test_package_writes_an_edge_bundle_and_function_packages_that_answer(project: Project, tmp_path: Path) -> None:
+def test_package_writes_an_edge_bundle_and_function_packages_that_answer(
+    project: Project, tmp_path: Path
+) -> None:
     res = project.bay.run("package", "fraud-detector@champion", "--edge", "--lambda", "--azure",
                           "-o", str(tmp_path), "--json")  # fmt: skip
     assert res.returncode == 0, res.output
