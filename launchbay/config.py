@@ -573,6 +573,20 @@ class KubernetesSection(_Strict):
         return self
 
 
+class CloudRunSection(_Strict):
+    """Google Cloud Run (and Cloud Functions 2nd gen, which run on it): `launchbay render --target
+    cloud-run` writes the Knative Service in the dialect Cloud Run's Admin API v1 accepts."""
+
+    project: str | None = Field(default=None, description="project number or ID (the Service's namespace)")
+    region: str = "us-central1"
+    service_account: str | None = Field(default=None, description="the revisions' service account e-mail")
+    trusted_keys_secret: str = Field(
+        default="launchbay-trusted-keys",
+        description="Secret Manager secret holding signing-key.pub (Cloud Run mounts no ConfigMaps)",
+    )
+    container_concurrency: Annotated[int, Field(ge=1, le=1000)] = 80
+
+
 class FunctionSection(_Strict):
     """The `function` target (AWS Lambda): one function per model, a published version per model
     version, traffic through a weighted alias (`AdditionalVersionWeights`)."""
@@ -629,6 +643,7 @@ class LaunchbayConfig(_Strict):
     rollout: RolloutSection = RolloutSection()
     kubernetes: KubernetesSection = KubernetesSection()
     function: FunctionSection = FunctionSection()
+    cloud_run: CloudRunSection = CloudRunSection()
     advise: AdviseSection = AdviseSection()
 
     # Set by `load_config`, not by the file: where the file was read from.

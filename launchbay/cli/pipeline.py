@@ -153,7 +153,7 @@ def render(
         str,
         typer.Option(
             help="argo (the pipeline's Workflow), argo-template (WorkflowTemplate + CronWorkflow), "
-            "or kubernetes|knative (a release's manifests)."
+            "or kubernetes|knative|cloud-run (a release's manifests)."
         ),
     ] = "argo",
     version: Annotated[str | None, typer.Option(help="kubernetes/knative: the version to release.")] = None,
@@ -176,15 +176,18 @@ def render(
     from launchbay.pipelines.argo import for_argo, template_and_cron, to_yaml
 
     cfg = load_config(config)
-    if target in ("kubernetes", "knative"):
+    if target in ("kubernetes", "knative", "cloud-run"):
         from launchbay.rollout.targets.manifests import release_objects
         from launchbay.rollout.targets.validate import InvalidObject, check
 
         if version is None:
             raise UsageError(f"--target {target} needs --version N (the version to release)")
-        objects = release_objects(cfg, target, version, stable, weight)
         try:
-            check(objects)
+            objects = release_objects(cfg, target, version, stable, weight)
+        except ValueError as exc:  # a setting the target needs is missing
+            raise UsageError(f"--target {target}: {exc}") from None
+        try:
+            check(objects)  # Cloud Run's Service is a Knative Service too: the same CRD checks it
         except InvalidObject as exc:
             raise PipelineFailed(str(exc)) from None
     elif target in ("argo", "argo-template"):
@@ -194,7 +197,8 @@ def render(
         else:
             objects = list(template_and_cron(cfg, sha, schedule))
     else:
-        raise UsageError(f"--target {target!r}: expected argo, argo-template, kubernetes or knative")
+        expected = "argo, argo-template, kubernetes, knative or cloud-run"
+        raise UsageError(f"--target {target!r}: expected {expected}")
     if as_json:
         text = json.dumps(objects, indent=2, default=str) + "\n"
     else:

@@ -234,6 +234,70 @@ def knative_service(cfg: LaunchbayConfig, version: str, routes: Routes) -> dict[
     }
 
 
+CLOUD_RUN_LOCATION = "cloud.googleapis.com/location"
+
+
+def _gcp_labels(model: str, version: str | None = None) -> dict[str, str]:
+    """Cloud Run's labels are Google Cloud labels: lowercase keys without dots or slashes."""
+    out = {"managed-by": "launchbay", "launchbay-model": model}
+    if version is not None:
+        out["launchbay-version"] = str(version)
+    return out
+
+
+def cloud_run_service(cfg: LaunchbayConfig, version: str, routes: Routes) -> dict[str, Any]:
+    """The model's Knative Service as Cloud Run's Admin API v1 takes it (`gcloud run services
+    replace`): the project as namespace, the region as a label, Google Cloud label keys, the
+    camelCase scale annotations Cloud Run documents (`autoscaling.knative.dev/minScale`/`maxScale`;
+    no scale-to-zero retention: Cloud Run scales to zero when min is 0), no container security
+    context (Cloud Run sandboxes every instance), and the trusted key from Secret Manager (Cloud
+    Run mounts no ConfigMaps). Traffic and tags are the Knative target's.
+
+    Raises:
+        ValueError: `cloud_run.project` is not set.
+    """
+    cr, k = cfg.cloud_run, cfg.kubernetes
+    if not cr.project:
+        raise ValueError("cloud_run.project: Cloud Run needs the project number or ID as the namespace")
+    svc = knative_service(cfg, version, routes)
+    svc["metadata"] = {
+        "name": cfg.model.name,
+        "namespace": cr.project,
+        "labels": {**_gcp_labels(cfg.model.name), CLOUD_RUN_LOCATION: cr.region},
+    }
+    template = svc["spec"]["template"]
+    template["metadata"] = {
+        "name": unit_name(cfg.model.name, version),
+        "labels": _gcp_labels(cfg.model.name, version),
+        "annotations": {
+            "autoscaling.knative.dev/minScale": str(k.knative_min_scale),
+            "autoscaling.knative.dev/maxScale": str(k.max_replicas),
+        },
+    }
+    (container,) = template["spec"]["containers"]
+    container.pop("securityContext", None)
+    container["resources"] = {"limits": {"cpu": k.cpu_limit, "memory": k.memory_limit}}
+    # The root filesystem is writable (in memory) on Cloud Run: no /tmp volume is needed.
+    container["volumeMounts"] = [{"name": "trusted-keys", "mountPath": "/etc/launchbay/keys"}]
+    spec: dict[str, Any] = {
+        "containerConcurrency": cr.container_concurrency,
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "trusted-keys",
+                "secret": {
+                    "secretName": cr.trusted_keys_secret,
+                    "items": [{"key": "latest", "path": "signing-key.pub"}],
+                },
+            }
+        ],
+    }
+    if cr.service_account:
+        spec["serviceAccountName"] = cr.service_account
+    template["spec"] = spec
+    return svc
+
+
 def release_objects(
     cfg: LaunchbayConfig, target: str, version: str, stable: str | None = None, weight: int = 0
 ) -> list[dict[str, Any]]:
@@ -250,6 +314,8 @@ def release_objects(
         routes = Routes(stable=b(stable), canary=b(version), canary_weight=weight)
     if target == "knative":
         return [knative_service(cfg, version, routes)]
+    if target == "cloud-run":
+        return [cloud_run_service(cfg, version, routes)]
     objects = version_objects(cfg, version)
     if stable is not None:
         objects = version_objects(cfg, stable) + objects
