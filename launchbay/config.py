@@ -618,6 +618,8 @@ class PricesSection(_Strict):
     fn_per_million: Annotated[float, Field(ge=0)] | None = None
     fn_max_memory_mb: Annotated[float, Field(gt=0)] | None = None
     fn_max_package_mb: Annotated[float, Field(gt=0)] | None = None
+    edge_max_bundle_mb: Annotated[float, Field(gt=0)] | None = None
+    """The largest edge bundle (with its dependencies) your devices take."""
 
     def given(self) -> dict[str, float]:
         """The prices the file sets."""

@@ -7,7 +7,13 @@ For each deployment option the model computes what it would cost and how fast it
 * `knative-scale-to-zero` (Cloud Run-like): billed only while instances handle requests (each
   rounded up to 100 ms), per-request fee, cold starts when traffic resumes after idleness;
 * `function` (Lambda-like): one request per instance, billed per GB-second and per request,
-  cold starts, hard limits on memory and package size.
+  cold starts, hard limits on memory and package size;
+* `edge`: the edge bundle on the caller's own device -- no network hop, no cloud bill, limited
+  by the bundle's size (and by the model having an ONNX variant). It is listed, not recommended:
+  running on the caller's device is a product decision, not a cheaper hosting of the same thing.
+
+Serverless options are judged on the runtime that would serve them: the lean runtime (its cold
+start, latency and package), when it was measured; the always-on options on the server's.
 
 Cost per 1,000 inferences is `(1000 x X) / Y`, X the hourly cost of one instance running at the
 SLO's throughput, Y the inferences per hour it serves there. Monthly cost comes from the profile.
@@ -82,6 +88,22 @@ class Prices:
     fn_max_memory_mb: float = 10_240
     fn_max_package_mb: float = 10_240
     """10 GB as a container image (a .zip package is limited to 250 MB unzipped)."""
+    edge_max_bundle_mb: float = 200.0
+    """The largest bundle (with its installed dependencies) a device takes."""
+
+
+@dataclass(frozen=True)
+class EdgeFacts:
+    """The edge bundle of a version, as measured on this machine (no network in the path)."""
+
+    bundle_mb: float
+    """The bundle itself (ONNX graph, signed model files, runtime code)."""
+    dependencies_mb: float
+    """onnxruntime, numpy and cryptography installed."""
+    p50_ms: float
+    p95_ms: float
+    """One local call, one row."""
+    cold_start_s: float
 
 
 DEFAULT_PRICES_SOURCE = (
@@ -220,6 +242,32 @@ def function(m: Measurements, t: TrafficProfile, p: Prices) -> Option:
 
 
 OPTIONS = (kubernetes_always_on, kubernetes_autoscaled, knative_scale_to_zero, function)
+SERVERLESS = {"knative-scale-to-zero", "function"}
+"""The options a scale-to-zero runtime serves (judged on the lean runtime's measurements)."""
+
+
+def edge(e: EdgeFacts | None, p: Prices) -> Option:
+    """The edge bundle on the caller's device: its local latency and size; no cloud cost."""
+    if e is None:
+        why = "no ONNX variant measured: `launchbay measure MODEL@REF --runtime edge`"
+        return Option("edge", float("nan"), 0, 0.0, 0.0, ruled_out=[why])
+    size = e.bundle_mb + e.dependencies_mb
+    option = Option(
+        "edge",
+        p95_ms=e.p95_ms,
+        instances_at_peak=0,
+        cost_per_1000=0.0,
+        monthly_cost=0.0,
+        notes=[
+            f"on the caller's device: {e.p95_ms:.2f} ms p95 per call with no network hop, "
+            f"{size:.0f} MB with its dependencies, cold start {e.cold_start_s:.2f}s"
+        ],
+    )
+    if size > p.edge_max_bundle_mb:
+        option.ruled_out.append(
+            f"{size:.0f} MB with its dependencies, above the {p.edge_max_bundle_mb:.0f} MB limit"
+        )
+    return option
 
 
 @dataclass
@@ -239,14 +287,31 @@ class Advice:
         }
 
 
-def advise(m: Measurements, t: TrafficProfile, p95_slo_ms: float, prices: Prices | None = None) -> Advice:
-    """Compute every option and recommend the cheapest one that meets the SLO and the limits."""
+def advise(
+    m: Measurements,
+    t: TrafficProfile,
+    p95_slo_ms: float,
+    prices: Prices | None = None,
+    lean: Measurements | None = None,
+    edge_facts: EdgeFacts | None = None,
+) -> Advice:
+    """Compute every option and recommend the cheapest one that meets the SLO and the limits.
+
+    Args:
+        m: the server's measurements (the always-on options; serverless ones too without `lean`).
+        lean: the lean runtime's measurements: what a scale-to-zero target or a function runs.
+        edge_facts: the edge bundle's measurements (the `edge` option; never the recommendation).
+    """
     p = prices or Prices()
-    options = [make(m, t, p) for make in OPTIONS]
+    options = [
+        make(lean if lean is not None and make(m, t, p).name in SERVERLESS else m, t, p) for make in OPTIONS
+    ]
     for o in options:
         if o.p95_ms > p95_slo_ms:
             o.ruled_out.append(f"expected p95 {o.p95_ms:.0f} ms is above the {p95_slo_ms:g} ms SLO")
     viable = sorted((o for o in options if o.viable), key=lambda o: o.monthly_cost)
+    device = edge(edge_facts, p)
+    options.append(device)
     if not viable:
         return Advice(options, None, ["no option meets the SLO and the limits: see each option's reasons"])
     best = viable[0]
@@ -260,7 +325,14 @@ def advise(m: Measurements, t: TrafficProfile, p95_slo_ms: float, prices: Prices
             f"next: {runner.name} at ${runner.monthly_cost:,.2f}/month "
             f"({runner.monthly_cost / max(best.monthly_cost, 1e-9):.1f}x)"
         )
+    if lean is not None:
+        reasons.append(
+            f"serverless options judged on the lean runtime: cold start {lean.cold_start_s:.2f}s "
+            f"(the server's: {m.cold_start_s:.2f}s)"
+        )
     reasons += [f"{o.name} ruled out: {'; '.join(o.ruled_out)}" for o in options if not o.viable]
+    if device.viable:
+        reasons.append(f"edge (not a hosting option): {device.notes[0]}")
     return Advice(options, best.name, reasons)
 
 

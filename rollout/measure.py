@@ -275,3 +275,88 @@ def load(home: Home, model: str, version: str, runtime: str = "bentoml") -> Meas
     """Stored measurements of a version on a runtime, or None."""
     p = path(home, model, version, runtime)
     return Measured.from_dict(json.loads(p.read_text())) if p.exists() else None
+
+
+EDGE_CALLS = """
+import json, statistics, sys, time
+from launchbay.serving.edge import load
+model = load("model", [sys.argv[1]])
+rows = json.loads(sys.argv[2])
+for r in rows[:50]:
+    model.predict({"row": r})
+times = []
+for i in range(int(sys.argv[3])):
+    t0 = time.perf_counter()
+    model.predict({"row": rows[i % len(rows)]})
+    times.append((time.perf_counter() - t0) * 1000)
+times.sort()
+print(json.dumps({"p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * len(times))]}))
+"""
+
+
+def edge_path(home: Home, model: str, version: str) -> Path:
+    """Where a version's edge measurements are kept."""
+    return home.root / "measurements" / f"{model}-v{version}-edge.json"
+
+
+def measure_edge(
+    cfg: LaunchbayConfig, home: Home, version: str, rows: list[dict[str, Any]], calls: int = 2000
+) -> dict[str, float]:
+    """Build the version's edge bundle and measure it as a device would run it: its size, the cold
+    start of one call from a fresh process, and one local call's latency (rows from the data).
+
+    Raises:
+        PipelineFailed: the version does not verify or the bundle does not answer.
+        UsageError: the version has no ONNX variant (no edge bundle).
+
+    Returns:
+        The fields of `advise.EdgeFacts` (bundle and dependency sizes, p50/p95 of a call, cold start).
+    """
+    import subprocess
+    import sys
+
+    from launchbay.serving.deploy import verified_bento
+    from launchbay.serving.function_package import LEAN, _installed_mb, edge_bundle
+
+    model = cfg.model.name
+    b = verified_bento(cfg, home, f"{model}@{version}", doing="measure")
+    env = {"PATH": "/usr/bin:/bin"}  # the bundle's own code only, as on a device
+    with tempfile.TemporaryDirectory(prefix="launchbay-edge-") as tmp:
+        pkg = edge_bundle(b.src, b.signed, Path(tmp), f"{model}-v{version}")
+        key = str(b.keys[0].resolve())
+        t0 = time.perf_counter()
+        once = subprocess.run(
+            [sys.executable, "-m", "launchbay.serving.edge", "--trusted-key", key,
+             "--row", json.dumps(rows[0])],
+            cwd=pkg.directory, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        cold = time.perf_counter() - t0
+        if once.returncode != 0:
+            raise PipelineFailed(f"the edge bundle did not answer: {once.stderr.strip()[-500:]}")
+        timed = subprocess.run(
+            [sys.executable, "-c", EDGE_CALLS, key, json.dumps(rows), str(calls)],
+            cwd=pkg.directory, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if timed.returncode != 0:
+            raise PipelineFailed(f"the edge bundle failed under calls: {timed.stderr.strip()[-500:]}")
+        latency = json.loads(timed.stdout)
+        facts = {
+            "bundle_mb": pkg.sizes_mb["archive"],
+            "dependencies_mb": _installed_mb(LEAN),
+            "p50_ms": round(latency["p50_ms"], 4),
+            "p95_ms": round(latency["p95_ms"], 4),
+            "cold_start_s": round(cold, 3),
+        }
+    target = edge_path(home, model, version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(facts, indent=2))
+    return facts
+
+
+def load_edge(home: Home, model: str, version: str) -> dict[str, float] | None:
+    """Stored edge measurements of a version (the fields of `advise.EdgeFacts`), or None."""
+    p = edge_path(home, model, version)
+    if not p.exists():
+        return None
+    doc: dict[str, float] = json.loads(p.read_text())
+    return doc

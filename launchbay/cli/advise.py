@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, RuntimeOpt, app, out
+from launchbay.cli.app import ConfigOpt, JsonOpt, ModelRefArg, app, out
 from launchbay.config import LaunchbayConfig, load_config
 from launchbay.errors import UsageError
 from launchbay.home import Home
@@ -22,15 +23,31 @@ def _version(cfg: LaunchbayConfig, home: Home, model_ref: str) -> str:
     return project_version(MlflowRegistry(cfg, home), cfg, model_ref).version
 
 
+class Measured(StrEnum):
+    """What `launchbay measure` can measure."""
+
+    bentoml = "bentoml"
+    lean = "lean"
+    edge = "edge"
+
+
 @app.command()
 def measure(
     model_ref: ModelRefArg,
     config: ConfigOpt = None,
     seconds: Annotated[float, typer.Option(help="Seconds of load per concurrency level.")] = 5.0,
-    runtime: RuntimeOpt = None,
+    runtime: Annotated[
+        Measured | None,
+        typer.Option(
+            "--runtime",
+            help="bentoml, lean (a server under load) or edge (the edge bundle's local calls); "
+            "default: serving.runtime.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure a version as a server: cold start, p50/p95/p99 at 1/4/8 concurrent, memory, size."""
+    """Measure a version as a server (cold start, p50/p95/p99 at 1/4/8 concurrent, memory, size) or
+    as an edge bundle (size, cold start, one local call's latency)."""
     from launchbay.rollout import measure as m
     from launchbay.rollout.traffic import sample_rows
 
@@ -39,6 +56,21 @@ def measure(
     version = _version(cfg, home, model_ref)
     rows = sample_rows(cfg.resolve_path(cfg.data.path), list(cfg.data.features), n=200)
     chosen = runtime.value if runtime else cfg.serving.server
+    if chosen == "edge":
+        with out.status(f"measuring {cfg.model.name} version {version}'s edge bundle"):
+            facts = m.measure_edge(cfg, home, version, rows)
+        if as_json:
+            out.print_json(
+                json.dumps({"model": cfg.model.name, "version": version, "runtime": "edge", **facts})
+            )
+            return
+        out.print(
+            f"{cfg.model.name} v{version} edge bundle: {facts['bundle_mb']:.3f} MB "
+            f"(+{facts['dependencies_mb']:.0f} MB of onnxruntime, numpy, cryptography); a local call "
+            f"p50 {facts['p50_ms']:.3f} ms, p95 {facts['p95_ms']:.3f} ms; cold start (verify, load, "
+            f"answer) {facts['cold_start_s']:.2f}s"
+        )
+        return
     with out.status(f"measuring {cfg.model.name} version {version} on {chosen} (server start, then load)"):
         result = m.measure(cfg, home, version, rows, seconds, chosen)
     if as_json:
@@ -62,6 +94,21 @@ def measure(
     out.print(table)
     slo = f"{result.slo_p95_ms:g} ms"
     out.print(f"highest throughput within the p95 SLO ({slo}): {result.max_rps_within_slo:.0f} req/s")
+
+
+def _facts(measured: Any) -> Any:
+    """What the cost model needs of one runtime's measurements."""
+    from launchbay.rollout import advise as adv
+
+    level1 = measured.levels[0]
+    return adv.Measurements(
+        cold_start_s=measured.cold_start_s,
+        p50_ms=level1.p50_ms,
+        p95_ms=level1.p95_ms,
+        max_rps=max(measured.max_rps_within_slo, 1e-6),
+        memory_mb=measured.memory_mb,
+        package_mb=measured.package_mb,
+    )
 
 
 def _profile(traffic: Path | None, flags: dict[str, float | None]) -> Any:
@@ -107,8 +154,9 @@ def advise(
     cfg = load_config(config)
     home = Home.resolve(cfg.source)
     version = _version(cfg, home, model_ref or f"{cfg.model.name}@champion")
-    measured = m.load(home, cfg.model.name, version)
-    if measured is None:
+    measured = {r: m.load(home, cfg.model.name, version, r) for r in ("bentoml", "lean")}
+    server = measured["bentoml"] or measured["lean"]
+    if server is None:
         raise UsageError(
             f"{cfg.model.name} version {version} has no measurements: run "
             f"`launchbay measure {cfg.model.name}@{version}` first"
@@ -122,17 +170,12 @@ def advise(
             "bursts_per_day": bursts_per_day,
         },
     )
-    level1 = measured.levels[0]
-    facts = adv.Measurements(
-        cold_start_s=measured.cold_start_s,
-        p50_ms=level1.p50_ms,
-        p95_ms=level1.p95_ms,
-        max_rps=max(measured.max_rps_within_slo, 1e-6),
-        memory_mb=measured.memory_mb,
-        package_mb=measured.package_mb,
-    )
+    facts = _facts(server)
+    lean = _facts(measured["lean"]) if measured["lean"] is not None else None
+    stored_edge = m.load_edge(home, cfg.model.name, version)
+    edge_facts = adv.EdgeFacts(**stored_edge) if stored_edge is not None else None
     prices = adv.Prices(**cfg.advise.prices.given())
-    advice = adv.advise(facts, profile, cfg.rollout.slo.p95_latency_ms, prices)
+    advice = adv.advise(facts, profile, cfg.rollout.slo.p95_latency_ms, prices, lean, edge_facts)
     volumes = [10 ** (k / 4) for k in range(8, 41)]  # 100 .. 1e10 requests a day
     cross = adv.crossovers(facts, profile, prices, volumes)
     if plot is not None:

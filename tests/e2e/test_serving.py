@@ -249,6 +249,18 @@ def test_package_writes_an_edge_bundle_and_function_packages_that_answer(
     assert json.loads(edge.stdout)["predictions"][0]["prediction"] == 1
 
 
+def test_the_edge_bundle_is_measured_and_advise_lists_it(project: Project) -> None:
+    res = project.bay.run("measure", "fraud-detector@1", "--runtime", "edge", "--json")
+    assert res.returncode == 0, res.output
+    facts = json.loads(res.stdout)
+    assert 0 < facts["p50_ms"] <= facts["p95_ms"] and facts["bundle_mb"] < 1.0 and facts["cold_start_s"] > 0
+    advice = project.bay.run(
+        "advise", "fraud-detector@1", "--requests-per-day", "1000", "--peak-rps", "1", "--json"
+    )
+    # No server was measured yet: advise says so rather than guessing.
+    assert advice.returncode == 2 and "has no measurements" in advice.stderr
+
+
 def _flip_byte(path: Path) -> bytes:
     original = path.read_bytes()
     data = bytearray(original)

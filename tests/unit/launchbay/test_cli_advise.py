@@ -54,7 +54,10 @@ def test_advise_compares_options_for_two_profiles_with_json_and_a_plot(
         "kubernetes-autoscaled",
         "knative-scale-to-zero",
         "function",
+        "edge",
     }
+    (edge,) = [o for o in doc["options"] if o["name"] == "edge"]
+    assert not edge["viable"] and "--runtime edge" in edge["ruled_out"][0]  # not measured yet
     sparse_profile = tmp_path / "sparse.yaml"
     sparse_profile.write_text("requests_per_day: 3000\npeak_rps: 5\nidle_share: 0.9\nbursts_per_day: 30\n")
     plot = tmp_path / "cost.png"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from launchbay.rollout.advise import (
+    EdgeFacts,
     Measurements,
     Prices,
     TrafficProfile,
@@ -90,3 +91,32 @@ def test_crossovers_mark_where_the_cheapest_option_changes() -> None:
 def test_a_profile_must_make_sense() -> None:
     with pytest.raises(ValueError, match="idle_share"):
         TrafficProfile(requests_per_day=10, peak_rps=1, idle_share=1.0)
+
+
+LEAN = Measurements(cold_start_s=0.6, p50_ms=0.7, p95_ms=1.5, max_rps=1500, memory_mb=120, package_mb=90, cpu=1)
+
+
+def test_serverless_options_are_judged_on_the_lean_runtimes_cold_start() -> None:
+    """The BentoML server's 10 s cold start reaches the p95 of sparse traffic and rules serverless
+    out; the lean runtime that a scale-to-zero target or a function actually runs does not."""
+    often = TrafficProfile(requests_per_day=2000, peak_rps=5, idle_share=0.95, bursts_per_day=200)
+    slow = advise(M, often, p95_slo_ms=1000)  # 10% of requests meet a cold start: it is the p95
+    assert "knative-scale-to-zero" not in {o.name for o in slow.options if o.viable}
+    fast = advise(M, often, p95_slo_ms=1000, lean=LEAN)
+    by_name = {o.name: o for o in fast.options}
+    assert by_name["knative-scale-to-zero"].viable and by_name["function"].viable
+    assert by_name["knative-scale-to-zero"].p95_ms == pytest.approx(0.6 * 1000 + 0.7)  # cold + answer
+    assert by_name["kubernetes-always-on"].p95_ms == M.p95_ms  # always-on options keep the server's figures
+    assert any("judged on the lean runtime: cold start 0.60s" in r for r in fast.reasons)
+
+
+def test_the_edge_option_is_listed_with_its_local_latency_and_size_but_never_recommended() -> None:
+    facts = EdgeFacts(bundle_mb=0.05, dependencies_mb=95, p50_ms=0.06, p95_ms=0.09, cold_start_s=0.3)
+    advice = advise(M, SPARSE, p95_slo_ms=50, lean=LEAN, edge_facts=facts)
+    edge = next(o for o in advice.options if o.name == "edge")
+    assert edge.viable and edge.p95_ms == 0.09 and edge.monthly_cost == 0.0
+    assert advice.recommended != "edge"
+    assert any(r.startswith("edge (not a hosting option)") and "no network hop" in r for r in advice.reasons)
+    tight = advise(M, SPARSE, p95_slo_ms=50, prices=Prices(edge_max_bundle_mb=50), edge_facts=facts)
+    limited = next(o for o in tight.options if o.name == "edge")
+    assert not limited.viable and "above the 50 MB limit" in limited.ruled_out[0]
