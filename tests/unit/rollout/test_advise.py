@@ -93,7 +93,7 @@ def test_a_profile_must_make_sense() -> None:
         TrafficProfile(requests_per_day=10, peak_rps=1, idle_share=1.0)
 
 
-LEAN = Measurements(cold_start_s=0.6, p50_ms=0.7, p95_ms=1.5, max_rps=1500, memory_mb=120, package_mb=90, cpu=1)
+LEAN = Measurements(cold_start_s=0.6, p50_ms=0.7, p95_ms=1.5, max_rps=1500, memory_mb=120, package_mb=90)
 
 
 def test_serverless_options_are_judged_on_the_lean_runtimes_cold_start() -> None:
