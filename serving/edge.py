@@ -29,7 +29,7 @@ class EdgeModel:
 
     def predict(self, body: dict[str, Any]) -> dict[str, Any]:
         """`{"row": {...}}` or `{"rows": [...]}` -> the answer (raises ValueError for a client mistake)."""
-        answer = self.service.predict(json.dumps(body).encode())
+        answer = self.service.answer(body)
         if answer.status != 200:
             raise ValueError(answer.body.get("detail") or answer.body["error"])
         return answer.body

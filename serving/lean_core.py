@@ -147,6 +147,10 @@ class LeanService:
             body = json.loads(raw, parse_constant=_no_constants) if raw.strip() else None
         except (ValueError, UnicodeDecodeError) as exc:
             return Answer(400, {"error": "invalid request body", "detail": f"not JSON: {exc}"})
+        return self.answer(body)
+
+    def answer(self, body: Any) -> Answer:
+        """Answer a request body already parsed (a local call: no JSON on the way in)."""
         try:
             rows = self.schema.rows(body, self.max_rows)
         except BadRequest as exc:
