@@ -32,10 +32,10 @@ from typing import Any
 from common import RESULTS, ROOT, prepare
 
 sys.path.insert(0, str(ROOT / "tests"))
-from projects import RISKY_ROW  # noqa: E402
+from projects import RISKY_ROW
 
-from launchbay.rollout.measure import dependencies_mb  # noqa: E402
-from launchbay.serving.function_package import LEAN, NATIVE, edge_bundle  # noqa: E402
+from launchbay.rollout.measure import dependencies_mb
+from launchbay.serving.function_package import LEAN, NATIVE, edge_bundle
 
 TIMED = """
 import json, statistics, sys, time
