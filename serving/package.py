@@ -39,6 +39,7 @@ SERVICE_PACKAGES = [
     "model-signing==1.1.*",
     "pyopenssl",
     "pydantic>=2.14",
+    "httptools",  # the lean runtime (uvicorn and prometheus-client come with BentoML)
 ]
 """What the service needs installed (the Bento's python packages; also what a package ships)."""
 

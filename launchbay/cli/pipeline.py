@@ -45,7 +45,7 @@ def run(
     Checks the data, trains, gates against the champion, registers, signs and packages; then
     deploys the new version behind the gateway: shadow, canary steps, approval, promotion.
     """
-    from launchbay.cli.progress import PipelineView, gate_table, summary
+    from launchbay.cli.progress import PipelineView, gate_table, summary, variant_line
     from launchbay.pipelines.executor import LocalExecutor
     from launchbay.pipelines.preflight import require_project
     from launchbay.pipelines.training import build_workflow
@@ -78,9 +78,12 @@ def run(
         result = executor.run(workflow, until=until)
     console.print(summary(result, list(all_steps)))
     run_id = result.tasks["validate-data"].outputs.get("run-id") if "validate-data" in result.tasks else None
-    gate = _model_gate(home, run_id)
+    gate = _report(home, run_id, "model_gate")
     if gate is not None:
         console.print(gate_table(gate))
+    variant = _report(home, run_id, "onnx_variant")
+    if variant is not None:
+        console.print(variant_line(variant))
     doc: dict[str, Any] = {
         "model": cfg.model.name,
         "succeeded": result.succeeded,
@@ -89,6 +92,7 @@ def run(
             for n, r in result.tasks.items()
         },
         "model_gate": gate,
+        "onnx_variant": variant,
         "version": None,
         "aliases": [],
         "release": None,
@@ -128,11 +132,11 @@ def _emit(doc: dict[str, Any], as_json: bool) -> None:
         out.print_json(json.dumps(doc, default=str))
 
 
-def _model_gate(home: Home, run_id: str | None) -> dict[str, Any] | None:
-    """The model gate's report of this run, if the gate ran."""
+def _report(home: Home, run_id: str | None, gate: str) -> dict[str, Any] | None:
+    """A gate's report of this run (`model_gate`, `onnx_variant`), if the gate ran."""
     if not run_id:
         return None
-    path = home.reports / run_id / "model_gate.json"
+    path = home.reports / run_id / f"{gate}.json"
     try:
         doc: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -132,3 +132,20 @@ def gate_table(report: dict[str, Any]) -> Table:
             str(c.get("detail") or ""),
         )
     return table
+
+
+def variant_line(report: dict[str, Any]) -> Text:
+    """What will be served, in one line: the ONNX variant and how closely it matched, or why not."""
+    summary = report.get("summary", {})
+    rows = summary.get("held-out rows", "?")
+    checks = report.get("checks", [])
+    if report.get("verdict") == "PASS":
+        diff = next((c.get("observed") for c in checks if str(c.get("name", "")).startswith("largest")), "?")
+        return Text.assemble(
+            ("ONNX variant kept", "green"),
+            f": largest score difference {diff} on {rows} held-out rows "
+            f"({summary.get('precision', '?')}); the runtimes serve it",
+        )
+    problems = [c for c in checks if c.get("verdict") != "PASS"]
+    why = "; ".join(f"{c.get('name')}: {c.get('detail') or c.get('observed')}" for c in problems) or "?"
+    return Text.assemble(("served natively", "yellow"), f" (no ONNX variant): {why}")

@@ -39,6 +39,8 @@ def test_first_good_model_becomes_champion_and_the_next_one_challenger(
     assert first.returncode == 0, first.output
     assert "pipeline succeeded" in first.stdout
     assert "version 1 is now the champion (bootstrap)" in first.stdout
+    # The run says what will be served: the ONNX variant, matched on the held-out rows
+    assert "ONNX variant kept: largest score difference" in first.stdout, first.stdout[-2000:]
     state = Launchbay(config.parent).status()
     assert state["aliases"]["champion"]["version"] == 1
     assert state["aliases"]["champion"]["metrics"]["roc_auc"] > 0.85
