@@ -108,6 +108,26 @@ async def _serve(gateway: Gateway, client: socket.socket, admin: socket.socket) 
             await runner.cleanup()
 
 
+def _wait_for_takeover(fd: int, ready: int | None) -> str:
+    """A standby's wait: everything imported, nothing read yet (the routes come from the ledger at
+    takeover, not now). The supervisor writes why it is needed; end of file means it is gone."""
+    import uvloop  # noqa: F401 (imported now, not on the takeover's path)
+
+    if ready is not None:
+        with contextlib.suppress(OSError):
+            os.write(ready, b"ready\n")
+        os.close(ready)
+
+    reason = b""
+    while not reason.endswith(b"\n"):
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise SystemExit(0)  # the supervisor stopped: no worker is needed
+        reason += chunk
+    os.close(fd)
+    return reason.decode(errors="replace").strip()
+
+
 def main() -> None:
     """Run one gateway worker on the supervisor's sockets."""
     parser = argparse.ArgumentParser(description="launchbay gateway worker (started by its supervisor)")
@@ -120,9 +140,13 @@ def main() -> None:
     parser.add_argument("--queue-size", type=int, default=1000)
     parser.add_argument("--hedge-factor", type=float, default=4.0)
     parser.add_argument("--hedge-floor", type=float, default=0.5)
+    parser.add_argument("--standby-fd", type=int, help="wait on this pipe, imports done, to take over")
+    parser.add_argument("--ready-fd", type=int, help="a standby says on this pipe that it is ready")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.umask(0o077)
+    if args.standby_fd is not None:
+        args.restart_reason = _wait_for_takeover(args.standby_fd, args.ready_fd)
     home = Home(args.home)
     gateway = Gateway(
         args.dir / "routes.json",

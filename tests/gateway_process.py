@@ -94,6 +94,15 @@ class GatewayProcess:
             time.sleep(0.1)
         raise AssertionError(f"gateway did not start: {procs.tail(directory / 'gateway.log')}")
 
+    def standby(self, timeout: float = 30) -> int:
+        """Wait until the supervisor has a standby worker ready (a gateway that has been up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pid := self.current.standby_pid:
+                return pid
+            time.sleep(0.05)
+        raise AssertionError(f"no standby worker: {procs.tail(self.dir / 'gateway.log')}")
+
     @property
     def current(self) -> GatewayRecord:
         rec = GatewayRecord.read(self.dir / RECORD)

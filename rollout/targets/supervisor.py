@@ -6,9 +6,11 @@ The supervisor binds the client port and a loopback admin port itself and hands 
 a worker process (`launchbay.rollout.gatewayd`), which serves them. When the worker dies -- a
 crash, an OOM kill, a SIGKILL -- the sockets stay open in the supervisor: connections arriving
 meanwhile wait in the listen queue, and a new worker (routes re-derived from the ledger) is
-serving them within a second, on the same port. The worker dies with the supervisor
-(PR_SET_PDEATHSIG), so a killed supervisor never leaves a worker behind; the local target then
-starts a new one on the same port.
+serving them within a second, on the same port. The new worker is a standby started beforehand,
+its imports done (they take over a second on a loaded 2-core machine), waiting on a pipe; it
+takes over when told why, and another standby is started behind it. Workers die with the
+supervisor (PR_SET_PDEATHSIG), so a killed supervisor never leaves a worker behind; the local
+target then starts a new one on the same port.
 
 `DIR/gateway.json` is the record: the worker's PID (`pid`: the process serving clients) and start
 time, the supervisor's, both ports,
@@ -60,6 +62,8 @@ class GatewayRecord:
     heartbeat_at: float = 0.0
     down_since: float | None = None
     """Set while no worker serves (it died and the next one is starting)."""
+    standby_pid: int = 0
+    """The standby worker, imports done, that takes over when the worker dies (0: none ready)."""
 
     @property
     def url(self) -> str:
@@ -151,12 +155,14 @@ class Supervisor:
             started_at=time.time(),
         )
         self.worker: subprocess.Popen[bytes] | None = None
+        self.standby: tuple[subprocess.Popen[bytes], int] | None = None
+        self.served = False  # the first worker has answered once
+        self._ready: int | None = None  # the standby's readiness pipe, until it said so
         self.stopping = False
         self.exits: list[float] = []
 
-    def spawn(self, reason: str) -> None:
-        """Start a worker serving the two sockets (routes from the ledger; `reason` is recorded)."""
-        argv = [
+    def _argv(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "launchbay.rollout.gatewayd",
@@ -177,13 +183,60 @@ class Supervisor:
             "--hedge-floor",
             str(self.args.hedge_floor),
         ]
-        if reason:
-            argv += ["--restart-reason", reason]
-        self.worker = subprocess.Popen(
-            argv, pass_fds=(self.client.fileno(), self.admin.fileno()), preexec_fn=_die_with_parent
+
+    def spawn(self, reason: str) -> None:
+        """Start a worker serving the two sockets (routes from the ledger; `reason` is recorded):
+        the standby when one waits, imports done; a fresh process otherwise."""
+        standby, self.standby = self.standby, None
+        if standby is not None and standby[0].poll() is None:
+            proc, pipe = standby
+            with contextlib.suppress(OSError):
+                os.write(pipe, (reason or "taking over").replace("\n", " ").encode() + b"\n")
+            os.close(pipe)
+            self.worker = proc
+        else:
+            if standby is not None:
+                os.close(standby[1])
+            argv = self._argv() + (["--restart-reason", reason] if reason else [])
+            self.worker = subprocess.Popen(
+                argv, pass_fds=(self.client.fileno(), self.admin.fileno()), preexec_fn=_die_with_parent
+            )
+        self.record = replace(
+            self.record, pid=self.worker.pid, created=procs.created(self.worker.pid), standby_pid=0
         )
-        self.record = replace(self.record, pid=self.worker.pid, created=procs.created(self.worker.pid))
         self.record.write(self.dir / RECORD)
+        if self._ready is not None:
+            os.close(self._ready)
+            self._ready = None
+
+    def _spare(self) -> None:
+        """Start the next standby worker (it imports, then waits on its pipe)."""
+        read, write = os.pipe()
+        ready_read, ready_write = os.pipe()
+        proc = subprocess.Popen(
+            [*self._argv(), "--standby-fd", str(read), "--ready-fd", str(ready_write)],
+            pass_fds=(self.client.fileno(), self.admin.fileno(), read, ready_write),
+            preexec_fn=_die_with_parent,
+        )
+        os.close(read)
+        os.close(ready_write)
+        os.set_blocking(ready_read, False)
+        self.standby = (proc, write)
+        self._ready = ready_read
+
+    def _standby_ready(self) -> None:
+        """Record the standby once it says it is ready (its imports done)."""
+        if self._ready is None or self.standby is None:
+            return
+        try:
+            said = os.read(self._ready, 64)
+        except BlockingIOError:
+            return
+        os.close(self._ready)
+        self._ready = None
+        if said.startswith(b"ready"):
+            self.record = replace(self.record, standby_pid=self.standby[0].pid)
+            self.record.write(self.dir / RECORD)
 
     def run(self) -> None:
         """Serve until SIGTERM: restart the worker whenever it ends."""
@@ -199,12 +252,25 @@ class Supervisor:
             if self.record.down_since is not None and self._answers():
                 self.record = replace(self.record, down_since=None)
                 self.record.write(self.dir / RECORD)
+            if not self.served and self._answers():
+                self.served = True
+            # A standby behind a serving worker (not while one starts: they would share the cores).
+            spare_gone = self.standby is None or self.standby[0].poll() is not None
+            if self.served and self.record.down_since is None and spare_gone:
+                if self.standby is not None:
+                    os.close(self.standby[1])
+                self._spare()
+            self._standby_ready()
             now = time.time()
             if now - beat >= 1.0:
                 beat = now
                 self.record = replace(self.record, heartbeat_at=now)
                 self.record.write(self.dir / RECORD)
             time.sleep(0.05)
+        if self.standby is not None:
+            os.close(self.standby[1])  # end of file: the standby exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.standby[0].wait(timeout=5)
         if self.worker is not None and self.worker.poll() is None:
             self.worker.terminate()
             try:

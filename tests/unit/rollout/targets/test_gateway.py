@@ -173,6 +173,7 @@ def test_a_killed_worker_is_replaced_on_the_same_port_within_a_second_with_its_r
     gateway.split(models["1"], models["2"], canary_weight=50)
     bad = gateway._admin("PUT", stable=gateway.register(models["1"]), canary_weight=30)
     assert bad.status_code == 400 and "needs a canary" in bad.text
+    standby = gateway.standby()  # a gateway that has been up: its next worker waits, imports done
     worker = gateway.current.pid  # the recorded gateway process: the one serving clients
     os.kill(worker, signal.SIGKILL)
     killed = time.monotonic()
@@ -187,10 +188,11 @@ def test_a_killed_worker_is_replaced_on_the_same_port_within_a_second_with_its_r
                 time.sleep(0.02)
     assert answered is not None and answered < 1.0, answered
     rec = gateway.current
-    assert rec.pid != worker and rec.port == gateway.port and rec.restarts == 1
+    assert rec.pid == standby and rec.port == gateway.port and rec.restarts == 1
     assert rec.last_exit == "killed by signal 9 (SIGKILL)"
     state = gateway.state()
     assert state["canary_weight"] == 50 and state["canary"]["version"] == "2"
+    assert gateway.standby() not in (worker, standby)  # and another standby waits behind it
 
 
 def test_a_body_that_is_not_json_is_a_415_and_counts_against_no_version(
