@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from launchbay.checks.signature import SIGNATURE_FILE, VerifyResult
+from launchbay.checks.signature import SIGNATURE_FILE, VerifyResult, usable_keys
 from launchbay.checks.verdict import Verdict
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -47,14 +47,9 @@ def verify(model_dir: Path, trusted_keys: Sequence[Path]) -> VerifyResult:
     changed/added/removed file or an untrusted key; ERROR when there is no key to verify with.
     """
     sig = model_dir / SIGNATURE_FILE
-    if not model_dir.is_dir():
-        return VerifyResult(Verdict.FAIL, f"model directory {model_dir} does not exist")
-    if not sig.exists():
-        return VerifyResult(Verdict.FAIL, f"{model_dir} is not signed: {SIGNATURE_FILE} is missing")
-    keys = [k for k in trusted_keys if k.exists()]
-    if not keys:
-        listed = ", ".join(map(str, trusted_keys)) or "none configured"
-        return VerifyResult(Verdict.ERROR, f"no trusted public key to verify with ({listed})")
+    keys = usable_keys(model_dir, trusted_keys)
+    if isinstance(keys, VerifyResult):
+        return keys
     try:
         bundle = json.loads(sig.read_bytes())
         _well_formed(bundle)

@@ -77,6 +77,20 @@ def sign(model_dir: Path, private_key: Path) -> Path:
     return sig
 
 
+def usable_keys(model_dir: Path, trusted_keys: Sequence[Path]) -> list[Path] | VerifyResult:
+    """The trusted keys that exist, or the verdict when there is nothing to verify (no such
+    directory, no signature, no key): what every verifier checks before any cryptography."""
+    if not model_dir.is_dir():
+        return VerifyResult(Verdict.FAIL, f"model directory {model_dir} does not exist")
+    if not (model_dir / SIGNATURE_FILE).exists():
+        return VerifyResult(Verdict.FAIL, f"{model_dir} is not signed: {SIGNATURE_FILE} is missing")
+    keys = [k for k in trusted_keys if k.exists()]
+    if not keys:
+        listed = ", ".join(map(str, trusted_keys)) or "none configured"
+        return VerifyResult(Verdict.ERROR, f"no trusted public key to verify with ({listed})")
+    return keys
+
+
 def verify(model_dir: Path, trusted_keys: Sequence[Path]) -> VerifyResult:
     """Verify `model_dir/model.sig` against each trusted key; PASS if one of them verifies it.
 
@@ -86,14 +100,9 @@ def verify(model_dir: Path, trusted_keys: Sequence[Path]) -> VerifyResult:
     import model_signing
 
     sig = model_dir / SIGNATURE_FILE
-    if not model_dir.is_dir():
-        return VerifyResult(Verdict.FAIL, f"model directory {model_dir} does not exist")
-    if not sig.exists():
-        return VerifyResult(Verdict.FAIL, f"{model_dir} is not signed: {SIGNATURE_FILE} is missing")
-    keys = [k for k in trusted_keys if k.exists()]
-    if not keys:
-        listed = ", ".join(map(str, trusted_keys)) or "none configured"
-        return VerifyResult(Verdict.ERROR, f"no trusted public key to verify with ({listed})")
+    keys = usable_keys(model_dir, trusted_keys)
+    if isinstance(keys, VerifyResult):
+        return keys
     mismatch = None
     for key in keys:
         try:

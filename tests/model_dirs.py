@@ -108,3 +108,12 @@ def signed_example(root: Path, onnx: bool = True) -> tuple[Path, Path]:
     private, public = generate_keypair(root / "keys")
     sign(directory, private)
     return directory, public
+
+
+def flip_byte(path: Path) -> bytes:
+    """Flip one bit in the middle of a file (a tampered artefact); return the original bytes."""
+    original = path.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    return original

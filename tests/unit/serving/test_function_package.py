@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from model_dirs import EXAMPLE, signed_example
+from model_dirs import EXAMPLE, flip_byte, signed_example
 from projects import RISKY_ROW
 
 from launchbay.errors import UsageError
@@ -71,12 +71,6 @@ def _run(directory: Path, code: str, env: dict[str, str] | None = None) -> subpr
     )
 
 
-def _flip(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
 LAMBDA = """
 import json, sys
 from launchbay_handler import handler
@@ -128,7 +122,7 @@ def test_the_lambda_handler_refuses_a_tampered_model(bento: tuple[Path, Path, Pa
     pkg = fp.lambda_package(src, signed, tmp_path / "out", "fraud-detector-v1")
     task = tmp_path / "task"
     zipfile.ZipFile(pkg.archive).extractall(task)
-    _flip(task / "model" / "onnx" / "model.onnx")
+    flip_byte(task / "model" / "onnx" / "model.onnx")
     (refused,) = _invoke(task, key, FUNCTION_URL_EVENT)
     assert refused["statusCode"] == 503
     assert "changed: onnx/model.onnx" in json.loads(refused["body"])["detail"]
@@ -160,7 +154,7 @@ def test_the_azure_app_answers_its_http_trigger_and_refuses_a_tampered_model(
     assert ok.returncode == 0, ok.stderr
     answer = json.loads(ok.stdout)
     assert answer["status"] == 200 and json.loads(answer["body"])["predictions"][0]["prediction"] == 1
-    _flip(pkg.directory / "model" / "serving.json")
+    flip_byte(pkg.directory / "model" / "serving.json")
     refused = _run(pkg.directory, AZURE.replace("sys.argv[1]", repr("{}")), env)
     assert json.loads(refused.stdout)["status"] == 503 and "changed: serving.json" in refused.stdout
 
@@ -203,7 +197,7 @@ def test_the_edge_bundle_answers_a_local_call_with_onnxruntime_numpy_and_cryptog
                           "--row", json.dumps({**RISKY_ROW, "hour": "3"})], cwd=bundle,
                          env=CLEAN, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert cli.returncode == 2 and "row.hour" in cli.stderr
-    _flip(bundle / "model" / "onnx" / "model.onnx")
+    flip_byte(bundle / "model" / "onnx" / "model.onnx")
     tampered = subprocess.run([sys.executable, "-m", "launchbay.serving.edge", "--trusted-key", str(key),
                                "--row", json.dumps(RISKY_ROW)], cwd=bundle, env=CLEAN,
                               capture_output=True, text=True, timeout=60)  # fmt: skip

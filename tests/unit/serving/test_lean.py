@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from model_dirs import EXAMPLE, signed_example
+from model_dirs import EXAMPLE, flip_byte, signed_example
 from projects import RISKY_ROW
 
 from launchbay.serving import schema
@@ -122,17 +122,9 @@ def test_its_openapi_document_states_the_same_rules(client: Client) -> None:
     assert row["properties"]["hour"]["maximum"] == 23 and row["additionalProperties"] is False
 
 
-def _flip(path: Path) -> bytes:
-    original = path.read_bytes()
-    data = bytearray(original)
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-    return original
-
-
 def test_a_flipped_byte_in_the_onnx_graph_is_refused_before_it_is_loaded(signed: tuple[Path, Path]) -> None:
     graph = signed[0] / "onnx" / "model.onnx"
-    original = _flip(graph)
+    original = flip_byte(graph)
     try:
         with pytest.raises(Refused, match=r"changed: onnx/model\.onnx"):
             LeanService(signed[0], [signed[1]])
