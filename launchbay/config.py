@@ -194,15 +194,43 @@ class MlflowSection(_Strict):
     experiment: str | None = Field(default=None, description="default: the model name")
 
 
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# A Kubernetes resource quantity as people write them ("500m", "2", "1.5Gi"): checked here so a
+# typo is named in launchbay.yaml, not refused later by the API server or Argo.
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+Quantity = Annotated[str, Field(pattern=_QUANTITY)]
+
+
 class ArgoSection(_Strict):
-    """How the workflow is rendered for and submitted to Argo Workflows."""
+    """How the workflow is rendered for and submitted to Argo Workflows (and what its pods get)."""
 
     image: str = "ghcr.io/launchbay/launchbay:0.1.0"
-    namespace: str = "argo"
-    service_account: str | None = "launchbay"
+    namespace: Annotated[str, Field(pattern=_K8S_NAME)] = "argo"
+    service_account: Annotated[str, Field(pattern=_K8S_NAME)] | None = "launchbay"
     config_path: str = Field(
         default="launchbay.yaml", description="path of this config file inside the image"
     )
+    settings_secret: Annotated[str, Field(pattern=_K8S_NAME)] | None = Field(
+        default="launchbay-settings",
+        description="Secret (in the workflow's namespace) whose keys become every step's environment: "
+        "MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD or _TOKEN, LAUNCHBAY_LEDGER_URL, "
+        "LAUNCHBAY_PROMETHEUS_TOKEN, ...; null: none",
+    )
+    signing_key_secret: Annotated[str, Field(pattern=_K8S_NAME)] = Field(
+        default="launchbay-signing-key",
+        description="Secret with signing-key.pem, mounted into the sign step only",
+    )
+    cpu_request: Quantity = "500m"
+    cpu_limit: Quantity = "2"
+    memory_request: Quantity = "1Gi"
+    memory_limit: Quantity = "4Gi"
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    """Retries of a step that failed for a transient reason (evicted pod, lost node), never of a
+    step that failed on its own (a gate that said no)."""
+    keep_succeeded: Annotated[int, Field(ge=0)] = 86_400
+    """Seconds a succeeded workflow is kept (its pods are deleted when it succeeds)."""
+    keep_failed: Annotated[int, Field(ge=0)] = 7 * 86_400
+    """Seconds a failed workflow and its pods are kept, to read their logs."""
 
 
 class SigningSection(_Strict):
@@ -481,6 +509,12 @@ class RolloutSection(_Strict):
     SQLite in the state directory."""
     prometheus_url: str | None = None
     """An existing Prometheus; default for the local target: launchbay starts Debian's `prometheus`."""
+    prometheus_ca_file: str | None = None
+    """CA bundle that signed an https Prometheus's certificate (default: the system's; also
+    $LAUNCHBAY_PROMETHEUS_CA_FILE). Credentials: $LAUNCHBAY_PROMETHEUS_TOKEN, or
+    $LAUNCHBAY_PROMETHEUS_USER and $LAUNCHBAY_PROMETHEUS_PASSWORD."""
+    prometheus_insecure: bool = False
+    """Skip TLS verification (never the default: a forged Prometheus could promote a bad model)."""
 
     @field_validator("metrics")
     @classmethod
@@ -548,10 +582,10 @@ class KubernetesSection(_Strict):
     min_replicas: Annotated[int, Field(ge=1)] = 1
     max_replicas: Annotated[int, Field(ge=1)] = 5
     target_cpu_percent: Annotated[int, Field(ge=1, le=100)] = 70
-    cpu_request: str = "250m"
-    cpu_limit: str = "1"
-    memory_request: str = "512Mi"
-    memory_limit: str = "1Gi"
+    cpu_request: Quantity = "250m"
+    cpu_limit: Quantity = "1"
+    memory_request: Quantity = "512Mi"
+    memory_limit: Quantity = "1Gi"
     gateway_name: str = Field(default="launchbay", description="the Gateway API Gateway routes attach to")
     gateway_namespace: str | None = None
     trusted_keys_configmap: str = Field(

@@ -52,17 +52,23 @@ def validate(manifest: dict[str, Any], kind_def: str = _WORKFLOW_DEF) -> list[st
 def for_argo(cfg: LaunchbayConfig, git_commit: str) -> Any:
     """The training workflow as it runs in a cluster (paths as inside the image), validated.
 
+    Its pods get the cluster's secrets, keys, resources and retries (`pods.for_cluster`).
+
     Raises:
         LaunchbayError: the rendered workflow does not satisfy Argo's schema.
     """
+    from launchbay.pipelines.pods import for_cluster
     from launchbay.pipelines.training import build_workflow
 
-    wf = build_workflow(
+    wf = for_cluster(
+        build_workflow(
+            cfg,
+            config=cfg.argo.config_path,
+            data=cfg.data.path,
+            git_commit=git_commit,
+            rollout=cfg.rollout.target != "local",
+        ),
         cfg,
-        config=cfg.argo.config_path,
-        data=cfg.data.path,
-        git_commit=git_commit,
-        rollout=cfg.rollout.target != "local",
     )
     if problems := validate(wf.to_dict()):
         raise LaunchbayError("rendered workflow is not valid for Argo:\n" + "\n".join(problems))

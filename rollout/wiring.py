@@ -7,7 +7,10 @@ release started in a workflow and approved from a laptop meets the same parts.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from launchbay.config import LaunchbayConfig
+from launchbay.errors import ConfigError
 from launchbay.home import Home
 from launchbay.registry import MlflowRegistry
 from launchbay.rollout.controller import Controller
@@ -40,14 +43,17 @@ def rollout(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> R
 def metrics(ctx: Rollout) -> MetricsProvider:
     """The Prometheus the analysis reads: `rollout.prometheus_url`, else the local one (started
     if it does not run; only the local target gets one)."""
-    from launchbay.rollout.metrics.prometheus import PrometheusProvider
+    from launchbay.rollout.metrics.prometheus import Access, PrometheusProvider
 
-    url = ctx.cfg.rollout.prometheus_url
-    if not url:
+    r = ctx.cfg.rollout
+    if not r.prometheus_url:
         from launchbay.rollout.targets.local_prometheus import LocalPrometheus
 
-        url = LocalPrometheus(ctx.home).ensure()
-    return PrometheusProvider(url)
+        return PrometheusProvider(LocalPrometheus(ctx.home).ensure())
+    ca = ctx.cfg.resolve_path(r.prometheus_ca_file) if r.prometheus_ca_file else None
+    if ca and not Path(ca).is_file():
+        raise ConfigError(f"rollout.prometheus_ca_file: {ca} is not a file (expected a PEM CA bundle)")
+    return PrometheusProvider(r.prometheus_url, access=Access.from_env(ca, r.prometheus_insecure))
 
 
 def controller(ctx: Rollout) -> Controller:

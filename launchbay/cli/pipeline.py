@@ -157,6 +157,7 @@ def render(
         str,
         typer.Option(
             help="argo (the pipeline's Workflow), argo-template (WorkflowTemplate + CronWorkflow), "
+            "cluster (launchbay's whole installation, a kustomize directory: needs -o DIR), "
             "or kubernetes|knative|cloud-run (a release's manifests)."
         ),
     ] = "argo",
@@ -180,6 +181,9 @@ def render(
     from launchbay.pipelines.argo import for_argo, template_and_cron, to_yaml
 
     cfg = load_config(config)
+    if target == "cluster":
+        _render_cluster(cfg, output, commit, as_json)
+        return
     if target in ("kubernetes", "knative", "cloud-run"):
         from launchbay.rollout.targets.manifests import release_objects
         from launchbay.rollout.targets.validate import InvalidObject, check
@@ -201,7 +205,7 @@ def render(
         else:
             objects = list(template_and_cron(cfg, sha, schedule))
     else:
-        expected = "argo, argo-template, kubernetes, knative or cloud-run"
+        expected = "argo, argo-template, cluster, kubernetes, knative or cloud-run"
         raise UsageError(f"--target {target!r}: expected {expected}")
     if as_json:
         text = json.dumps(objects, indent=2, default=str) + "\n"
@@ -212,6 +216,28 @@ def render(
     else:
         output.write_text(text)
         err.print(f"wrote {output}")
+
+
+def _render_cluster(cfg: LaunchbayConfig, output: Path | None, commit: str | None, as_json: bool) -> None:
+    from launchbay.checks.keys import trusted_keys
+    from launchbay.pipelines import cluster
+
+    if output is None:
+        raise UsageError("--target cluster writes a directory: give -o DIR")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"-o {output}: expected a directory, found a file")
+    keys = trusted_keys(cfg, Home.resolve(cfg.source))
+    written = cluster.write(cfg, output, keys, commit if commit is not None else git_commit(cfg.base_dir))
+    provided = [p.__dict__ for p in cluster.operator_provided(cfg)]
+    if as_json:
+        out.print_json(
+            data={"directory": str(output), "files": [str(p) for p in written], "provide": provided}
+        )
+        return
+    err.print(f"wrote {len(written)} files to {output}; apply with: kubectl apply -k {output}")
+    err.print("create first (never rendered):")
+    for p in provided:
+        err.print(f"  {p['kind']} {p['namespace']}/{p['name']}: {p['how']}", markup=False, highlight=False)
 
 
 @app.command()

@@ -50,7 +50,7 @@ CLUSTER = QueriesSection(
     ),
 )
 """Defaults for cluster targets: the model service's own metrics, `version` from the pod label
-(see infra/prometheus/scrape.yml)."""
+(see the scrape config `launchbay render --target cluster` writes, prometheus/scrape.yml)."""
 
 
 _FN = 'dimension_model="{{model}}",dimension_version="{version}"'

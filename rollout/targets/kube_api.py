@@ -24,6 +24,17 @@ _PLURALS = {
     ("serving.knative.dev/v1", "Service"): "services",
 }
 
+RBAC: dict[tuple[str, str], tuple[str, ...]] = {
+    ("apps", "deployments"): ("get", "create", "patch", "delete"),
+    ("", "services"): ("create", "patch", "delete"),
+    ("autoscaling", "horizontalpodautoscalers"): ("create", "patch", "delete"),
+    ("gateway.networking.k8s.io", "httproutes"): ("get", "create", "patch"),
+    ("serving.knative.dev", "services"): ("get", "create", "patch"),
+}
+"""(API group, resource) -> the verbs the cluster targets call: server-side apply is `patch`, and
+`create` for an object that does not exist yet. The installation's Role is rendered from this,
+and a test checks it against the requests a full rollout makes."""
+
 
 def path(api_version: str, kind: str, namespace: str, name: str) -> str:
     """The REST path of a namespaced object."""
@@ -124,7 +135,8 @@ def _explain(exc: Any, method: str, url: str) -> EnvironmentProblem:
     if exc.status == 403:
         return EnvironmentProblem(
             f"Kubernetes refused {method} {url} (403 Forbidden): {message}. "
-            "Give launchbay's service account that verb (see infra/ for its Role)."
+            "Give launchbay's service account that verb: the Role `launchbay render --target cluster` "
+            "writes (rbac.yaml) grants exactly what launchbay uses."
         )
     if exc.status == 409:
         return EnvironmentProblem(

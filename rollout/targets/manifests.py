@@ -20,6 +20,20 @@ PORT = 3000
 """The port BentoML serves on inside the container."""
 RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "launchbay"}
+KEYS_DIR = "/etc/launchbay/keys"
+"""Where every launchbay pod (model, controller, workflow step) finds the trusted public keys."""
+
+
+def trusted_key_names(cfg: LaunchbayConfig) -> list[str]:
+    """The trusted-keys ConfigMap's keys: one file per configured trusted key (at least one)."""
+    n = max(1, len(cfg.signing.trusted_keys))
+    return ["signing-key.pub", *(f"signing-key-{i}.pub" for i in range(2, n + 1))]
+
+
+def trusted_keys_env(cfg: LaunchbayConfig) -> dict[str, str]:
+    """`LAUNCHBAY_TRUSTED_KEYS` for a pod that mounts the trusted-keys ConfigMap at KEYS_DIR."""
+    files = ":".join(f"{KEYS_DIR}/{n}" for n in trusted_key_names(cfg))
+    return {"name": "LAUNCHBAY_TRUSTED_KEYS", "value": files}
 
 
 def unit_name(model: str, version: str) -> str:
@@ -48,7 +62,7 @@ def _container(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
         "image": image(cfg, version),
         "ports": [{"name": "http", "containerPort": PORT}],
         "env": [
-            {"name": "LAUNCHBAY_TRUSTED_KEYS", "value": "/etc/launchbay/keys/signing-key.pub"},
+            trusted_keys_env(cfg),
             {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},  # writable: the root fs is read-only
         ],
         "readinessProbe": probe,
@@ -68,7 +82,7 @@ def _container(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
         },
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "trusted-keys", "mountPath": "/etc/launchbay/keys", "readOnly": True},
+            {"name": "trusted-keys", "mountPath": KEYS_DIR, "readOnly": True},
         ],
     }
 
@@ -278,7 +292,12 @@ def cloud_run_service(cfg: LaunchbayConfig, version: str, routes: Routes) -> dic
     container.pop("securityContext", None)
     container["resources"] = {"limits": {"cpu": k.cpu_limit, "memory": k.memory_limit}}
     # The root filesystem is writable (in memory) on Cloud Run: no /tmp volume is needed.
-    container["volumeMounts"] = [{"name": "trusted-keys", "mountPath": "/etc/launchbay/keys"}]
+    container["volumeMounts"] = [{"name": "trusted-keys", "mountPath": KEYS_DIR}]
+    # One Secret Manager secret, one key file (its latest version).
+    container["env"] = [
+        e if e["name"] != "LAUNCHBAY_TRUSTED_KEYS" else {**e, "value": f"{KEYS_DIR}/signing-key.pub"}
+        for e in container["env"]
+    ]
     spec: dict[str, Any] = {
         "containerConcurrency": cr.container_concurrency,
         "containers": [container],

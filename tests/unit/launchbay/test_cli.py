@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,3 +65,40 @@ def test_status_without_models(project: Callable[..., Path]) -> None:
     config = project(rows=200)
     res = lb("status", cwd=config.parent)
     assert res.returncode == 0 and "no model registered yet" in res.stdout
+
+
+def test_render_cluster_needs_a_directory(project: Callable[..., Path], tmp_path: Path) -> None:
+    config = project(rows=200)
+    assert_clean_error(
+        lb("render", "--target", "cluster", cwd=config.parent), 2, "writes a directory: give -o DIR"
+    )
+    a_file = tmp_path / "taken.yaml"
+    a_file.write_text("x: 1\n")
+    assert_clean_error(
+        lb("render", "--target", "cluster", "-o", str(a_file), cwd=config.parent),
+        2,
+        "expected a directory, found a file",
+    )
+    assert a_file.read_text() == "x: 1\n"
+
+
+def test_render_cluster_writes_a_kustomize_base_and_lists_what_the_operator_provides(
+    project: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = project(rows=200)
+    out = tmp_path / "deploy"
+    res = lb("render", "--target", "cluster", "-o", str(out), "--json", cwd=config.parent)
+    assert res.returncode == 0, res.stderr
+    listing = json.loads(res.stdout)
+    assert Path(listing["directory"]) == out
+    written = {Path(p).relative_to(out).as_posix() for p in listing["files"]}
+    assert {"kustomization.yaml", "rbac.yaml", "controller.yaml", "workflow.yaml"} <= written
+    assert all((out / rel).is_file() for rel in written)
+    kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
+    assert set(kustomization["resources"]) <= written
+    provided = {(p["kind"], p["name"]) for p in listing["provide"]}
+    assert ("Secret", "launchbay-settings") in provided and all(p["how"] for p in listing["provide"])
+    # The human form says how to apply it and what to create first.
+    res = lb("render", "--target", "cluster", "-o", str(out), cwd=config.parent)
+    assert res.returncode == 0 and f"kubectl apply -k {out}" in res.stderr
+    assert "launchbay-settings" in res.stderr

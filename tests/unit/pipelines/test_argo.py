@@ -212,3 +212,45 @@ def test_the_cluster_workflow_matches_its_golden_file(tmp_path: Path) -> None:
     text = to_yaml(for_argo(load_config(cluster_config(tmp_path)), git_commit="abc123").to_dict())
     golden = Path(__file__).resolve().parents[2] / "golden" / "training-workflow-cluster.yaml"
     assert_golden(text, golden)
+
+
+def test_in_a_cluster_only_the_sign_step_sees_the_signing_key_and_retries_are_for_transient_errors(
+    tmp_path: Path,
+) -> None:
+    cfg = load_config(cluster_config(tmp_path))
+    wf = for_argo(cfg, git_commit="abc123").to_dict()
+    spec = wf["spec"]
+    assert spec["ttlStrategy"] == {"secondsAfterSuccess": 86400, "secondsAfterFailure": 7 * 86400}
+    assert spec["podGC"]["strategy"] == "OnWorkflowSuccess"  # failed pods stay for their logs
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    steps = {t["name"]: t["script"] for t in spec["templates"] if "script" in t}
+    assert "sign" in steps and len(steps) > 3
+    for name, s in steps.items():
+        mounts = {m["name"] for m in s.get("volumeMounts", [])}
+        env = {e["name"] for e in s.get("env", [])}
+        assert ("signing-key" in mounts) == (name == "sign"), name
+        assert ("LAUNCHBAY_SIGNING_KEY" in env) == (name == "sign"), name
+        assert s["envFrom"] == [{"secretRef": {"name": cfg.argo.settings_secret}}]
+        assert s["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
+        assert s["securityContext"]["readOnlyRootFilesystem"] is True
+        assert s["image"] == cfg.argo.image
+    retries = [t["retryStrategy"] for t in spec["templates"] if "script" in t]
+    assert all(r["retryPolicy"] == "OnTransientError" and r["limit"] == "2" for r in retries)
+    # The private key's Secret is readable by its owner only; the steps' home is writable scratch.
+    (signing,) = [v for v in spec["volumes"] if v["name"] == "signing-key"]
+    assert signing["secret"] == {"secretName": cfg.argo.signing_key_secret, "defaultMode": 0o400}
+
+
+def test_cluster_settings_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    from projects import write_project
+
+    from launchbay.errors import ConfigError
+
+    for key, value, words in (
+        ("argo.settings_secret", "Bad_Name", "argo.settings_secret"),
+        ("argo.retries", -1, "argo.retries"),
+        ("argo.memory_limit", "lots", "argo.memory_limit"),
+    ):
+        path = write_project(tmp_path / key, rows=50, overrides={key: value})
+        with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+            load_config(path)

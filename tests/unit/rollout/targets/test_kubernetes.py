@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, 
 
 from launchbay.errors import ConfigError, EnvironmentProblem, UsageError
 from launchbay.home import Home
+from launchbay.pipelines.cluster import rbac
 from launchbay.rollout import operations
 from launchbay.rollout.controller import Controller
 from launchbay.rollout.ledger import Ledger, Release
@@ -20,7 +22,7 @@ from launchbay.rollout.phases import Phase
 from launchbay.rollout.targets.base import Routes
 from launchbay.rollout.targets.factory import make_target
 from launchbay.rollout.targets.knative import KnativeTarget
-from launchbay.rollout.targets.kube_api import api_client
+from launchbay.rollout.targets.kube_api import RBAC, api_client
 from launchbay.rollout.targets.kubernetes import KubernetesTarget
 from launchbay.rollout.targets.validate import problems
 
@@ -199,3 +201,51 @@ def test_the_factory_picks_the_configured_target_and_refuses_what_cannot_work(
     )
     with pytest.raises(ConfigError, match="unknown target 'nomad'; expected one of local, kubernetes"):
         make_target(unknown, Home(tmp_path))
+
+
+def _verbs_used(requests: list[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+    """RBAC verbs of the requests made: server-side apply needs `create` (absent) and `patch`."""
+    used: dict[tuple[str, str], set[str]] = {}
+    for method, url_path in requests:
+        m = re.match(
+            r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/[^/]+/(?P<plural>[^/]+)/", url_path
+        )
+        assert m is not None, f"a request the Role does not cover: {method} {url_path}"
+        verbs = {"GET": {"get"}, "DELETE": {"delete"}, "PATCH": {"create", "patch"}}[method]
+        used.setdefault((m["group"] or "", m["plural"]), set()).update(verbs)
+    return used
+
+
+def test_the_installations_rbac_grants_exactly_the_verbs_whole_lives_of_releases_use(
+    tmp_path: Path, fake: FakeApiServer, url: str
+) -> None:
+    # Kubernetes: shadow -> canary -> promotion -> the previous retired; then a rollback.
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "kn").mkdir()
+    c = Cluster(tmp_path / "k8s", url, "kubernetes")
+    r, _ = c.until(operations.create(c.ctx, "2", "dana"), Phase.AWAITING_APPROVAL)
+    r = people.approve(c.ctx, str(r.id), "alice")
+    c.clock.now += 60
+    c.controller.tick(r)
+    c.until(operations.create(c.ctx, "3", "dana"), Phase.SHADOW)
+    operations.rollback(c.ctx, "oncall", "pager")
+    # Knative: canary -> promotion -> rollback.
+    k = Cluster(tmp_path / "kn", url, "knative")
+    r, _ = k.until(operations.create(k.ctx, "2", "dana"), Phase.AWAITING_APPROVAL)
+    people.approve(k.ctx, str(r.id), "alice")
+    operations.rollback(k.ctx, "oncall", "")
+
+    granted = {key: set(verbs) for key, verbs in RBAC.items()}
+    assert _verbs_used(fake.requests) == granted
+    role = next(
+        o
+        for o in rbac(cluster_config("kubernetes", tmp_path / "kc"))
+        if o["kind"] == "Role" and o["metadata"]["name"] == "launchbay-rollout"
+    )
+    rendered = {
+        (g, res): set(rule["verbs"])
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for res in rule["resources"]
+    }
+    assert rendered == granted
