@@ -586,6 +586,15 @@ class KubernetesSection(_Strict):
     cpu_limit: Quantity = "1"
     memory_request: Quantity = "512Mi"
     memory_limit: Quantity = "1Gi"
+    require_digest: bool = Field(
+        default=True,
+        description="release only versions whose pushed image digest was recorded (`launchbay "
+        "record-image`): a tag can be re-pushed between analysis and promotion, a digest cannot",
+    )
+    image_wait: Annotated[int, Field(ge=0)] = Field(
+        default=1800,
+        description="seconds the workflow's release step waits for CI to record the version's image",
+    )
     gateway_name: str = Field(default="launchbay", description="the Gateway API Gateway routes attach to")
     gateway_namespace: str | None = None
     trusted_keys_configmap: str = Field(

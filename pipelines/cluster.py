@@ -249,6 +249,38 @@ def controller(cfg: LaunchbayConfig) -> dict[str, Any]:
     }
 
 
+PIPELINE_DOCKERFILE = """# syntax=docker/dockerfile:1
+# The pipeline image (argo.image): launchbay and this model repository. The workflow's steps and
+# the controller run it. Build from the directory holding launchbay.yaml:
+#   docker build -f @@DIR@@/images/pipeline.Dockerfile --build-arg LAUNCHBAY_PACKAGE=... -t @@IMAGE@@ .
+FROM python:3.11-slim-bookworm
+# A requirement (pinned by default), or a wheel's path inside the build context.
+ARG LAUNCHBAY_PACKAGE=launchbay==@@VERSION@@
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /project
+COPY . .
+# Then the model's own libraries, when the repository lists them.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir "${LAUNCHBAY_PACKAGE}" \\
+ && if [ -f requirements.txt ]; then pip install --no-cache-dir --requirement requirements.txt; fi
+USER @@UID@@:@@UID@@
+"""
+PIPELINE_DOCKERIGNORE = ".git\n.launchbay\n.venv\ndist\n**/__pycache__\n**/*.pyc\n"
+"""Beside the Dockerfile as `pipeline.Dockerfile.dockerignore` (BuildKit reads it for `-f`)."""
+
+
+def pipeline_dockerfile(cfg: LaunchbayConfig, directory: str = "DIR") -> str:
+    """The pipeline image's Dockerfile; `directory` is where the rendering lives in the repository."""
+    from importlib.metadata import version
+
+    return (
+        PIPELINE_DOCKERFILE.replace("@@DIR@@", directory)
+        .replace("@@IMAGE@@", cfg.argo.image)
+        .replace("@@VERSION@@", version("launchbay"))
+        .replace("@@UID@@", str(UID))
+    )
+
+
 def _yaml_docs(objects: list[dict[str, Any]]) -> str:
     return "---\n".join(to_yaml(o) for o in objects)
 
@@ -258,8 +290,10 @@ def dashboard() -> str:
     return resources.files("launchbay.pipelines").joinpath("templates/grafana-dashboard.json").read_text()
 
 
-def files(cfg: LaunchbayConfig, keys: list[Path], git_commit: str = "") -> dict[str, str]:
-    """The kustomize directory: relative path -> text."""
+def files(
+    cfg: LaunchbayConfig, keys: list[Path], git_commit: str = "", directory: str = "DIR"
+) -> dict[str, str]:
+    """The kustomize directory (`directory`: where it is written, relative to the config's): path -> text."""
     template, cron = template_and_cron(cfg, git_commit)
     serving = cfg.kubernetes.namespace
     kustomization = {
@@ -298,6 +332,8 @@ def files(cfg: LaunchbayConfig, keys: list[Path], git_commit: str = "") -> dict[
         "grafana/launchbay.json": json.dumps(json.loads(dashboard()), indent=2) + "\n",
         "operator/kustomization.yaml": to_yaml(operator),
         "operator/monitoring.yaml": _yaml_docs(monitoring.operator_objects(cfg)),
+        "images/pipeline.Dockerfile": pipeline_dockerfile(cfg, directory),
+        "images/pipeline.Dockerfile.dockerignore": PIPELINE_DOCKERIGNORE,
         "README.md": readme(cfg),
     }
 
@@ -326,10 +362,17 @@ Gateway `{cfg.kubernetes.gateway_name}` (or Knative Serving for `rollout.target:
 """
 
 
+def _relative(out: Path, cfg: LaunchbayConfig) -> str:
+    """`out` as the build command (run where launchbay.yaml is) names it."""
+    import os
+
+    return os.path.relpath(out.resolve(), cfg.base_dir.resolve())
+
+
 def write(cfg: LaunchbayConfig, out: Path, keys: list[Path], git_commit: str = "") -> list[Path]:
     """Write the directory; return the files written."""
     written = []
-    for rel, text in files(cfg, keys, git_commit).items():
+    for rel, text in files(cfg, keys, git_commit, _relative(out, cfg)).items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

@@ -78,13 +78,22 @@ def release_step(
         The release id, for the approval and promote steps.
     """
     from launchbay.config import load_config
+    from launchbay.errors import UsageError
     from launchbay.home import Home
     from launchbay.rollout import controller as ctl
     from launchbay.rollout import operations, wiring
     from launchbay.rollout.phases import Phase
+    from launchbay.rollout.targets import images
 
     cfg = load_config(config)
     ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
+    if cfg.rollout.target in images.CLUSTER_TARGETS:
+        # CI builds the image of the version this workflow just packaged and records its digest.
+        try:
+            images.wait(cfg, ctx.registry, cfg.model.name, model_version, cfg.kubernetes.image_wait,
+                        say=lambda line: print(line, flush=True))  # fmt: skip
+        except UsageError as exc:
+            _fail(str(exc))
     release = operations.create(ctx, model_version, author or "argo-workflow")
     if workflow:
         ctx.ledger.record(

@@ -24,7 +24,7 @@ from launchbay.rollout.metrics.queries import measure_at_most, measure_canary, m
 from launchbay.rollout.operations import CONTROLLER, Rollout
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.spec import Analysis, Pause, SetWeight, Shadow
-from launchbay.rollout.targets.gateway import LATENCY_BUCKETS
+from launchbay.rollout.targets.base import LATENCY_BUCKETS
 
 
 def _analysis_reason(step_index: int, verdict: Verdict) -> str:

@@ -20,6 +20,7 @@ from launchbay.rollout import measure, routing
 from launchbay.rollout.ledger import ConcurrentChange, Ledger, LiveReleaseExists, Release, UnknownRelease
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.spec import Plan, plan
+from launchbay.rollout.targets import images
 from launchbay.rollout.targets.base import Target
 
 CONTROLLER = "launchbay-controller"
@@ -77,11 +78,18 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
     Raises:
         Refused: another release of the model is pending or live (one at a time, by the ledger's
             own constraint however requests race).
-        UsageError: `version` already serves.
+        UsageError: `version` already serves; a cluster target's version has no recorded image digest
+            while `kubernetes.require_digest` is on.
     """
     for r in ctx.ledger.releases(ctx.model):
         if r.phase.live or r.phase is Phase.PENDING:
             raise _one_at_a_time(r)
+    # A cluster release runs a recorded digest (never a tag that can move): refuse before recording.
+    image = (
+        images.require(ctx.cfg, ctx.registry, ctx.model, str(version))
+        if ctx.cfg.rollout.target in images.CLUSTER_TARGETS
+        else None
+    )
     current = ctx.target.routes().stable
     stable = current.version if current is not None else champion(ctx.registry, ctx.model)
     if stable == str(version):
@@ -95,7 +103,9 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
         else f"candidate {version} against stable {stable}"
     )
     measured = measure.load(ctx.home, ctx.model, str(version), ctx.cfg.serving.server)
-    evidence = {"measurements": measured.to_dict()} if measured is not None else {}
+    evidence: dict[str, Any] = {"measurements": measured.to_dict()} if measured is not None else {}
+    if image is not None:
+        evidence["image"] = image
     try:
         return ctx.ledger.create(
             model=ctx.model,

@@ -17,6 +17,7 @@ from launchbay.rollout.controller import Controller
 from launchbay.rollout.ledger import Ledger
 from launchbay.rollout.metrics.base import MetricsProvider
 from launchbay.rollout.operations import Rollout
+from launchbay.rollout.targets import images
 from launchbay.rollout.targets.factory import make_target
 
 
@@ -36,8 +37,9 @@ def rollout(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> R
         if newest is not None:
             known.record(newest, actor="launchbay", action=action, reason=reason)
 
-    target = make_target(cfg, home, notify)
-    return Rollout(cfg, home, ledger, target, MlflowRegistry(cfg, home))
+    registry = MlflowRegistry(cfg, home)
+    target = make_target(cfg, home, notify, images.resolver(cfg, registry))
+    return Rollout(cfg, home, ledger, target, registry)
 
 
 def metrics(ctx: Rollout) -> MetricsProvider:

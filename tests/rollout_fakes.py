@@ -6,6 +6,7 @@ controller's tests assert end states -- routes, phases, aliases -- not the calls
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,9 @@ def world(tmp: Path, cfg: LaunchbayConfig | None = None, target: FakeTarget | No
     return World(ctx, target, Metrics(healthy()), registry, clock)
 
 
-def cluster_config(target: str, kubeconfig: Path, **rollout: Any) -> LaunchbayConfig:
+def cluster_config(
+    target: str, kubeconfig: Path, kubernetes: dict[str, Any] | None = None, **rollout: Any
+) -> LaunchbayConfig:
     """A config for a cluster target whose kubeconfig points at a fake API server."""
     base = {**ROLLOUT, "target": target, "prometheus_url": "http://prometheus.test:9090", **rollout}
     if target == "knative":
@@ -234,9 +237,14 @@ def cluster_config(target: str, kubeconfig: Path, **rollout: Any) -> LaunchbayCo
             "model": {"name": "fraud-detector", "train": "pkg.mod:train"},
             "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
             "rollout": base,
-            "kubernetes": {"namespace": "ml", "kubeconfig": str(kubeconfig)},
+            "kubernetes": {"namespace": "ml", "kubeconfig": str(kubeconfig), **(kubernetes or {})},
         }
     )
+
+
+def pushed(version: str, repository: str = "ghcr.io/launchbay/fraud-detector") -> str:
+    """A digest reference as a push of `version`'s image would print it (distinct per version)."""
+    return f"{repository}@sha256:{hashlib.sha256(version.encode()).hexdigest()}"
 
 
 def healthy_cluster(candidate: str = "2", stable: str = "1") -> dict[str, float | None]:

@@ -116,3 +116,27 @@ class Target(Protocol):
     def processes(self) -> Processes | None:
         """The local processes behind this target, or None where the platform runs them."""
         ...
+
+
+LATENCY_BUCKETS = (  # seconds; the analysis counts requests against these bounds
+    # (here, not in the gateway: the controller needs them without the gateway's aiohttp)
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,  # up to the backend timeout: evidence records a hung backend's real wait, not "2.5 s"
+    60.0,
+)

@@ -10,14 +10,18 @@ from launchbay.config import LaunchbayConfig
 from launchbay.errors import ConfigError, EnvironmentProblem, UsageError
 from launchbay.home import Home
 from launchbay.rollout.targets.base import Notify, Target
+from launchbay.rollout.targets.images import ImageOf
 
 TARGETS = ("local", "kubernetes", "knative", "function")
 """The names `rollout.target` accepts."""
 
 
-def make_target(cfg: LaunchbayConfig, home: Home, notify: Notify | None = None) -> Target:
+def make_target(
+    cfg: LaunchbayConfig, home: Home, notify: Notify | None = None, image_of: ImageOf | None = None
+) -> Target:
     """The configured target, ready to use; `notify` hears what it does on its own (the local
-    target restarting its gateway).
+    target restarting its gateway); `image_of` gives a cluster target each version's image (the
+    recorded digest; default: the tag `kubernetes.image` names).
 
     Raises:
         ConfigError: an unknown target name.
@@ -44,10 +48,10 @@ def make_target(cfg: LaunchbayConfig, home: Home, notify: Notify | None = None) 
     if name == "kubernetes":
         from launchbay.rollout.targets.kubernetes import KubernetesTarget
 
-        return KubernetesTarget(cfg, api)
+        return KubernetesTarget(cfg, api, image_of)
     from launchbay.rollout.targets.knative import KnativeTarget
 
-    return KnativeTarget(cfg, api)
+    return KnativeTarget(cfg, api, image_of)
 
 
 def _function(cfg: LaunchbayConfig, home: Home) -> Target:

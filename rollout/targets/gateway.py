@@ -47,7 +47,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from launchbay import procs
 from launchbay.files import write_private
-from launchbay.rollout.targets.base import Backend, Routes
+from launchbay.rollout.targets.base import LATENCY_BUCKETS, Backend, Routes
 from launchbay.rollout.targets.launcher import Launcher
 from launchbay.serving.guard import is_json
 
@@ -73,27 +73,6 @@ _HOP_BY_HOP = {
 }
 
 
-LATENCY_BUCKETS = (  # seconds; the analysis counts requests against these bounds
-    0.001,
-    0.0025,
-    0.005,
-    0.0075,
-    0.01,
-    0.015,
-    0.02,
-    0.03,
-    0.05,
-    0.075,
-    0.1,
-    0.2,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,  # up to the backend timeout: evidence records a hung backend's real wait, not "2.5 s"
-    60.0,
-)
 
 
 @dataclass

@@ -12,15 +12,23 @@ from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem
 from launchbay.rollout.targets import manifests
 from launchbay.rollout.targets.base import Backend, Processes, Routes
+from launchbay.rollout.targets.images import ImageOf
 from launchbay.rollout.targets.kube_api import Api
 from launchbay.rollout.targets.validate import check
+
+
+def _template_image(svc: dict[str, Any]) -> str | None:
+    containers = svc.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+    image = containers[0].get("image")
+    return str(image) if image else None
 
 
 class KnativeTarget:
     """One Knative Service per model; a revision per version; traffic by percentages."""
 
-    def __init__(self, cfg: LaunchbayConfig, api: Api) -> None:
+    def __init__(self, cfg: LaunchbayConfig, api: Api, image_of: ImageOf | None = None) -> None:
         self.cfg, self.api = cfg, api
+        self.image_of = image_of
         self.ns = cfg.kubernetes.namespace
         self.model = cfg.model.name
         self._latest: str | None = None
@@ -37,7 +45,8 @@ class KnativeTarget:
         routes = self.routes() if svc is not None else Routes()
         if routes.stable is None:
             routes = Routes(stable=self.backend(version))  # the first revision takes all traffic
-        obj = manifests.knative_service(self.cfg, version, routes)
+        image = self.image_of(model, version) if self.image_of else None
+        obj = manifests.knative_service(self.cfg, version, routes, image)
         check([obj])
         self.api.apply(obj)
 
@@ -75,12 +84,13 @@ class KnativeTarget:
         if routes.mirror:
             raise EnvironmentProblem("Knative cannot mirror requests: this target has no shadow step")
         svc = self._service()
-        newest = (
-            self._revision_of(svc)
-            if svc is not None
-            else (routes.canary or routes.stable or Backend("", "")).version
-        )
-        obj = manifests.knative_service(self.cfg, newest, routes)
+        if svc is not None:
+            # A revision is immutable: re-applying the template must keep the image it runs.
+            newest, image = self._revision_of(svc), _template_image(svc)
+        else:
+            newest = (routes.canary or routes.stable or Backend("", "")).version
+            image = self.image_of(self.model, newest) if self.image_of and newest else None
+        obj = manifests.knative_service(self.cfg, newest, routes, image)
         check([obj])
         self.api.apply(obj)
 

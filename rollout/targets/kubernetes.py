@@ -13,6 +13,7 @@ from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.rollout.targets import manifests
 from launchbay.rollout.targets.base import Backend, Processes, Routes
+from launchbay.rollout.targets.images import ImageOf
 from launchbay.rollout.targets.kube_api import Api
 from launchbay.rollout.targets.validate import check
 
@@ -30,14 +31,16 @@ def _ready(deployment: dict[str, Any] | None) -> Verdict:
 class KubernetesTarget:
     """Deployments behind a Gateway API HTTPRoute."""
 
-    def __init__(self, cfg: LaunchbayConfig, api: Api) -> None:
+    def __init__(self, cfg: LaunchbayConfig, api: Api, image_of: ImageOf | None = None) -> None:
         self.cfg, self.api = cfg, api
+        self.image_of = image_of
         self.ns = cfg.kubernetes.namespace
         self.model = cfg.model.name
 
     def deploy(self, model: str, version: str) -> None:
         """Apply the version's Deployment, Service and HPA (validated first)."""
-        objects = manifests.version_objects(self.cfg, version)
+        image = self.image_of(model, version) if self.image_of else None
+        objects = manifests.version_objects(self.cfg, version, image)
         check(objects)
         for obj in objects:
             self.api.apply(obj)

@@ -54,12 +54,12 @@ def image(cfg: LaunchbayConfig, version: str) -> str:
     return cfg.kubernetes.image.format(model=cfg.model.name, version=version)
 
 
-def _container(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
+def _container(cfg: LaunchbayConfig, version: str, image_ref: str | None = None) -> dict[str, Any]:
     k = cfg.kubernetes
     probe = {"httpGet": {"path": "/readyz", "port": PORT}, "periodSeconds": 2, "failureThreshold": 3}
     return {
         "name": "model",
-        "image": image(cfg, version),
+        "image": image_ref or image(cfg, version),
         "ports": [{"name": "http", "containerPort": PORT}],
         "env": [
             trusted_keys_env(cfg),
@@ -94,8 +94,8 @@ def _volumes(cfg: LaunchbayConfig) -> list[dict[str, Any]]:
     ]
 
 
-def deployment(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
-    """One version's pods."""
+def deployment(cfg: LaunchbayConfig, version: str, image_ref: str | None = None) -> dict[str, Any]:
+    """One version's pods (`image_ref`: the recorded digest; default: the configured tag)."""
     model, k = cfg.model.name, cfg.kubernetes
     name = unit_name(model, version)
     return {
@@ -111,7 +111,7 @@ def deployment(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
                 "metadata": {"labels": labels(model, version)},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "containers": [_container(cfg, version)],
+                    "containers": [_container(cfg, version, image_ref)],
                     "volumes": _volumes(cfg),
                 },
             },
@@ -162,9 +162,9 @@ def autoscaler(cfg: LaunchbayConfig, version: str) -> dict[str, Any]:
     }
 
 
-def version_objects(cfg: LaunchbayConfig, version: str) -> list[dict[str, Any]]:
+def version_objects(cfg: LaunchbayConfig, version: str, image_ref: str | None = None) -> list[dict[str, Any]]:
     """Everything one version needs on the Kubernetes target."""
-    return [deployment(cfg, version), service(cfg, version), autoscaler(cfg, version)]
+    return [deployment(cfg, version, image_ref), service(cfg, version), autoscaler(cfg, version)]
 
 
 def _ref(model: str, version: str, weight: int | None = None) -> dict[str, Any]:
@@ -197,13 +197,15 @@ def http_route(cfg: LaunchbayConfig, routes: Routes) -> dict[str, Any]:
     }
 
 
-def knative_service(cfg: LaunchbayConfig, version: str, routes: Routes) -> dict[str, Any]:
+def knative_service(
+    cfg: LaunchbayConfig, version: str, routes: Routes, image_ref: str | None = None
+) -> dict[str, Any]:
     """The model's Knative Service: the newest revision is `version`; traffic split per `routes`.
 
     Cloud Run accepts the same object (`gcloud run services replace`).
     """
     model, k = cfg.model.name, cfg.kubernetes
-    container = _container(cfg, version)
+    container = _container(cfg, version, image_ref)
     # Knative owns probes' ports and rejects a named port other than http1/h2c.
     container["ports"] = [{"name": "http1", "containerPort": PORT}]
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):

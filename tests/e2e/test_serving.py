@@ -233,11 +233,13 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(server: Serve
 def test_package_writes_an_edge_bundle_and_function_packages_that_answer(
     project: Project, tmp_path: Path
 ) -> None:
-    res = project.bay.run("package", "fraud-detector@champion", "--edge", "--lambda", "--azure",
+    res = project.bay.run("package", "fraud-detector@champion", "--image", "--edge", "--lambda", "--azure",
                           "-o", str(tmp_path), "--json")  # fmt: skip
     assert res.returncode == 0, res.output
     made = {p["kind"]: p for p in json.loads(res.stdout)["packages"]}
-    assert set(made) == {"edge", "lambda", "azure"} and made["edge"]["variant"] == "onnx"
+    assert set(made) == {"image", "edge", "lambda", "azure"} and made["edge"]["variant"] == "onnx"
+    context = Path(made["image"]["directory"])
+    assert (context / "Dockerfile").is_file() and any((context / "model").rglob("model.onnx"))
     assert made["edge"]["sizes_mb"]["archive"] < 1.0  # the graph and the runtime: kilobytes
     bundle = Path(made["edge"]["directory"])
     key = project.home / "keys" / "signing-key.pub"
@@ -247,6 +249,18 @@ def test_package_writes_an_edge_bundle_and_function_packages_that_answer(
     )  # fmt: skip
     assert edge.returncode == 0, edge.stderr
     assert json.loads(edge.stdout)["predictions"][0]["prediction"] == 1
+
+
+def test_record_image_keeps_the_pushed_digest_and_refuses_a_tag(project: Project) -> None:
+    tag = project.bay.run("record-image", "fraud-detector@champion", "ghcr.io/launchbay/fraud-detector:v1")
+    assert tag.returncode == 2 and "not a tag" in tag.stderr and "Traceback" not in tag.stderr
+    digest = "ghcr.io/launchbay/fraud-detector@sha256:" + "ab" * 32
+    res = project.bay.run("record-image", "fraud-detector@champion", digest, "--as", "ci", "--json")
+    assert res.returncode == 0, res.output
+    assert json.loads(res.stdout) == {"model": "fraud-detector", "version": "1", "image": digest,
+                                      "recorded_by": "ci"}  # fmt: skip
+    again = project.bay.run("record-image", "fraud-detector@9", digest)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
 
 
 def test_the_edge_bundle_is_measured_and_advise_lists_it(project: Project) -> None:

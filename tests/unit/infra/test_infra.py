@@ -24,7 +24,7 @@ from launchbay.config import LaunchbayConfig, load_config
 from launchbay.pipelines import cluster
 from launchbay.pipelines.argo import validate
 from launchbay.pipelines.pods import referenced
-from launchbay.rollout.targets import manifests
+from launchbay.rollout.targets import images, manifests
 from launchbay.rollout.targets.validate import problems
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,7 +60,7 @@ def built() -> list[dict[str, Any]]:
 
 
 def test_infra_base_is_what_render_produces_for_the_example(cfg: LaunchbayConfig) -> None:
-    rendered = cluster.files(cfg, [EXAMPLE_KEY], git_commit="")
+    rendered = cluster.files(cfg, [EXAMPLE_KEY], git_commit="", directory="../../infra/base")
     on_disk = {str(p.relative_to(BASE)) for p in BASE.rglob("*") if p.is_file()}
     assert on_disk == set(rendered), f"regenerate with: {REGENERATE}"
     for rel, text in rendered.items():
@@ -193,3 +193,28 @@ def test_the_dashboard_reads_only_metrics_that_exist_in_a_cluster() -> None:
     assert exprs and all(exprs)
     # The local gateway's own series are not scraped in a cluster (the mesh/gateway routes there).
     assert not [e for e in exprs if re.search(r"launchbay_(gateway|shadow)_", e)]
+
+
+def _images(obj: Any) -> list[str]:
+    if isinstance(obj, dict):
+        found = [obj["image"]] if isinstance(obj.get("image"), str) else []
+        return found + [i for v in obj.values() for i in _images(v)]
+    if isinstance(obj, list):
+        return [i for v in obj for i in _images(v)]
+    return []
+
+
+def test_every_image_the_installation_runs_is_built_by_something_in_the_repository(
+    cfg: LaunchbayConfig, built: list[dict[str, Any]]
+) -> None:
+    digest = f"{images.repository(images.tagged(cfg, '7'))}@sha256:{'0' * 64}"
+    release = manifests.version_objects(cfg, "7", digest)  # as the target deploys a recorded digest
+    used = {i for obj in [*built, *release] for i in _images(obj)}
+    # The workflow's steps and the controller: the pipeline image, from the rendered Dockerfile.
+    dockerfile = BASE / "images" / "pipeline.Dockerfile"
+    assert f"-t {cfg.argo.image} ." in dockerfile.read_text()
+    lint = subprocess.run([str(ROOT / ".venv" / "bin" / "hadolint"), str(dockerfile)], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout
+    # A model version's pods: the digest recorded from `launchbay package --image`'s build context.
+    assert used == {cfg.argo.image, digest}, used

@@ -24,11 +24,12 @@ def _leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, .
 
 LEAVES = _leaves(typer.main.get_command(app))
 REQUIRED = [
-    (path, p.metavar or p.name)
+    (path, [q.metavar or q.name for q in arguments[:i]], p.metavar or p.name)
     for path, command in LEAVES
-    for p in command.params
-    if p.required and p.param_type_name == "argument"
+    for arguments in [[p for p in command.params if p.required and p.param_type_name == "argument"]]
+    for i, p in enumerate(arguments)
 ]
+"""(verb, the arguments before it given as placeholders, the argument left out)."""
 
 
 def _usage(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
@@ -92,11 +93,17 @@ def test_subcommands_keep_the_contract_too(
     assert "No such option: --no-such-flag" in _usage([*path, "--no-such-flag"], monkeypatch, capsys)
 
 
-@pytest.mark.parametrize(("path", "argument"), REQUIRED, ids=[" ".join(p) for p, _ in REQUIRED])
+@pytest.mark.parametrize(
+    ("path", "before", "argument"), REQUIRED, ids=[" ".join((*p, a)) for p, _, a in REQUIRED]
+)
 def test_a_missing_argument_is_named_for_every_verb_that_needs_one(
-    path: tuple[str, ...], argument: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    path: tuple[str, ...],
+    before: list[str],
+    argument: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert f"Missing argument '{argument}'" in _usage(list(path), monkeypatch, capsys)
+    assert f"Missing argument '{argument}'" in _usage([*path, *before], monkeypatch, capsys)
 
 
 def test_version_and_completion(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from model_dirs import EXAMPLE, flip_byte, signed_example
+from model_dirs import flip_byte, signed_example
 from projects import RISKY_ROW
 
 from launchbay.errors import UsageError
@@ -49,18 +48,6 @@ REST_EVENT = {  # API Gateway REST API, payload format 1.0
     "body": json.dumps({"rows": [RISKY_ROW, {**RISKY_ROW, "hour": 25}]}),
     "isBase64Encoded": False,
 }
-
-
-@pytest.fixture(scope="module")
-def bento(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A Bento's src (launchbay's service floors + the user's model code) and its signed model."""
-    root = tmp_path_factory.mktemp("bento")
-    signed, key = signed_example(root)
-    src = root / "src"
-    service_sources(src)
-    shutil.copy(EXAMPLE / "fraud_model.py", src / "fraud_model.py")
-    (src / "bentofile.yaml").write_text("service: x\n")
-    return src, signed, key
 
 
 def _run(directory: Path, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

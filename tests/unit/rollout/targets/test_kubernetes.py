@@ -10,7 +10,7 @@ from typing import Any
 import people
 import pytest
 from kube_fake import FakeApiServer, kubeconfig, serve
-from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, healthy_cluster
+from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, healthy_cluster, pushed
 
 from launchbay.errors import ConfigError, EnvironmentProblem, UsageError
 from launchbay.home import Home
@@ -19,6 +19,7 @@ from launchbay.rollout import operations
 from launchbay.rollout.controller import Controller
 from launchbay.rollout.ledger import Ledger, Release
 from launchbay.rollout.phases import Phase
+from launchbay.rollout.targets import images
 from launchbay.rollout.targets.base import Routes
 from launchbay.rollout.targets.factory import make_target
 from launchbay.rollout.targets.knative import KnativeTarget
@@ -39,11 +40,14 @@ def url(fake: FakeApiServer) -> Iterator[str]:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, url: str, kind: str) -> None:
-        self.cfg = cluster_config(kind, kubeconfig(tmp / "kubeconfig", url))
-        self.target: Any = make_target(self.cfg, Home(tmp))
+    def __init__(
+        self, tmp: Path, url: str, kind: str, recorded: tuple[str, ...] = ("1", "2", "3"), **k8s: Any
+    ) -> None:
+        self.cfg = cluster_config(kind, kubeconfig(tmp / "kubeconfig", url), k8s)
+        # CI recorded the pushed digest of each version's image (launchbay record-image).
+        self.registry = FakeRegistry({"champion": "1"}, {v: {images.IMAGE_TAG: pushed(v)} for v in recorded})
+        self.target: Any = make_target(self.cfg, Home(tmp), None, images.resolver(self.cfg, self.registry))
         self.clock = Clock()
-        self.registry = FakeRegistry({"champion": "1"})
         ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", clock=self.clock)
         self.ctx = operations.Rollout(self.cfg, Home(tmp), ledger, self.target, self.registry)  # type: ignore[arg-type]
         self.metrics = Metrics(healthy_cluster())
@@ -77,6 +81,11 @@ def test_kubernetes_rollout_shadow_canary_promotion_then_previous_retired(
     r = operations.create(c.ctx, "2", "dana")
     r, seen = c.until(r, Phase.AWAITING_APPROVAL)
     assert any("bentoml_service_request_total" in q for q in c.metrics.queries)  # the pods' metrics
+    assert c.ctx.ledger.last_evidence(r, "created")["image"] == pushed("2")
+    for version in ("1", "2"):  # deployed by the digest CI pushed, never by a tag that can move
+        deployment = fake.find("deployments", f"fraud-detector-v{version}")
+        assert deployment is not None
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == pushed(version)
     views = {(x.canary_weight, x.mirror) for x in seen}
     assert {(0, True), (20, False), (50, False)} <= views  # read back from the API server
     rule = _route(fake)
@@ -147,14 +156,39 @@ def test_knative_rollout_moves_traffic_percentages_between_revisions(
         {"revisionName": "fraud-detector-v2", "percent": 50, "tag": "v2"},
     ]
     assert svc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0"
+    assert svc["spec"]["template"]["spec"]["containers"][0]["image"] == pushed("2")
     people.approve(c.ctx, str(r.id), "alice")
     svc = fake.find("services", "fraud-detector")
     assert svc is not None
+    # Re-applied to move traffic, the template keeps the image its revision runs.
+    assert svc["spec"]["template"]["spec"]["containers"][0]["image"] == pushed("2")
     assert svc["spec"]["traffic"] == [{"revisionName": "fraud-detector-v2", "percent": 100, "tag": "v2"}]
     operations.rollback(c.ctx, "oncall", "")
     svc = fake.find("services", "fraud-detector")
     assert svc is not None and svc["spec"]["traffic"][0]["revisionName"] == "fraud-detector-v1"
     assert c.registry.aliases["champion"] == "1"
+
+
+def test_a_version_without_a_recorded_digest_is_not_released_and_nothing_is_applied(
+    tmp_path: Path, fake: FakeApiServer, url: str
+) -> None:
+    c = Cluster(tmp_path, url, "kubernetes", recorded=("1",))
+    applied = len(fake.requests)
+    with pytest.raises(UsageError) as refused:
+        operations.create(c.ctx, "2", "dana")
+    assert "no serving image recorded" in str(refused.value)
+    assert "launchbay record-image fraud-detector@2 REPOSITORY@sha256:" in str(refused.value)
+    assert c.ctx.ledger.releases("fraud-detector") == []
+    assert all(method == "GET" for method, _ in fake.requests[applied:])
+    assert fake.find("deployments", "fraud-detector-v2") is None
+    # Opting out deploys the tag kubernetes.image names (and says so in the evidence).
+    (tmp_path / "tags").mkdir()
+    t = Cluster(tmp_path / "tags", url, "kubernetes", recorded=("1",), require_digest=False)
+    r, _ = t.until(operations.create(t.ctx, "2", "dana"), Phase.SHADOW)
+    assert t.ctx.ledger.last_evidence(r, "created")["image"] == "ghcr.io/launchbay/fraud-detector:v2"
+    deployment = fake.find("deployments", "fraud-detector-v2")
+    assert deployment is not None
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v2")
 
 
 def test_rbac_403_and_field_manager_conflicts_are_explained(
