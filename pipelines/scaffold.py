@@ -199,7 +199,8 @@ def files(
         Path("launchbay.schema.json"): schema_text(),
     }
     for workflow in ("launchbay-pipeline.yml", "launchbay-promote.yml", "launchbay-rollback.yml"):
-        out[Path(".github/workflows") / workflow] = _fill(_template(f"github/{workflow}"), PACKAGE=package)
+        filled = _fill(_template(f"github/{workflow}"), PACKAGE=package, MODEL=name)
+        out[Path(".github/workflows") / workflow] = filled
     return out
 
 

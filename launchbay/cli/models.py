@@ -19,7 +19,14 @@ from launchbay.home import Home
 
 
 @app.command()
-def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def status(
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    as_markdown: Annotated[
+        bool,
+        typer.Option("--markdown", help="Print Markdown (for a CI job summary, a ticket, a pull request)."),
+    ] = False,
+) -> None:
     """Show the model's registry state (champion, challenger) and its releases with their evidence."""
     from launchbay.checks.model_gate import METRICS
     from launchbay.registry import MlflowRegistry
@@ -35,10 +42,15 @@ def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         out.print_json(json.dumps(state, default=str))
         return
+    shown = ("rmse", "mae", "r2") if cfg.model.task == "regression" else ("roc_auc", "precision", "recall")
+    if as_markdown:
+        from launchbay.rollout.summary import markdown
+
+        print(markdown(cfg.model.name, state, shown))  # plain: no console markup or wrapping
+        return
     if not state["registered"]:
         out.print(f"{cfg.model.name}: no model registered yet (run `launchbay run`)")
         return
-    shown = ("rmse", "mae", "r2") if cfg.model.task == "regression" else ("roc_auc", "precision", "recall")
     table = Table(title=f"{cfg.model.name} ({state['versions']} version(s), {cfg.model.task})")
     table.add_column("alias", no_wrap=True)
     table.add_column("version", no_wrap=True)

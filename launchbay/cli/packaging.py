@@ -66,9 +66,11 @@ def package(
         if azure:
             made.append(fp.azure_package(b.src, b.signed, output, name))
     if as_json:
-        out.print_json(
-            json.dumps({"model": b.model, "version": b.version, "packages": [p.to_dict() for p in made]})
-        )
+        from launchbay.rollout.targets.images import tagged
+
+        push = {"push": tagged(cfg, b.version)}  # the tag the image is pushed as (then its digest recorded)
+        packages = [{**p.to_dict(), **push} if p.kind == "image" else p.to_dict() for p in made]
+        out.print_json(json.dumps({"model": b.model, "version": b.version, "packages": packages}))
         return
     table = Table(title=f"{name}: packaged from its verified Bento", title_justify="left")
     for col in ("package", "variant", "archive", "sizes (MB)"):

@@ -229,9 +229,20 @@ def _render_cluster(cfg: LaunchbayConfig, output: Path | None, commit: str | Non
     keys = trusted_keys(cfg, Home.resolve(cfg.source))
     written = cluster.write(cfg, output, keys, commit if commit is not None else git_commit(cfg.base_dir))
     provided = [p.__dict__ for p in cluster.operator_provided(cfg)]
+    # What CI builds: the pipeline image from the written Dockerfile, the serving image per version.
+    built = {
+        "pipeline": cfg.argo.image,
+        "pipeline_dockerfile": str(output / "images" / "pipeline.Dockerfile"),
+        "serving": cfg.kubernetes.image,
+    }
     if as_json:
         out.print_json(
-            data={"directory": str(output), "files": [str(p) for p in written], "provide": provided}
+            data={
+                "directory": str(output),
+                "files": [str(p) for p in written],
+                "provide": provided,
+                "images": built,
+            }
         )
         return
     err.print(f"wrote {len(written)} files to {output}; apply with: kubectl apply -k {output}")
@@ -250,6 +261,13 @@ def submit(
     token: Annotated[
         str | None, typer.Option(help="Bearer token.", envvar="ARGO_TOKEN", show_default=False)
     ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="The pipeline image to run, as pushed (REPOSITORY@sha256:...); default: argo.image.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Submit the pipeline to an Argo Workflows server."""
@@ -257,6 +275,10 @@ def submit(
     from launchbay.pipelines.argo import submit as argo_submit
 
     cfg = load_config(config)
+    if image is not None:
+        if not image.strip() or any(c.isspace() for c in image):
+            raise UsageError(f"--image {image!r}: expected an image reference, e.g. REPOSITORY@sha256:...")
+        cfg = cfg.model_copy(update={"argo": cfg.argo.model_copy(update={"image": image})})
     ns = namespace or cfg.argo.namespace
     name = argo_submit(for_argo(cfg, git_commit(cfg.base_dir)), host, ns, token)
     if as_json:

@@ -2,7 +2,8 @@
 
 Server-side apply as field manager `launchbay`, without force: a field another manager owns
 (someone edited the route by hand) is a conflict reported to the person, not silently overwritten.
-403, 409 and an unreachable API server become messages that say what to do.
+403, 409, 422 (the server's own validation, CEL rules included) and an unreachable API server
+become messages that say what to do.
 """
 
 from __future__ import annotations
@@ -143,5 +144,17 @@ def _explain(exc: Any, method: str, url: str) -> EnvironmentProblem:
             f"conflict applying {url} (409): {message}. Another field manager owns these fields; "
             "remove that manager's edits or take them over by hand (kubectl apply --server-side "
             "--force-conflicts --field-manager launchbay)."
+        )
+    if exc.status == 422:
+        # The API server's own validation (its schema, CEL rules): name each field it refused.
+        try:
+            causes = json.loads(exc.body).get("details", {}).get("causes") or []
+        except (TypeError, ValueError):
+            causes = []
+        fields = "; ".join(f"{c.get('field', '?')}: {c.get('message', '')}" for c in causes) or message
+        return EnvironmentProblem(
+            f"the Kubernetes API server refused {url} as invalid (422): {fields}. launchbay validates "
+            "against the CRD schemas it ships; this server's CRD version may check more (rules in CEL): "
+            "compare its CRD with rollout/schemas/."
         )
     return EnvironmentProblem(f"Kubernetes answered {exc.status} to {method} {url}: {message}")

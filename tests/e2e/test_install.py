@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,6 +256,9 @@ def test_init_in_an_empty_git_repository_then_a_rollout_and_a_promotion(
         status = json.loads(run("status", "--json").stdout)
         assert status["aliases"]["champion"]["version"] == 2
         assert status["aliases"]["champion"]["git_commit"]  # the repository's commit, recorded
+        summary = run("status", "--markdown")  # what promote.yml writes to the job summary
+        assert summary.returncode == 0 and "| champion | 2 |" in summary.stdout, summary.output
+        assert "### tumour-model@v2#2: the analysis that decided it" in summary.stdout, summary.stdout
         assert (repo / ".launchbay" / "ledger.db").exists()
         # An 80-column terminal cuts no release id or name
         wholes = {
@@ -269,3 +273,99 @@ def test_init_in_an_empty_git_repository_then_a_rollout_and_a_promotion(
         assert served.read_text() == (repo / "model.py").read_text()  # the user's code, in the Bento
     finally:
         installed.run(lb, "down", cwd=repo, timeout=120)
+
+
+HEAVY = {"scikit-learn", "pandas", "great-expectations", "bentoml", "onnxruntime", "mlflow", "hera"}
+"""What on-call's install leaves out (the training, data-gate and serving stacks)."""
+FIND_ONCALL = (
+    "import importlib.resources as r; "
+    "print(r.files('launchbay.rollout') / 'oncall-requirements.txt')"
+)
+
+
+def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """rollback.yml's install: the wheel without its dependencies, then oncall-requirements.txt."""
+    from kube_fake import FakeApiServer, kubeconfig, serve
+    from people import approvers
+    from rollout_fakes import PASSED, ROLLOUT, Clock, Metrics, healthy_cluster
+
+    from launchbay.config import load_config
+    from launchbay.home import Home
+    from launchbay.rollout import operations, wiring
+    from launchbay.rollout.controller import Controller
+    from launchbay.rollout.ledger import Ledger
+    from launchbay.rollout.phases import Phase
+    from launchbay.rollout.targets import images
+    from launchbay.rollout.targets.base import Routes
+
+    venv = tmp_path / "oncall"
+    python = str(venv / "bin" / "python")
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    assert subprocess.run([*pip, "--no-deps", str(installed.wheel)], timeout=300).returncode == 0
+    listing = subprocess.run(
+        [python, "-c", FIND_ONCALL],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listing.returncode == 0, listing.stderr  # found without importing any dependency
+    done = subprocess.run([*pip, "-c", str(REPO / "constraints.txt"), "-r", listing.stdout.strip()],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(f"on-call install: {time.monotonic() - started:.1f} s")  # rollback.yml's setup, measured
+    frozen = subprocess.run([python, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True,
+                            check=True, timeout=120)  # fmt: skip
+    names = {p["name"].lower() for p in json.loads(frozen.stdout)}
+    assert not names & HEAVY, names & HEAVY
+
+    # A release in canary on a cluster, driven by the full install (this process).
+    fake = FakeApiServer()
+    with serve(fake) as url:
+        project, home = tmp_path / "project", tmp_path / "home"
+        project.mkdir()
+        (project / "launchbay.yaml").write_text(yaml.safe_dump({
+            "model": {"name": "fraud-detector", "train": "model:train"},
+            "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
+            "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}"},  # this test's own registry
+            "rollout": {**ROLLOUT, "target": "kubernetes", "prometheus_url": "http://127.0.0.1:9",
+                        "approval": {"required": True, "approvers": approvers("alice")}},
+            "kubernetes": {"namespace": "ml", "kubeconfig": str(kubeconfig(tmp_path / "kubeconfig", url))},
+        }))  # fmt: skip
+        cfg = load_config(project / "launchbay.yaml")
+        clock = Clock()
+        ctx = wiring.rollout(cfg, Home(home).ensure(), Ledger(f"sqlite:///{home / 'ledger.db'}", clock=clock))
+        client = ctx.registry.client  # type: ignore[attr-defined]
+        client.create_registered_model("fraud-detector")
+        for v in ("1", "2"):
+            client.create_model_version("fraud-detector", source=str(tmp_path / f"m{v}"))
+            digest = f"ghcr.io/launchbay/fraud-detector@sha256:{v * 64}"
+            images.record(ctx.registry, cfg, "fraud-detector", v, digest, "ci")
+        ctx.registry.set_alias("fraud-detector", "champion", "1")
+        ctx.target.deploy("fraud-detector", "1")
+        ctx.target.set_routes(Routes(stable=ctx.target.backend("1")))
+        controller = Controller(ctx, Metrics(healthy_cluster()), clock=clock, verifier=lambda _c, _r: PASSED)
+        release = operations.create(ctx, "2", "dana")
+        for _ in range(60):
+            release = controller.tick(release)
+            clock.now += 1
+            if release.phase is Phase.CANARY and ctx.target.routes().canary_weight:
+                break
+        assert release.phase is Phase.CANARY
+
+        env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LAUNCHBAY_HOME": str(home), "HOME": str(tmp_path)}
+        res = subprocess.run(
+            [str(venv / "bin" / "launchbay"), "rollback", "fraud-detector", "--as", "oncall",
+             "--reason", "pager", "--json"],
+            cwd=project, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert json.loads(res.stdout)["phase"] == "rolled-back"
+        route = fake.find("httproutes", "fraud-detector")
+        assert route is not None
+        assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == ["fraud-detector-v1"]
+        assert fake.find("deployments", "fraud-detector-v2") is None
+        history = subprocess.run([str(venv / "bin" / "launchbay"), "history", "fraud-detector"], cwd=project,
+                                 env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert history.returncode == 0 and "oncall" in history.stdout, history.stdout + history.stderr

@@ -240,6 +240,7 @@ def test_package_writes_an_edge_bundle_and_function_packages_that_answer(
     assert set(made) == {"image", "edge", "lambda", "azure"} and made["edge"]["variant"] == "onnx"
     context = Path(made["image"]["directory"])
     assert (context / "Dockerfile").is_file() and any((context / "model").rglob("model.onnx"))
+    assert made["image"]["push"] == "ghcr.io/launchbay/fraud-detector:v1"
     assert made["edge"]["sizes_mb"]["archive"] < 1.0  # the graph and the runtime: kilobytes
     bundle = Path(made["edge"]["directory"])
     key = project.home / "keys" / "signing-key.pub"

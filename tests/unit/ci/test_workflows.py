@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -46,3 +47,40 @@ def test_the_promotion_waits_for_the_release_managers_environment() -> None:
     job = doc["jobs"]["approve"]
     assert job["environment"] == "production"
     assert any("launchbay approve" in s.get("run", "") and "--as" in s["run"] for s in job["steps"])
+
+
+def _jobs(name: str) -> dict[str, Any]:
+    jobs: dict[str, Any] = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())["jobs"]
+    return jobs
+
+
+def _script(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
+
+
+def test_the_reviewer_sees_the_evidence_before_the_environment_asks_for_approval() -> None:
+    jobs = _jobs("promote.yml")
+    assert "environment" not in jobs["evidence"] and jobs["approve"]["needs"] == "evidence"
+    evidence = _script(jobs["evidence"])
+    assert "status --markdown" in evidence and "GITHUB_STEP_SUMMARY" in evidence
+    assert "LAUNCHBAY_APPROVER_KEY" not in jobs["evidence"]["env"]  # the signing key only where it signs
+
+
+def test_rollback_installs_only_what_a_rollback_needs() -> None:
+    script = _script(_jobs("rollback.yml")["rollback"])
+    assert "make " not in script and "apt" not in script and ".venv" not in script
+    assert "--no-deps" in script and "oncall-requirements.txt" in script
+    # The file the job installs is the one tests/e2e/test_install.py rolls back with.
+    assert (ROOT / "rollout" / "oncall-requirements.txt").is_file()
+
+
+def test_images_are_pushed_then_released_by_digest() -> None:
+    jobs = _jobs("pipeline.yml")
+    assert jobs["pipeline"]["needs"] == "pipeline-image" and jobs["serving-image"]["needs"] == "pipeline"
+    assert '--image "$PIPELINE_IMAGE"' in _script(jobs["pipeline"])
+    assert "images.pipeline_dockerfile" in _script(jobs["pipeline-image"])
+    serving = _script(jobs["serving-image"])
+    assert "--image" in serving and "launchbay record-image" in serving and "containerimage.digest" in serving
+    # Registry credentials reach the scripts through the environment, from secrets.
+    env = yaml.safe_load((ROOT / ".github" / "workflows" / "pipeline.yml").read_text())["env"]
+    assert env["REGISTRY_PASSWORD"] == "${{ secrets.REGISTRY_PASSWORD }}"

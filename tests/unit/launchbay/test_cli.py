@@ -96,6 +96,9 @@ def test_render_cluster_writes_a_kustomize_base_and_lists_what_the_operator_prov
     assert all((out / rel).is_file() for rel in written)
     kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
     assert set(kustomization["resources"]) <= written
+    # What CI builds, and from which Dockerfile (the pipeline image).
+    assert listing["images"]["pipeline"] == "ghcr.io/launchbay/launchbay:0.1.0"
+    assert Path(listing["images"]["pipeline_dockerfile"]).is_file()
     provided = {(p["kind"], p["name"]) for p in listing["provide"]}
     assert ("Secret", "launchbay-settings") in provided and all(p["how"] for p in listing["provide"])
     # The human form says how to apply it and what to create first.

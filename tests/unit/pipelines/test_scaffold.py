@@ -113,7 +113,10 @@ def test_the_generated_workflows_are_actionlint_clean_and_call_the_installed_lau
             (tmp_path / rel).write_text(text)
             workflows.append(tmp_path / rel)
             assert "make " not in text and '.venv/bin' not in text
-            assert 'pip install "$LAUNCHBAY_PACKAGE"' in text
+            lean = rel.name == "launchbay-rollback.yml"  # on-call installs only what a rollback needs
+            install = '-q --no-deps "$LAUNCHBAY_PACKAGE"' if lean else '"$LAUNCHBAY_PACKAGE"'
+            assert f"pip install {install}" in text
+            assert "@@" not in text and ('MODEL: "m"' in text) == (rel.name == "launchbay-pipeline.yml")
             assert 'LAUNCHBAY_PACKAGE: "launchbay==0.1.0"' in text
     assert len(workflows) == 3
     binary = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")

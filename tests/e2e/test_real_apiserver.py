@@ -1,0 +1,125 @@
+"""The cluster targets' HTTPRoute and Knative Service against a real Kubernetes API server.
+
+`apiextensions-apiserver` (Kubernetes' own code, built by scripts/apiserver.sh) on etcd, with the
+Gateway API and Knative CRDs launchbay ships: server-side apply, the server's defaulting, field
+managers and CEL rules are the real ones. Built-in kinds (Deployments, Services) are not served
+by it; their side of a rollout stays with tests/kube_fake.py. A failed build fails these tests
+with its reason; they never skip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from apiserver import RealApiServer, running
+from rollout_fakes import cluster_config
+
+from launchbay.errors import EnvironmentProblem
+from launchbay.rollout.targets import manifests
+from launchbay.rollout.targets.base import Routes
+from launchbay.rollout.targets.knative import KnativeTarget
+from launchbay.rollout.targets.kube_api import Api, api_client
+from launchbay.rollout.targets.kubernetes import KubernetesTarget
+from launchbay.rollout.targets.validate import problems
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealApiServer]:
+    with running(tmp_path_factory.mktemp("apiserver")) as api:
+        yield api
+
+
+def _route(server: RealApiServer, name: str) -> dict[str, Any]:
+    with server.client() as http:
+        res = http.get(f"/apis/gateway.networking.k8s.io/v1/namespaces/ml/httproutes/{name}")
+    assert res.status_code == 200, res.text
+    doc: dict[str, Any] = res.json()
+    return doc
+
+
+def _kube(server: RealApiServer, model: str) -> KubernetesTarget:
+    cfg = cluster_config("kubernetes", server.kubeconfig)
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": model})})
+    return KubernetesTarget(cfg, Api(api_client(cfg)))
+
+
+def test_weights_and_the_shadow_mirror_are_applied_defaulted_and_read_back(server: RealApiServer) -> None:
+    target = _kube(server, "weights")
+    one, two = target.backend("1"), target.backend("2")
+    target.set_routes(Routes(stable=one, canary=two, mirror=True))
+    assert target.routes() == Routes(stable=one, canary=two, mirror=True)
+    rule = _route(server, "weights")["spec"]["rules"][0]
+    assert rule["filters"][0]["requestMirror"]["backendRef"]["name"] == "weights-v2"
+    for weight in (20, 50):
+        target.set_routes(Routes(stable=one, canary=two, canary_weight=weight))
+        assert target.routes() == Routes(stable=one, canary=two, canary_weight=weight)
+    route = _route(server, "weights")
+    rule = route["spec"]["rules"][0]
+    assert [(b["name"], b["weight"]) for b in rule["backendRefs"]] == [("weights-v1", 50), ("weights-v2", 50)]
+    assert "filters" not in rule  # the mirror was removed: launchbay owned that field
+    # The server's defaults (the CRD's), and launchbay as the only field manager.
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert {m["manager"] for m in route["metadata"]["managedFields"]} == {"launchbay"}
+    target.set_routes(Routes(stable=two))
+    assert target.routes() == Routes(stable=two)
+
+
+def test_a_change_by_another_field_manager_is_a_conflict_launchbay_explains(server: RealApiServer) -> None:
+    target = _kube(server, "conflict")
+    one, two = target.backend("1"), target.backend("2")
+    target.set_routes(Routes(stable=one, canary=two, canary_weight=20))
+    edited = manifests.http_route(target.cfg, Routes(stable=one, canary=two, canary_weight=0))
+    with server.client() as http:  # someone moves the weights by hand, taking the fields over
+        res = http.patch(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/ml/httproutes/conflict",
+            params={"fieldManager": "kubectl-edit", "force": "true"}, content=json.dumps(edited),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )  # fmt: skip
+    assert res.status_code == 200, res.text
+    with pytest.raises(EnvironmentProblem) as refused:
+        target.set_routes(Routes(stable=one, canary=two, canary_weight=50))
+    text = str(refused.value)
+    assert "conflict applying" in text and "(409)" in text and "kubectl-edit" in text
+    assert "--force-conflicts --field-manager launchbay" in text
+    assert target.routes().canary_weight == 0  # nothing was overwritten silently
+
+
+def test_a_cel_rule_the_shipped_schema_cannot_check_is_refused_by_the_server_clearly(
+    server: RealApiServer,
+) -> None:
+    target = _kube(server, "cel")
+    route = manifests.http_route(target.cfg, Routes(stable=target.backend("1")))
+    route["spec"]["rules"][0]["filters"] = [{"type": "RequestMirror"}]  # no requestMirror
+    assert problems(route) == []  # OpenAPI alone accepts it: the rule is CEL (x-kubernetes-validations)
+    with pytest.raises(EnvironmentProblem) as refused:
+        target.api.apply(route)
+    text = str(refused.value)
+    assert "refused" in text and "(422)" in text and "spec.rules[0].filters[0]" in text
+    assert "requestMirror" in text
+    assert target.api.get("gateway.networking.k8s.io/v1", "HTTPRoute", "ml", "cel") is None
+
+
+def test_knative_revisions_take_traffic_percentages_on_the_real_server(server: RealApiServer) -> None:
+    cfg = cluster_config("knative", server.kubeconfig)
+    pushed = "ghcr.io/launchbay/fraud-detector@sha256:{}".format
+    target = KnativeTarget(cfg, Api(api_client(cfg)), lambda _m, v: pushed(v * 64))
+    target.deploy("fraud-detector", "1")
+    target.set_routes(Routes(stable=target.backend("1")))
+    target.deploy("fraud-detector", "2")
+    target.set_routes(Routes(stable=target.backend("1"), canary=target.backend("2"), canary_weight=20))
+    assert target.routes().canary_weight == 20 and target.routes().stable == target.backend("1")
+    with server.client() as http:
+        svc = http.get("/apis/serving.knative.dev/v1/namespaces/ml/services/fraud-detector").json()
+    assert svc["spec"]["traffic"] == [
+        {"revisionName": "fraud-detector-v1", "percent": 80, "tag": "v1"},
+        {"revisionName": "fraud-detector-v2", "percent": 20, "tag": "v2"},
+    ]
+    container = svc["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == pushed("2" * 64)
+    target.set_routes(Routes(stable=target.backend("2")))
+    assert target.routes() == Routes(stable=target.backend("2"))
