@@ -55,5 +55,5 @@ say "compiling k8s.io/apiextensions-apiserver with $("$GO" version | cut -d' ' -
   "$GO" build -ldflags '-s -w' -o "$BIN.tmp" k8s.io/apiextensions-apiserver
 ) >>"$log" 2>&1 || { say "go build failed (see $log)"; tail -15 "$log" >&2; exit 1; }
 mv "$BIN.tmp" "$BIN"
-rm -rf "$CACHE/debs" "$CACHE/apt/cache"  # the binary is what is kept
+rm -rf "$CACHE/debs" "$CACHE/apt/cache" "$CACHE/root" "$CACHE/gocache"  # the binary is what is kept
 echo "$BIN"
