@@ -22,8 +22,9 @@ from launchbay.errors import UsageError
 from launchbay.pipelines import monitoring
 from launchbay.pipelines.argo import template_and_cron, to_yaml
 from launchbay.pipelines.pods import HOME_DIR, SIGNING_FILE, UID
+from launchbay.rollout.targets import manifests
 from launchbay.rollout.targets.kube_api import RBAC
-from launchbay.rollout.targets.manifests import KEYS_DIR, trusted_key_names, trusted_keys_env
+from launchbay.rollout.targets.manifests import trusted_key_names, trusted_keys_env
 
 CONTROLLER_SA = "launchbay"
 SUBMITTER_SA = "launchbay-submitter"
@@ -206,18 +207,8 @@ def controller(cfg: LaunchbayConfig) -> dict[str, Any]:
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UID,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "volumeMounts": [
-            {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "trusted-keys", "mountPath": KEYS_DIR, "readOnly": True},
-        ],
+        "securityContext": manifests.restricted(UID),
+        "volumeMounts": manifests.mounts(),
     }
     if cfg.argo.settings_secret:
         container["envFrom"] = [{"secretRef": {"name": cfg.argo.settings_secret}}]

@@ -72,19 +72,33 @@ def _container(cfg: LaunchbayConfig, version: str, image_ref: str | None = None)
             "requests": {"cpu": k.cpu_request, "memory": k.memory_request},
             "limits": {"cpu": k.cpu_limit, "memory": k.memory_limit},
         },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "volumeMounts": [
-            {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "trusted-keys", "mountPath": KEYS_DIR, "readOnly": True},
-        ],
+        "securityContext": restricted(),
+        "volumeMounts": mounts(),
     }
+
+
+UID = 10001
+"""The user every launchbay container runs as."""
+
+
+def restricted(uid: int = UID) -> dict[str, Any]:
+    """The container security context of everything launchbay runs (Pod Security "restricted")."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def mounts() -> list[dict[str, Any]]:
+    """A writable /tmp (the root file system is read-only) and the trusted keys, read-only."""
+    return [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "trusted-keys", "mountPath": KEYS_DIR, "readOnly": True},
+    ]
 
 
 def _volumes(cfg: LaunchbayConfig) -> list[dict[str, Any]]:
