@@ -12,8 +12,10 @@ directory's README, with the command that creates each.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -262,8 +264,6 @@ PIPELINE_DOCKERIGNORE = ".git\n.launchbay\n.venv\ndist\n**/__pycache__\n**/*.pyc
 
 def pipeline_dockerfile(cfg: LaunchbayConfig, directory: str = "DIR") -> str:
     """The pipeline image's Dockerfile; `directory` is where the rendering lives in the repository."""
-    from importlib.metadata import version
-
     return (
         PIPELINE_DOCKERFILE.replace("@@DIR@@", directory)
         .replace("@@IMAGE@@", cfg.argo.image)
@@ -355,8 +355,6 @@ Gateway `{cfg.kubernetes.gateway_name}` (or Knative Serving for `rollout.target:
 
 def _relative(out: Path, cfg: LaunchbayConfig) -> str:
     """`out` as the build command (run where launchbay.yaml is) names it."""
-    import os
-
     return os.path.relpath(out.resolve(), cfg.base_dir.resolve())
 
 

@@ -66,7 +66,7 @@ def package(
         if azure:
             made.append(fp.azure_package(b.src, b.signed, output, name))
     if as_json:
-        from launchbay.rollout.targets.images import tagged
+        from launchbay.rollout.targets.manifests import image as tagged
 
         push = {"push": tagged(cfg, b.version)}  # the tag the image is pushed as (then its digest recorded)
         packages = [{**p.to_dict(), **push} if p.kind == "image" else p.to_dict() for p in made]

@@ -276,7 +276,7 @@ def submit(
 
     cfg = load_config(config)
     if image is not None:
-        if not image.strip() or any(c.isspace() for c in image):
+        if not image or any(c.isspace() for c in image):
             raise UsageError(f"--image {image!r}: expected an image reference, e.g. REPOSITORY@sha256:...")
         cfg = cfg.model_copy(update={"argo": cfg.argo.model_copy(update={"image": image})})
     ns = namespace or cfg.argo.namespace

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import UsageError
 from launchbay.registry import ModelRef, Registry
+from launchbay.rollout.targets.manifests import image as tagged
 
 IMAGE_TAG = "launchbay.image"
 """The model version's tag holding its serving image, `REPOSITORY@sha256:<64 hex>`."""
@@ -26,11 +27,6 @@ ImageOf = Callable[[str, str], str]
 """(model, version) -> the image reference that version's pods run."""
 
 _DIGEST_REF = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._\-/:]*[a-z0-9])@sha256:[0-9a-f]{64}$")
-
-
-def tagged(cfg: LaunchbayConfig, version: str) -> str:
-    """The tag `kubernetes.image` names for a version (what the build pushes)."""
-    return cfg.kubernetes.image.format(model=cfg.model.name, version=version)
 
 
 def repository(ref: str) -> str:

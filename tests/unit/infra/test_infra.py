@@ -207,7 +207,7 @@ def _images(obj: Any) -> list[str]:
 def test_every_image_the_installation_runs_is_built_by_something_in_the_repository(
     cfg: LaunchbayConfig, built: list[dict[str, Any]]
 ) -> None:
-    digest = f"{images.repository(images.tagged(cfg, '7'))}@sha256:{'0' * 64}"
+    digest = f"{images.repository(manifests.image(cfg, '7'))}@sha256:{'0' * 64}"
     release = manifests.version_objects(cfg, "7", digest)  # as the target deploys a recorded digest
     used = {i for obj in [*built, *release] for i in _images(obj)}
     # The workflow's steps and the controller: the pipeline image, from the rendered Dockerfile.

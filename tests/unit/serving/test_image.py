@@ -47,9 +47,11 @@ def _filesystem(context: Path, root: Path) -> tuple[Path, list[str]]:
                 assert src.exists(), f"COPY {source}: not in the build context"
                 if src.is_dir():
                     shutil.copytree(src, dst, dirs_exist_ok=True)
+                elif dest.endswith("/"):
+                    dst.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(src, dst / src.name)
                 else:
-                    dst.mkdir(parents=True, exist_ok=True) if dest.endswith("/") else None
-                    shutil.copy(src, dst / src.name if dest.endswith("/") else dst)
+                    shutil.copy(src, dst)
         elif word == "CMD":
             cmd = json.loads(rest)
     return workdir, cmd
