@@ -676,6 +676,62 @@ class AdviseSection(_Strict):
     prices: PricesSection = PricesSection()
 
 
+NotifyEvent = Literal["awaiting-approval", "promoted", "rolled-back", "failed", "aborted"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("awaiting-approval", "promoted", "rolled-back", "failed", "aborted")
+"""The release events a webhook can be told about (each is a phase a release enters)."""
+
+
+class WebhookSection(_Strict):
+    """One webhook receiver. Its URL is a secret (a Slack incoming-webhook URL is a credential):
+    it is read from an environment variable or a file when a notification is sent, never from
+    this file and never written to the ledger."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    format: Literal["json", "slack"] = "json"
+    url_env: str | None = None
+    url_file: str | None = None
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_url_in_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url" in data:
+            raise ValueError(
+                "a webhook URL is a secret and does not belong in launchbay.yaml: give url_env "
+                "(an environment variable holding it) or url_file (a file holding it)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookSection:
+        if (self.url_env is None) == (self.url_file is None):
+            raise ValueError(f"webhook {self.name!r}: give exactly one of url_env or url_file")
+        return self
+
+
+class NotificationsSection(_Strict):
+    """Who is told when a release needs someone or ends (`notifications:`)."""
+
+    webhooks: list[WebhookSection] = Field(default_factory=list)
+    attempts: int = Field(default=5, ge=1, le=20)
+    """Deliveries tried per notification and receiver (the first and its retries)."""
+    backoff: Duration = 1.0
+    """Wait before the first retry; doubled for each next one (at most 60 s)."""
+    timeout: Duration = 5.0
+    """How long one delivery may take."""
+    max_age: Duration = 3600.0
+    """Events older than this are never sent (a receiver configured today is not told of last week)."""
+    page_url: str | None = None
+    """The release managers' page (`launchbay ui`), linked from each notification."""
+
+    @model_validator(mode="after")
+    def _names_distinct(self) -> NotificationsSection:
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"notifications.webhooks: names must differ (got {', '.join(names)})")
+        return self
+
+
 class LaunchbayConfig(_Strict):
     """The whole `launchbay.yaml`."""
 
@@ -691,6 +747,7 @@ class LaunchbayConfig(_Strict):
     function: FunctionSection = FunctionSection()
     cloud_run: CloudRunSection = CloudRunSection()
     advise: AdviseSection = AdviseSection()
+    notifications: NotificationsSection = NotificationsSection()
 
     # Set by `load_config`, not by the file: where the file was read from.
     source: Path | None = Field(default=None, exclude=True)

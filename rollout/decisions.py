@@ -11,6 +11,7 @@ reviewer. Every refusal is recorded in the ledger, with what was claimed and why
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -83,12 +84,14 @@ def check(ctx: Rollout, release: Release, signed: SignedStatement, decision: Dec
     """
     s = signed.statement
     person = s.on_behalf_of or s.approver
-    problem = _problem(ctx, release, signed, decision)
-    if problem is not None:
-        raise refuse(ctx, release, person, decision, problem, claimed=signed.to_dict())
+    wrong = problem(ctx, release, signed, decision)
+    if wrong is not None:
+        raise refuse(ctx, release, person, decision, wrong, claimed=signed.to_dict())
 
 
-def _problem(ctx: Rollout, release: Release, signed: SignedStatement, decision: Decision) -> str | None:
+def problem(ctx: Rollout, release: Release, signed: SignedStatement, decision: Decision) -> str | None:
+    """The rule `signed` breaks as a decision about `release` now, or None; records nothing (the
+    release managers' page asks before it offers a button, `check` when a decision is made)."""
     s = signed.statement
     person = s.on_behalf_of or s.approver
     if person == release.author:
@@ -119,6 +122,36 @@ def _problem(ctx: Rollout, release: Release, signed: SignedStatement, decision: 
     if not -60 <= age <= approvals.MAX_AGE_S:
         return f"the statement was signed {age:.0f}s ago: sign a new one (at most {approvals.MAX_AGE_S:.0f}s)"
     return None
+
+
+def sign_as(
+    ctx: Rollout,
+    release: Release,
+    decision: Decision,
+    name: str,
+    key: str | None,
+    reason: str = "",
+    on_behalf_of: str | None = None,
+) -> SignedStatement:
+    """`name`'s signed decision, with their private key: `key` (a path or PEM), else
+    $LAUNCHBAY_APPROVER_KEY, else the one `launchbay keys approver NAME` made.
+
+    Raises:
+        Refused: the key cannot be loaded (recorded: a person without their key cannot decide).
+    """
+    try:
+        private = approvals.load_private(signing_key(name, key))
+    except ValueError as exc:
+        raise refuse(
+            ctx, release, on_behalf_of or name, decision, f"{name} cannot sign: {exc} (approvals are signed "
+            f"with the approver's own key; `launchbay keys approver {name}` makes one)",
+        ) from None  # fmt: skip
+    return approvals.sign(statement_for(ctx, release, decision, name, reason, on_behalf_of), private)
+
+
+def signing_key(name: str, key: str | None = None) -> str:
+    """Where `name`'s private key is taken from (a path, or the PEM text)."""
+    return key or os.environ.get(approvals.KEY_ENV) or str(approvals.default_key(name))
 
 
 def approve(ctx: Rollout, signed: SignedStatement) -> Release:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 
 from launchbay.errors import PipelineFailed
-from launchbay.rollout import operations, view
+from launchbay.rollout import notify, operations, view
 from launchbay.rollout.controller import Controller, run
 from launchbay.rollout.ledger import Release
 from launchbay.rollout.operations import Rollout
@@ -54,6 +54,10 @@ def drive(
     source = data or ctx.cfg.resolve_path(ctx.cfg.data.path)
     rows = sample_rows(source, list(ctx.cfg.data.features)) if rate > 0 else []
     load: Traffic | None = None
+    # Who must be told (awaiting approval, rolled back) hears it from here while this drives.
+    notifier = notify.notifier(ctx.ledger, ctx.cfg)
+    if notifier is not None:
+        notifier.start()
 
     def extra() -> str:
         if load is None:
@@ -84,6 +88,8 @@ def drive(
     finally:
         if load is not None:
             load.stop()
+        if notifier is not None:
+            notifier.stop(flush=ctx.cfg.notifications.timeout)
     console.print()
     explain_end(ctx, release, console)
     return release

@@ -70,6 +70,25 @@ events = sa.Table(
     sa.Column("digest", sa.String(64)),
 )
 
+deliveries = sa.Table(
+    "deliveries",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id"), nullable=False, index=True),
+    sa.Column("webhook", sa.String(100), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("ok", sa.Boolean),
+    sa.Column("status", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("seconds", sa.Float),
+    # Claimed before sending: two processes delivering at once never send the same attempt.
+    sa.UniqueConstraint("event_id", "webhook", "attempt", name="one_delivery_attempt"),
+)
+"""Every attempt to tell a webhook about an event (`rollout.notify`): when, and how it went.
+Not part of the hash chain: it says what launchbay did about the log, not what happened to a
+release, and an attempt's outcome is written when it is known."""
+
 ONE_LIVE = sa.Index(
     "one_live_release_per_model",
     releases.c.model,

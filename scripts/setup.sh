@@ -8,7 +8,9 @@ VENV=${VENV:-.venv}
 # git: the commit being trained is recorded on each run.
 # prometheus: the local target's metrics server (launchbay starts it; the Debian service is not used).
 # postgresql: the shared ledger's tests start a real server from its binaries (the service is not used).
-APT_PACKAGES=(git prometheus postgresql)
+# chromium: the tests drive `launchbay ui` in it, headless (Playwright's own browser download
+# needs the internet; Debian's build is used instead).
+APT_PACKAGES=(git prometheus postgresql chromium)
 if [ "${BENCH:-0}" = "1" ]; then
   APT_PACKAGES+=(wrk)  # load generator of the benchmarks (a second process)
 fi

@@ -76,6 +76,17 @@ def release(
         _report(r, as_json, "")
 
 
+def _tell(ctx: Rollout) -> None:
+    """Send the notifications this verb's decision made due (first attempts, each within the
+    configured timeout); a running controller or `launchbay ui` retries what fails. Only after
+    the verb has acted and said so: a receiver that is down never delays a rollback."""
+    from launchbay.rollout import notify
+
+    notifier = notify.notifier(ctx.ledger, ctx.cfg)
+    if notifier is not None:
+        notifier.stop(flush=ctx.cfg.notifications.timeout * len(ctx.cfg.notifications.webhooks))
+
+
 def _report(r: Release, as_json: bool, message: str, **extra: Any) -> None:
     """What a write verb did: a line for people, or the release as JSON (with `extra`)."""
     if as_json:
@@ -115,20 +126,9 @@ def _signed(
     on_behalf_of: str | None,
 ) -> SignedStatement:
     """The person's signed decision; a person without their key is refused (and recorded)."""
-    from launchbay.checks import approvals
     from launchbay.rollout import decisions
 
-    source = key or os.environ.get(approvals.KEY_ENV) or str(approvals.default_key(name))
-    try:
-        private = approvals.load_private(source)
-    except ValueError as exc:
-        raise decisions.refuse(
-            ctx, release, on_behalf_of or name, decision, f"{name} cannot sign: {exc} (approvals are signed "
-            f"with the approver's own key; `launchbay keys approver {name}` makes one)",
-        ) from None  # fmt: skip
-    return approvals.sign(
-        decisions.statement_for(ctx, release, decision, name, reason, on_behalf_of), private
-    )
+    return decisions.sign_as(ctx, release, decision, name, key, reason, on_behalf_of)
 
 
 @app.command()
@@ -176,6 +176,7 @@ def approve(
         f"traffic; champion -> v{r.version}"
     )
     _report(r, as_json, message, key=signed.key_id, approver=name)
+    _tell(ctx)
 
 
 @app.command()
@@ -196,6 +197,7 @@ def reject(
     waiting = decisions.pending(ctx, release_ref)
     r = decisions.reject(ctx, _signed(ctx, waiting, "reject", name, key, reason, on_behalf_of))
     _report(r, as_json, f"[yellow]rejected[/]: {r.name}; v{r.stable_version} serves all traffic", by=name)
+    _tell(ctx)
 
 
 @app.command()
@@ -243,6 +245,7 @@ def rollback(
             f"{r.name} was already {r.phase.value}; routes checked: v{r.stable_version} serves all traffic"
         )
     _report(r, as_json, message, changed=changed, seconds=round(took, 3))
+    _tell(ctx)
 
 
 @app.command()
@@ -256,20 +259,33 @@ def abort(
     """Stop a release before promotion (works without a controller)."""
     from launchbay.rollout import operations
 
-    r, changed = operations.abort(_wired(config), release_ref, whoami(as_), reason)
+    ctx = _wired(config)
+    r, changed = operations.abort(ctx, release_ref, whoami(as_), reason)
     state = "aborted" if changed else f"was already {r.phase.value}"
     _report(r, as_json, f"{r.name} {state}; stable serves all traffic", changed=changed)
+    _tell(ctx)
 
 
 @app.command()
 def history(
     model: ModelArg,
     config: ConfigOpt = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also draw the release's timelines (latency, errors, traffic, shadow) to this PNG.",
+                     dir_okay=False),
+    ] = None,
+    release_id: Annotated[
+        int | None, typer.Option("--release", help="With --plot: this release (default: the newest).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The event log of a model's releases: who did what, when and why, with the evidence."""
     from launchbay.rollout import status, view
 
+    if plot is not None:
+        _plot(config, model, release_id, plot, as_json)
+        return
     # On-call may run this anywhere: the project's config is used when there is one.
     cfg = load_config(config) if config_path(config).exists() else None
     events = status.history(cfg, Home.resolve(config_path(config)), model)
@@ -280,6 +296,20 @@ def history(
         out.print(f"{model}: no releases yet")
         return
     out.print(view.history_table(events, f"{model}: event log", out.width))
+
+
+def _plot(config: Path | None, model: str, release_id: int | None, target: Path, as_json: bool) -> None:
+    from launchbay.desk.plot import plot_release
+
+    if target.suffix.lower() != ".png":
+        raise UsageError(f"--plot {target}: expected a .png file name")
+    page = plot_release(_wired(config), model, release_id, target)
+    if as_json:
+        charts = {c.key: {"source": c.source, "points": sum(len(x.points) for x in c.lines)}
+                  for c in page.charts}  # fmt: skip
+        out.print_json(json.dumps({"release": page.release.name, "plot": str(target), "charts": charts}))
+    else:
+        out.print(f"{page.release.name}: timelines drawn to {target}")
 
 
 @app.command()
@@ -305,6 +335,11 @@ def controller(
         _ = processes.url  # the local target: make sure clients have their address
     c = wiring.controller(ctx)
     err.print(f"controller for {cfg.model.name}: every {cfg.rollout.interval:g}s (pid {os.getpid()})")
+    from launchbay.rollout import notify
+
+    notifier = notify.notifier(ctx.ledger, cfg)
+    if notifier is not None:  # its own thread: a slow receiver never delays a tick
+        notifier.start()
     exported = ControllerMetrics.serve(metrics_port) if metrics_port else None
 
     def observe(r: Release, before: Release | None) -> None:
@@ -326,7 +361,11 @@ def controller(
             except LaunchbayError as exc:
                 err.print(f"{time.strftime('%H:%M:%S')} gateway: {exc.message}")
 
-    ctl.reconcile(c, interval=cfg.rollout.interval, once=once, observe=observe, each_tick=keep_gateway_up)
+    try:
+        ctl.reconcile(c, interval=cfg.rollout.interval, once=once, observe=observe, each_tick=keep_gateway_up)
+    finally:
+        if notifier is not None:
+            notifier.stop(flush=cfg.notifications.timeout)
 
 
 @app.command()

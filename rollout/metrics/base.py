@@ -34,6 +34,16 @@ class Measurement:
         return cls(None, error, query)
 
 
+@dataclass(frozen=True)
+class Series:
+    """A query evaluated over a time range: (unix time, value) points, or why there are none.
+    Steps with no data (NaN, nothing there) are left out, never turned into zeros."""
+
+    points: tuple[tuple[float, float], ...] = ()
+    error: str | None = None
+    query: str = ""
+
+
 class MetricsProvider(Protocol):
     """Answers one query with one Measurement."""
 

@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from launchbay.rollout.metrics.base import Measurement
+from launchbay.rollout.metrics.base import Measurement, Series
 
 TOKEN_ENV = "LAUNCHBAY_PROMETHEUS_TOKEN"
 USER_ENV, PASSWORD_ENV = "LAUNCHBAY_PROMETHEUS_USER", "LAUNCHBAY_PROMETHEUS_PASSWORD"
@@ -87,6 +87,30 @@ class PrometheusProvider:
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             return Measurement.failed(query, f"unexpected answer {result[0]!r}: {exc}")
         return Measurement(None if math.isnan(value) else value, None, query)
+
+
+    def query_range(self, query: str, start: float, end: float, step: float) -> Series:
+        """Evaluate `query` at every `step` seconds from `start` to `end` (the timelines of a
+        release's page); never raises for a backend problem."""
+        from datetime import UTC, datetime
+
+        try:
+            result = self._client.custom_query_range(
+                query,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=f"{max(step, 0.001):g}s",
+            )
+        except Exception as exc:  # as in `query`: the client raises errors of many types
+            return Series((), _explain(self.url, exc), query)
+        if len(result) > 1:
+            return Series((), f"expected one series, got {len(result)}: aggregate the query", query)
+        points = []
+        for t, v in result[0]["values"] if result else []:
+            value = float(v)
+            if not math.isnan(value) and not math.isinf(value):
+                points.append((float(t), value))
+        return Series(tuple(points), None, query)
 
 
 def _explain(url: str, exc: Exception) -> str:

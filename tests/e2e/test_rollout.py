@@ -14,8 +14,10 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import people
 import pytest
@@ -250,3 +252,86 @@ def test_audit_names_a_tampered_ledger_row(bay: Bay, tmp_path: Path) -> None:
     assert res.returncode == 1, res.output
     assert f"hash chain BROKEN at event #{event_id}" in res.stdout
     assert "its content differs from what was recorded" in res.stderr
+
+
+def test_release_managers_watch_it_live_on_the_page_and_only_a_non_author_approves_it(
+    given: Given, bay: Bay
+) -> None:
+    """Real Chromium against `launchbay ui` during a real rollout: the release page follows it live
+    (timelines drawn from Prometheus), the author is shown why they cannot approve, an approver
+    approves with one click and the release is promoted."""
+    from browser import artefacts, chromium, ui
+
+    shots = artefacts("desk")
+    good = bay.versions["good"]
+    with ui(bay.cli) as (dana_url, dana), ui(bay.cli, "--as", "alice") as (alice_url, alice):
+        assert (dana["signer"], alice["signer"]) == ("dana", "alice") and alice["key_id"]
+        when = (
+            given.candidate("good").client_traffic(40)
+            .when().launchbay("release", f"{MODEL}@{good}", "--detach")
+            .controller_started().phase_reached(Phase.SHADOW)
+        )  # fmt: skip
+        rid = when.c.release.id
+        base = dana_url.split("/?")[0]
+        with chromium() as browser:
+            author = browser.new_page(viewport={"width": 1280, "height": 1000})
+            author.goto(dana_url)  # the token is exchanged for a cookie
+            author.goto(f"{base}/releases/{rid}")
+            assert author.locator("#phase").inner_text() in ("shadow", "canary")
+            # Live: the timeline gains points while nobody reloads the page.
+            author.wait_for_function(
+                "document.querySelectorAll('svg[data-chart=p95] circle.pt').length >= 3", timeout=30_000
+            )
+            before = author.locator("svg[data-chart=p95] circle.pt").count()
+            author.wait_for_selector("#phase:text('canary')", timeout=60_000)
+            author.wait_for_function(
+                f"document.querySelectorAll('svg[data-chart=p95] circle.pt').length > {before}",
+                timeout=30_000,
+            )
+            assert author.locator("svg[data-chart=weight] circle.pt").count() >= 2  # shadow, then 25 %
+            author.screenshot(path=str(shots / "1-canary-live.png"), full_page=True)
+            # The page reloads itself when the release starts waiting for a decision.
+            author.wait_for_selector("#decision", timeout=90_000)
+            assert author.locator("#phase").inner_text() == "awaiting-approval"
+            refusal = author.locator("#refusal").inner_text()
+            assert "dana is the author" in refusal and "four eyes" in refusal, refusal
+            assert author.locator("#approve").count() == 0 and author.locator("#reject").count() == 0
+            author.screenshot(path=str(shots / "2-author-is-refused.png"), full_page=True)
+            # Pressing a button that is not there (a crafted request with the page's token): refused.
+            token = dana_url.split("token=")[1]
+            crafted = author.request.post(
+                f"{base}/releases/{rid}/decision", form={"decision": "approve", "csrf": token}
+            )
+            assert crafted.status == 403 and "four eyes" in crafted.text()
+            timings = _page_timings(author.request, base, rid)
+            approver = browser.new_page(viewport={"width": 1280, "height": 1000})
+            approver.goto(alice_url)
+            approver.goto(f"{alice_url.split('/?')[0]}/releases/{rid}")
+            assert "You sign as alice" in approver.locator("#decision").inner_text()
+            approver.fill("input[name=reason]", "latency and errors as stable's")
+            approver.click("#approve")
+            approver.wait_for_selector("#message", timeout=30_000)
+            assert "approved by alice" in approver.locator("#message").inner_text()
+            assert approver.locator("#phase").inner_text() == "promoted"
+            approver.screenshot(path=str(shots / "3-approved-by-alice.png"), full_page=True)
+            events = approver.locator("#events").inner_text()
+            assert "approve-refused" in events and "approved" in events
+    (shots / "timings.json").write_text(json.dumps(timings, indent=2))
+    then = when.then().phase(Phase.PROMOTED).routes(stable=good).champion_is(good).no_client_failed()
+    approved = next(e for e in bay.events(then.c.release) if e.action == "approved")
+    assert approved.evidence["approval"]["statement"]["reason"] == "latency and errors as stable's"
+    # Leave version 1 serving alone, as the other scenarios expect.
+    assert bay.cli.run("rollback", MODEL, "--as", "oncall", "--reason", "scenario over").returncode == 0
+
+
+def _page_timings(request: Any, base: str, rid: int, n: int = 10) -> dict[str, list[float]]:
+    """Milliseconds per answer of each page, asked `n` times with the browser's cookie."""
+    out: dict[str, list[float]] = {}
+    for path in ("/", f"/releases/{rid}", f"/releases/{rid}/live"):
+        out[path] = []
+        for _ in range(n):
+            started = time.perf_counter()
+            res = request.get(base + path)
+            out[path].append(round((time.perf_counter() - started) * 1000, 1))
+            assert res.status == 200
+    return out
