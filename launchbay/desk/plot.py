@@ -32,9 +32,14 @@ def plot(page: Page, target: Path) -> Path:
             else:
                 dash = "--" if line.kind == "shadow" else "-"
                 ax.plot(times, values, marker="o", markersize=2.5, linestyle=dash, **style)
-        if chart.limit is not None:
+        highest = max((v for line in chart.lines for _, v in line.points), default=0.0)
+        above = ""
+        if chart.limit is not None and chart.limit <= 3 * highest:
             ax.axhline(chart.limit, color="#c92a2a", linestyle=":", linewidth=1, label="limit")
-        unit = f" ({chart.unit})" if chart.unit else ""
+        elif chart.limit is not None:  # drawn, it would squash every line flat: say it instead
+            above = f", limit {chart.limit:g} above the chart"
+        ax.set_ylim(bottom=0)
+        unit = f" ({chart.unit}{above})" if chart.unit else (f" ({above[2:]})" if above else "")
         where = " -- recorded analyses" if chart.source == "recorded" else ""
         ax.set_title(chart.title + unit + where, fontsize=10, loc="left")
         if not chart.lines:
@@ -67,7 +72,7 @@ def plot_release(ctx: Rollout, model: str, release_id: int | None, target: Path)
 
     mine = [r for r in ctx.ledger.releases(model) if release_id is None or r.id == release_id]
     if not mine:
-        which = f"release #{release_id}" if release_id is not None else "a release"
+        which = f"release #{release_id}" if release_id is not None else "release"
         raise UsageError(f"{model} has no {which} in the ledger: nothing to plot")
     try:
         source: RangeSource | None = cast(RangeSource, wiring.metrics(ctx))

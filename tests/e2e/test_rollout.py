@@ -24,6 +24,7 @@ import pytest
 from harness import Launchbay
 from projects import FAST_ROLLOUT, write_project
 from rollout_dsl import MODEL, Bay, Common, Given
+from webhooks import Receiver
 
 from launchbay import procs
 from launchbay.checks.signature import generate_keypair
@@ -51,13 +52,23 @@ def _stop_everything(bay: Bay) -> None:
 
 
 @pytest.fixture(scope="module")
-def bay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bay]:
+def webhook() -> Iterator[Receiver]:
+    """The release managers' webhook receiver, told of every release of the module's scenarios."""
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def bay(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterator[Bay]:
     root = tmp_path_factory.mktemp("rollout")
     home = root / "home"
     generate_keypair(home / "keys")
-    config = write_project(root, rows=5000, overrides={"rollout": ROLLOUT})
+    notifications = {"webhooks": [{"name": "release-managers", "url_env": "RM_WEBHOOK"}]}
+    config = write_project(root, rows=5000, overrides={"rollout": ROLLOUT, "notifications": notifications})
     shutil.copy(HERE / "rollout_project" / "faults.py", root / "faults.py")
-    b = Bay(root, home, Launchbay(root, home, env={"LAUNCHBAY_USER": "dana"}))
+    env = {"LAUNCHBAY_USER": "dana", "RM_WEBHOOK": f"{webhook.url}/hook"}
+    b = Bay(root, home, Launchbay(root, home, env=env))
     try:
         # The first version: trained, gated, signed, packaged, and served as stable by `run`.
         first = b.cli.run("run")
@@ -255,11 +266,12 @@ def test_audit_names_a_tampered_ledger_row(bay: Bay, tmp_path: Path) -> None:
 
 
 def test_release_managers_watch_it_live_on_the_page_and_only_a_non_author_approves_it(
-    given: Given, bay: Bay
+    given: Given, bay: Bay, webhook: Receiver
 ) -> None:
     """Real Chromium against `launchbay ui` during a real rollout: the release page follows it live
     (timelines drawn from Prometheus), the author is shown why they cannot approve, an approver
-    approves with one click and the release is promoted."""
+    approves with one click and the release is promoted; the release managers' webhook is told
+    that it waits and that it was promoted, once each."""
     from browser import artefacts, chromium, ui
 
     shots = artefacts("desk")
@@ -320,8 +332,23 @@ def test_release_managers_watch_it_live_on_the_page_and_only_a_non_author_approv
     then = when.then().phase(Phase.PROMOTED).routes(stable=good).champion_is(good).no_client_failed()
     approved = next(e for e in bay.events(then.c.release) if e.action == "approved")
     assert approved.evidence["approval"]["statement"]["reason"] == "latency and errors as stable's"
+    plotted = bay.cli.run("history", MODEL, "--plot", str(shots / "4-history-plot.png"), "--json")
+    drawn = plotted.json()["charts"]
+    assert drawn["p95"]["source"] == "prometheus" and drawn["p95"]["points"] > 10, drawn
+    assert (shots / "4-history-plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Leave version 1 serving alone, as the other scenarios expect.
     assert bay.cli.run("rollback", MODEL, "--as", "oncall", "--reason", "scenario over").returncode == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(_told(webhook, rid)) < 3:
+        time.sleep(0.2)
+    told = _told(webhook, rid)
+    assert [d["event"] for d in told] == ["awaiting-approval", "promoted", "rolled-back"], told
+    assert told[1]["actor"] == "alice" and told[2]["reason"] == "scenario over"
+    assert told[0]["page"] is None and told[0]["release"] == f"{MODEL}@v{good}#{rid}"
+
+
+def _told(webhook: Receiver, release_id: int) -> list[dict[str, Any]]:
+    return [d for d in webhook.delivered("/hook") if d["release_id"] == release_id]
 
 
 def _page_timings(request: Any, base: str, rid: int, n: int = 10) -> dict[str, list[float]]:
