@@ -93,7 +93,9 @@ def test_ui_on_a_port_in_use_and_history_plot_without_releases_say_what_is_wrong
         port = str(busy.getsockname()[1])
         assert_clean_error(lb("ui", "--port", port, cwd=config.parent), 2, f"--port {port}", "cannot listen")
     plot = str(tmp_path / "h.png")
-    assert_clean_error(lb("history", "fraud-detector", "--plot", plot, cwd=config.parent), 2, "has no release in the ledger")
+    assert_clean_error(
+        lb("history", "fraud-detector", "--plot", plot, cwd=config.parent), 2, "has no release in the ledger"
+    )
     wrong = str(tmp_path / "h.svg")
     assert_clean_error(
         lb("history", "fraud-detector", "--plot", wrong, cwd=config.parent), 2, "expected a .png"
