@@ -13,7 +13,7 @@ from typing import Any
 
 from launchbay.checks import approvals
 from launchbay.checks.approvals import Decision
-from launchbay.errors import LaunchbayError
+from launchbay.errors import LaunchbayError, Refused
 from launchbay.rollout import decisions
 from launchbay.rollout.ledger import Release
 from launchbay.rollout.operations import Rollout
@@ -63,6 +63,10 @@ def offer(ctx: Rollout, release: Release, signer: Signer) -> Offer:
     """The decisions `signer` could make about `release` now (checked as a real one would be)."""
     if release.phase is not Phase.AWAITING_APPROVAL:
         return Offer((), None)
+    if release.model != ctx.cfg.model.name:
+        # A shared ledger holds other models' releases: their approvers and keys are in their own
+        # project's config, not this one's.
+        return Offer((), f"{release.model} is not this project's model: decide from its own project")
     if signer.problem is not None:
         return Offer((), signer.problem)
     workflow = decisions.argo_workflow(ctx, release)
@@ -94,5 +98,7 @@ def decide(ctx: Rollout, release: Release, signer: Signer, decision: Decision, r
     Raises:
         Refused: a rule refused it (recorded in the ledger, with what was claimed).
     """
+    if release.model != ctx.cfg.model.name:
+        raise Refused(f"{decision} refused: {release.model} is not this project's model ({ctx.cfg.model.name})")
     signed = decisions.sign_as(ctx, release, decision, signer.name, signer.key, reason)
     return decisions.approve(ctx, signed) if decision == "approve" else decisions.reject(ctx, signed)

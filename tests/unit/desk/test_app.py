@@ -17,6 +17,7 @@ from launchbay.rollout import decisions, operations
 from launchbay.rollout.ledger import Release
 from launchbay.rollout.metrics.base import Series
 from launchbay.rollout.phases import Phase
+from launchbay.rollout.spec import Approval, Plan, SetWeight
 
 TOKEN = "s3cret-token"
 
@@ -186,3 +187,17 @@ def test_signature_provenance_and_gate_reports_of_the_training_run_are_shown(tmp
     assert "sha256:da7a" in signature
     reports = re.search(r'<details class="report"(.*?)</details>', page, re.S).group(1)  # type: ignore[union-attr]
     assert "data gate" in reports and "amount: no nulls" in reports and "PASS" in reports
+
+
+def test_a_release_of_another_model_in_a_shared_ledger_is_shown_but_not_decided_here(tmp_path: Path) -> None:
+    w, _ = _awaiting(tmp_path)
+    plan = Plan(steps=(SetWeight(percent=10), Approval(approvers=("alice",))))
+    other = w.ledger.create(model="churn", version="4", author="erin", stable_version="3", plan=plan)
+    for phase, step in ((Phase.VERIFIED, 0), (Phase.CANARY, 0), (Phase.AWAITING_APPROVAL, 1)):
+        other = w.ledger.move(other, phase, actor="test", action="step", step_index=step)
+    client = _client(w, "alice")
+    assert other.name in client.get("/").text
+    page = client.get(f"/releases/{other.id}").text
+    assert 'id="approve"' not in page and "churn is not this project" in page
+    res = client.post(f"/releases/{other.id}/decision", data={"decision": "approve", "csrf": TOKEN})
+    assert res.status_code == 403 and w.ledger.get(other.id).phase is Phase.AWAITING_APPROVAL

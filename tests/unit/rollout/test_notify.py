@@ -201,3 +201,29 @@ def test_a_webhook_url_in_the_config_file_is_refused_with_what_to_do_instead() -
         NotificationsSection.model_validate({"webhooks": [{"name": "x", "url": "https://hooks"}]})
     with pytest.raises(ValueError, match="exactly one of url_env or url_file"):
         NotificationsSection.model_validate({"webhooks": [{"name": "x"}]})
+
+
+def test_failed_and_aborted_releases_are_told_too_with_why(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from launchbay.checks.registered import Verification
+    from launchbay.checks.signature import VerifyResult
+    from launchbay.checks.verdict import Verdict
+    from launchbay.rollout.controller import Controller
+
+    w = world(tmp_path, _cfg(tmp_path, receiver.url, monkeypatch))
+    n = _notifier(w)
+    refused = Verification(
+        "fraud-detector", "2", VerifyResult(Verdict.FAIL, "no trusted key verifies it", None)
+    )
+    c = Controller(w.ctx, w.metrics, clock=w.clock, verifier=lambda _c, _r: refused)
+    failed = w.ticks(operations.create(w.ctx, "2", "dana"), 3, c=c)
+    assert failed.phase is Phase.FAILED
+    live = w.ticks(operations.create(w.ctx, "3", "dana"), 3)
+    operations.abort(w.ctx, str(live.id), "oncall", "wrong data week")
+    n.deliver_due()
+    told = receiver.delivered("/json")
+    assert [(d["event"], d["release_id"]) for d in told] == [("failed", failed.id), ("aborted", live.id)]
+    assert "no trusted key verifies it" in told[0]["reason"]
+    assert told[1]["actor"] == "oncall" and "wrong data week" in told[1]["reason"]
+    assert receiver.delivered("/slack") == []  # that webhook asked for two other kinds only
