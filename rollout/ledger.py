@@ -326,23 +326,7 @@ class Ledger:
         if release_id is not None:
             q = q.where(events.c.release_id == release_id)
         with self.engine.connect() as conn:
-            return [
-                Event(
-                    id=r["id"],
-                    release_id=r["release_id"],
-                    model=r["model"],
-                    at=r["at"],
-                    actor=r["actor"],
-                    action=r["action"],
-                    phase_from=r["phase_from"],
-                    phase_to=r["phase_to"],
-                    reason=r["reason"],
-                    evidence=json.loads(r["evidence"]),
-                    prev_digest=r["prev_digest"],
-                    digest=r["digest"],
-                )
-                for r in conn.execute(q).mappings()
-            ]
+            return [event_of(r) for r in conn.execute(q).mappings()]
 
     def verify_chain(self, model: str) -> tuple[int, ChainBreak | None]:
         """Check the model's event chain: (events verified, the first break or None)."""
@@ -406,6 +390,24 @@ def _driver(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
+
+
+def event_of(row: Any) -> Event:
+    """An event from its row of the `events` table."""
+    return Event(
+        id=row["id"],
+        release_id=row["release_id"],
+        model=row["model"],
+        at=row["at"],
+        actor=row["actor"],
+        action=row["action"],
+        phase_from=row["phase_from"],
+        phase_to=row["phase_to"],
+        reason=row["reason"],
+        evidence=json.loads(row["evidence"]),
+        prev_digest=row["prev_digest"],
+        digest=row["digest"],
+    )
 
 
 def _release(row: Any) -> Release:

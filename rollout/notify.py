@@ -14,7 +14,6 @@ the environment or a file at send time, never logged, never in the ledger or an 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -28,7 +27,7 @@ import httpx
 import sqlalchemy as sa
 
 from launchbay.config import NOTIFY_EVENTS, LaunchbayConfig, NotificationsSection, WebhookSection
-from launchbay.rollout.ledger import Event, Ledger, Release, UnknownRelease
+from launchbay.rollout.ledger import Event, Ledger, Release, UnknownRelease, event_of
 from launchbay.rollout.ledger_schema import deliveries, events
 
 MAX_BACKOFF_S = 60.0
@@ -203,7 +202,7 @@ class Outbox:
                     tried.setdefault((d["event_id"], d["webhook"]), []).append(d)
         out = []
         for row in rows:
-            event = _event(row)
+            event = event_of(row)
             for w in self.section.webhooks:
                 if event.phase_to not in w.events:
                     continue
@@ -344,21 +343,6 @@ def sample_event(model: str) -> Event:
         phase_to="awaiting-approval",
         reason="test notification from `launchbay notify test`: nothing is waiting",
         evidence={},
-    )
-
-
-def _event(row: Any) -> Event:
-    return Event(
-        id=row["id"],
-        release_id=row["release_id"],
-        model=row["model"],
-        at=row["at"],
-        actor=row["actor"],
-        action=row["action"],
-        phase_from=row["phase_from"],
-        phase_to=row["phase_to"],
-        reason=row["reason"],
-        evidence=json.loads(row["evidence"]),
     )
 
 

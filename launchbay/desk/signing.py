@@ -99,6 +99,7 @@ def decide(ctx: Rollout, release: Release, signer: Signer, decision: Decision, r
         Refused: a rule refused it (recorded in the ledger, with what was claimed).
     """
     if release.model != ctx.cfg.model.name:
-        raise Refused(f"{decision} refused: {release.model} is not this project's model ({ctx.cfg.model.name})")
+        mine = ctx.cfg.model.name
+        raise Refused(f"{decision} refused: {release.model} is not this project's model ({mine})")
     signed = decisions.sign_as(ctx, release, decision, signer.name, signer.key, reason)
     return decisions.approve(ctx, signed) if decision == "approve" else decisions.reject(ctx, signed)
