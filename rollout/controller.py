@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from launchbay.checks.registered import Verification, verify_registered
 from launchbay.checks.verdict import Verdict
@@ -23,6 +24,7 @@ from launchbay.rollout.metrics.base import Measurement, MetricsProvider
 from launchbay.rollout.metrics.queries import measure_at_most, measure_canary, measure_shadow, templates_for
 from launchbay.rollout.operations import CONTROLLER, Rollout
 from launchbay.rollout.phases import Phase
+from launchbay.rollout.samples import Samples, sample
 from launchbay.rollout.spec import Analysis, Pause, SetWeight, Shadow
 from launchbay.rollout.targets.base import LATENCY_BUCKETS
 
@@ -69,6 +71,7 @@ class Controller:
         self._last: dict[int, tuple[int, str]] = {}
         self._counts: dict[tuple[int, int], list[int]] = {}
         self.last_result: dict[int, AnalysisResult] = {}
+        self.samples = Samples()
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -84,7 +87,20 @@ class Controller:
 
     def tick_all(self) -> list[Release]:
         """One tick for every release that has work."""
-        return [self.tick(r) for r in self.pending_work()]
+        ticked = [self.tick(r) for r in self.pending_work()]
+        for rid in self.samples.held() - {r.id for r in ticked if r.phase.live}:
+            # Ended by a person (approved, aborted, rolled back by on-call) since our last tick.
+            self._write_samples(self.ctx.ledger.get(rid))
+        return ticked
+
+    def _write_samples(self, r: Release, held: list[dict[str, Any]] | None = None) -> None:
+        """Record measurements not yet in the ledger (all of the release's held ones by default)."""
+        held = self.samples.take(r.id) if held is None else held
+        if held:
+            step = min(r.step_index, max(len(r.plan) - 1, 0)) + 1
+            self.ctx.ledger.record(r, actor=CONTROLLER, action="measurements",
+                                   reason=f"{len(held)} measurements up to step {step}",
+                                   evidence={"samples": held})  # fmt: skip
 
     def tick(self, release: Release) -> Release:
         """Move one release forward as far as its evidence allows right now."""
@@ -159,9 +175,12 @@ class Controller:
 
     def _enter(self, r: Release, index: int) -> Release:
         """Record the move to step `index` (or promotion past the last step), then act on it."""
+        measured = {"samples": held} if (held := self.samples.take(r.id)) else {}
         if index >= len(r.plan):
             reason = "every step passed" if r.plan else "first version: it serves all traffic"
-            r = self.ctx.ledger.move(r, Phase.PROMOTED, actor=CONTROLLER, action="promoted", reason=reason)
+            r = self.ctx.ledger.move(
+                r, Phase.PROMOTED, actor=CONTROLLER, action="promoted", reason=reason, evidence=measured
+            )
             operations.promote(self.ctx, r)
             return r
         step = r.plan[index]
@@ -172,6 +191,7 @@ class Controller:
             action="step",
             reason=f"step {index + 1}/{len(r.plan)}: {step.describe()}",
             step_index=index,
+            evidence=measured,
         )
         self._apply_routes(r)
         return r
@@ -265,6 +285,7 @@ class Controller:
                 self.metrics, r.stable_version, r.version, window, self.queries, deadline
             )
             result = analyse_shadow(cand, shadow, thresholds)
+            self._sample(r, sample(self.clock(), "shadow", cand, None, shadow))
         else:
             if r.plan.traffic(r.step_index).canary_weight == 0:
                 return None
@@ -282,8 +303,14 @@ class Controller:
                 if c95 > slo.p95_latency_ms:
                     over_slo = self._count(r, slo.p95_latency_ms, window, deadline)
             result = analyse_canary(cand, stable, thresholds, slower, over_slo)
+            self._sample(r, sample(self.clock(), "primary", cand, stable, None))
         self.last_result[r.id] = result
         return result
+
+    def _sample(self, r: Release, one: dict[str, Any]) -> None:
+        full = self.samples.add(r.id, one)
+        if full:
+            self._write_samples(r, full)
 
     def _count(
         self, r: Release, bound_ms: float, window: float, deadline: float
@@ -312,7 +339,9 @@ class Controller:
         )
 
     def _rollback(self, r: Release, reason: str, result: AnalysisResult | None = None) -> Release:
-        evidence = {"analysis": result.evidence()} if result is not None else {}
+        evidence: dict[str, Any] = {"analysis": result.evidence()} if result is not None else {}
+        if held := self.samples.take(r.id):
+            evidence["samples"] = held
         r, _ = operations.end(
             self.ctx,
             r,

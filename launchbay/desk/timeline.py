@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from launchbay.config import QueriesSection
 from launchbay.rollout.ledger import Event, Release
@@ -21,6 +21,8 @@ from launchbay.rollout.metrics.base import Series
 from launchbay.rollout.metrics.queries import shadow_queries, version_queries
 from launchbay.rollout.phases import Phase
 from launchbay.rollout.spec import Shadow
+
+SHADOW_TITLE = "shadow: disagreement and score shift vs stable"
 
 MAX_POINTS = 120
 """Points per line at most: a long release is summarised, not drawn at scrape resolution."""
@@ -115,6 +117,10 @@ def measured(
 
     `slo`: (p95 limit in ms, error rate limit), drawn as rules.
     """
+    samples = [s for e in events for s in e.evidence.get("samples", [])]
+    if samples and not release.phase.live:
+        # Ended: what the controller measured, as the ledger keeps it (Prometheus forgets).
+        return from_samples(release, samples, slo, "as the controller measured them, recorded in the ledger")
     start, end = span(release, events, now)
     step, window = _step(start, end)
     stable = release.stable_version
@@ -144,7 +150,7 @@ def measured(
         "errors": Chart("errors", "error rate", "", limit=slo[1]),
     }
     if has_shadow:
-        charts["shadow"] = Chart("shadow", "shadow: disagreement and score shift vs stable", "")
+        charts["shadow"] = Chart("shadow", SHADOW_TITLE, "")
     problems = [r.error for r in results.values() if r.error]
     for (chart, label), (kind, _) in wanted.items():
         series = results.get((chart, label))
@@ -153,7 +159,47 @@ def measured(
             charts[chart].lines.append(Line(label, points, kind))
     if source is None or (problems and not any(c.lines for c in charts.values())):
         why = problems[0] if problems else "no Prometheus to ask"
+        if samples:
+            return from_samples(release, samples, slo, f"recorded in the ledger ({why})")
         _recorded(charts, release, events, why)
+    return list(charts.values())
+
+
+_SAMPLED = (
+    ("p95", "c_p95", "candidate"), ("p95", "s_p95", "stable"),
+    ("errors", "c_err", "candidate"), ("errors", "s_err", "stable"),
+    ("shadow", "disagreement", "shadow"), ("shadow", "score_shift", "candidate"),
+)  # fmt: skip
+"""(chart, sample key, line kind) of the controller's recorded measurements (`rollout.samples`)."""
+
+
+def from_samples(
+    release: Release, samples: list[dict[str, Any]], slo: tuple[float, float], note: str
+) -> list[Chart]:
+    """The latency, error and shadow charts from the controller's recorded measurements."""
+    charts = {
+        "p95": Chart("p95", "p95 latency", "ms", limit=slo[0], source="recorded", note=note),
+        "errors": Chart("errors", "error rate", "", limit=slo[1], source="recorded", note=note),
+        "shadow": Chart("shadow", SHADOW_TITLE, "", source="recorded", note=note),
+    }
+    lines: dict[tuple[str, str], Line] = {}
+    for one in sorted(samples, key=lambda x: x["t"]):
+        for chart, key, kind in _SAMPLED:
+            if key not in one:
+                continue
+            if key.startswith("s_"):
+                label = f"v{release.stable_version}"
+            elif key.startswith("c_"):
+                label = f"v{release.version}" + (" mirrored" if one.get("role") == "shadow" else "")
+                kind = "shadow" if one.get("role") == "shadow" else kind
+            else:
+                label = key.replace("_", " ")
+            line = lines.setdefault((chart, label), Line(label, [], kind))
+            line.points.append((float(one["t"]), float(one[key])))
+    for (chart, _), line in lines.items():
+        charts[chart].lines.append(line)
+    if not charts["shadow"].lines:
+        del charts["shadow"]
     return list(charts.values())
 
 

@@ -201,3 +201,19 @@ def test_a_release_of_another_model_in_a_shared_ledger_is_shown_but_not_decided_
     assert 'id="approve"' not in page and "churn is not this project" in page
     res = client.post(f"/releases/{other.id}/decision", data={"decision": "approve", "csrf": TOKEN})
     assert res.status_code == 403 and w.ledger.get(other.id).phase is Phase.AWAITING_APPROVAL
+
+
+def test_an_ended_release_is_drawn_from_what_the_controller_recorded_not_from_prometheus(
+    tmp_path: Path,
+) -> None:
+    w, r = _awaiting(tmp_path)
+    people.approve(w.ctx, str(r.id), "alice")
+    w.controller().tick_all()
+    doc = _client(w, "alice").get(f"/api/releases/{r.id}").json()
+    charts = {c["key"]: c for c in doc["charts"]}
+    assert charts["p95"]["source"] == "recorded"
+    assert "as the controller measured them" in charts["p95"]["note"]
+    recorded = [s for e in w.ledger.history(release_id=r.id) for s in e.evidence.get("samples", [])]
+    drawn = {ln["label"]: ln["points"] for ln in charts["p95"]["lines"]}
+    assert len(drawn["v2"]) + len(drawn["v2 mirrored"]) == sum(1 for s in recorded if "c_p95" in s)
+    assert charts["weight"]["source"] == "ledger"
