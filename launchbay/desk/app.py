@@ -110,9 +110,12 @@ class Desk:
         refused = self.gate(request)
         if refused is not None:
             return None, refused
+        rid = _release_id(request)
         try:
-            release = self.ctx.ledger.get(int(request.path_params["rid"]))
-        except (UnknownRelease, ValueError):
+            release = self.ctx.ledger.get(rid) if rid is not None else None
+        except UnknownRelease:
+            release = None
+        if release is None:
             return None, self.render("index.html", status=404, rows=summaries(self.ctx), webhooks="")
         return self.evidence.page(release), None
 
@@ -173,9 +176,12 @@ class Desk:
         else:
             return Response(f"decision: expected approve or reject, got {given!r}\n", status_code=422)
         reason = str(form.get("reason", ""))[:500]
+        rid = _release_id(request)
         try:
-            release = self.ctx.ledger.get(int(request.path_params["rid"]))
-        except (UnknownRelease, ValueError):
+            release = self.ctx.ledger.get(rid) if rid is not None else None
+        except UnknownRelease:
+            release = None
+        if release is None:
             return Response("no such release\n", status_code=404)
         return await run_in_threadpool(self._decide, release, decision, reason)
 
@@ -198,9 +204,26 @@ class Desk:
         return JSONResponse({"ok": True, "at": time.time()})
 
 
+def _release_id(request: Request) -> int | None:
+    """The release id in the path, or None when it cannot be one (not a number, out of range)."""
+    text = str(request.path_params["rid"])
+    if not text.isdigit() or len(text) > 9:
+        return None
+    return int(text)
+
+
+async def _ledger_away(request: Request, exc: Exception) -> Response:
+    """The ledger's database cannot be reached (a shared PostgreSQL down): say so, not a 500 trace."""
+    first = str(exc).splitlines()[0][:300]
+    return Response(f"the ledger cannot be read right now: {first}\n", status_code=503)
+
+
 def app(desk: Desk) -> Starlette:
     """The Starlette application of a desk."""
+    import sqlalchemy as sa
+
     return Starlette(
+        exception_handlers={sa.exc.OperationalError: _ledger_away},
         routes=[
             Route("/", desk.index),
             Route("/healthz", desk.health),

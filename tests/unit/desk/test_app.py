@@ -217,3 +217,18 @@ def test_an_ended_release_is_drawn_from_what_the_controller_recorded_not_from_pr
     drawn = {ln["label"]: ln["points"] for ln in charts["p95"]["lines"]}
     assert len(drawn["v2"]) + len(drawn["v2 mirrored"]) == sum(1 for s in recorded if "c_p95" in s)
     assert charts["weight"]["source"] == "ledger"
+
+
+def test_requests_nobody_designed_for_get_a_4xx_and_a_ledger_that_went_away_a_503(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from harness import closed_port
+
+    w, r = _awaiting(tmp_path)
+    client = _client(w, "alice")
+    for path in ("/releases/99999999999999999999999", "/releases/-1", "/releases/1e3", "/api/releases/%00"):
+        assert client.get(path).status_code == 404, path
+    res = client.post("/releases/99999999999999999999/decision", data={"decision": "approve", "csrf": TOKEN})
+    assert res.status_code == 404
+    w.ctx.ledger.engine = sa.create_engine(f"postgresql+psycopg://lb@127.0.0.1:{closed_port()}/ledger")
+    down = client.get(f"/releases/{r.id}")
+    assert down.status_code == 503 and "the ledger cannot be read right now" in down.text

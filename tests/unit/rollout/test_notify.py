@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -227,3 +228,40 @@ def test_failed_and_aborted_releases_are_told_too_with_why(
     assert "no trusted key verifies it" in told[0]["reason"]
     assert told[1]["actor"] == "oncall" and "wrong data week" in told[1]["reason"]
     assert receiver.delivered("/slack") == []  # that webhook asked for two other kinds only
+
+
+def test_two_processes_delivering_from_one_shared_ledger_send_each_notification_once(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    import dataclasses
+
+    from launchbay.rollout.ledger import Ledger
+
+    w = world(tmp_path, _cfg(tmp_path, receiver.url, monkeypatch))
+    w.ctx = dataclasses.replace(w.ctx, ledger=Ledger(postgres_url, clock=w.clock))
+    r = w.ticks(operations.create(w.ctx, "2", "dana"), 40)
+    assert r.phase is Phase.AWAITING_APPROVAL
+    section = w.ctx.cfg.notifications
+    # Two notifiers with engines of their own, as a controller and a `launchbay ui` would have.
+    both = [
+        notify.Notifier(notify.Outbox(Ledger(postgres_url), section, clock=w.clock), tmp_path)
+        for _ in range(2)
+    ]
+    barrier = threading.Barrier(2)
+
+    def deliver(n: notify.Notifier) -> None:
+        barrier.wait()
+        for _ in range(20):
+            n.deliver_due()
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in both]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(receiver.delivered("/json")) == 1 and len(receiver.delivered("/slack")) == 1
+    attempts = both[0].outbox.attempts(r.id)
+    assert [(a["webhook"], a["attempt"], a["ok"]) for a in attempts] == [
+        ("team", 1, True),
+        ("slack", 1, True),
+    ]
