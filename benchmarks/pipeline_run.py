@@ -10,8 +10,13 @@ Runs, each in a fresh state directory and example project (20,000 transactions, 
   2. challenger  -- second run, scored against the champion as well;
 and a no-op chain of four runner steps that isolates the executor's fixed cost per task.
 
-Usage: .venv/bin/python benchmarks/pipeline_run.py [--repeat N]
-Writes benchmarks/results/pipeline_run.{json,md}.
+And, alternating in one run, each round with a fresh project and state directory:
+  * `launchbay run --no-rollout` as a user runs it (steps forked warm from the forkserver);
+  * baseline: the same with LAUNCHBAY_WARM_STEPS=0 (a new interpreter per step, as before);
+  * ceiling: the same six step functions called one after another in a single Python process.
+
+Usage: .venv/bin/python benchmarks/pipeline_run.py [--repeat N] [--only versus]
+Writes benchmarks/results/pipeline_run.{json,md} (`--only versus`: pipeline_warm.{json,md}).
 """
 
 from __future__ import annotations
@@ -92,11 +97,101 @@ def noop_chain(tmp: Path) -> dict[str, Any]:
     return measure(ex.run(w), ex, w)
 
 
+ONE_PROCESS = """
+import sys
+from launchbay.pipelines import steps
+config, data = sys.argv[1], sys.argv[2]
+run_id, digest = steps.validate_data.__wrapped__(config=config, data=data)
+uri = steps.train.__wrapped__(config=config, data=data, run_id=run_id)
+steps.evaluate.__wrapped__(config=config, data=data, run_id=run_id, model_uri=uri)
+version, _ = steps.register.__wrapped__(config=config, run_id=run_id, model_uri=uri, data_digest=digest)
+steps.sign_model.__wrapped__(config=config, data=data, run_id=run_id, model_version=version, data_digest=digest)
+steps.package.__wrapped__(config=config, model_version=version)
+"""
+
+
+def _fresh(tmp: Path, name: str) -> tuple[Path, dict[str, str]]:
+    config = write_project(tmp / name / "project", rows=20_000)
+    home = Home(tmp / name / "home").ensure()
+    generate_keypair(home.root / "keys")
+    env = {**os.environ, "LAUNCHBAY_HOME": str(home.root), "PYTHONPATH": str(config.parent)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return config, env
+
+
+def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    import subprocess
+
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{argv} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return round(took, 2)
+
+
+def versus_one_process(rounds: int) -> dict[str, Any]:
+    """`launchbay run --no-rollout` warm, cold, and the steps in one process, alternating."""
+    rows: list[dict[str, float]] = []
+    lb = [sys.executable, "-m", "launchbay", "run", "--no-rollout"]
+    for i in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            row: dict[str, float] = {}
+            config, env = _fresh(Path(tmp), "warm")
+            row["warm"] = _timed(lb, config.parent, env)
+            config, env = _fresh(Path(tmp), "cold")
+            row["cold"] = _timed(lb, config.parent, {**env, "LAUNCHBAY_WARM_STEPS": "0"})
+            config, env = _fresh(Path(tmp), "one")
+            data = load_config(config).resolve_path(load_config(config).data.path)
+            row["one_process"] = _timed(
+                [sys.executable, "-c", ONE_PROCESS, str(config), data], config.parent, env
+            )
+            rows.append(row)
+            print(f"round {i + 1}: {row}", flush=True)
+    med = {k: statistics.median(r[k] for r in rows) for k in ("warm", "cold", "one_process")}
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "cpus": os.cpu_count(),
+        "rounds": rows,
+        "median_s": med,
+        "warm_vs_one_process": round(med["warm"] / med["one_process"], 2),
+        "cold_vs_one_process": round(med["cold"] / med["one_process"], 2),
+        "warm_vs_cold": round(med["warm"] / med["cold"], 2),
+    }
+
+
+def render_versus(v: dict[str, Any]) -> str:
+    lines = [
+        "# `launchbay run --no-rollout`: warm steps against a new interpreter per step and one process",
+        "",
+        f"Measured {v['when']} on {v['cpus']} CPUs; each round a fresh example project (20,000 rows) "
+        "and state directory per variant, run one after another.",
+        "",
+        "| round | warm (forkserver) s | baseline: cold, a new interpreter per step s | ceiling: one process s |",
+        "|---|---|---|---|",
+        *[f"| {i} | {r['warm']} | {r['cold']} | {r['one_process']} |" for i, r in enumerate(v["rounds"], 1)],
+        "",
+        f"Medians: warm {v['median_s']['warm']:.1f} s, cold {v['median_s']['cold']:.1f} s, one process "
+        f"{v['median_s']['one_process']:.1f} s. The local run is {v['warm_vs_one_process']}x the one-process "
+        f"time (was {v['cold_vs_one_process']}x cold; goal <= 1.5x) and {v['warm_vs_cold']}x the cold run's.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2, help="repetitions of the whole measurement")
     parser.add_argument("--render-only", action="store_true", help="re-render the Markdown from the JSON")
+    parser.add_argument("--only", choices=["versus"], help="only the warm/cold/one-process comparison")
     args = parser.parse_args()
+    if args.only == "versus":
+        v = versus_one_process(max(args.repeat, 1))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "pipeline_warm.json").write_text(json.dumps(v, indent=2) + "\n")
+        (RESULTS / "pipeline_warm.md").write_text(render_versus(v))
+        print(render_versus(v))
+        return
     if args.render_only:
         result = json.loads((RESULTS / "pipeline_run.json").read_text())
         (RESULTS / "pipeline_run.md").write_text(render(result))

@@ -35,6 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from launchbay.pipelines import warm
 from launchbay.pipelines.expressions import ExpressionError, depends_names, evaluate_depends, evaluate_when
 
 # Fields with no local meaning (pod placement, image, security, accounting): ignored by design.
@@ -108,6 +109,8 @@ class TaskRun:
     result: str | None = None
     message: str = ""
     stderr: str = ""
+    warm: bool = False
+    """Its (last) attempt was forked from the warm forkserver rather than a new interpreter."""
 
     @property
     def seconds(self) -> float:
@@ -184,8 +187,9 @@ class LocalExecutor:
         self.env = env or {}
         self.on_change = on_change or (lambda _t: None)
         self.python = python
-        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._procs: set[subprocess.Popen[bytes] | warm.WarmProcess] = set()
         self._lock = threading.Lock()
+        self.warm = warm.starter(python)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -389,19 +393,8 @@ class LocalExecutor:
         deadline = task.template.get("activeDeadlineSeconds")
         stdout_path, stderr_path = adir / "stdout", adir / "stderr"
         try:
-            with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-                proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, start_new_session=True)
-                with self._lock:
-                    self._procs.add(proc)
-                try:
-                    code = proc.wait(timeout=float(deadline) if deadline else None)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                    code = None
-                finally:
-                    with self._lock:
-                        self._procs.discard(proc)
+            limit = float(deadline) if deadline else None
+            code = self._spawn(run, argv, env, stdout_path, stderr_path, limit)
         except OSError as exc:
             run.message = f"could not start {argv[0]!r}: {exc.strerror}"
             return "error"
@@ -428,6 +421,44 @@ class LocalExecutor:
                 run.message = f"output parameter {p['name']!r}: {vf['path']} was not written"
                 return "failure"
         return "ok"
+
+    def _spawn(
+        self,
+        run: TaskRun,
+        argv: list[str],
+        env: dict[str, str],
+        stdout: Path,
+        stderr: Path,
+        deadline: float | None,
+    ) -> int | None:
+        """Run one attempt's process to its end: its exit code, or None when its deadline killed it.
+
+        A Hera runner step is forked warm when it can be (`warm`), else started cold."""
+        proc: warm.WarmProcess | subprocess.Popen[bytes] | None = None
+        if self.warm.eligible(argv):
+            cwd = str(Path.cwd())
+            proc = self.warm.start(warm.Launch(argv[2], argv[3:], env, cwd, str(stdout), str(stderr)))
+        run.warm = isinstance(proc, warm.WarmProcess)
+        if proc is None:
+            with stdout.open("wb") as out, stderr.open("wb") as err:
+                proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, start_new_session=True)
+        with self._lock:
+            self._procs.add(proc)
+        try:
+            if isinstance(proc, warm.WarmProcess):
+                code = proc.wait(deadline)
+            else:
+                try:
+                    code = proc.wait(timeout=deadline)
+                except subprocess.TimeoutExpired:
+                    code = None
+            if code is None:
+                proc.kill()
+                proc.wait()
+            return code
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
 
     def _kill_all(self) -> None:
         """Stop every task process still running (Ctrl-C, or an error in the executor)."""

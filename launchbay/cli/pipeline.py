@@ -46,12 +46,14 @@ def run(
     deploys the new version behind the gateway: shadow, canary steps, approval, promotion.
     """
     from launchbay.cli.progress import PipelineView, gate_table, summary, variant_line
+    from launchbay.pipelines import warm
     from launchbay.pipelines.executor import LocalExecutor
     from launchbay.pipelines.preflight import require_project
     from launchbay.pipelines.training import build_workflow
     from launchbay.pipelines.training import stages as pipeline_stages
     from launchbay.registry import CHAMPION, preflight
 
+    warm.starter().prestart()  # the steps' forkserver imports while the project is checked
     cfg = load_config(config)
     all_steps = pipeline_stages(cfg)
     if until is not None and until not in all_steps:

@@ -66,3 +66,55 @@ def touch(path: str) -> None:
 @script()
 def inline_echo(word: str) -> None:
     print(f"inline says {word}")
+
+
+@script(constructor="runner")
+def exit_hard(code: int) -> None:
+    """Leave without Python's shutdown (as a native crash or os._exit would)."""
+    os._exit(code)
+
+
+@script(constructor="runner")
+def kill_self() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@script(constructor="runner")
+def meddle(where: str) -> None:
+    """Change everything a step could change in its own process: directory, environment, the
+    imported modules' state, memory; then hold on to it."""
+    import json as json_module
+
+    os.chdir(where)
+    os.environ["SAMPLE_ENV"] = "meddled"
+    os.environ["LEFT_BEHIND"] = "yes"
+    json_module.dumps = lambda *_a, **_k: "poisoned"  # type: ignore[assignment]
+    globals()["HOARD"] = bytearray(200 * 1024 * 1024)  # a leak of 200 MB
+
+
+@script(constructor="runner")
+def observe() -> Annotated[str, Parameter(name="seen")]:
+    """What a step finds when it starts: its directory, environment, pid and a stdlib module."""
+    import json as json_module
+
+    return json_module.dumps(
+        {
+            "cwd": str(Path.cwd()),
+            "sample_env": os.environ.get("SAMPLE_ENV"),
+            "left_behind": os.environ.get("LEFT_BEHIND"),
+            "pid": os.getpid(),
+            "sid_is_own": os.getsid(0) == os.getpid(),
+        }
+    )
+
+
+@script(constructor="runner", active_deadline_seconds=2)
+def stamp_with_deadline(label: str, seconds: float, log: str) -> None:
+    """`stamp`, with a deadline of 2 s."""
+    with Path(log).open("a") as fh:
+        fh.write(f"{label} start {time.time()}\n")
+    time.sleep(seconds)
+    with Path(log).open("a") as fh:
+        fh.write(f"{label} end {time.time()}\n")

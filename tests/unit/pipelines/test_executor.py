@@ -174,3 +174,74 @@ def test_unsupported_argo_features_are_refused_before_anything_runs(
         executor.run(w)
     assert "not supported" in str(err.value), str(err.value)
     assert not marker.exists()
+
+
+def test_steps_start_warm_yet_each_is_a_process_of_its_own(executor: LocalExecutor, tmp_path: Path) -> None:
+    """A step that changes its directory, environment, a library and leaks memory leaves the next
+    step (and the executor) exactly as they were: it ran in its own forked process."""
+    import json
+    import os
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with wf() as w, DAG(name="main"):
+        first = s.observe(name="first")
+        mess = s.meddle(name="mess", arguments={"where": str(elsewhere)})
+        after = s.observe(name="after")
+        first >> mess >> after
+    cwd, env = str(Path.cwd()), dict(os.environ)
+    run = executor.run(w)
+    assert run.succeeded, {n: t.message for n, t in run.tasks.items()}
+    assert all(t.warm for t in run.tasks.values()), executor.warm.disabled
+    seen = [json.loads(run.tasks[n].outputs["seen"]) for n in ("first", "after")]
+    assert seen[0]["cwd"] == seen[1]["cwd"] == cwd
+    assert seen[0]["sample_env"] == seen[1]["sample_env"] == "from-env"
+    assert seen[1]["left_behind"] is None
+    assert seen[0]["pid"] != seen[1]["pid"] != os.getpid() and all(x["sid_is_own"] for x in seen)
+    assert (str(Path.cwd()), dict(os.environ)) == (cwd, env)
+
+
+@pytest.mark.parametrize("step", ["exit_hard", "kill_self"])
+def test_a_step_that_crashes_fails_only_its_task_with_its_cause_and_the_next_run_is_unaffected(
+    executor: LocalExecutor, step: str
+) -> None:
+    with wf() as w, DAG(name="main"):
+        crash = (
+            s.exit_hard(name="crash", arguments={"code": 3})
+            if step == "exit_hard"
+            else s.kill_self(name="crash")
+        )
+        crash >> s.emit(name="never", arguments={"value": "x"})
+    run = executor.run(w)
+    assert run.tasks["crash"].phase is Phase.FAILED and run.tasks["crash"].warm
+    assert run.tasks["crash"].message.startswith("exit code 3" if step == "exit_hard" else "exit code -9")
+    assert run.tasks["never"].phase is not Phase.SUCCEEDED
+    with wf() as again, DAG(name="main"):
+        s.emit(name="a", arguments={"value": "fine"})
+    second = executor.run(again)
+    assert second.succeeded and second.tasks["a"].outputs == {"value": "fine"} and second.tasks["a"].warm
+
+
+def test_steps_start_cold_when_told_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAUNCHBAY_WARM_STEPS", "0")
+    cold = LocalExecutor(tmp_path / "cold", env={"PYTHONPATH": str(Path(__file__).parent)})
+    with wf() as w, DAG(name="main"):
+        s.emit(name="a", arguments={"value": "v"})
+    run = cold.run(w)
+    assert run.succeeded and not run.tasks["a"].warm and cold.warm.disabled == "LAUNCHBAY_WARM_STEPS=0"
+
+
+def test_a_step_past_its_deadline_is_killed_and_fails_saying_so(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    import time
+
+    log = str(tmp_path / "log")
+    with wf() as w, DAG(name="main"):
+        s.stamp_with_deadline(name="slow", arguments={"label": "slow", "seconds": 60, "log": log})
+    started = time.monotonic()
+    run = executor.run(w)
+    assert time.monotonic() - started < 30  # killed at its 2 s deadline, not run for its 60 s
+    slow = run.tasks["slow"]
+    assert slow.phase is Phase.FAILED and "exceeded activeDeadlineSeconds (2s) and was killed" in slow.message
+    assert "slow end" not in (tmp_path / "log").read_text()

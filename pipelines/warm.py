@@ -1,0 +1,210 @@
+"""Warm steps: a Hera runner step started by forking a process that has already imported the
+heavy libraries, instead of a new interpreter importing them again for every step.
+
+`python -m hera.workflows.runner -e mod:fn FILE` spends most of a short step importing Great
+Expectations, MLflow, scikit-learn and Hera. Here a multiprocessing *forkserver* -- a fresh
+interpreter, single-threaded, that imports those libraries once (`warm_preload`) -- forks one
+child per step. The child is still a process of its own, as a pod is: it gets its own session,
+the step's environment, working directory, `sys.path` and `sys.argv` as `python -m` would set
+them, its stdout/stderr files, and runs the runner module as `__main__`; it exits through the
+interpreter's own shutdown (threads joined, atexit handlers run). A step that crashes, leaks,
+changes its directory or environment, or is SIGKILLed for its deadline touches nothing but
+itself; the forkserver never runs a step and the executor only waits for the child.
+
+Fork is only safe from a process with one thread: the first start probes the forkserver, and if
+its imports left a thread running, steps start cold (a new interpreter each) and say why.
+`LAUNCHBAY_WARM_STEPS=0` starts them cold too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import multiprocessing
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from multiprocessing.context import ForkServerContext
+from typing import Any
+
+SWITCH = "LAUNCHBAY_WARM_STEPS"
+RUNNER = ["-m", "hera.workflows.runner"]
+PRELOAD = "launchbay.pipelines.warm_preload"
+
+
+@dataclass
+class Launch:
+    """What a step's process gets: its arguments after `python -m MODULE`, environment, working
+    directory and output files."""
+
+    module: str
+    args: list[str]
+    env: dict[str, str]
+    cwd: str
+    stdout: str
+    stderr: str
+
+
+class WarmProcess:
+    """A step's process forked from the forkserver: wait for it, or kill it."""
+
+    def __init__(self, process: Any) -> None:
+        self._process = process
+        self.pid: int = process.pid
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code (negative: killed by that signal), or None if still running at `timeout`."""
+        self._process.join(timeout)
+        code = self._process.exitcode
+        return None if code is None else int(code)
+
+    def poll(self) -> int | None:
+        """The exit code if it has ended, else None."""
+        return self.wait(0)
+
+    def kill(self) -> None:
+        """SIGKILL, as the cold path's `Popen.kill`."""
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            os.kill(self.pid, signal.SIGKILL)
+
+
+class Starter:
+    """Starts eligible steps warm; says why not when it cannot (then steps start cold)."""
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+        other = python != sys.executable
+        self._broken: str | None = "the steps' interpreter is not this one" if other else None
+        self._context: ForkServerContext | None = None
+        self._base_path: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def disabled(self) -> str | None:
+        """Why steps start cold now (None: they start warm)."""
+        return f"{SWITCH}=0" if os.environ.get(SWITCH, "1") == "0" else self._broken
+
+    def eligible(self, argv: list[str]) -> bool:
+        """True for `python -m hera.workflows.runner ...` when warm starts are possible."""
+        return self.disabled is None and len(argv) > 3 and argv[0] == self.python and argv[1:3] == RUNNER
+
+    def prestart(self) -> None:
+        """Start the forkserver (its imports take seconds) in the background, so that the first
+        step finds it ready; what runs meanwhile (config, MLflow checks) is not held up."""
+        if self.disabled is None:
+            threading.Thread(target=self._ready, name="launchbay-warm-prestart", daemon=True).start()
+
+    def _ready(self) -> ForkServerContext | None:
+        with self._lock:
+            if self._context is None and self.disabled is None:
+                try:
+                    self._context = self._prepare()
+                except Exception as exc:  # no forkserver here (platform, resources): start cold
+                    self._broken = f"no forkserver: {type(exc).__name__}: {exc}"
+            return self._context
+
+    def _prepare(self) -> ForkServerContext:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([PRELOAD])
+        # The sys.path a fresh `python -m` would have, minus its first entry (the working
+        # directory) and $PYTHONPATH: the step's own are put in front of it in the child.
+        clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        out = subprocess.run(
+            [self.python, "-c", "import json, sys; print(json.dumps(sys.path[1:]))"],
+            capture_output=True, text=True, env=clean, timeout=60, check=True,
+        )  # fmt: skip
+        self._base_path = json.loads(out.stdout)
+        probe = context.Process(target=_probe, name="launchbay-warm-probe")
+        probe.start()
+        probe.join(120)
+        if probe.exitcode != 0:
+            raise RuntimeError(
+                f"the forkserver is not single-threaded after its imports (probe exit {probe.exitcode}): "
+                "forking from it is unsafe"
+            )
+        return context
+
+    def start(self, launch: Launch) -> WarmProcess | None:
+        """The step's process, forked warm; None when it must start cold (`disabled` says why)."""
+        context = self._ready()
+        if context is None:
+            return None
+        name = f"launchbay-step:{launch.module}"
+        process = context.Process(target=_child, args=(launch, self._base_path), name=name, daemon=False)
+        try:
+            process.start()
+        except Exception as exc:  # the forkserver died and could not be restarted: this one cold
+            self._broken = f"forkserver failed: {type(exc).__name__}: {exc}"
+            return None
+        return WarmProcess(process)
+
+
+def _probe() -> None:
+    """Exit 0 when the process forking us had a single thread (so forking it was safe)."""
+    from launchbay.pipelines import warm_preload
+
+    os._exit(0 if warm_preload.THREADS_AFTER_IMPORT == 1 else 3)
+
+
+def _child(launch: Launch, base_path: list[str]) -> None:
+    """In the forked child: become the step's process, run the module as `__main__`, exit."""
+    os.setsid()  # its own session and process group, as the cold path's start_new_session
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, path in ((1, launch.stdout), (2, launch.stderr)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout = open(1, "w", buffering=1, closefd=False, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    os.environ.clear()
+    os.environ.update(launch.env)
+    os.chdir(launch.cwd)
+    extra = [p for p in launch.env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:] = [launch.cwd, *extra, *base_path]
+    sys.argv = [launch.module, *launch.args]
+    code = 0
+    try:
+        runpy.run_module(launch.module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    # What the interpreter does at exit: wait for the step's threads, run its atexit handlers
+    # (MLflow flushes asynchronous logging there), flush the streams.
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
+    except BaseException:
+        traceback.print_exc()
+        code = code or 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken stream: nothing more to say
+            stream.flush()
+    os._exit(code)
+
+
+def _exit_code(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    print(value, file=sys.stderr)
+    return 1
+
+
+_STARTERS: dict[str, Starter] = {}
+
+
+def starter(python: str = sys.executable) -> Starter:
+    """This process's starter for `python` (one forkserver serves every executor of the process)."""
+    if python not in _STARTERS:
+        _STARTERS[python] = Starter(python)
+    return _STARTERS[python]
