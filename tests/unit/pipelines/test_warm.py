@@ -1,0 +1,129 @@
+"""A step forked warm behaves as the same `python -m MODULE` started cold: same sys.path, argv,
+output, exit status, and the interpreter's exit (threads joined, atexit handlers run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from launchbay.pipelines import warm
+
+PROBE = """
+import atexit, json, os, sys, threading, time
+from pathlib import Path
+
+mode = sys.argv[1]
+if mode == "describe":
+    print(json.dumps({"path": sys.path, "argv": sys.argv, "name": __name__, "cwd": os.getcwd(),
+                      "env": os.environ.get("PROBE_ENV")}))
+elif mode == "raise":
+    raise ValueError("the step's own error")
+elif mode == "exit-message":
+    sys.exit("stopped: the data gate said no")
+elif mode == "exit-code":
+    sys.exit(4)
+elif mode == "finish":
+    out = Path(sys.argv[2])
+    def late():
+        time.sleep(0.5)
+        out.with_suffix(".thread").write_text("joined")
+    threading.Thread(target=late).start()
+    atexit.register(lambda: out.with_suffix(".atexit").write_text("ran"))
+    print("buffered, no newline", end="")
+"""
+
+
+@pytest.fixture(scope="module")
+def starter() -> warm.Starter:
+    s = warm.starter(sys.executable)
+    if s.disabled:
+        pytest.fail(f"warm starts are unavailable here: {s.disabled}")
+    return s
+
+
+def _project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    (tmp_path / "steps_probe.py").write_text(textwrap.dedent(PROBE))
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"PYTHONPATH": str(lib), "PROBE_ENV": "the step's"}
+    return tmp_path, env
+
+
+def _warm(starter: warm.Starter, cwd: Path, env: dict[str, str], *args: str) -> tuple[int | None, str, str]:
+    out, err = cwd / "warm.out", cwd / "warm.err"
+    proc = starter.start(warm.Launch("steps_probe", list(args), env, str(cwd), str(out), str(err)))
+    assert proc is not None, starter.disabled
+    code = proc.wait(60)
+    return code, out.read_text(), err.read_text()
+
+
+def _cold(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "steps_probe", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_warm_step_sees_the_sys_path_argv_and_environment_a_cold_one_would(
+    starter: warm.Starter, tmp_path: Path
+) -> None:
+    cwd, env = _project(tmp_path)
+    code, out, _ = _warm(starter, cwd, env, "describe")
+    cold_code, cold_out, _ = _cold(cwd, env, "describe")
+    seen, expected = json.loads(out), json.loads(cold_out)
+    assert code == cold_code == 0
+    assert seen["path"] == expected["path"]  # cwd first, then $PYTHONPATH, then the interpreter's
+    assert seen["path"][:2] == [str(cwd), str(cwd / "lib")]
+    assert seen["name"] == "__main__" and seen["cwd"] == str(cwd) and seen["env"] == "the step's"
+    assert seen["argv"] == expected["argv"] == [str(cwd / "steps_probe.py"), "describe"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "says"),
+    [
+        ("raise", 1, "ValueError: the step's own error"),
+        ("exit-message", 1, "stopped: the data gate said no"),
+        ("exit-code", 4, ""),
+    ],
+)
+def test_a_failing_step_exits_and_explains_itself_as_a_cold_one_would(
+    starter: warm.Starter, tmp_path: Path, mode: str, code: int, says: str
+) -> None:
+    cwd, env = _project(tmp_path)
+    warm_code, _, warm_err = _warm(starter, cwd, env, mode)
+    cold_code, _, cold_err = _cold(cwd, env, mode)
+    assert warm_code == cold_code == code
+    assert says in warm_err and says in cold_err
+
+
+def test_a_warm_step_ends_as_the_interpreter_would_threads_joined_atexit_run_output_flushed(
+    starter: warm.Starter, tmp_path: Path
+) -> None:
+    cwd, env = _project(tmp_path)
+    marker = tmp_path / "marker"
+    code, out, err = _warm(starter, cwd, env, "finish", str(marker))
+    assert code == 0, err
+    assert out == "buffered, no newline"
+    assert marker.with_suffix(".thread").read_text() == "joined"
+    assert marker.with_suffix(".atexit").read_text() == "ran"
+
+
+def test_only_hera_runner_steps_of_this_interpreter_start_warm(starter: warm.Starter) -> None:
+    runner = [sys.executable, "-m", "hera.workflows.runner", "-e", "m:f", "file.py"]
+    assert starter.eligible(runner)
+    assert not starter.eligible([sys.executable, "-m", "other.module", "x"])
+    assert not starter.eligible(["/usr/bin/python3", *runner[1:]])
+    other = warm.Starter("/usr/bin/python3")
+    assert other.disabled == "the steps' interpreter is not this one" and not other.eligible(runner)
