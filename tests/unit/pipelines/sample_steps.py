@@ -21,6 +21,10 @@ def join(a: str, b: str) -> Annotated[str, Parameter(name="joined")]:
 @script(constructor="runner")
 def stamp(label: str, seconds: float, log: str) -> None:
     """Record start and end times in a shared log, for ordering and concurrency assertions."""
+    _stamp(label, seconds, log)
+
+
+def _stamp(label: str, seconds: float, log: str) -> None:
     with Path(log).open("a") as fh:
         fh.write(f"{label} start {time.time()}\n")
     time.sleep(seconds)
@@ -113,8 +117,4 @@ def observe() -> Annotated[str, Parameter(name="seen")]:
 @script(constructor="runner", active_deadline_seconds=2)
 def stamp_with_deadline(label: str, seconds: float, log: str) -> None:
     """`stamp`, with a deadline of 2 s."""
-    with Path(log).open("a") as fh:
-        fh.write(f"{label} start {time.time()}\n")
-    time.sleep(seconds)
-    with Path(log).open("a") as fh:
-        fh.write(f"{label} end {time.time()}\n")
+    _stamp(label, seconds, log)
