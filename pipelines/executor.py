@@ -437,7 +437,8 @@ class LocalExecutor:
         proc: warm.WarmProcess | subprocess.Popen[bytes] | None = None
         if self.warm.eligible(argv):
             cwd = str(Path.cwd())
-            proc = self.warm.start(warm.Launch(argv[2], argv[3:], env, cwd, str(stdout), str(stderr)))
+            status = str(stdout.parent / "exit-status")
+            proc = self.warm.start(warm.Launch(argv[2], argv[3:], env, cwd, str(stdout), str(stderr), status))
         run.warm = isinstance(proc, warm.WarmProcess)
         if proc is None:
             with stdout.open("wb") as out, stderr.open("wb") as err:

@@ -28,9 +28,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.context import ForkServerContext
+from pathlib import Path
 from typing import Any
 
 SWITCH = "LAUNCHBAY_WARM_STEPS"
@@ -49,29 +51,83 @@ class Launch:
     cwd: str
     stdout: str
     stderr: str
+    status: str
+    """A file the child writes its exit code to as it ends: the code still reaches the executor
+    when the forkserver (which otherwise reports it) died meanwhile."""
+
+
+LOST = 255
+"""What multiprocessing reports for a child whose forkserver died (and what a step exiting 255 says)."""
 
 
 class WarmProcess:
-    """A step's process forked from the forkserver: wait for it, or kill it."""
+    """A step's process forked from the forkserver: wait for it, or kill it.
 
-    def __init__(self, process: Any) -> None:
+    The forkserver, not the executor, is the child's parent and reports its exit status. If it
+    dies (killed from outside, the OOM killer) while the step runs, the step goes on as an orphan:
+    it is then followed by its pid and start time until it ends, and its exit code read from
+    `Launch.status`."""
+
+    def __init__(self, process: Any, launch: Launch) -> None:
         self._process = process
+        self._launch = launch
         self.pid: int = process.pid
+        self._started = _start_time(self.pid)
+        self._orphaned = False
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code (negative: killed by that signal), or None if still running at `timeout`."""
-        self._process.join(timeout)
-        code = self._process.exitcode
-        return None if code is None else int(code)
+        end = None if timeout is None else time.monotonic() + timeout
+        if not self._orphaned:
+            self._process.join(timeout)
+            code = self._process.exitcode
+            if code is None:
+                return None
+            if code != LOST or not self._running():
+                return self._recorded(int(code))
+            self._orphaned = True  # its forkserver died: the step itself is still running
+        while self._running():
+            if end is not None and time.monotonic() >= end:
+                return None
+            time.sleep(0.1)
+        return self._recorded(LOST)
+
+    def _recorded(self, reported: int) -> int:
+        """The code the child wrote as it ended; else what was reported (a signal, or LOST)."""
+        with contextlib.suppress(OSError, ValueError):
+            return int(Path(self._launch.status).read_text())
+        if reported == LOST:
+            with contextlib.suppress(OSError), Path(self._launch.stderr).open("a") as err:
+                err.write(
+                    "\nlaunchbay: the warm-step forkserver died while this step ran, and the step "
+                    "ended without recording its exit status (killed by a signal?)\n"
+                )
+        return reported
+
+    def _running(self) -> bool:
+        """True while the step's own process (this pid, this start time, not a zombie) exists."""
+        return self._started is not None and _start_time(self.pid) == self._started
 
     def poll(self) -> int | None:
         """The exit code if it has ended, else None."""
         return self.wait(0)
 
     def kill(self) -> None:
-        """SIGKILL, as the cold path's `Popen.kill`."""
+        """SIGKILL, as the cold path's `Popen.kill` (never a later process that reused the pid)."""
+        if self._orphaned and not self._running():
+            return
         with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
             os.kill(self.pid, signal.SIGKILL)
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time from /proc (None: gone or a zombie): with the pid, its identity."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3
+    return None if fields[0] in {"Z", "X"} else fields[19]
 
 
 class Starter:
@@ -142,7 +198,7 @@ class Starter:
         except Exception as exc:  # the forkserver died and could not be restarted: this one cold
             self._broken = f"forkserver failed: {type(exc).__name__}: {exc}"
             return None
-        return WarmProcess(process)
+        return WarmProcess(process, launch)
 
 
 def _probe() -> None:
@@ -188,6 +244,8 @@ def _child(launch: Launch, base_path: list[str]) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed or broken stream: nothing more to say
             stream.flush()
+    with contextlib.suppress(OSError):
+        Path(launch.status).write_text(str(code))
     os._exit(code)
 
 

@@ -28,6 +28,11 @@ elif mode == "exit-message":
     sys.exit("stopped: the data gate said no")
 elif mode == "exit-code":
     sys.exit(4)
+elif mode == "slow":
+    Path(sys.argv[2]).write_text(str(os.getpid()))
+    time.sleep(float(sys.argv[3]))
+    print("finished")
+    sys.exit(5)
 elif mode == "finish":
     out = Path(sys.argv[2])
     def late():
@@ -58,7 +63,9 @@ def _project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 def _warm(starter: warm.Starter, cwd: Path, env: dict[str, str], *args: str) -> tuple[int | None, str, str]:
     out, err = cwd / "warm.out", cwd / "warm.err"
-    proc = starter.start(warm.Launch("steps_probe", list(args), env, str(cwd), str(out), str(err)))
+    proc = starter.start(
+        warm.Launch("steps_probe", list(args), env, str(cwd), str(out), str(err), str(cwd / "st"))
+    )
     assert proc is not None, starter.disabled
     code = proc.wait(60)
     return code, out.read_text(), err.read_text()
@@ -127,3 +134,57 @@ def test_only_hera_runner_steps_of_this_interpreter_start_warm(starter: warm.Sta
     assert not starter.eligible(["/usr/bin/python3", *runner[1:]])
     other = warm.Starter("/usr/bin/python3")
     assert other.disabled == "the steps' interpreter is not this one" and not other.eligible(runner)
+
+
+def test_a_step_outlives_its_forkserver_being_killed_and_its_exit_code_still_arrives(
+    starter: warm.Starter, tmp_path: Path
+) -> None:
+    """Killed from outside (or by the OOM killer), the forkserver no longer reports the step's exit:
+    the step runs on, is followed to its end, its own code is kept; the next step gets a new server."""
+    import signal
+    import time
+    from multiprocessing import forkserver
+
+    cwd, env = _project(tmp_path)
+    started = tmp_path / "started"
+    out, err = cwd / "slow.out", cwd / "slow.err"
+    launch = warm.Launch(
+        "steps_probe", ["slow", str(started), "3"], env, str(cwd), str(out), str(err), str(cwd / "st")
+    )
+    proc = starter.start(launch)
+    assert proc is not None
+    while not started.exists():
+        time.sleep(0.05)
+    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    os.kill(server, signal.SIGKILL)
+    began = time.monotonic()
+    assert proc.wait(0.5) is None  # not reported as ended: it is still running
+    assert proc.wait(60) == 5
+    assert time.monotonic() - began >= 2 and out.read_text() == "finished\n"
+    code, again, _ = _warm(starter, cwd, env, "describe")
+    assert code == 0 and json.loads(again)["name"] == "__main__"
+    assert forkserver._forkserver._forkserver_pid != server  # type: ignore[attr-defined]
+
+
+def test_a_step_killed_after_its_forkserver_died_is_failed_and_says_so(
+    starter: warm.Starter, tmp_path: Path
+) -> None:
+    import signal
+    import time
+    from multiprocessing import forkserver
+
+    cwd, env = _project(tmp_path)
+    started = tmp_path / "started"
+    out, err = cwd / "slow.out", cwd / "slow.err"
+    launch = warm.Launch(
+        "steps_probe", ["slow", str(started), "30"], env, str(cwd), str(out), str(err), str(cwd / "st")
+    )
+    proc = starter.start(launch)
+    assert proc is not None
+    while not started.exists():
+        time.sleep(0.05)
+    os.kill(forkserver._forkserver._forkserver_pid, signal.SIGKILL)  # type: ignore[attr-defined]
+    assert proc.wait(0.5) is None
+    os.kill(int(started.read_text()), signal.SIGKILL)
+    assert proc.wait(10) == warm.LOST
+    assert "forkserver died while this step ran" in err.read_text()
