@@ -22,6 +22,7 @@ import atexit
 import contextlib
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import runpy
 import signal
@@ -155,6 +156,18 @@ class Starter:
         step finds it ready; what runs meanwhile (config, MLflow checks) is not held up."""
         if self.disabled is None:
             threading.Thread(target=self._ready, name="launchbay-warm-prestart", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop the forkserver once the steps are done: its preloaded libraries hold hundreds of MB
+        that a rollout following in the same process has no use for. A later start makes a new one."""
+        with self._lock:
+            if self._context is None:
+                return
+            self._context = None
+            server = getattr(multiprocessing.forkserver, "_forkserver", None)
+            # CPython's own (private) way to stop it: close its alive pipe, wait for its exit.
+            with contextlib.suppress(Exception):  # already gone, or another Python: it ends with us
+                server._stop()  # type: ignore[union-attr]
 
     def _ready(self) -> ForkServerContext | None:
         with self._lock:

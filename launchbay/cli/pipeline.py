@@ -53,8 +53,8 @@ def run(
     from launchbay.pipelines.training import stages as pipeline_stages
     from launchbay.registry import CHAMPION, preflight
 
-    warm.starter().prestart()  # the steps' forkserver imports while the project is checked
     cfg = load_config(config)
+    warm.starter().prestart()  # the steps' forkserver imports while the project is checked
     all_steps = pipeline_stages(cfg)
     if until is not None and until not in all_steps:
         raise UsageError(f"--until {until!r}: expected one of {', '.join(all_steps)}")
@@ -76,8 +76,11 @@ def run(
     executor = LocalExecutor(
         home.workflows, env={HOME_ENV: str(home.root), "PYTHONPATH": pythonpath}, on_change=view.update
     )
-    with view:
-        result = executor.run(workflow, until=until)
+    try:
+        with view:
+            result = executor.run(workflow, until=until)
+    finally:
+        warm.starter().stop()
     console.print(summary(result, list(all_steps)))
     run_id = result.tasks["validate-data"].outputs.get("run-id") if "validate-data" in result.tasks else None
     gate = _report(home, run_id, "model_gate")

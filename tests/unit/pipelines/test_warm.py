@@ -188,3 +188,16 @@ def test_a_step_killed_after_its_forkserver_died_is_failed_and_says_so(
     os.kill(int(started.read_text()), signal.SIGKILL)
     assert proc.wait(10) == warm.LOST
     assert "forkserver died while this step ran" in err.read_text()
+
+
+def test_a_stopped_forkserver_is_gone_and_a_later_step_still_starts_warm(
+    starter: warm.Starter, tmp_path: Path
+) -> None:
+    from multiprocessing import forkserver
+
+    cwd, env = _project(tmp_path)
+    assert _warm(starter, cwd, env, "describe")[0] == 0
+    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    starter.stop()
+    assert not Path(f"/proc/{server}").exists()
+    assert _warm(starter, cwd, env, "describe")[0] == 0
