@@ -199,7 +199,10 @@ def running(root: Path) -> Iterator[RealApiServer]:
                 for doc in crds:
                     name = doc["metadata"]["name"]
                     got = http.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
-                    conditions = {c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])}
+                    # a CRD just applied can answer "conditions": null before its controller has run
+                    conditions = {
+                        c["type"]: c["status"] for c in (got.get("status") or {}).get("conditions") or []
+                    }
                     if conditions.get("Established") != "True":
                         return False
                 # The resources answer only once their handlers are installed.

@@ -176,9 +176,21 @@ def test_unsupported_argo_features_are_refused_before_anything_runs(
     assert not marker.exists()
 
 
-def test_steps_start_warm_yet_each_is_a_process_of_its_own(executor: LocalExecutor, tmp_path: Path) -> None:
+@pytest.fixture(params=["warm", "cold"])
+def start(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How steps start: forked from the warm forkserver, or a new interpreter each (the switch)."""
+    if request.param == "cold":
+        monkeypatch.setenv("LAUNCHBAY_WARM_STEPS", "0")
+    else:
+        monkeypatch.delenv("LAUNCHBAY_WARM_STEPS", raising=False)
+    return str(request.param)
+
+
+def test_steps_start_warm_yet_each_is_a_process_of_its_own(
+    executor: LocalExecutor, tmp_path: Path, start: str
+) -> None:
     """A step that changes its directory, environment, a library and leaks memory leaves the next
-    step (and the executor) exactly as they were: it ran in its own forked process."""
+    step (and the executor) exactly as they were: it ran in its own process, warm or cold."""
     import json
     import os
 
@@ -192,7 +204,7 @@ def test_steps_start_warm_yet_each_is_a_process_of_its_own(executor: LocalExecut
     cwd, env = str(Path.cwd()), dict(os.environ)
     run = executor.run(w)
     assert run.succeeded, {n: t.message for n, t in run.tasks.items()}
-    assert all(t.warm for t in run.tasks.values()), executor.warm.disabled
+    assert all(t.warm == (start == "warm") for t in run.tasks.values()), executor.warm.disabled
     seen = [json.loads(run.tasks[n].outputs["seen"]) for n in ("first", "after")]
     assert seen[0]["cwd"] == seen[1]["cwd"] == cwd
     assert seen[0]["sample_env"] == seen[1]["sample_env"] == "from-env"
@@ -203,7 +215,7 @@ def test_steps_start_warm_yet_each_is_a_process_of_its_own(executor: LocalExecut
 
 @pytest.mark.parametrize("step", ["exit_hard", "kill_self"])
 def test_a_step_that_crashes_fails_only_its_task_with_its_cause_and_the_next_run_is_unaffected(
-    executor: LocalExecutor, step: str
+    executor: LocalExecutor, step: str, start: str
 ) -> None:
     with wf() as w, DAG(name="main"):
         crash = (
@@ -213,13 +225,14 @@ def test_a_step_that_crashes_fails_only_its_task_with_its_cause_and_the_next_run
         )
         crash >> s.emit(name="never", arguments={"value": "x"})
     run = executor.run(w)
-    assert run.tasks["crash"].phase is Phase.FAILED and run.tasks["crash"].warm
+    assert run.tasks["crash"].phase is Phase.FAILED and run.tasks["crash"].warm == (start == "warm")
     assert run.tasks["crash"].message.startswith("exit code 3" if step == "exit_hard" else "exit code -9")
     assert run.tasks["never"].phase is not Phase.SUCCEEDED
     with wf() as again, DAG(name="main"):
         s.emit(name="a", arguments={"value": "fine"})
     second = executor.run(again)
-    assert second.succeeded and second.tasks["a"].outputs == {"value": "fine"} and second.tasks["a"].warm
+    assert second.succeeded and second.tasks["a"].outputs == {"value": "fine"}
+    assert second.tasks["a"].warm == (start == "warm")
 
 
 def test_steps_start_cold_when_told_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,7 +245,7 @@ def test_steps_start_cold_when_told_to(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_a_step_past_its_deadline_is_killed_and_fails_saying_so(
-    executor: LocalExecutor, tmp_path: Path
+    executor: LocalExecutor, tmp_path: Path, start: str
 ) -> None:
     import time
 
