@@ -58,7 +58,7 @@ def starter() -> Iterator[warm.Starter]:
 def _project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     (tmp_path / "steps_probe.py").write_text(textwrap.dedent(PROBE))
     lib = tmp_path / "lib"
-    lib.mkdir()
+    lib.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"PYTHONPATH": str(lib), "PROBE_ENV": "the step's"}
     return tmp_path, env
@@ -139,31 +139,42 @@ def test_only_hera_runner_steps_of_this_interpreter_start_warm(starter: warm.Sta
     assert other.disabled == "the steps' interpreter is not this one" and not other.eligible(runner)
 
 
-def test_a_step_outlives_its_forkserver_being_killed_and_its_exit_code_still_arrives(
-    starter: warm.Starter, tmp_path: Path
-) -> None:
-    """Killed from outside (or by the OOM killer), the forkserver no longer reports the step's exit:
-    the step runs on, is followed to its end, its own code is kept; the next step gets a new server."""
+def _orphan(starter: warm.Starter, tmp_path: Path, seconds: int) -> tuple[warm.WarmProcess, int, Path]:
+    """A slow step (exit 5 after `seconds`) whose forkserver is SIGKILLed once the step runs:
+    the step, the server's pid and the step's pid file."""
     import signal
     import time
     from multiprocessing import forkserver
 
     cwd, env = _project(tmp_path)
     started = tmp_path / "started"
-    out, err = cwd / "slow.out", cwd / "slow.err"
     launch = warm.Launch(
-        "steps_probe", ["slow", str(started), "3"], env, str(cwd), str(out), str(err), str(cwd / "st")
-    )
+        "steps_probe", ["slow", str(started), str(seconds)], env, str(cwd),
+        str(cwd / "slow.out"), str(cwd / "slow.err"), str(cwd / "st"),
+    )  # fmt: skip
     proc = starter.start(launch)
     assert proc is not None
     while not started.exists():
         time.sleep(0.05)
     server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
     os.kill(server, signal.SIGKILL)
-    began = time.monotonic()
     assert proc.wait(0.5) is None  # not reported as ended: it is still running
+    return proc, server, started
+
+
+def test_a_step_outlives_its_forkserver_being_killed_and_its_exit_code_still_arrives(
+    starter: warm.Starter, tmp_path: Path
+) -> None:
+    """Killed from outside (or by the OOM killer), the forkserver no longer reports the step's exit:
+    the step runs on, is followed to its end, its own code is kept; the next step gets a new server."""
+    import time
+    from multiprocessing import forkserver
+
+    proc, server, _ = _orphan(starter, tmp_path, 3)
+    began = time.monotonic()
     assert proc.wait(60) == 5
-    assert time.monotonic() - began >= 2 and out.read_text() == "finished\n"
+    assert time.monotonic() - began >= 2 and (tmp_path / "slow.out").read_text() == "finished\n"
+    cwd, env = _project(tmp_path)
     code, again, _ = _warm(starter, cwd, env, "describe")
     assert code == 0 and json.loads(again)["name"] == "__main__"
     assert forkserver._forkserver._forkserver_pid != server  # type: ignore[attr-defined]
@@ -173,24 +184,11 @@ def test_a_step_killed_after_its_forkserver_died_is_failed_and_says_so(
     starter: warm.Starter, tmp_path: Path
 ) -> None:
     import signal
-    import time
-    from multiprocessing import forkserver
 
-    cwd, env = _project(tmp_path)
-    started = tmp_path / "started"
-    out, err = cwd / "slow.out", cwd / "slow.err"
-    launch = warm.Launch(
-        "steps_probe", ["slow", str(started), "30"], env, str(cwd), str(out), str(err), str(cwd / "st")
-    )
-    proc = starter.start(launch)
-    assert proc is not None
-    while not started.exists():
-        time.sleep(0.05)
-    os.kill(forkserver._forkserver._forkserver_pid, signal.SIGKILL)  # type: ignore[attr-defined]
-    assert proc.wait(0.5) is None
+    proc, _, started = _orphan(starter, tmp_path, 30)
     os.kill(int(started.read_text()), signal.SIGKILL)
     assert proc.wait(10) == warm.LOST
-    assert "forkserver died while this step ran" in err.read_text()
+    assert "forkserver died while this step ran" in (tmp_path / "slow.err").read_text()
 
 
 def test_a_stopped_forkserver_is_gone_and_a_later_step_still_starts_warm(
