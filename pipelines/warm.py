@@ -161,13 +161,9 @@ class Starter:
         """Stop the forkserver once the steps are done: its preloaded libraries hold hundreds of MB
         that a rollout following in the same process has no use for. A later start makes a new one."""
         with self._lock:
-            if self._context is None:
-                return
-            self._context = None
-            server = getattr(multiprocessing.forkserver, "_forkserver", None)
-            # CPython's own (private) way to stop it: close its alive pipe, wait for its exit.
-            with contextlib.suppress(Exception):  # already gone, or another Python: it ends with us
-                server._stop()  # type: ignore[union-attr]
+            if self._context is not None:
+                self._context = None
+                _stop_server()
 
     def _ready(self) -> ForkServerContext | None:
         with self._lock:
@@ -176,6 +172,7 @@ class Starter:
                     self._context = self._prepare()
                 except Exception as exc:  # no forkserver here (platform, resources): start cold
                     self._broken = f"no forkserver: {type(exc).__name__}: {exc}"
+                    _stop_server()  # one that started but failed its probe is of no use
             return self._context
 
     def _prepare(self) -> ForkServerContext:
@@ -189,14 +186,15 @@ class Starter:
             capture_output=True, text=True, env=clean, timeout=60, check=True,
         )  # fmt: skip
         self._base_path = json.loads(out.stdout)
-        probe = context.Process(target=_probe, name="launchbay-warm-probe")
+        probe = context.Process(target=_probe, args=(PRELOAD,), name="launchbay-warm-probe")
         probe.start()
         probe.join(120)
-        if probe.exitcode != 0:
+        if probe.exitcode == 3:
             raise RuntimeError(
-                f"the forkserver is not single-threaded after its imports (probe exit {probe.exitcode}): "
-                "forking from it is unsafe"
+                "the forkserver is not single-threaded after its imports: forking from it is unsafe"
             )
+        if probe.exitcode != 0:
+            raise RuntimeError(f"a process forked from it could not start (probe exit {probe.exitcode})")
         return context
 
     def start(self, launch: Launch) -> WarmProcess | None:
@@ -214,11 +212,21 @@ class Starter:
         return WarmProcess(process, launch)
 
 
-def _probe() -> None:
-    """Exit 0 when the process forking us had a single thread (so forking it was safe)."""
-    from launchbay.pipelines import warm_preload
+def _stop_server() -> None:
+    """Stop this process's forkserver, if one runs, by CPython's own (private) way: close its alive
+    pipe and wait for its exit."""
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    with contextlib.suppress(Exception):  # none started, or another Python: it ends with us
+        server._stop()  # type: ignore[union-attr]
 
-    os._exit(0 if warm_preload.THREADS_AFTER_IMPORT == 1 else 3)
+
+def _probe(preload: str) -> None:
+    """Exit 0 when the process forking us had a single thread once its preload was imported (so
+    forking it was safe), 3 when not."""
+    import importlib
+
+    threads = getattr(importlib.import_module(preload), "THREADS_AFTER_IMPORT", None)
+    os._exit(0 if threads == 1 else 3)
 
 
 def _child(launch: Launch, base_path: list[str]) -> None:

@@ -112,7 +112,7 @@ def test_the_generated_workflows_are_actionlint_clean_and_call_the_installed_lau
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / rel).write_text(text)
             workflows.append(tmp_path / rel)
-            assert "make " not in text and '.venv/bin' not in text
+            assert "make " not in text and ".venv/bin" not in text
             lean = rel.name == "launchbay-rollback.yml"  # on-call installs only what a rollback needs
             install = '-q --no-deps "$LAUNCHBAY_PACKAGE"' if lean else '"$LAUNCHBAY_PACKAGE"'
             assert f"pip install {install}" in text

@@ -202,3 +202,28 @@ def test_a_stopped_forkserver_is_gone_and_a_later_step_still_starts_warm(
     starter.stop()
     assert not Path(f"/proc/{server}").exists()
     assert _warm(starter, cwd, env, "describe")[0] == 0
+
+
+def test_a_preload_that_leaves_a_thread_running_makes_steps_start_cold_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Fork after threads have started is unsafe: the probe sees the thread, no step is forked, the
+    server is stopped, and every step starts cold with the reason in `disabled`."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    monkeypatch.delenv(warm.SWITCH, raising=False)
+    monkeypatch.setattr(warm, "PRELOAD", "threaded_preload")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    warm._stop_server()  # the process's one forkserver: started again with this preload
+    fresh = warm.Starter(sys.executable)
+    cwd, env = _project(tmp_path)
+    try:
+        launch = warm.Launch("steps_probe", ["describe"], env, str(cwd), "/dev/null", "/dev/null", "st")
+        assert fresh.start(launch) is None
+        assert fresh.disabled is not None and "not single-threaded" in fresh.disabled
+        assert not fresh.eligible([sys.executable, *warm.RUNNER, "-e", "m:f", "file.py"])
+        assert forkserver._forkserver._forkserver_pid is None  # type: ignore[attr-defined]
+    finally:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["launchbay.pipelines.warm_preload"])
+        warm._stop_server()
