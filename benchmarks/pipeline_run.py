@@ -142,7 +142,8 @@ def versus_one_process(rounds: int) -> dict[str, Any]:
             config, env = _fresh(Path(tmp), "cold")
             row["cold"] = _timed(lb, config.parent, {**env, "LAUNCHBAY_WARM_STEPS": "0"})
             config, env = _fresh(Path(tmp), "one")
-            data = load_config(config).resolve_path(load_config(config).data.path)
+            cfg = load_config(config)
+            data = cfg.resolve_path(cfg.data.path)
             row["one_process"] = _timed(
                 [sys.executable, "-c", ONE_PROCESS, str(config), data], config.parent, env
             )

@@ -110,11 +110,7 @@ class Desk:
         refused = self.gate(request)
         if refused is not None:
             return None, refused
-        rid = _release_id(request)
-        try:
-            release = self.ctx.ledger.get(rid) if rid is not None else None
-        except UnknownRelease:
-            release = None
+        release = self._release(request)
         if release is None:
             return None, self.render("index.html", status=404, rows=summaries(self.ctx), webhooks="")
         return self.evidence.page(release), None
@@ -176,14 +172,21 @@ class Desk:
         else:
             return Response(f"decision: expected approve or reject, got {given!r}\n", status_code=422)
         reason = str(form.get("reason", ""))[:500]
-        rid = _release_id(request)
-        try:
-            release = self.ctx.ledger.get(rid) if rid is not None else None
-        except UnknownRelease:
-            release = None
+        release = self._release(request)
         if release is None:
             return Response("no such release\n", status_code=404)
         return await run_in_threadpool(self._decide, release, decision, reason)
+
+    def _release(self, request: Request) -> Release | None:
+        """The release the path names, or None when there is none or the id cannot be one (not a
+        number, out of range)."""
+        text = str(request.path_params["rid"])
+        if not text.isdigit() or len(text) > 9:
+            return None
+        try:
+            return self.ctx.ledger.get(int(text))
+        except UnknownRelease:
+            return None
 
     def _decide(self, release: Release, decision: Decision, reason: str) -> Response:
         try:
@@ -202,14 +205,6 @@ class Desk:
 
     def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True, "at": time.time()})
-
-
-def _release_id(request: Request) -> int | None:
-    """The release id in the path, or None when it cannot be one (not a number, out of range)."""
-    text = str(request.path_params["rid"])
-    if not text.isdigit() or len(text) > 9:
-        return None
-    return int(text)
 
 
 async def _ledger_away(request: Request, exc: Exception) -> Response:
@@ -232,5 +227,5 @@ def app(desk: Desk) -> Starlette:
             Route("/releases/{rid}/live", desk.live),
             Route("/api/releases/{rid}", desk.release_json),
             Route("/releases/{rid}/decision", desk.decision, methods=["POST"]),
-        ]
+        ],
     )
