@@ -87,11 +87,11 @@ def main() -> None:
         config = _project(Path(tmp) / "bench-model", env)
         repo = config.parent
         from launchbay.home import Home
-        from launchbay.rollout.ledger import Ledger
-        from launchbay.rollout.spec import Plan
+        from launchbay.rollout.engine.plan import Plan
+        from launchbay.rollout.ledger.store import SqlLedger
 
         # A release in the ledger, so status and history read one (the rollout itself is not timed).
-        Ledger.for_home(Home(repo / ".launchbay")).create(
+        SqlLedger.for_home(Home(repo / ".launchbay")).create(
             model="bench-model", version="2", author="dana", stable_version="1", plan=Plan()
         )
         lb = [sys.executable, "-m", "launchbay"]

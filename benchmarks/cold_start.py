@@ -39,7 +39,7 @@ from projects import write_project
 
 from launchbay import procs
 from launchbay.checks.signature import generate_keypair
-from launchbay.rollout.targets.supervisor import GatewayRecord
+from launchbay.rollout.local.supervisor import GatewayRecord
 
 HEADERS = {"content-type": "application/json"}
 CEILING = """

@@ -39,10 +39,11 @@ from projects import write_project
 
 from launchbay import procs
 from launchbay.checks.signature import generate_keypair
-from launchbay.rollout.ledger import Ledger, Release
-from launchbay.rollout.phases import Phase
-from launchbay.rollout.targets.supervisor import GatewayRecord
-from launchbay.rollout.traffic import Traffic, sample_rows
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Release
+from launchbay.rollout.ledger.store import SqlLedger
+from launchbay.rollout.local.clients import Clients, sample_rows
+from launchbay.rollout.local.supervisor import GatewayRecord
 
 MODEL = "fraud-detector"
 RATE = 100.0
@@ -77,7 +78,7 @@ class Bench:
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         }
         self.env.pop("MLFLOW_TRACKING_URI", None)
-        self.ledger = Ledger(f"sqlite:///{self.home / 'ledger.db'}")
+        self.ledger = SqlLedger(f"sqlite:///{self.home / 'ledger.db'}")
         self.rows: list[dict[str, Any]] = []
 
     def lb(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -148,8 +149,8 @@ class Bench:
             time.sleep(0.1)
         raise SystemExit(f"timed out waiting; latest {self.latest()}")
 
-    def traffic(self) -> Traffic:
-        return Traffic(self.gateway, self.rows, rate=RATE, threads=8)
+    def traffic(self) -> Clients:
+        return Clients(self.gateway, self.rows, rate=RATE, threads=8)
 
     def down(self) -> None:
         self.lb("down", timeout=120)

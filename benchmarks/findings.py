@@ -188,7 +188,7 @@ def setup(tree: Tree, tmp: Path) -> Bay:
             raise RuntimeError(
                 f"{tree.name}: launchbay {' '.join(args)} failed:\n{res.stdout[-3000:]}{res.stderr[-3000:]}"
             )
-    from launchbay.rollout.traffic import sample_rows
+    from launchbay.rollout.local.clients import sample_rows
 
     bay.found["row"] = sample_rows(
         str(project / "data" / "transactions.parquet"), list(_features(config)), n=1

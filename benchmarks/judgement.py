@@ -48,12 +48,12 @@ from delivery import MODEL, Bench
 
 from launchbay import procs
 from launchbay.home import Home
-from launchbay.rollout.ledger import Release
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Release
+from launchbay.rollout.local.clients import Answer, Clients
+from launchbay.rollout.local.prometheus import LocalPrometheus
 from launchbay.rollout.metrics.prometheus import PrometheusProvider
 from launchbay.rollout.metrics.queries import shadow_queries, version_queries
-from launchbay.rollout.phases import Phase
-from launchbay.rollout.targets.local_prometheus import LocalPrometheus
-from launchbay.rollout.traffic import Answer, Traffic
 
 CONFIDENCE = 0.95
 BASE: dict[str, Any] = {
@@ -140,7 +140,7 @@ def _ended(b: Judge, version: str, since: float, timeout: float = 300) -> Releas
 
 
 def false_rollbacks_latency(b: Judge, versions: list[str], trials: int) -> dict[str, Any]:
-    with busy_loops(), Traffic(b.gateway, b.rows, rate=50.0, threads=8) as client:
+    with busy_loops(), Clients(b.gateway, b.rows, rate=50.0, threads=8) as client:
         time.sleep(4)
         stable = b.stable()
         measured = b.stable_latency(stable)
@@ -186,7 +186,7 @@ def false_rollbacks_shadow(b: Judge, candidate: str, trials: int) -> dict[str, A
     b.configure(rollout(shadow={"duration": "20s"}, min_samples=30))
     b.trigger.write_text("flip:0.025")
     outcomes = []
-    with Traffic(b.gateway, b.rows, rate=7.5, threads=3) as client:
+    with Clients(b.gateway, b.rows, rate=7.5, threads=3) as client:
         time.sleep(2)
         for i in range(trials):
             proc, started = b.release(candidate)
@@ -276,7 +276,7 @@ def detection(b: Judge, candidate: str, name: str, fault: Fault, p99_s: float) -
         rollout(shadow={"duration": "2s"}, steps=[{"set_weight": 25}, {"analysis": {"duration": "5m"}}])
     )
     b.trigger.unlink(missing_ok=True)
-    with Traffic(b.gateway, b.rows, rate=50.0, threads=8) as client:
+    with Clients(b.gateway, b.rows, rate=50.0, threads=8) as client:
         proc, started = b.release(candidate)
         r = b.wait(
             lambda r: r.version == candidate and r.created_at >= started - 1
@@ -323,7 +323,7 @@ def disagreement(b: Judge, candidate: str) -> dict[str, Any]:
     b.configure(rollout(shadow={"duration": "60s"}))
     b.trigger.write_text("flip:0.1")
     try:
-        with Traffic(b.gateway, b.rows, rate=50.0, threads=8):
+        with Clients(b.gateway, b.rows, rate=50.0, threads=8):
             proc, started = b.release(candidate)
             r = _ended(b, candidate, started, timeout=180)
             proc.wait(timeout=120)
@@ -361,7 +361,7 @@ def main() -> None:
         try:
             versions = b.prepare("good", "late")
             print(f"prepared: stable 1, candidates {versions}")
-            with Traffic(b.gateway, b.rows, rate=50.0, threads=8) as client:
+            with Clients(b.gateway, b.rows, rate=50.0, threads=8) as client:
                 time.sleep(4)
                 since = time.time()
                 doc["stable_unloaded"] = b.stable_latency(b.stable())

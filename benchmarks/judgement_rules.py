@@ -1,7 +1,7 @@
 """Benchmark (simulation): the analysis' decision rules on simulated traffic -- before and after.
 
 This is not issue 13's real-server benchmark (`judgement.py`, not written yet): it replays the
-*decision rules* of `rollout/analysis.py` on simulated request streams, many times, to measure
+*decision rules* of `rollout/engine/analysis.py` on simulated request streams, many times, to measure
 what the rules alone do near their limits. Each simulated rollout is judged every second over a
 sliding window, as the controller does:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from launchbay.rollout.stats import against_limit
+from launchbay.rollout.engine.stats import against_limit
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 

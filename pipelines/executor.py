@@ -82,8 +82,8 @@ class UnsupportedFeature(Exception):
     """The workflow uses an Argo feature the local executor does not implement."""
 
 
-class Phase(StrEnum):
-    """Phase of a task, with Argo's names."""
+class TaskPhase(StrEnum):
+    """The phase of a task of the local executor, with Argo's node phase names (not a release's Phase)."""
 
     PENDING = "Pending"
     RUNNING = "Running"
@@ -101,7 +101,7 @@ class TaskRun:
 
     name: str
     template: str
-    phase: Phase = Phase.PENDING
+    phase: TaskPhase = TaskPhase.PENDING
     attempts: int = 0
     started: float | None = None
     finished: float | None = None
@@ -131,7 +131,7 @@ class WorkflowRun:
     @property
     def failed(self) -> TaskRun | None:
         """The first task that failed, if any."""
-        failed = [t for t in self.tasks.values() if t.phase is Phase.FAILED]
+        failed = [t for t in self.tasks.values() if t.phase is TaskPhase.FAILED]
         return min(failed, key=lambda t: t.finished or 0.0) if failed else None
 
     @property
@@ -306,13 +306,13 @@ class LocalExecutor:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for f in done:
                         f.result()
-                        if runs[futures.pop(f)].phase is Phase.FAILED:
+                        if runs[futures.pop(f)].phase is TaskPhase.FAILED:
                             stop = True  # failFast: finish what runs, start nothing new
             finally:
                 self._kill_all()
         for r in runs.values():
-            if r.phase is Phase.PENDING:
-                r.phase = Phase.OMITTED
+            if r.phase is TaskPhase.PENDING:
+                r.phase = TaskPhase.OMITTED
                 self.on_change(r)
         result.finished = time.time()
         return result
@@ -321,10 +321,10 @@ class LocalExecutor:
         busy = set(running)
         ready = []
         for n, t in tasks.items():
-            if runs[n].phase is not Phase.PENDING or n in busy:
+            if runs[n].phase is not TaskPhase.PENDING or n in busy:
                 continue
             phases = {d: runs[d].phase.value for d in t.deps}
-            if any(p in {Phase.PENDING.value, Phase.RUNNING.value} for p in phases.values()):
+            if any(p in {TaskPhase.PENDING.value, TaskPhase.RUNNING.value} for p in phases.values()):
                 continue
             met = all(p in {"Succeeded", "Skipped"} for p in phases.values())
             if t.depends:
@@ -332,7 +332,7 @@ class LocalExecutor:
             if met:
                 ready.append(n)
             else:
-                runs[n].phase = Phase.OMITTED
+                runs[n].phase = TaskPhase.OMITTED
                 runs[n].message = "a dependency did not succeed"
                 self.on_change(runs[n])
         return ready
@@ -343,12 +343,12 @@ class LocalExecutor:
             if task.when is not None:
                 condition = _substitute(task.when, ctx, f"task {task.name} when")
                 if not evaluate_when(condition):
-                    run.phase, run.message = Phase.SKIPPED, f"when '{condition}' is false"
+                    run.phase, run.message = TaskPhase.SKIPPED, f"when '{condition}' is false"
                     self.on_change(run)
                     return
             inputs = _inputs(task, args)
         except (ValueError, KeyError) as exc:  # bad references, bad conditions: a failed task
-            run.phase, run.message = Phase.FAILED, str(exc)
+            run.phase, run.message = TaskPhase.FAILED, str(exc)
             run.started = run.finished = time.time()
             self.on_change(run)
             return
@@ -356,17 +356,17 @@ class LocalExecutor:
         limit = int(retry.get("limit", 0)) if retry else 0
         policy = retry.get("retryPolicy", "OnFailure")
         run.started = time.time()
-        run.phase = Phase.RUNNING
+        run.phase = TaskPhase.RUNNING
         self.on_change(run)
         for attempt in range(limit + 1):
             run.attempts = attempt + 1
             outcome = self._attempt(task, run, inputs, task_dir / f"attempt-{attempt + 1}")
             if outcome == "ok":
-                run.phase = Phase.SUCCEEDED
+                run.phase = TaskPhase.SUCCEEDED
                 break
             retryable = policy == "Always" or (policy == "OnFailure") == (outcome == "failure")
             if attempt == limit or not retryable:
-                run.phase = Phase.FAILED
+                run.phase = TaskPhase.FAILED
                 break
             time.sleep(_backoff(retry.get("backoff"), attempt))
         run.finished = time.time()

@@ -40,7 +40,7 @@ def measure_step(
     from launchbay.home import Home
     from launchbay.registry import MlflowRegistry
     from launchbay.rollout import measure
-    from launchbay.rollout.traffic import sample_rows
+    from launchbay.rollout.local.clients import sample_rows
 
     cfg = load_config(config)
     home = Home.resolve(cfg.source).ensure()
@@ -80,9 +80,10 @@ def release_step(
     from launchbay.config import load_config
     from launchbay.errors import UsageError
     from launchbay.home import Home
-    from launchbay.rollout import controller as ctl
-    from launchbay.rollout import operations, wiring
-    from launchbay.rollout.phases import Phase
+    from launchbay.rollout import wiring
+    from launchbay.rollout.engine import controller as ctl
+    from launchbay.rollout.engine import operations
+    from launchbay.rollout.engine.phases import Phase
     from launchbay.rollout.targets import images
 
     cfg = load_config(config)
@@ -134,7 +135,8 @@ def promote_step(
     from launchbay.config import load_config
     from launchbay.errors import LaunchbayError
     from launchbay.home import Home
-    from launchbay.rollout import decisions, wiring
+    from launchbay.rollout import wiring
+    from launchbay.rollout.engine import decisions
 
     cfg = load_config(config)
     ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())

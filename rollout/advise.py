@@ -32,7 +32,7 @@ MONTH_DAYS = 30.0
 
 
 @dataclass(frozen=True)
-class Measurements:
+class ServingProfile:
     """What the measurement of one version found (one instance, on the machine that ran it)."""
 
     cold_start_s: float
@@ -147,16 +147,16 @@ def per_1000(hourly_cost: float, inferences_per_hour: float) -> float:
     return 1000 * hourly_cost / inferences_per_hour
 
 
-def _instance_hour(m: Measurements, p: Prices) -> float:
+def _instance_hour(m: ServingProfile, p: Prices) -> float:
     return m.cpu * p.k8s_vcpu_hour + (m.memory_mb / 1024) * p.k8s_gb_hour
 
 
-def _cold(m: Measurements, share: float, p95_ms: float) -> float:
+def _cold(m: ServingProfile, share: float, p95_ms: float) -> float:
     """p95 with cold starts: a cold request waits the cold start on top of its answer."""
     return m.cold_start_s * 1000 + m.p50_ms if share >= COLD_P95_SHARE else p95_ms
 
 
-def kubernetes_always_on(m: Measurements, t: TrafficProfile, p: Prices) -> Option:
+def kubernetes_always_on(m: ServingProfile, t: TrafficProfile, p: Prices) -> Option:
     """Replicas for the peak, all day."""
     n = max(1, math.ceil(t.peak_rps / m.max_rps))
     hourly = _instance_hour(m, p)
@@ -170,7 +170,7 @@ def kubernetes_always_on(m: Measurements, t: TrafficProfile, p: Prices) -> Optio
     )
 
 
-def kubernetes_autoscaled(m: Measurements, t: TrafficProfile, p: Prices) -> Option:
+def kubernetes_autoscaled(m: ServingProfile, t: TrafficProfile, p: Prices) -> Option:
     """Replicas follow the mean active load; one replica stays up while idle."""
     peak = max(1, math.ceil(t.peak_rps / m.max_rps))
     active = max(1, math.ceil(t.active_rps / m.max_rps))
@@ -192,7 +192,7 @@ def _bursts_share(t: TrafficProfile, instances: int) -> float:
     return min(1.0, t.bursts_per_day * instances / t.requests_per_day)
 
 
-def knative_scale_to_zero(m: Measurements, t: TrafficProfile, p: Prices) -> Option:
+def knative_scale_to_zero(m: ServingProfile, t: TrafficProfile, p: Prices) -> Option:
     """Billed while instances serve (CPU during requests), per request; zero when idle."""
     peak = max(1, math.ceil(t.peak_rps / m.max_rps))
     active = max(1, math.ceil(t.active_rps / m.max_rps))
@@ -214,7 +214,7 @@ def knative_scale_to_zero(m: Measurements, t: TrafficProfile, p: Prices) -> Opti
     )
 
 
-def function(m: Measurements, t: TrafficProfile, p: Prices) -> Option:
+def function(m: ServingProfile, t: TrafficProfile, p: Prices) -> Option:
     """One request per instance at a time; GB-seconds of each request plus a per-request fee."""
     memory_gb = max(128, math.ceil(m.memory_mb / 64) * 64) / 1024
     duration = math.ceil(m.p50_ms) / 1000
@@ -288,11 +288,11 @@ class Advice:
 
 
 def advise(
-    m: Measurements,
+    m: ServingProfile,
     t: TrafficProfile,
     p95_slo_ms: float,
     prices: Prices | None = None,
-    lean: Measurements | None = None,
+    lean: ServingProfile | None = None,
     edge_facts: EdgeFacts | None = None,
 ) -> Advice:
     """Compute every option and recommend the cheapest one that meets the SLO and the limits.
@@ -337,7 +337,7 @@ def advise(
 
 
 def crossovers(
-    m: Measurements, t: TrafficProfile, p: Prices, volumes: list[float]
+    m: ServingProfile, t: TrafficProfile, p: Prices, volumes: list[float]
 ) -> list[tuple[float, str, str]]:
     """Traffic volumes (requests/day) where the cheapest option changes, scaling the profile."""
     found: list[tuple[float, str, str]] = []

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launchbay.rollout.advise import OPTIONS, Measurements, Prices, TrafficProfile, scale
+from launchbay.rollout.advise import OPTIONS, Prices, ServingProfile, TrafficProfile, scale
 
 
 def cost_plot(
-    m: Measurements,
+    m: ServingProfile,
     t: TrafficProfile,
     p: Prices,
     volumes: list[float],

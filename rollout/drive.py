@@ -12,12 +12,15 @@ from rich.console import Console
 from rich.live import Live
 
 from launchbay.errors import PipelineFailed
-from launchbay.rollout import notify, operations, view
-from launchbay.rollout.controller import Controller, run
-from launchbay.rollout.ledger import Release
-from launchbay.rollout.operations import Rollout
-from launchbay.rollout.phases import Phase
-from launchbay.rollout.traffic import Traffic, sample_rows
+from launchbay.rollout import view
+from launchbay.rollout.engine import operations
+from launchbay.rollout.engine.controller import Controller, run
+from launchbay.rollout.engine.operations import Rollout
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Release
+from launchbay.rollout.ledger import notify
+from launchbay.rollout.ledger.store import SqlLedger
+from launchbay.rollout.local.clients import Clients, sample_rows
 
 
 def create(ctx: Rollout, version: str, author: str, console: Console) -> Release:
@@ -53,9 +56,9 @@ def drive(
     rate = traffic if url else 0.0  # demo traffic only goes through the local gateway
     source = data or ctx.cfg.resolve_path(ctx.cfg.data.path)
     rows = sample_rows(source, list(ctx.cfg.data.features)) if rate > 0 else []
-    load: Traffic | None = None
+    load: Clients | None = None
     # Who must be told (awaiting approval, rolled back) hears it from here while this drives.
-    notifier = notify.notifier(ctx.ledger, ctx.cfg)
+    notifier = notify.notifier(ctx.ledger, ctx.cfg) if isinstance(ctx.ledger, SqlLedger) else None
     if notifier is not None:
         notifier.start()
 
@@ -78,7 +81,7 @@ def drive(
                 nonlocal load
                 if rows and load is None and r.phase not in (Phase.PENDING, Phase.VERIFIED):
                     # Clients arrive once something serves (the first version has no stable yet).
-                    load = Traffic(url, rows, rate=rate).start()
+                    load = Clients(url, rows, rate=rate).start()
                 result = controller.last_result.get(r.id)
                 live.update(view.live_view(r, result.evidence() if result else {}, extra()))
 

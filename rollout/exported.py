@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from launchbay.rollout.ledger import Release
+from launchbay.rollout.engine.release import Release
 
 
 @dataclass

@@ -13,14 +13,15 @@ from typing import Any
 from launchbay.config import LaunchbayConfig
 from launchbay.home import Home
 from launchbay.rollout import view
-from launchbay.rollout.ledger import LEDGER_ENV, Event, Ledger, Release
+from launchbay.rollout.engine.release import Event, Release
+from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger
 
 
-def ledger_if_any(cfg: LaunchbayConfig | None, home: Home) -> Ledger | None:
+def ledger_if_any(cfg: LaunchbayConfig | None, home: Home) -> SqlLedger | None:
     """The project's ledger, or None when there is none yet (a configured URL always counts)."""
     url = cfg.rollout.ledger_url if cfg is not None else None
-    if url or os.environ.get(LEDGER_ENV) or Ledger.default_path(home).exists():
-        return Ledger.for_home(home, url)
+    if url or os.environ.get(LEDGER_ENV) or SqlLedger.default_path(home).exists():
+        return SqlLedger.for_home(home, url)
     return None
 
 
@@ -70,8 +71,8 @@ def gateway(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
     """
     if cfg.rollout.target != "local":
         return None
-    from launchbay.rollout.targets.local import LocalTarget
-    from launchbay.rollout.targets.supervisor import GatewayRecord
+    from launchbay.rollout.local.supervisor import GatewayRecord
+    from launchbay.rollout.local.target import LocalTarget
 
     rec = GatewayRecord.read(LocalTarget(cfg, home).gateway_file)
     if rec is None:
@@ -99,7 +100,7 @@ def _local_routes(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
     info = gateway(cfg, home)
     if info is None or not info["up"]:
         return None
-    from launchbay.rollout.targets.local import LocalTarget
+    from launchbay.rollout.local.target import LocalTarget
 
     try:
         return LocalTarget(cfg, home).routes().to_dict()

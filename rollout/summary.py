@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from launchbay.rollout.phases import Phase
+from launchbay.rollout.engine.phases import Phase
 
 
 def _cell(value: Any) -> str:

@@ -9,8 +9,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from launchbay.rollout.ledger import Event, Release
-from launchbay.rollout.phases import Phase
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Event, Release
 
 _PHASE_STYLE = {
     Phase.PROMOTED: "bold green",

@@ -7,28 +7,37 @@ release started in a workflow and approved from a laptop meets the same parts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import ConfigError
 from launchbay.home import Home
 from launchbay.registry import MlflowRegistry
-from launchbay.rollout.controller import Controller
-from launchbay.rollout.ledger import Ledger
+from launchbay.rollout.engine.controller import Controller
+from launchbay.rollout.engine.operations import Rollout
+from launchbay.rollout.factory import make_target
+from launchbay.rollout.ledger.store import SqlLedger
 from launchbay.rollout.metrics.base import MetricsProvider
-from launchbay.rollout.operations import Rollout
 from launchbay.rollout.targets import images
-from launchbay.rollout.targets.factory import make_target
 
 
-def rollout(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> Rollout:
+@dataclass
+class Wired(Rollout):
+    """A rollout's parts as the entry points build them: the engine sees the Ledger seam, the
+    entry points also the SQL store behind it (the notifications' outbox lives in its database)."""
+
+    ledger: SqlLedger
+
+
+def rollout(cfg: LaunchbayConfig, home: Home, ledger: SqlLedger | None = None) -> Wired:
     """The ledger, the configured target and the registry of this project.
 
     Raises:
         UsageError: a cluster target without `rollout.prometheus_url`.
         EnvironmentProblem: no usable Kubernetes configuration for a cluster target.
     """
-    ledger = ledger or Ledger.for_home(home, cfg.rollout.ledger_url)
+    ledger = ledger or SqlLedger.for_home(home, cfg.rollout.ledger_url)
     known = ledger
 
     def notify(action: str, reason: str) -> None:
@@ -39,7 +48,7 @@ def rollout(cfg: LaunchbayConfig, home: Home, ledger: Ledger | None = None) -> R
 
     registry = MlflowRegistry(cfg, home)
     target = make_target(cfg, home, notify, images.resolver(cfg, registry))
-    return Rollout(cfg, home, ledger, target, registry)
+    return Wired(cfg, home, ledger, target, registry)
 
 
 def metrics(ctx: Rollout) -> MetricsProvider:
@@ -49,7 +58,7 @@ def metrics(ctx: Rollout) -> MetricsProvider:
 
     r = ctx.cfg.rollout
     if not r.prometheus_url:
-        from launchbay.rollout.targets.local_prometheus import LocalPrometheus
+        from launchbay.rollout.local.prometheus import LocalPrometheus
 
         return PrometheusProvider(LocalPrometheus(ctx.home).ensure())
     ca = ctx.cfg.resolve_path(r.prometheus_ca_file) if r.prometheus_ca_file else None

@@ -34,6 +34,7 @@ from launchbay.serving.lean_core import (
     bento_model_dir,
     trusted_keys_from_env,
 )
+from launchbay.serving.metric_names import PREDICTION_SCORE, PREDICTIONS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -70,12 +71,12 @@ class Metrics:
             "bentoml_service_request_in_progress", "Requests in progress", labels, registry=self.registry
         )
         self.scores = Histogram(
-            "launchbay_prediction_score",
+            PREDICTION_SCORE,
             "Scores returned per version (binary: positive class; multiclass: predicted class)",
             ["model", "version"], buckets=SCORE_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.classes = Counter(
-            "launchbay_predictions", "Predictions returned, per model version and predicted class",
+            PREDICTIONS, "Predictions returned, per model version and predicted class",
             ["model", "version", "predicted_class"], registry=self.registry,
         )  # fmt: skip
         self.service = (service.model, f"v{service.version}")  # the Bento's name and version

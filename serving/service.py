@@ -20,6 +20,7 @@ from launchbay.checks.signature import verify
 from launchbay.serving.batcher import MicroBatcher
 from launchbay.serving.guard import RequestGuard
 from launchbay.serving.lean_core import load_scorer
+from launchbay.serving.metric_names import PREDICTION_SCORE, PREDICTIONS, total
 from launchbay.serving.package import signed_dir
 from launchbay.serving.schema import PredictResponse, ValuePrediction, answers, row_model
 from launchbay.serving.spec import ServingSpec
@@ -39,13 +40,13 @@ WORKERS = int(os.environ.get("LAUNCHBAY_WORKERS", "1"))
 Row = row_model(SPEC)
 
 SCORES = bentoml.metrics.Histogram(
-    name="launchbay_prediction_score",
+    name=PREDICTION_SCORE,
     documentation="Scores returned per version (binary: positive class; multiclass: predicted class)",
     labelnames=["model", "version"],
     buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0),
 )
 CLASSES = bentoml.metrics.Counter(
-    name="launchbay_predictions_total",
+    name=total(PREDICTIONS),
     documentation="Predictions returned, per model version and predicted class",
     labelnames=["model", "version", "predicted_class"],
 )

@@ -18,7 +18,7 @@ import httpx
 from aiohttp import web
 
 from launchbay import procs
-from launchbay.rollout.targets.supervisor import RECORD, GatewayRecord, token
+from launchbay.rollout.local.supervisor import RECORD, GatewayRecord, token
 
 
 class FakeModel:
@@ -58,7 +58,7 @@ class FakeModel:
 
 
 class GatewayProcess:
-    """`python -m launchbay.rollout.targets.supervisor` in `directory` (the model's local dir)."""
+    """`python -m launchbay.rollout.local.supervisor` in `directory` (the model's local dir)."""
 
     def __init__(
         self,
@@ -76,7 +76,7 @@ class GatewayProcess:
         argv = [
             sys.executable,
             "-m",
-            "launchbay.rollout.targets.supervisor",
+            "launchbay.rollout.local.supervisor",
             *("--dir", str(directory), "--home", str(home or directory / "home")),
             *("--model", model, "--port", str(self.port), "--queue-size", str(queue_size)),
         ]

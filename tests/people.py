@@ -13,9 +13,9 @@ from typing import Any
 
 from launchbay.checks import approvals
 from launchbay.checks.approvals import Decision, SignedStatement
-from launchbay.rollout import decisions
-from launchbay.rollout.ledger import Release
-from launchbay.rollout.operations import Rollout
+from launchbay.rollout.engine import decisions
+from launchbay.rollout.engine.operations import Rollout
+from launchbay.rollout.engine.release import Release
 
 CONFIG_HOME = Path(tempfile.mkdtemp(prefix="launchbay-people-"))
 """An $XDG_CONFIG_HOME holding everyone's keys where `launchbay approve --as NAME` looks for them."""

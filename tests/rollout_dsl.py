@@ -27,10 +27,11 @@ from fraud_model import FEATURES
 from harness import Launchbay, Result
 
 from launchbay import procs
-from launchbay.rollout.ledger import Event, Ledger, Release
-from launchbay.rollout.phases import Phase
-from launchbay.rollout.targets.supervisor import GatewayRecord, token
-from launchbay.rollout.traffic import Traffic, sample_rows
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Event, Release
+from launchbay.rollout.ledger.store import SqlLedger
+from launchbay.rollout.local.clients import Clients, sample_rows
+from launchbay.rollout.local.supervisor import GatewayRecord, token
 
 MODEL = "fraud-detector"
 
@@ -45,8 +46,8 @@ class Bay:
     versions: dict[str, str] = field(default_factory=dict)
 
     @property
-    def ledger(self) -> Ledger:
-        return Ledger(f"sqlite:///{self.home / 'ledger.db'}")
+    def ledger(self) -> SqlLedger:
+        return SqlLedger(f"sqlite:///{self.home / 'ledger.db'}")
 
     @property
     def gateway_record(self) -> GatewayRecord:
@@ -83,7 +84,7 @@ class Common:
     bay: Bay
     version: str = ""
     rate: float = 0.0
-    client: Traffic | None = None
+    client: Clients | None = None
     result: Result | None = None
     background: subprocess.Popen[str] | None = None
     controller: subprocess.Popen[str] | None = None
@@ -99,7 +100,7 @@ class Common:
     def start_clients(self) -> None:
         if self.rate and self.client is None:
             rows = sample_rows(str(self.bay.root / "data" / "transactions.parquet"), FEATURES, n=300)
-            self.client = Traffic(self.bay.gateway, rows, rate=self.rate).start()
+            self.client = Clients(self.bay.gateway, rows, rate=self.rate).start()
 
     def close(self) -> None:
         for proc in (self.background, self.controller):

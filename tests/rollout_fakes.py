@@ -19,11 +19,12 @@ from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.home import Home
 from launchbay.registry import ModelRef, ModelVersion
-from launchbay.rollout.controller import Controller
-from launchbay.rollout.ledger import Ledger, Release
+from launchbay.rollout.engine.controller import Controller
+from launchbay.rollout.engine.operations import Rollout
+from launchbay.rollout.engine.plan import Plan, SetWeight
+from launchbay.rollout.engine.release import Release
+from launchbay.rollout.ledger.store import SqlLedger
 from launchbay.rollout.metrics.base import Measurement
-from launchbay.rollout.operations import Rollout
-from launchbay.rollout.spec import Plan, SetWeight
 from launchbay.rollout.targets.base import Backend, Routes
 
 ROLLOUT: dict[str, Any] = {
@@ -123,7 +124,7 @@ class Metrics:
         return Measurement(None, None, query)
 
 
-def new_release(ledger: Ledger, *, model: str = "fraud-detector", version: str = "3") -> Release:
+def new_release(ledger: SqlLedger, *, model: str = "fraud-detector", version: str = "3") -> Release:
     """A release of `version` over stable v2, by dana, with one 5 % canary step."""
     return ledger.create(
         model=model,
@@ -204,7 +205,7 @@ class World:
         return release
 
     @property
-    def ledger(self) -> Ledger:
+    def ledger(self) -> SqlLedger:
         return self.ctx.ledger
 
 
@@ -216,7 +217,7 @@ def world(tmp: Path, cfg: LaunchbayConfig | None = None, target: FakeTarget | No
     target = target or FakeTarget()
     registry = FakeRegistry({"champion": "1"})
     clock = Clock()
-    ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", clock=clock)
+    ledger = SqlLedger(f"sqlite:///{tmp / 'ledger.db'}", clock=clock)
     ctx = Rollout(cfg, Home(tmp), ledger, target, registry)  # type: ignore[arg-type]
     # Stable serves all traffic already, as after an earlier promotion.
     target.deploy("fraud-detector", "1")

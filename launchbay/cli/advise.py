@@ -49,7 +49,7 @@ def measure(
     """Measure a version as a server (cold start, p50/p95/p99 at 1/4/8 concurrent, memory, size) or
     as an edge bundle (size, cold start, one local call's latency)."""
     from launchbay.rollout import measure as m
-    from launchbay.rollout.traffic import sample_rows
+    from launchbay.rollout.local.clients import sample_rows
 
     cfg = load_config(config)
     home = Home.resolve(cfg.source).ensure()
@@ -101,7 +101,7 @@ def _facts(measured: Any) -> Any:
     from launchbay.rollout import advise as adv
 
     level1 = measured.levels[0]
-    return adv.Measurements(
+    return adv.ServingProfile(
         cold_start_s=measured.cold_start_s,
         p50_ms=level1.p50_ms,
         p95_ms=level1.p95_ms,

@@ -83,7 +83,7 @@ def notify_test(
     as_json: JsonOpt = False,
 ) -> None:
     """Send a sample awaiting-approval notification to each configured webhook (nothing is recorded)."""
-    from launchbay.rollout import notify
+    from launchbay.rollout.ledger import notify
 
     cfg = load_config(config)
     hooks = cfg.notifications.webhooks

@@ -32,7 +32,7 @@ def status(
     from launchbay.registry import MlflowRegistry
     from launchbay.rollout import status as releases
     from launchbay.rollout import view
-    from launchbay.rollout.phases import Phase
+    from launchbay.rollout.engine.phases import Phase
 
     cfg = load_config(config)
     home = Home.resolve(cfg.source)

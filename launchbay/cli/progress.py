@@ -17,15 +17,15 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from launchbay.pipelines.executor import Phase, TaskRun, WorkflowRun
+from launchbay.pipelines.executor import TaskPhase, TaskRun, WorkflowRun
 
 _STYLE = {
-    Phase.PENDING: ("waiting", "dim"),
-    Phase.RUNNING: ("running", "cyan"),
-    Phase.SUCCEEDED: ("passed", "green"),
-    Phase.FAILED: ("FAILED", "bold red"),
-    Phase.SKIPPED: ("skipped", "yellow"),
-    Phase.OMITTED: ("not run", "dim"),
+    TaskPhase.PENDING: ("waiting", "dim"),
+    TaskPhase.RUNNING: ("running", "cyan"),
+    TaskPhase.SUCCEEDED: ("passed", "green"),
+    TaskPhase.FAILED: ("FAILED", "bold red"),
+    TaskPhase.SKIPPED: ("skipped", "yellow"),
+    TaskPhase.OMITTED: ("not run", "dim"),
 }
 
 
@@ -59,11 +59,11 @@ class PipelineView:
         with self._lock:
             for name in self.stages:
                 t = self.tasks.get(name)
-                phase = t.phase if t else Phase.PENDING
+                phase = t.phase if t else TaskPhase.PENDING
                 label, style = _STYLE[phase]
                 status: Any = (
                     Spinner("dots", text=Text(label, style=style))
-                    if phase is Phase.RUNNING
+                    if phase is TaskPhase.RUNNING
                     else Text(label, style=style)
                 )
                 elapsed = ""

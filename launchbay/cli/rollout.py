@@ -1,4 +1,4 @@
-"""Rollout commands: release, approve, reject, rollback, abort, history, controller, down.
+"""Wired commands: release, approve, reject, rollback, abort, history, controller, down.
 
 On-call's commands (rollback, abort) and the release manager's (approve, reject) act on the
 ledger and the target directly: they work whether or not a controller runs.
@@ -33,8 +33,8 @@ from launchbay.home import Home
 
 if TYPE_CHECKING:
     from launchbay.checks.approvals import Decision, SignedStatement
-    from launchbay.rollout.ledger import Release
-    from launchbay.rollout.operations import Rollout
+    from launchbay.rollout.engine.release import Release
+    from launchbay.rollout.wiring import Wired
 
 TrafficOpt = Annotated[
     float,
@@ -42,7 +42,7 @@ TrafficOpt = Annotated[
 ]
 
 
-def _wired(config: Path | None) -> Rollout:
+def _wired(config: Path | None) -> Wired:
     """This project's rollout parts (ledger, target, registry), from its config."""
     from launchbay.rollout import wiring
 
@@ -76,11 +76,11 @@ def release(
         _report(r, as_json, "")
 
 
-def _tell(ctx: Rollout) -> None:
+def _tell(ctx: Wired) -> None:
     """Send the notifications this verb's decision made due (first attempts, each within the
     configured timeout); a running controller or `launchbay ui` retries what fails. Only after
     the verb has acted and said so: a receiver that is down never delays a rollback."""
-    from launchbay.rollout import notify
+    from launchbay.rollout.ledger import notify
 
     notifier = notify.notifier(ctx.ledger, ctx.cfg)
     if notifier is not None:
@@ -117,7 +117,7 @@ OnBehalfOpt = Annotated[
 
 
 def _signed(
-    ctx: Rollout,
+    ctx: Wired,
     release: Release,
     decision: Decision,
     name: str,
@@ -126,7 +126,7 @@ def _signed(
     on_behalf_of: str | None,
 ) -> SignedStatement:
     """The person's signed decision; a person without their key is refused (and recorded)."""
-    from launchbay.rollout import decisions
+    from launchbay.rollout.engine import decisions
 
     return decisions.sign_as(ctx, release, decision, name, key, reason, on_behalf_of)
 
@@ -151,7 +151,7 @@ def approve(
     the rules, then supplies the signed approval and resumes the node; the workflow's promote step
     checks it again and promotes.
     """
-    from launchbay.rollout import decisions
+    from launchbay.rollout.engine import decisions
 
     ctx = _wired(config)
     name = whoami(as_)
@@ -190,7 +190,7 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """End a release waiting for approval, signed with your key; stable serves all traffic again."""
-    from launchbay.rollout import decisions
+    from launchbay.rollout.engine import decisions
 
     ctx = _wired(config)
     name = whoami(as_)
@@ -207,7 +207,7 @@ def audit(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify the model's event log: its hash chain, and every approval's signature and key."""
-    from launchbay.rollout import audit as auditing
+    from launchbay.rollout.ledger import audit as auditing
 
     cfg = load_config(config)
     report = auditing.audit(cfg, Home.resolve(cfg.source), model)
@@ -229,7 +229,8 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """On-call: take the model's newest release out of traffic now (works without a controller)."""
-    from launchbay.rollout import operations, wiring
+    from launchbay.rollout import wiring
+    from launchbay.rollout.engine import operations
 
     cfg = load_config(config)
     if model != cfg.model.name:  # before anything is wired: a typo must not touch a cluster
@@ -257,7 +258,7 @@ def abort(
     as_json: JsonOpt = False,
 ) -> None:
     """Stop a release before promotion (works without a controller)."""
-    from launchbay.rollout import operations
+    from launchbay.rollout.engine import operations
 
     ctx = _wired(config)
     r, changed = operations.abort(ctx, release_ref, whoami(as_), reason)
@@ -324,8 +325,8 @@ def controller(
     ] = False,
 ) -> None:
     """Run the reconcile loop in the foreground (for long-running setups)."""
-    from launchbay.rollout import controller as ctl
     from launchbay.rollout import wiring
+    from launchbay.rollout.engine import controller as ctl
     from launchbay.rollout.exported import ControllerMetrics
 
     cfg = load_config(config)
@@ -335,7 +336,7 @@ def controller(
         _ = processes.url  # the local target: make sure clients have their address
     c = wiring.controller(ctx)
     err.print(f"controller for {cfg.model.name}: every {cfg.rollout.interval:g}s (pid {os.getpid()})")
-    from launchbay.rollout import notify
+    from launchbay.rollout.ledger import notify
 
     notifier = notify.notifier(ctx.ledger, cfg)
     if notifier is not None:  # its own thread: a slow receiver never delays a tick
@@ -375,8 +376,8 @@ def down(
     as_json: JsonOpt = False,
 ) -> None:
     """Stop the local target's processes (gateway, model servers, Prometheus). The ledger stays."""
-    from launchbay.rollout.targets.local import LocalTarget
-    from launchbay.rollout.targets.local_prometheus import LocalPrometheus
+    from launchbay.rollout.local.prometheus import LocalPrometheus
+    from launchbay.rollout.local.target import LocalTarget
 
     cfg = load_config(config)
     home = Home.resolve(cfg.source)

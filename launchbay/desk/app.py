@@ -35,9 +35,9 @@ from launchbay.desk.evidence import Evidence, summaries
 from launchbay.desk.signing import Signer, decide, offer
 from launchbay.desk.timeline import RangeSource
 from launchbay.errors import LaunchbayError
-from launchbay.rollout.decisions import pending
-from launchbay.rollout.ledger import Release, UnknownRelease
-from launchbay.rollout.operations import Rollout
+from launchbay.rollout.engine.decisions import pending
+from launchbay.rollout.engine.release import LedgerUnavailable, Release, UnknownRelease
+from launchbay.rollout.wiring import Wired
 
 COOKIE = "launchbay_ui"
 POLL_S = 1.5
@@ -51,7 +51,7 @@ class Desk:
     """The page's state: the rollout parts, the signer, the token and the templates."""
 
     def __init__(
-        self, ctx: Rollout, signer: Signer, token: str, hosts: set[str] | None, source: RangeSource | None
+        self, ctx: Wired, signer: Signer, token: str, hosts: set[str] | None, source: RangeSource | None
     ) -> None:
         self.ctx = ctx
         self.signer = signer
@@ -218,7 +218,7 @@ def app(desk: Desk) -> Starlette:
     import sqlalchemy as sa
 
     return Starlette(
-        exception_handlers={sa.exc.OperationalError: _ledger_away},
+        exception_handlers={sa.exc.OperationalError: _ledger_away, LedgerUnavailable: _ledger_away},
         routes=[
             Route("/", desk.index),
             Route("/healthz", desk.health),

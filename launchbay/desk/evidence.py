@@ -17,9 +17,9 @@ from typing import Any
 
 from launchbay.desk.timeline import Chart, RangeSource, measured, weights
 from launchbay.rollout import status, view
-from launchbay.rollout.ledger import Event, Release
-from launchbay.rollout.notify import Outbox
-from launchbay.rollout.operations import Rollout
+from launchbay.rollout.engine.release import Event, Release
+from launchbay.rollout.ledger.notify import Outbox
+from launchbay.rollout.wiring import Wired
 
 GATES = ("data_gate", "model_gate", "onnx_variant")
 """The reports a pipeline run writes, in the order a run makes them."""
@@ -41,7 +41,7 @@ class Page:
     took_ms: float = 0.0
 
 
-def summaries(ctx: Rollout, limit: int = 50) -> list[dict[str, Any]]:
+def summaries(ctx: Wired, limit: int = 50) -> list[dict[str, Any]]:
     """Every model's newest releases in the ledger with why each is where it is, newest first."""
     events = ctx.ledger.history()
     rows = []
@@ -77,7 +77,7 @@ def _last(events: list[Event], release_id: int, action: str) -> dict[str, Any]:
 class Evidence:
     """Builds pages; caches what a release cannot change."""
 
-    def __init__(self, ctx: Rollout, source: RangeSource | None) -> None:
+    def __init__(self, ctx: Wired, source: RangeSource | None) -> None:
         self.ctx = ctx
         self.source = source
         self._reports: dict[str, dict[str, dict[str, Any]]] = {}

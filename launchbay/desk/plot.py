@@ -9,7 +9,7 @@ from pathlib import Path
 from launchbay.desk.charts import COLOURS
 from launchbay.desk.evidence import Page
 from launchbay.errors import LaunchbayError, UsageError
-from launchbay.rollout.operations import Rollout
+from launchbay.rollout.wiring import Wired
 
 
 def plot(page: Page, target: Path) -> Path:
@@ -58,7 +58,7 @@ def plot(page: Page, target: Path) -> Path:
     return target
 
 
-def plot_release(ctx: Rollout, model: str, release_id: int | None, target: Path) -> Page:
+def plot_release(ctx: Wired, model: str, release_id: int | None, target: Path) -> Page:
     """Plot the model's newest release (or `release_id`) to `target`; the page it was drawn from.
 
     Raises:

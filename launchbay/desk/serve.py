@@ -13,8 +13,8 @@ from launchbay.desk.app import Desk, app
 from launchbay.desk.signing import Signer
 from launchbay.desk.timeline import RangeSource
 from launchbay.errors import UsageError
-from launchbay.rollout import notify
-from launchbay.rollout.operations import Rollout
+from launchbay.rollout.ledger import notify
+from launchbay.rollout.wiring import Wired
 
 LOOPBACK = "127.0.0.1"
 
@@ -58,7 +58,7 @@ def allowed_hosts(host: str, port: int) -> set[str] | None:
 
 
 def serve(
-    ctx: Rollout,
+    ctx: Wired,
     signer: Signer,
     source: RangeSource | None,
     sock: socket.socket,

@@ -14,10 +14,10 @@ from typing import Any
 from launchbay.checks import approvals
 from launchbay.checks.approvals import Decision
 from launchbay.errors import LaunchbayError, Refused
-from launchbay.rollout import decisions
-from launchbay.rollout.ledger import Release
-from launchbay.rollout.operations import Rollout
-from launchbay.rollout.phases import Phase
+from launchbay.rollout.engine import decisions
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Release
+from launchbay.rollout.wiring import Wired
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Offer:
         return {"allowed": list(self.allowed), "reason": self.reason}
 
 
-def offer(ctx: Rollout, release: Release, signer: Signer) -> Offer:
+def offer(ctx: Wired, release: Release, signer: Signer) -> Offer:
     """The decisions `signer` could make about `release` now (checked as a real one would be)."""
     if release.phase is not Phase.AWAITING_APPROVAL:
         return Offer((), None)
@@ -92,7 +92,7 @@ def offer(ctx: Rollout, release: Release, signer: Signer) -> Offer:
     return Offer(tuple(allowed), reason if not allowed else None)
 
 
-def decide(ctx: Rollout, release: Release, signer: Signer, decision: Decision, reason: str) -> Release:
+def decide(ctx: Wired, release: Release, signer: Signer, decision: Decision, reason: str) -> Release:
     """Sign and make the decision, as `launchbay approve|reject` does.
 
     Raises:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from launchbay.config import QueriesSection
-from launchbay.rollout.ledger import Event, Release
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.plan import Shadow
+from launchbay.rollout.engine.release import Event, Release
 from launchbay.rollout.metrics.base import Series
 from launchbay.rollout.metrics.queries import shadow_queries, version_queries
-from launchbay.rollout.phases import Phase
-from launchbay.rollout.spec import Shadow
 
 SHADOW_TITLE = "shadow: disagreement and score shift vs stable"
 

@@ -14,10 +14,14 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from launchbay.config import MetricSection, QueriesSection
+from launchbay.rollout.metrics import names as series
 from launchbay.rollout.metrics.base import Measurement, MetricsProvider, ShadowStats, VersionStats
+from launchbay.serving.metric_names import PREDICTION_SCORE, PREDICTIONS, total
 
-REQUESTS = "launchbay_gateway_requests_total"
-DURATION = "launchbay_gateway_request_duration_seconds"
+REQUESTS = series.total(series.REQUESTS)
+DURATION = series.DURATION
+_PREDICTIONS = total(PREDICTIONS)
+_SCORE = PREDICTION_SCORE
 DEFAULT = QueriesSection()
 
 
@@ -35,18 +39,18 @@ CLUSTER = QueriesSection(
     # A cluster's gateway discards mirrored answers, so shadow is compared by population over the
     # same window: the share of positive predictions and the mean score of each version, from the
     # service's own metrics. Row-by-row comparison needs launchbay's gateway (the local target).
-    compared='sum(increase(launchbay_predictions_total{{version="{candidate}"}}[{window}]))',
+    compared='sum(increase(' + _PREDICTIONS + '{{version="{candidate}"}}[{window}]))',
     disagreement=(
-        'abs(sum(increase(launchbay_predictions_total{{version="{candidate}",predicted_class="1"}}[{window}]))'
-        ' / sum(increase(launchbay_predictions_total{{version="{candidate}"}}[{window}]))'
-        ' - sum(increase(launchbay_predictions_total{{version="{stable}",predicted_class="1"}}[{window}]))'
-        ' / sum(increase(launchbay_predictions_total{{version="{stable}"}}[{window}])))'
+        'abs(sum(increase(' + _PREDICTIONS + '{{version="{candidate}",predicted_class="1"}}[{window}]))'
+        ' / sum(increase(' + _PREDICTIONS + '{{version="{candidate}"}}[{window}]))'
+        ' - sum(increase(' + _PREDICTIONS + '{{version="{stable}",predicted_class="1"}}[{window}]))'
+        ' / sum(increase(' + _PREDICTIONS + '{{version="{stable}"}}[{window}])))'
     ),
     score_shift=(
-        'abs(sum(increase(launchbay_prediction_score_sum{{version="{candidate}"}}[{window}]))'
-        ' / sum(increase(launchbay_prediction_score_count{{version="{candidate}"}}[{window}]))'
-        ' - sum(increase(launchbay_prediction_score_sum{{version="{stable}"}}[{window}]))'
-        ' / sum(increase(launchbay_prediction_score_count{{version="{stable}"}}[{window}])))'
+        'abs(sum(increase(' + _SCORE + '_sum{{version="{candidate}"}}[{window}]))'
+        ' / sum(increase(' + _SCORE + '_count{{version="{candidate}"}}[{window}]))'
+        ' - sum(increase(' + _SCORE + '_sum{{version="{stable}"}}[{window}]))'
+        ' / sum(increase(' + _SCORE + '_count{{version="{stable}"}}[{window}])))'
     ),
 )
 """Defaults for cluster targets: the model service's own metrics, `version` from the pod label
@@ -114,15 +118,15 @@ def shadow_queries(
     """Rows compared, disagreement share and mean score shift between two versions in shadow."""
     w = f"[{_window(window)}]"
     sel = f'{{stable="{stable}",candidate="{candidate}"}}'
-    compared = f"sum(increase(launchbay_shadow_compared_rows_total{sel}{w}))"
+    compared = f"sum(increase({series.total(series.SHADOW_COMPARED)}{sel}{w}))"
     default = {
         "compared": compared,
         "disagreement": (
-            f"sum(increase(launchbay_shadow_disagreement_rows_total{sel}{w}) or vector(0)) / {compared}"
+            f"sum(increase({series.total(series.SHADOW_DISAGREEMENTS)}{sel}{w}) or vector(0)) / {compared}"
         ),
         "score_shift": (
-            f"sum(increase(launchbay_shadow_score_diff_sum{sel}{w}))"
-            f" / sum(increase(launchbay_shadow_score_diff_count{sel}{w}))"
+            f"sum(increase({series.SHADOW_SCORE_DIFF}_sum{sel}{w}))"
+            f" / sum(increase({series.SHADOW_SCORE_DIFF}_count{sel}{w}))"
         ),
     }
     names = ("compared", "disagreement", "score_shift")

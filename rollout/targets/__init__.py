@@ -1,1 +1,1 @@
-"""Targets: where a release's serving units run and how traffic reaches them (local, kubernetes, knative)."""
+"""Targets: the Target seam (`base`) and the cluster implementations (kubernetes, knative, function)."""

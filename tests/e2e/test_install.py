@@ -135,7 +135,7 @@ def test_the_wheel_installs_one_top_level_package_with_everything_it_needs(insta
     ):
         assert data in names, data
     probe = (
-        "import importlib.metadata as md, json, launchbay, launchbay.rollout.controller as c;"
+        "import importlib.metadata as md, json, launchbay, launchbay.rollout.engine.controller as c;"
         "from packaging.requirements import Requirement;"
         "reqs = [Requirement(r) for r in md.requires('launchbay') if 'extra ==' not in r];"
         "missing = [str(r) for r in reqs if not r.specifier.contains(md.version(r.name), prereleases=True)];"
@@ -293,10 +293,11 @@ def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
 
     from launchbay.config import load_config
     from launchbay.home import Home
-    from launchbay.rollout import operations, wiring
-    from launchbay.rollout.controller import Controller
-    from launchbay.rollout.ledger import Ledger
-    from launchbay.rollout.phases import Phase
+    from launchbay.rollout import wiring
+    from launchbay.rollout.engine import operations
+    from launchbay.rollout.engine.controller import Controller
+    from launchbay.rollout.engine.phases import Phase
+    from launchbay.rollout.ledger.store import SqlLedger
     from launchbay.rollout.targets import images
     from launchbay.rollout.targets.base import Routes
 
@@ -335,7 +336,8 @@ def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
         }))  # fmt: skip
         cfg = load_config(project / "launchbay.yaml")
         clock = Clock()
-        ctx = wiring.rollout(cfg, Home(home).ensure(), Ledger(f"sqlite:///{home / 'ledger.db'}", clock=clock))
+        ledger = SqlLedger(f"sqlite:///{home / 'ledger.db'}", clock=clock)
+        ctx = wiring.rollout(cfg, Home(home).ensure(), ledger)
         client = ctx.registry.client  # type: ignore[attr-defined]
         client.create_registered_model("fraud-detector")
         for v in ("1", "2"):

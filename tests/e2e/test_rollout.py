@@ -28,7 +28,7 @@ from webhooks import Receiver
 
 from launchbay import procs
 from launchbay.checks.signature import generate_keypair
-from launchbay.rollout.phases import Phase
+from launchbay.rollout.engine.phases import Phase
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from projects import RISKY_ROW, write_project
 
 from launchbay import procs
 from launchbay.checks.signature import generate_keypair
-from launchbay.rollout.ledger import Ledger
-from launchbay.rollout.targets.supervisor import GatewayRecord
+from launchbay.rollout.ledger.store import SqlLedger
+from launchbay.rollout.local.supervisor import GatewayRecord
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_an_idle_version_scales_to_zero_and_the_next_request_gets_a_correct_answ
         assert measured["runtime"] == "lean"
         assert measured["cold_start_s"] > 0 and measured["max_rps_within_slo"] > 0
         assert [lv["concurrency"] for lv in measured["levels"]] == [1, 4, 8]
-        created = Ledger(f"sqlite:///{home / 'ledger.db'}").history(model="fraud-detector")[0]
+        created = SqlLedger(f"sqlite:///{home / 'ledger.db'}").history(model="fraud-detector")[0]
         assert created.evidence["measurements"]["cold_start_s"] == measured["cold_start_s"]
         servers = home / "local" / "fraud-detector" / "servers"
         gateway = GatewayRecord.read(home / "local" / "fraud-detector" / "gateway.json")

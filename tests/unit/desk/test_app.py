@@ -13,11 +13,11 @@ from starlette.testclient import TestClient
 
 from launchbay.desk.app import COOKIE, Desk, app
 from launchbay.desk.signing import Signer
-from launchbay.rollout import decisions, operations
-from launchbay.rollout.ledger import Release
+from launchbay.rollout.engine import decisions, operations
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.plan import Approval, Plan, SetWeight
+from launchbay.rollout.engine.release import Release
 from launchbay.rollout.metrics.base import Series
-from launchbay.rollout.phases import Phase
-from launchbay.rollout.spec import Approval, Plan, SetWeight
 
 TOKEN = "s3cret-token"
 
@@ -170,7 +170,7 @@ def test_signature_provenance_and_gate_reports_of_the_training_run_are_shown(tmp
     from launchbay.checks.report import CheckResult, GateReport
     from launchbay.checks.signature import VerifyResult
     from launchbay.checks.verdict import Verdict
-    from launchbay.rollout.controller import Controller
+    from launchbay.rollout.engine.controller import Controller
 
     w = world(tmp_path)
     origin = Origin("0123abcd", "sha256:da7a", "run-42", {"data": "PASS", "model": "PASS"})

@@ -9,8 +9,8 @@ from pathlib import Path
 from harness import assert_clean_error, lb
 
 from launchbay.home import Home
-from launchbay.rollout.ledger import Ledger
-from launchbay.rollout.spec import Plan
+from launchbay.rollout.engine.plan import Plan
+from launchbay.rollout.ledger.store import SqlLedger
 
 
 def test_history_of_a_model_without_releases_says_so(project: Callable[..., Path], lb_home: Path) -> None:
@@ -34,7 +34,7 @@ def test_approving_a_release_that_does_not_wait_for_approval_is_refused(
     project: Callable[..., Path], lb_home: Path
 ) -> None:
     config = project(rows=200)
-    ledger = Ledger.for_home(Home(lb_home))
+    ledger = SqlLedger.for_home(Home(lb_home))
     r = ledger.create(model="fraud-detector", version="2", author="dana", stable_version="1", plan=Plan())
     assert_clean_error(
         lb("approve", str(r.id), "--as", "alice", cwd=config.parent), 4, "pending, not awaiting"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from launchbay.home import HOME_ENV, Home
-from launchbay.rollout.ledger import Ledger
-from launchbay.rollout.spec import Plan
+from launchbay.rollout.engine.plan import Plan
+from launchbay.rollout.ledger.store import SqlLedger
 
 
 def test_the_state_directory_is_beside_the_config_unless_launchbay_home_says_otherwise(
@@ -31,7 +31,7 @@ def test_every_verb_finds_the_projects_ledger_from_another_directory(
 ) -> None:
     config = project(rows=200)
     state = config.parent / ".launchbay"
-    Ledger.for_home(Home(state)).create(
+    SqlLedger.for_home(Home(state)).create(
         model="fraud-detector", version="1", author="dana", stable_version=None, plan=Plan()
     )
     elsewhere = tmp_path / "somewhere-else"

@@ -19,7 +19,7 @@ from launchbay.checks.approvals import SignedStatement
 from launchbay.config import load_config
 from launchbay.errors import EnvironmentProblem
 from launchbay.pipelines.argo import for_argo, submit, validate
-from launchbay.rollout.spec import Approval, Plan
+from launchbay.rollout.engine.plan import Approval, Plan
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "fraud-detector" / "launchbay.yaml"
 
@@ -165,12 +165,12 @@ def test_approve_checks_the_rules_then_resumes_the_argo_approval_node(
     from harness import assert_clean_error, lb
 
     from launchbay.home import Home
-    from launchbay.rollout.ledger import Ledger
-    from launchbay.rollout.phases import Phase
+    from launchbay.rollout.engine.phases import Phase
+    from launchbay.rollout.ledger.store import SqlLedger
 
     config = cluster_config(tmp_path)
     _registered(lb_home, versions=4)  # what the approval is bound to: version 4's model signature
-    ledger = Ledger.for_home(Home(lb_home))
+    ledger = SqlLedger.for_home(Home(lb_home))
     r = ledger.create(
         model="fraud-detector",
         version="4",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hera.workflows import DAG, Artifact, Container, Parameter, Steps, Workflow
 
-from launchbay.pipelines.executor import LocalExecutor, Phase, UnsupportedFeature
+from launchbay.pipelines.executor import LocalExecutor, TaskPhase, UnsupportedFeature
 
 sys.path.insert(0, str(Path(__file__).parent))
 import sample_steps as s
@@ -78,8 +78,8 @@ def test_first_failure_stops_the_dag_and_names_the_task_and_cause(executor: Loca
     assert run.failed is not None and run.failed.name == "bad"
     assert "RuntimeError: the model exploded" in run.failed.message
     assert run.failed.attempts == 1  # no retry strategy: fails once
-    assert run.tasks["ok"].phase is Phase.SUCCEEDED
-    assert run.tasks["after"].phase is Phase.OMITTED
+    assert run.tasks["ok"].phase is TaskPhase.SUCCEEDED
+    assert run.tasks["after"].phase is TaskPhase.OMITTED
 
 
 def test_retry_strategy_retries_until_success(executor: LocalExecutor, tmp_path: Path) -> None:
@@ -113,8 +113,8 @@ def test_when_condition_skips_a_task_and_dependents_still_run(
     run = executor.run(w)
     assert run.succeeded
     assert heads.read_text() == "from-env" and not tails.exists()
-    assert run.tasks["on-tails"].phase is Phase.SKIPPED
-    assert run.tasks["done"].phase is Phase.SUCCEEDED
+    assert run.tasks["on-tails"].phase is TaskPhase.SKIPPED
+    assert run.tasks["done"].phase is TaskPhase.SUCCEEDED
 
 
 def test_inline_scripts_run_with_substituted_inputs(executor: LocalExecutor) -> None:
@@ -225,9 +225,9 @@ def test_a_step_that_crashes_fails_only_its_task_with_its_cause_and_the_next_run
         )
         crash >> s.emit(name="never", arguments={"value": "x"})
     run = executor.run(w)
-    assert run.tasks["crash"].phase is Phase.FAILED and run.tasks["crash"].warm == (start == "warm")
+    assert run.tasks["crash"].phase is TaskPhase.FAILED and run.tasks["crash"].warm == (start == "warm")
     assert run.tasks["crash"].message.startswith("exit code 3" if step == "exit_hard" else "exit code -9")
-    assert run.tasks["never"].phase is not Phase.SUCCEEDED
+    assert run.tasks["never"].phase is not TaskPhase.SUCCEEDED
     with wf() as again, DAG(name="main"):
         s.emit(name="a", arguments={"value": "fine"})
     second = executor.run(again)
@@ -256,5 +256,6 @@ def test_a_step_past_its_deadline_is_killed_and_fails_saying_so(
     run = executor.run(w)
     assert time.monotonic() - started < 30  # killed at its 2 s deadline, not run for its 60 s
     slow = run.tasks["slow"]
-    assert slow.phase is Phase.FAILED and "exceeded activeDeadlineSeconds (2s) and was killed" in slow.message
+    assert slow.phase is TaskPhase.FAILED
+    assert "exceeded activeDeadlineSeconds (2s) and was killed" in slow.message
     assert "slow end" not in (tmp_path / "log").read_text()

@@ -6,8 +6,8 @@ import pytest
 
 from launchbay.rollout.advise import (
     EdgeFacts,
-    Measurements,
     Prices,
+    ServingProfile,
     TrafficProfile,
     advise,
     crossovers,
@@ -18,7 +18,7 @@ from launchbay.rollout.advise import (
     per_1000,
 )
 
-M = Measurements(cold_start_s=10, p50_ms=2.0, p95_ms=8.0, max_rps=200, memory_mb=512, package_mb=300, cpu=1)
+M = ServingProfile(cold_start_s=10, p50_ms=2.0, p95_ms=8.0, max_rps=200, memory_mb=512, package_mb=300, cpu=1)
 P = Prices()
 STEADY = TrafficProfile(requests_per_day=8_640_000, peak_rps=300)  # 100 req/s on average, all day
 SPARSE = TrafficProfile(requests_per_day=2000, peak_rps=5, idle_share=0.95, bursts_per_day=20)
@@ -69,14 +69,14 @@ def test_frequent_cold_starts_reach_the_p95_and_rule_serverless_out() -> None:
 
 
 def test_hard_limits_rule_a_function_out() -> None:
-    big = Measurements(cold_start_s=1, p50_ms=2, p95_ms=8, max_rps=200, memory_mb=12_000, package_mb=11_000)
+    big = ServingProfile(cold_start_s=1, p50_ms=2, p95_ms=8, max_rps=200, memory_mb=12_000, package_mb=11_000)
     fn = function(big, STEADY, P)
     assert len(fn.ruled_out) == 2 and "10240 MB limit" in fn.ruled_out[0]
     assert advise(big, STEADY, p95_slo_ms=50).recommended != "function"
 
 
 def test_nothing_viable_is_said_plainly() -> None:
-    slow = Measurements(cold_start_s=1, p50_ms=80, p95_ms=120, max_rps=20, memory_mb=512, package_mb=1)
+    slow = ServingProfile(cold_start_s=1, p50_ms=80, p95_ms=120, max_rps=20, memory_mb=512, package_mb=1)
     advice = advise(slow, STEADY, p95_slo_ms=50)
     assert advice.recommended is None and "no option meets" in advice.reasons[0]
 
@@ -93,7 +93,7 @@ def test_a_profile_must_make_sense() -> None:
         TrafficProfile(requests_per_day=10, peak_rps=1, idle_share=1.0)
 
 
-LEAN = Measurements(cold_start_s=0.6, p50_ms=0.7, p95_ms=1.5, max_rps=1500, memory_mb=120, package_mb=90)
+LEAN = ServingProfile(cold_start_s=0.6, p50_ms=0.7, p95_ms=1.5, max_rps=1500, memory_mb=120, package_mb=90)
 
 
 def test_serverless_options_are_judged_on_the_lean_runtimes_cold_start() -> None:

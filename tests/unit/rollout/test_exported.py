@@ -7,10 +7,10 @@ from pathlib import Path
 from prometheus_client import generate_latest
 from rollout_fakes import world
 
-from launchbay.rollout import operations
+from launchbay.rollout.engine import operations
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Release
 from launchbay.rollout.exported import ControllerMetrics
-from launchbay.rollout.ledger import Release
-from launchbay.rollout.phases import Phase
 
 
 def test_phase_changes_are_counted_once_and_the_weight_follows(tmp_path: Path) -> None:

@@ -67,8 +67,8 @@ def test_a_hung_metrics_backend_costs_one_deadline_per_analysis_not_one_timeout_
 def test_the_latency_count_asks_for_a_bucket_bound_spelled_as_the_gateway_exposes_it() -> None:
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+    from launchbay.rollout.local.gateway import LATENCY_BUCKETS
     from launchbay.rollout.metrics.queries import measure_at_most
-    from launchbay.rollout.targets.gateway import LATENCY_BUCKETS
 
     registry = CollectorRegistry()
     Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=registry).observe(0.01)

@@ -19,10 +19,11 @@ from rollout_fakes import PASSED, ROLLOUT, Clock, FakeRegistry, Metrics
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import ConfigError
 from launchbay.home import Home
-from launchbay.rollout import operations
-from launchbay.rollout.controller import Controller
-from launchbay.rollout.ledger import Ledger, Release
-from launchbay.rollout.phases import Phase
+from launchbay.rollout.engine import operations
+from launchbay.rollout.engine.controller import Controller
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Release
+from launchbay.rollout.ledger.store import SqlLedger
 from launchbay.rollout.targets.base import Routes
 from launchbay.rollout.targets.function import FunctionTarget
 from launchbay.serving.function_package import lambda_zip_bytes
@@ -112,7 +113,7 @@ class Lambda:
         )
         self.clock = Clock()
         self.registry = FakeRegistry({"champion": "1"})
-        ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", clock=self.clock)
+        ledger = SqlLedger(f"sqlite:///{tmp / 'ledger.db'}", clock=self.clock)
         self.ctx = operations.Rollout(self.cfg, Home(tmp), ledger, self.target, self.registry)  # type: ignore[arg-type]
         self.metrics = Metrics(healthy(errors=errors))
         self.controller = Controller(self.ctx, self.metrics, clock=self.clock, verifier=lambda _c, _r: PASSED)

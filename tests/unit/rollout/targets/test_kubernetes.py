@@ -15,13 +15,14 @@ from rollout_fakes import PASSED, Clock, FakeRegistry, Metrics, cluster_config, 
 from launchbay.errors import ConfigError, EnvironmentProblem, UsageError
 from launchbay.home import Home
 from launchbay.pipelines.cluster import rbac
-from launchbay.rollout import operations
-from launchbay.rollout.controller import Controller
-from launchbay.rollout.ledger import Ledger, Release
-from launchbay.rollout.phases import Phase
+from launchbay.rollout.engine import operations
+from launchbay.rollout.engine.controller import Controller
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Release
+from launchbay.rollout.factory import make_target
+from launchbay.rollout.ledger.store import SqlLedger
 from launchbay.rollout.targets import images
 from launchbay.rollout.targets.base import Routes
-from launchbay.rollout.targets.factory import make_target
 from launchbay.rollout.targets.knative import KnativeTarget
 from launchbay.rollout.targets.kube_api import RBAC, api_client
 from launchbay.rollout.targets.kubernetes import KubernetesTarget
@@ -48,7 +49,7 @@ class Cluster:
         self.registry = FakeRegistry({"champion": "1"}, {v: {images.IMAGE_TAG: pushed(v)} for v in recorded})
         self.target: Any = make_target(self.cfg, Home(tmp), None, images.resolver(self.cfg, self.registry))
         self.clock = Clock()
-        ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}", clock=self.clock)
+        ledger = SqlLedger(f"sqlite:///{tmp / 'ledger.db'}", clock=self.clock)
         self.ctx = operations.Rollout(self.cfg, Home(tmp), ledger, self.target, self.registry)  # type: ignore[arg-type]
         self.metrics = Metrics(healthy_cluster())
         self.controller = Controller(self.ctx, self.metrics, clock=self.clock, verifier=lambda _c, _r: PASSED)

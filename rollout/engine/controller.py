@@ -1,0 +1,434 @@
+"""The controller: one idempotent `tick` that reads a release from the ledger, measures, decides, acts.
+
+A tick never remembers anything the ledger does not: the release's phase and step say what to do,
+and every decision is written before it is acted on. Killing the controller at any moment and
+starting it again repeats at most the last action, which is idempotent (routes are set, not
+changed; servers are started unless they run). Running two ticks at once is safe too: moves are
+optimistic (see `Ledger.move`), so only one of them wins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from launchbay.checks.registered import Verification, verify_registered
+from launchbay.checks.verdict import Verdict
+from launchbay.errors import LaunchbayError
+from launchbay.rollout.engine import desired as routing
+from launchbay.rollout.engine import operations
+from launchbay.rollout.engine.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
+from launchbay.rollout.engine.operations import CONTROLLER, Rollout
+from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.plan import Analysis, Pause, SetWeight, Shadow
+from launchbay.rollout.engine.release import ConcurrentChange, Release
+from launchbay.rollout.engine.samples import Samples, sample
+from launchbay.rollout.metrics.base import Measurement, MetricsProvider
+from launchbay.rollout.metrics.queries import measure_at_most, measure_canary, measure_shadow, templates_for
+from launchbay.rollout.targets.base import LATENCY_BUCKETS
+
+
+def _analysis_reason(step_index: int, verdict: Verdict) -> str:
+    """How an analysis event is recorded (`step 2: FAIL`); `_tolerated` counts FAILs by it."""
+    return f"step {step_index + 1}: {verdict.value}"
+
+
+Verifier = Callable[[Rollout, Release], Verification]
+"""Checks a release's registered version before it gets traffic (the signature gate)."""
+
+
+class Controller:
+    """Drives releases of one model forward, one tick at a time."""
+
+    def __init__(
+        self,
+        ctx: Rollout,
+        metrics: MetricsProvider,
+        clock: Callable[[], float] = time.time,
+        verifier: Verifier | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.metrics = metrics
+        self.clock = clock
+        self.verifier = verifier or _verify_registered
+        self.queries = templates_for(ctx.cfg.rollout.target, ctx.cfg.rollout.queries, ctx.model)
+        # The latency test counts requests in the local gateway's histogram buckets.
+        self._own_histograms = ctx.cfg.rollout.target == "local" and ctx.cfg.rollout.queries.p95_ms is None
+        r = ctx.cfg.rollout
+        self.thresholds = Thresholds(
+            slo=r.slo,
+            min_samples=r.min_samples,
+            max_disagreement=r.shadow.max_disagreement if r.shadow else 1.0,
+            max_score_shift=r.shadow.max_score_shift if r.shadow else 1.0,
+            max_relative_difference=r.shadow.max_relative_difference if r.shadow else 1.0,
+            task=ctx.cfg.model.task,
+            confidence=r.confidence,
+            metrics=dict(r.metrics),
+        )
+        # What was last written per release, so that a long wait does not flood the log with
+        # identical results (a restarted controller writes the current one once more).
+        self._last: dict[int, tuple[int, str]] = {}
+        self._counts: dict[tuple[int, int], list[int]] = {}
+        self.last_result: dict[int, AnalysisResult] = {}
+        self.samples = Samples()
+
+    # -- entry points -----------------------------------------------------------------------
+
+    def pending_work(self) -> list[Release]:
+        """Releases a tick has something to do for: live ones, and a promotion still in its grace period."""
+        ledger = self.ctx.ledger
+        work = ledger.releases(self.ctx.model, live_only=True)
+        work += [r for r in ledger.releases(self.ctx.model) if r.phase is Phase.PENDING]
+        newest = next(iter(ledger.releases(self.ctx.model)), None)
+        if newest is not None and newest.phase is Phase.PROMOTED and not self._retired_previous(newest):
+            work.append(newest)
+        return work
+
+    def tick_all(self) -> list[Release]:
+        """One tick for every release that has work."""
+        ticked = [self.tick(r) for r in self.pending_work()]
+        for rid in self.samples.held() - {r.id for r in ticked if r.phase.live}:
+            # Ended by a person (approved, aborted, rolled back by on-call) since our last tick.
+            self._write_samples(self.ctx.ledger.get(rid))
+        return ticked
+
+    def _write_samples(self, r: Release, held: list[dict[str, Any]] | None = None) -> None:
+        """Record measurements not yet in the ledger (all of the release's held ones by default)."""
+        held = self.samples.take(r.id) if held is None else held
+        if held:
+            step = min(r.step_index, max(len(r.plan) - 1, 0)) + 1
+            self.ctx.ledger.record(r, actor=CONTROLLER, action="measurements",
+                                   reason=f"{len(held)} measurements up to step {step}",
+                                   evidence={"samples": held})  # fmt: skip
+
+    def tick(self, release: Release) -> Release:
+        """Move one release forward as far as its evidence allows right now."""
+        r = self.ctx.ledger.get(release.id)
+        try:
+            if r.phase is Phase.PENDING:
+                self._verify(r)
+            elif r.phase is Phase.VERIFIED:
+                self._start(r)
+            elif r.phase.live:
+                self._step(r)
+            elif r.phase is Phase.PROMOTED:
+                self._promoted(r)
+        except ConcurrentChange:
+            pass  # someone (on-call, another controller) moved it: the next tick sees their move
+        except LaunchbayError as exc:
+            # The target or the registry refused (RBAC, a conflict, an API server away): the
+            # decision already in the ledger stands, the failure to act on it is recorded too,
+            # and it counts like a failed measurement -- enough of them in a row roll back.
+            now = self.ctx.ledger.get(r.id)
+            errors = now.consecutive_errors + 1
+            self.ctx.ledger.record(
+                now, actor=CONTROLLER, action="target-error", reason=exc.message, consecutive_errors=errors
+            )
+            if now.phase.live and errors >= self.ctx.cfg.rollout.max_consecutive_errors:
+                try:
+                    self._rollback(now, f"{errors} attempts in a row failed to act: {exc.message}")
+                except LaunchbayError as again:
+                    self.ctx.ledger.record(now, actor=CONTROLLER, action="target-error", reason=again.message)
+        return self.ctx.ledger.get(r.id)
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def _verify(self, r: Release) -> Release:
+        checked = self.verifier(self.ctx, r)
+        ok = checked.verdict.ok
+        return self.ctx.ledger.move(
+            r,
+            Phase.VERIFIED if ok else Phase.FAILED,
+            actor=CONTROLLER,
+            action="verified" if ok else "verify-failed",
+            reason=checked.message,
+            evidence=checked.to_dict(),
+        )
+
+    def _start(self, r: Release) -> Release:
+        target = self.ctx.target
+        try:
+            if r.stable_version is not None and target.health(r.stable_version) is Verdict.FAIL:
+                target.deploy(r.model, r.stable_version)  # stable died or was retired: start it again
+            if not target.started(r.version):
+                # Started once only: a candidate that dies while starting is a failed release,
+                # not something to restart until it happens to come up.
+                target.deploy(r.model, r.version)
+        except LaunchbayError as exc:
+            return self._fail(r, f"could not be deployed: {exc.message}")
+        health = target.health(r.version)
+        if health is Verdict.FAIL:
+            return self._fail(r, "its server died while starting:\n" + self._log_tail(r.version))
+        stable_ready = r.stable_version is None or target.health(r.stable_version) is Verdict.PASS
+        if health is Verdict.PASS and stable_ready:
+            return self._enter(r, 0)
+        waited = self.clock() - (r.step_started_at or r.updated_at)
+        if waited > self.ctx.cfg.rollout.start_timeout:
+            return self._fail(r, f"not ready after {waited:.0f}s (rollout.start_timeout)")
+        return r
+
+    def _fail(self, r: Release, reason: str) -> Release:
+        r = self.ctx.ledger.move(r, Phase.FAILED, actor=CONTROLLER, action="deploy-failed", reason=reason)
+        self.ctx.target.retire(r.version, drain_timeout=0)
+        return r
+
+    def _enter(self, r: Release, index: int) -> Release:
+        """Record the move to step `index` (or promotion past the last step), then act on it."""
+        measured = {"samples": held} if (held := self.samples.take(r.id)) else {}
+        if index >= len(r.plan):
+            reason = "every step passed" if r.plan else "first version: it serves all traffic"
+            r = self.ctx.ledger.move(
+                r, Phase.PROMOTED, actor=CONTROLLER, action="promoted", reason=reason, evidence=measured
+            )
+            operations.promote(self.ctx, r)
+            return r
+        step = r.plan[index]
+        r = self.ctx.ledger.move(
+            r,
+            step.phase,
+            actor=CONTROLLER,
+            action="step",
+            reason=f"step {index + 1}/{len(r.plan)}: {step.describe()}",
+            step_index=index,
+            evidence=measured,
+        )
+        self._apply_routes(r)
+        return r
+
+    def _apply_routes(self, r: Release) -> None:
+        target = self.ctx.target
+        wanted = routing.wanted(r, target.backend)
+        if target.routes() != wanted:
+            target.set_routes(wanted)
+            # On-call may have ended the release between our read and our write: theirs wins.
+            now = self.ctx.ledger.get(r.id)
+            if not now.phase.live:
+                operations.settle(self.ctx, now)
+
+    def _step(self, r: Release) -> Release:
+        step = r.plan[r.step_index]
+        self._apply_routes(r)
+        if self.ctx.target.health(r.version) is Verdict.FAIL:
+            return self._rollback(r, "the candidate's server died:\n" + self._log_tail(r.version))
+        if isinstance(step, SetWeight):
+            return self._enter(r, r.step_index + 1)
+        result = self._analyse(r)
+        if result is None:
+            return r
+        verdict = result.verdict
+        # Per step: FAILs so far (each tolerated one is on record, so a restarted controller
+        # resumes the count), and INCONCLUSIVEs in a row (in memory: a restart counts afresh).
+        count = self._counts.get((r.id, r.step_index))
+        if count is None:
+            count = self._counts[(r.id, r.step_index)] = [self._tolerated(r), 0]
+        if verdict is Verdict.FAIL:
+            count[0] += 1
+            allowed = step.failure_limit if isinstance(step, Analysis) else 0
+            if count[0] > allowed:
+                why = f"analysis failed: {result.why()}"
+                if allowed:
+                    why = f"analysis failed {count[0]} times (failure_limit {allowed}): {result.why()}"
+                return self._rollback(r, why, result)
+            self._record(r, result, consecutive_errors=0, force=True)
+            return self.ctx.ledger.get(r.id)
+        count[1] = count[1] + 1 if verdict is Verdict.INCONCLUSIVE else 0
+        limit = step.inconclusive_limit if isinstance(step, Analysis) else None
+        if limit is not None and count[1] >= limit:
+            return self._rollback(
+                r, f"{count[1]} inconclusive analyses in a row (inconclusive_limit {limit})", result
+            )
+        if verdict is Verdict.ERROR:
+            errors = r.consecutive_errors + 1
+            self._record(r, result, consecutive_errors=errors, force=True)
+            if errors >= self.ctx.cfg.rollout.max_consecutive_errors:
+                return self._rollback(
+                    r, f"{errors} analyses in a row could not measure (metrics unavailable)", result
+                )
+            return self.ctx.ledger.get(r.id)
+        self._record(r, result, consecutive_errors=0)
+        elapsed = self.clock() - (r.step_started_at or r.updated_at)
+        if isinstance(step, Shadow | Analysis) and verdict is Verdict.PASS and elapsed >= step.seconds:
+            return self._enter(r, r.step_index + 1)
+        if isinstance(step, Pause) and elapsed >= step.seconds:
+            return self._enter(r, r.step_index + 1)  # watched while it lasted; not a gate
+        return r  # an approval waits for a person, analysis going on meanwhile
+
+    def _tolerated(self, r: Release) -> int:
+        """The FAILs of the current step already on record (tolerated by its failure_limit)."""
+        mine = _analysis_reason(r.step_index, Verdict.FAIL)
+        return sum(
+            1 for e in self.ctx.ledger.history(release_id=r.id) if e.action == "analysis" and e.reason == mine
+        )
+
+    def _analyse(self, r: Release) -> AnalysisResult | None:
+        """Measure the current step; None for an approval wait with no canary traffic."""
+        assert r.stable_version is not None
+        # One sliding window for every step: long enough to hold min_samples at the step's weight,
+        # short enough that a candidate going bad dominates it within seconds.
+        step = r.step
+        own = step if isinstance(step, Analysis) else None
+        window = own.window if own is not None and own.window else self.ctx.cfg.rollout.analysis_window
+        # Never further back than the release: the gateway's series are per version (and pair),
+        # so a version released again moments after its rollback would otherwise be judged on
+        # the tail of its previous release's traffic (a 10%-disagreement shadow, say).
+        window = min(window, max(self.clock() - r.created_at, 2.0))
+        metrics = self.thresholds.metrics
+        if own is not None and own.metrics is not None:
+            metrics = {k: v for k, v in metrics.items() if k in own.metrics}
+        thresholds = replace(self.thresholds, metrics=metrics)
+        # All of a tick's queries go out together under one deadline: a hung metrics backend
+        # costs one interval, not one timeout per query.
+        deadline = min(max(1.0, self.ctx.cfg.rollout.interval), 5.0)
+        if r.phase is Phase.SHADOW:
+            cand, shadow = measure_shadow(
+                self.metrics, r.stable_version, r.version, window, self.queries, deadline
+            )
+            result = analyse_shadow(cand, shadow, thresholds)
+            self._sample(r, sample(self.clock(), "shadow", cand, None, shadow))
+        else:
+            if r.plan.traffic(r.step_index).canary_weight == 0:
+                return None
+            cand, stable = measure_canary(
+                self.metrics, r.version, r.stable_version, window, self.queries, deadline,
+                user=thresholds.metrics,
+            )  # fmt: skip
+            slo = thresholds.slo
+            c95, s95 = cand.p95_ms.value, stable.p95_ms.value
+            slower = over_slo = None
+            if self._own_histograms and c95 is not None:
+                # A p95 over a bound on the point estimate: count the requests behind it.
+                if s95 and c95 > slo.max_p95_ratio_vs_stable * s95:
+                    slower = self._count(r, slo.max_p95_ratio_vs_stable * s95, window, deadline)
+                if c95 > slo.p95_latency_ms:
+                    over_slo = self._count(r, slo.p95_latency_ms, window, deadline)
+            result = analyse_canary(cand, stable, thresholds, slower, over_slo)
+            self._sample(r, sample(self.clock(), "primary", cand, stable, None))
+        self.last_result[r.id] = result
+        return result
+
+    def _sample(self, r: Release, one: dict[str, Any]) -> None:
+        full = self.samples.add(r.id, one)
+        if full:
+            self._write_samples(r, full)
+
+    def _count(
+        self, r: Release, bound_ms: float, window: float, deadline: float
+    ) -> tuple[float, Measurement] | None:
+        """The candidate's requests answered within `bound_ms` rounded up to a histogram bucket
+        (rounding up only spares the candidate), or None past the last bucket."""
+        bound = next((b for b in LATENCY_BUCKETS if b >= bound_ms / 1000), None)
+        if bound is None:
+            return None
+        return bound, measure_at_most(self.metrics, r.version, bound, window, deadline)
+
+    def _record(
+        self, r: Release, result: AnalysisResult, consecutive_errors: int, force: bool = False
+    ) -> None:
+        key = (r.step_index, result.verdict.value)
+        if not force and self._last.get(r.id) == key and r.consecutive_errors == consecutive_errors:
+            return
+        self._last[r.id] = key
+        self.ctx.ledger.record(
+            r,
+            actor=CONTROLLER,
+            action="analysis",
+            reason=_analysis_reason(r.step_index, result.verdict),
+            evidence=result.evidence(),
+            consecutive_errors=consecutive_errors,
+        )
+
+    def _rollback(self, r: Release, reason: str, result: AnalysisResult | None = None) -> Release:
+        evidence: dict[str, Any] = {"analysis": result.evidence()} if result is not None else {}
+        if held := self.samples.take(r.id):
+            evidence["samples"] = held
+        r, _ = operations.end(
+            self.ctx,
+            r,
+            Phase.ROLLED_BACK,
+            actor=CONTROLLER,
+            action="rollback",
+            reason=reason,
+            evidence=evidence,
+        )
+        return r
+
+    def _promoted(self, r: Release) -> Release:
+        target = self.ctx.target
+        newest = next(iter(self.ctx.ledger.releases(r.model)), None)
+        if self._retired_previous(r) or (newest is not None and newest.id != r.id):
+            return r  # done, or superseded by a newer release: never re-route for an old one
+        current = target.routes().stable
+        if current is None or current.version != r.version:
+            operations.promote(self.ctx, r)
+        waited = self.clock() - (r.step_started_at or r.updated_at)
+        if r.stable_version is not None and waited >= self.ctx.cfg.rollout.grace_period:
+            target.retire(r.stable_version)
+            self.ctx.ledger.record(
+                r,
+                actor=CONTROLLER,
+                action="retired-previous",
+                reason=f"grace period over: version {r.stable_version} stopped",
+            )
+        elif r.stable_version is None:
+            self.ctx.ledger.record(
+                r, actor=CONTROLLER, action="retired-previous", reason="no previous version"
+            )
+        return r
+
+    def _log_tail(self, version: str) -> str:
+        processes = self.ctx.target.processes()
+        return processes.log_tail(version) if processes is not None else "(see the target's own logs)"
+
+    def _retired_previous(self, r: Release) -> bool:
+        return any(e.action == "retired-previous" for e in self.ctx.ledger.history(release_id=r.id))
+
+
+def _verify_registered(ctx: Rollout, r: Release) -> Verification:
+    """Verify the registry's copy of the release's version against the trusted keys."""
+    return verify_registered(ctx.cfg, ctx.home, f"{r.model}@{r.version}", ctx.registry)
+
+
+def run(
+    controller: Controller,
+    release: Release,
+    *,
+    interval: float,
+    until: Callable[[Release], bool],
+    on_tick: Callable[[Release], None] = lambda _r: None,
+) -> Release:
+    """Tick one release every `interval` seconds until `until(release)` holds."""
+    while True:
+        started = time.monotonic()
+        release = controller.tick(release)
+        on_tick(release)
+        if until(release):
+            return release
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def reconcile(
+    controller: Controller,
+    *,
+    interval: float,
+    once: bool = False,
+    observe: Callable[[Release, Release | None], None] = lambda _now, _before: None,
+    each_tick: Callable[[], None] = lambda: None,
+) -> None:
+    """The long-running loop: every `interval` s, one tick for every release that has work.
+
+    `observe(release, as_last_seen)` is called after each tick of each release (with None the
+    first time), so a caller can report phase changes and export gauges; `each_tick()` once per
+    tick whether or not a release has work (the local target keeps its gateway up with it).
+    """
+    seen: dict[int, Release] = {}
+    while True:
+        started = time.monotonic()
+        each_tick()
+        for r in controller.tick_all():
+            observe(r, seen.get(r.id))
+            seen[r.id] = r
+        if once:
+            return
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -1,0 +1,143 @@
+"""`launchbay audit MODEL`: is the event log what was written, and was every decision signed?
+
+Two checks anybody with read access to the ledger's database can run, on any machine:
+
+* the hash chain of the model's events (`SqlLedger.verify_chain`): a changed, removed or reordered
+  event is named, with the first one that no longer follows;
+* every approval and rejection: its signed statement verifies with the public key stored beside
+  it, that key is the one the config lists for the signer, and the statement is about the release
+  it moved.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from launchbay.checks import approvals
+from launchbay.checks.approvals import SignedStatement
+from launchbay.checks.verdict import Verdict
+from launchbay.config import LaunchbayConfig
+from launchbay.errors import ConfigError
+from launchbay.home import Home
+from launchbay.rollout.engine.release import Event
+from launchbay.rollout.ledger.store import LEDGER_ENV, ChainBreak, SqlLedger
+
+DECISIONS = {"approved": "approve", "rejected": "reject"}
+"""Ledger actions that a person's signed decision made, and the decision each needs."""
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """One recorded decision, checked."""
+
+    event_id: int
+    release_id: int
+    actor: str
+    action: str
+    verdict: str
+    message: str
+
+
+@dataclass
+class AuditReport:
+    """What `launchbay audit` found."""
+
+    model: str
+    events: int = 0
+    verified: int = 0
+    chain_break: ChainBreak | None = None
+    decisions: list[SignatureCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """The chain holds and every decision's signature verifies."""
+        return self.chain_break is None and all(d.verdict == Verdict.PASS.value for d in self.decisions)
+
+    @property
+    def first_problem(self) -> str:
+        """The first thing wrong, in words ("" when nothing is)."""
+        if self.chain_break is not None:
+            return f"event #{self.chain_break.event_id} {self.chain_break.problem}"
+        for d in self.decisions:
+            if d.verdict != Verdict.PASS.value:
+                return f"event #{d.event_id} ({d.actor} {d.action} release #{d.release_id}): {d.message}"
+        return ""
+
+    def lines(self) -> list[str]:
+        """The report for people."""
+        out = []
+        if self.chain_break is None:
+            out.append(f"{self.model}: {self.events} events, hash chain intact")
+        else:
+            out.append(
+                f"{self.model}: hash chain BROKEN at event #{self.chain_break.event_id} "
+                f"(after {self.verified} verified events): {self.chain_break.problem}"
+            )
+        for d in self.decisions:
+            out.append(
+                f"  #{d.event_id} release #{d.release_id} {d.action} by {d.actor}: {d.verdict} {d.message}"
+            )
+        if not self.decisions:
+            out.append("  no approvals or rejections recorded")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "model": self.model,
+            "ok": self.ok,
+            "events": self.events,
+            "verified": self.verified,
+            "chain_break": asdict(self.chain_break) if self.chain_break else None,
+            "decisions": [asdict(d) for d in self.decisions],
+            "first_problem": self.first_problem,
+        }
+
+
+def audit(cfg: LaunchbayConfig | None, home: Home, model: str) -> AuditReport:
+    """Check the model's event log in the project's ledger (never creating one)."""
+    report = AuditReport(model)
+    url = cfg.rollout.ledger_url if cfg is not None else None
+    if not (url or os.environ.get(LEDGER_ENV) or SqlLedger.default_path(home).exists()):
+        return report
+    ledger = SqlLedger.for_home(home, url)
+    history = ledger.history(model=model)
+    report.events = len(history)
+    report.verified, report.chain_break = ledger.verify_chain(model)
+    report.decisions = [_check(cfg, e) for e in history if e.action in DECISIONS]
+    return report
+
+
+def _check(cfg: LaunchbayConfig | None, event: Event) -> SignatureCheck:
+    def result(verdict: Verdict, message: str) -> SignatureCheck:
+        return SignatureCheck(event.id, event.release_id, event.actor, event.action, verdict.value, message)
+
+    doc = event.evidence.get("approval")
+    if not isinstance(doc, dict):
+        return result(Verdict.FAIL, "no signed statement: nobody proved who decided")
+    try:
+        signed = SignedStatement.from_dict(doc)
+    except (KeyError, TypeError) as exc:
+        return result(Verdict.FAIL, f"the signed statement is malformed: {exc}")
+    s = signed.statement
+    if s.release_id != event.release_id or s.decision != DECISIONS[event.action]:
+        return result(Verdict.FAIL, f"the statement is about release #{s.release_id} ({s.decision})")
+    if (s.on_behalf_of or s.approver) != event.actor:
+        return result(
+            Verdict.FAIL, f"the event names {event.actor}, the statement {s.on_behalf_of or s.approver}"
+        )
+    trusted = None
+    if cfg is not None:
+        rules = cfg.rollout.approval
+        keys = rules.workflows if s.on_behalf_of else rules.approvers
+        if s.approver in keys:
+            try:
+                trusted = cfg.public_key(keys[s.approver])
+            except ConfigError:
+                trusted = None
+    checked = approvals.verify(signed, trusted)
+    if checked.verdict is Verdict.PASS and trusted is None:
+        return result(Verdict.PASS, checked.message + " (no configured key to compare with)")
+    return result(checked.verdict, checked.message)
