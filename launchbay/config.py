@@ -498,6 +498,11 @@ class RolloutSection(_Strict):
     approval: ApprovalSection = ApprovalSection(required=False)
     gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Local target: the gateway's port (default: chosen once, then kept)."""
+    gateway_idle_timeout: Duration = 15.0
+    """Local gateway: a connection idle this long -- no complete request yet, or none since the
+    last answer -- is closed (idle or half-open connections cannot pile up)."""
+    gateway_body_timeout: Duration = 10.0
+    """Local gateway: a request whose body has not arrived this long after its headers gets a 408."""
     queries: QueriesSection = QueriesSection()
     metrics: dict[str, MetricSection] = Field(
         default_factory=dict,

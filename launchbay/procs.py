@@ -150,13 +150,19 @@ import json, subprocess, sys
 spec = json.load(sys.stdin)
 with open(spec["log"], "ab") as out:
     child = subprocess.Popen(spec["argv"], env=spec["env"], cwd=spec["cwd"], stdin=subprocess.DEVNULL,
-                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                             pass_fds=spec["fds"])
 print(child.pid)
 """
 
 
 def start(
-    argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None, owner: str | None = None
+    argv: list[str],
+    env: dict[str, str],
+    log: Path,
+    cwd: Path | None = None,
+    owner: str | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> int:
     """Start a detached process writing to `log`; return its PID.
 
@@ -164,6 +170,7 @@ def start(
     and no longer a child of the caller (a short-lived middle process starts it and exits), so it
     outlives the command that started it and stopping that command's process tree leaves it be.
     With `owner`, the process and everything it starts carry it in `$LAUNCHBAY_OWNER` (`sweep`).
+    `pass_fds` are inherited by the process under the same numbers (listening sockets).
     """
     import shutil
     import sys
@@ -179,16 +186,18 @@ def start(
         # since a background job is not a group leader). The environment goes through exec.
         res = subprocess.run(
             ["/bin/sh", "-c", f'{setsid} "$@" </dev/null >>"$0" 2>&1 & echo $!', str(log), *argv],
-            env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
+            env=env, cwd=cwd, capture_output=True, text=True, timeout=60, pass_fds=pass_fds,
         )  # fmt: skip
         if res.returncode != 0 or not res.stdout.strip().isdigit():
             raise OSError(f"could not start {argv[0]}: {res.stderr.strip() or res.returncode}")
         return int(res.stdout.strip())
-    spec = {"argv": argv, "env": env, "cwd": str(cwd) if cwd else None, "log": str(log)}
+    spec: dict[str, object] = {"argv": argv, "env": env, "cwd": str(cwd) if cwd else None, "log": str(log)}
+    spec["fds"] = list(pass_fds)
     # The environment travels on stdin, never on a command line others could read in /proc.
     res = subprocess.run(
-        [sys.executable, "-c", _DETACH], input=json.dumps(spec), capture_output=True, text=True, timeout=60
-    )
+        [sys.executable, "-c", _DETACH], input=json.dumps(spec), capture_output=True, text=True, timeout=60,
+        pass_fds=pass_fds,
+    )  # fmt: skip
     if res.returncode != 0:
         raise OSError(f"could not start {argv[0]}: {res.stderr.strip().splitlines()[-1:] or res.returncode}")
     return int(res.stdout.strip())

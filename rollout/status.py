@@ -44,14 +44,9 @@ def releases(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dict[str
 def decided(release: Release, events: list[Event]) -> tuple[str, dict[str, Any] | None]:
     """Why a release is in its phase (the reason of the event that put it there) and, for an
     ended one, the analysis that decided it -- the FAIL that rolled it back, not the last PASS."""
-    moved = [
-        e
-        for e in events
-        if e.release_id == release.id and e.phase_to == release.phase.value and e.phase_from != e.phase_to
-    ]
-    if not moved:
+    last = view.moved_in(release, events)
+    if last is None:
         return "", None
-    last = moved[-1]
     analysis = last.evidence.get("analysis")
     if release.phase.live or not isinstance(analysis, dict) or not analysis.get("checks"):
         return last.reason, None

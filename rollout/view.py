@@ -37,6 +37,33 @@ def step_text(release: Release) -> str:
     return f"{i + 1}/{len(release.plan)} {release.plan[i].describe()}"
 
 
+def where(release: Release) -> str:
+    """Where a release stands, in words: `at canary 25% (step 4/6)`, `in shadow`, `promoted`."""
+    if release.phase in (Phase.SHADOW, Phase.CANARY, Phase.AWAITING_APPROVAL) and release.plan:
+        i = min(release.step_index, len(release.plan) - 1)
+        split = release.plan.traffic(i)
+        share = "mirrored" if split.mirror else f"{split.canary_weight}%"
+        state = "awaiting approval" if release.phase is Phase.AWAITING_APPROVAL else release.phase.value
+        return f"{state}, candidate traffic {share} (step {i + 1}/{len(release.plan)})"
+    return release.phase.value
+
+
+def moved_in(release: Release, events: list[Event]) -> Event | None:
+    """The event that put the release in its phase (None when none is recorded)."""
+    moved = [
+        e
+        for e in events
+        if e.release_id == release.id and e.phase_to == release.phase.value and e.phase_from != e.phase_to
+    ]
+    return moved[-1] if moved else None
+
+
+def why(release: Release, events: list[Event]) -> str:
+    """The reason of the event that put the release in its phase ("" when none is recorded)."""
+    event = moved_in(release, events)
+    return event.reason if event is not None else ""
+
+
 def gateway_line(gw: dict[str, Any]) -> Text:
     """`gateway http://... up (pid 4, 2 restarts: last worker killed by signal 9)` or DOWN since."""
     if gw["up"]:

@@ -1,7 +1,7 @@
 """Release managers for tests: each with a key pair of their own (made once per test process).
 
 approvers("alice", "bob")             -> {"alice": "/tmp/.../alice.pub", ...} for the config
-approve(ctx, "7", "alice")            -> alice signs and the release is promoted
+approve(ctx, "7", "alice")            -> alice signs, the promotion is recorded and the world follows
 signed(ctx, release, "bob", key_of="alice")  -> bob's name, alice's key: a forgery
 """
 
@@ -15,6 +15,7 @@ from launchbay.checks import approvals
 from launchbay.checks.approvals import Decision, SignedStatement
 from launchbay.rollout.engine import decisions
 from launchbay.rollout.engine.operations import Rollout
+from launchbay.rollout.engine.reconciler import Reconciler
 from launchbay.rollout.engine.release import Release
 
 CONFIG_HOME = Path(tempfile.mkdtemp(prefix="launchbay-people-"))
@@ -52,13 +53,17 @@ def signed(
 
 
 def approve(ctx: Rollout, ref: str, name: str, **statement: Any) -> Release:
-    """`name` approves the release `ref` with their own key."""
-    return decisions.approve(ctx, signed(ctx, decisions.pending(ctx, ref), name, **statement))
+    """`name` approves the release `ref` with their own key; the world follows (as the command has it)."""
+    decided = decisions.approve(ctx, signed(ctx, decisions.pending(ctx, ref), name, **statement))
+    Reconciler(ctx).converge()
+    return decided
 
 
 def reject(ctx: Rollout, ref: str, name: str, reason: str = "") -> Release:
-    """`name` rejects the release `ref` with their own key."""
-    return decisions.reject(ctx, signed(ctx, decisions.pending(ctx, ref), name, "reject", reason=reason))
+    """`name` rejects the release `ref` with their own key; the world follows."""
+    decided = decisions.reject(ctx, signed(ctx, decisions.pending(ctx, ref), name, "reject", reason=reason))
+    Reconciler(ctx).converge()
+    return decided
 
 
 PEOPLE = ("alice", "bob", "dana", "mallory", "ci")

@@ -22,6 +22,7 @@ from launchbay.registry import ModelRef, ModelVersion
 from launchbay.rollout.engine.controller import Controller
 from launchbay.rollout.engine.operations import Rollout
 from launchbay.rollout.engine.plan import Plan, SetWeight
+from launchbay.rollout.engine.reconciler import Converged, Reconciler
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.ledger.store import SqlLedger
 from launchbay.rollout.metrics.base import Measurement
@@ -78,7 +79,7 @@ class FakeTarget:
         assert version in self.servers, f"routing to version {version}, which is not deployed"
         return Backend(version, f"http://v{version}")
 
-    def set_routes(self, routes: Routes) -> None:
+    def set_routes(self, routes: Routes, generation: int | None = None) -> None:
         for b in (routes.stable, routes.canary):
             assert b is None or b.version in self.servers, f"route to undeployed {b}"
         self.current = routes
@@ -207,6 +208,10 @@ class World:
     @property
     def ledger(self) -> SqlLedger:
         return self.ctx.ledger
+
+    def converge(self) -> Converged:
+        """What a command does after recording its decision: one reconciler pass."""
+        return Reconciler(self.ctx).converge()
 
 
 PASSED = Verification("fraud-detector", "2", VerifyResult(Verdict.PASS, "signature verified", "k.pub"))

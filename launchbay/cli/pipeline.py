@@ -127,7 +127,7 @@ def run(
 
     ctx = wiring.rollout(cfg, home)
     release = drive.create(ctx, str(version), whoami(as_), console)
-    release = drive.drive(wiring.controller(ctx), release, console, traffic=traffic, data=data_path)
+    release = drive.drive(ctx, release, console, traffic=traffic, data=data_path)
     doc["release"] = release_view.release_dict(release, {}, None)
     _emit(doc, as_json)
 

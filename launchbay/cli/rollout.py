@@ -1,7 +1,10 @@
-"""Wired commands: release, approve, reject, rollback, abort, history, controller, down.
+"""Rollout commands: release, approve, reject, rollback, abort, history, controller, down.
 
-On-call's commands (rollback, abort) and the release manager's (approve, reject) act on the
-ledger and the target directly: they work whether or not a controller runs.
+Every command that decides (release, approve, reject, rollback, abort) records its decision in the
+ledger, then has the world follow it -- the reconciler pass runs in the command itself, so it
+works whether or not a controller runs, and the local controller is started if it is not -- and
+says what the world now is. A decision whose effect could not be made true yet is exit 3, naming
+what is wrong; one undone meanwhile by somebody else is exit 4, naming who.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from launchbay.cli.app import (
     whoami,
 )
 from launchbay.config import config_path, load_config
-from launchbay.errors import LaunchbayError, PipelineFailed, UsageError
+from launchbay.errors import EnvironmentProblem, PipelineFailed, Refused, UsageError
 from launchbay.home import Home
 
 if TYPE_CHECKING:
@@ -69,9 +72,11 @@ def release(
     live = err if as_json else out  # with --json, stdout carries the JSON document only
     r = drive.create(ctx, version, whoami(as_), live)
     if detach:
-        _report(r, as_json, f"created {r.name}; `launchbay controller` drives it")
+        who = "the controller" if cfg.rollout.target == "local" else "the cluster's controller"
+        _report(r, as_json, f"created {r.name}; {who} drives it (`launchbay status` to follow it)")
         return
-    r = drive.drive(wiring.controller(ctx), r, live, traffic=traffic)
+    cluster = wiring.controller(ctx) if cfg.rollout.target != "local" else None
+    r = drive.drive(ctx, r, live, controller=cluster, traffic=traffic)
     if as_json:  # the live view already said where it ended
         _report(r, as_json, "")
 
@@ -85,6 +90,35 @@ def _tell(ctx: Wired) -> None:
     notifier = notify.notifier(ctx.ledger, ctx.cfg)
     if notifier is not None:
         notifier.stop(flush=ctx.cfg.notifications.timeout * len(ctx.cfg.notifications.webhooks))
+
+
+def _followed(ctx: Wired, decided: Release, what: str) -> tuple[Release, str]:
+    """The world made to follow a decision just recorded; the release as it now is, and the world
+    in words.
+
+    Raises:
+        Refused: somebody else moved the release meanwhile (their decision stands; exit 4).
+        EnvironmentProblem: the decision is on record but the world could not follow yet.
+    """
+    from launchbay.rollout import daemon, view
+
+    world = daemon.follow(ctx)
+    now = ctx.ledger.get(decided.id)
+    if now.phase is not decided.phase:
+        events = ctx.ledger.history(release_id=now.id)
+        mover = view.moved_in(now, events)
+        by = f" by {mover.actor}" if mover is not None else ""
+        raise Refused(
+            f"{decided.name} was {what}, then {now.phase.value}{by} meanwhile: "
+            f"{world.desired.describe()}"
+        )
+    if not world.ok:
+        raise EnvironmentProblem(
+            f"{now.name} is {now.phase.value} in the ledger, but the world does not follow yet: "
+            + "; ".join(world.problems)
+            + " (the controller keeps trying; `launchbay status` shows it)"
+        )
+    return now, world.desired.describe()
 
 
 def _report(r: Release, as_json: bool, message: str, **extra: Any) -> None:
@@ -171,9 +205,10 @@ def approve(
         _report(waiting, as_json, message, resumed=where, key=signed.key_id)
         return
     r = decisions.approve(ctx, signed)
+    r, world = _followed(ctx, r, f"approved by {name}")
     message = (
-        f"[green]approved[/] (signed with key {signed.key_id}): {r.name} is promoted and serves all "
-        f"traffic; champion -> v{r.version}"
+        f"[green]approved[/] (signed with key {signed.key_id}): {r.name} is promoted; {world}; "
+        f"champion -> v{r.version}"
     )
     _report(r, as_json, message, key=signed.key_id, approver=name)
     _tell(ctx)
@@ -196,7 +231,8 @@ def reject(
     name = whoami(as_)
     waiting = decisions.pending(ctx, release_ref)
     r = decisions.reject(ctx, _signed(ctx, waiting, "reject", name, key, reason, on_behalf_of))
-    _report(r, as_json, f"[yellow]rejected[/]: {r.name}; v{r.stable_version} serves all traffic", by=name)
+    r, world = _followed(ctx, r, f"rejected by {name}")
+    _report(r, as_json, f"[yellow]rejected[/]: {r.name}; {world}", by=name)
     _tell(ctx)
 
 
@@ -238,13 +274,12 @@ def rollback(
     ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
     started = time.monotonic()
     r, changed = operations.rollback(ctx, whoami(as_), reason)
+    r, world = _followed(ctx, r, "rolled back")
     took = time.monotonic() - started
     if changed:
-        message = f"[red]rolled back[/] {r.name} in {took:.1f}s; v{r.stable_version} serves all traffic"
+        message = f"[red]rolled back[/] {r.name} in {took:.1f}s; {world}"
     else:
-        message = (
-            f"{r.name} was already {r.phase.value}; routes checked: v{r.stable_version} serves all traffic"
-        )
+        message = f"{r.name} was already {r.phase.value}; the world checked: {world}"
     _report(r, as_json, message, changed=changed, seconds=round(took, 3))
     _tell(ctx)
 
@@ -262,8 +297,9 @@ def abort(
 
     ctx = _wired(config)
     r, changed = operations.abort(ctx, release_ref, whoami(as_), reason)
+    r, world = _followed(ctx, r, "aborted")
     state = "aborted" if changed else f"was already {r.phase.value}"
-    _report(r, as_json, f"{r.name} {state}; stable serves all traffic", changed=changed)
+    _report(r, as_json, f"{r.name} {state}; {world}", changed=changed)
     _tell(ctx)
 
 
@@ -316,7 +352,11 @@ def _plot(config: Path | None, model: str, release_id: int | None, target: Path,
 @app.command()
 def controller(
     config: ConfigOpt = None,
-    once: Annotated[bool, typer.Option(help="One tick for every release, then exit.")] = False,
+    once: Annotated[bool, typer.Option(help="One round for every release, then exit.")] = False,
+    background: Annotated[
+        bool, typer.Option(help="Run detached (what commands start); quietly done if one runs already.")
+    ] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the model's running controller.")] = False,
     metrics_port: Annotated[
         int, typer.Option(help="Serve Prometheus metrics of releases on this port (0: off).")
     ] = 0,
@@ -324,23 +364,29 @@ def controller(
         bool, typer.Option("--json", help="Each transition as one JSON line on stdout.")
     ] = False,
 ) -> None:
-    """Run the reconcile loop in the foreground (for long-running setups)."""
-    from launchbay.rollout import wiring
-    from launchbay.rollout.engine import controller as ctl
+    """The controller: decides every release and keeps the world as the ledger says (always on
+    for the local target -- any command starts it when it is gone; `launchbay service install`
+    starts it at boot)."""
+    import logging
+
+    from launchbay.rollout import daemon, wiring
     from launchbay.rollout.exported import ControllerMetrics
 
     cfg = load_config(config)
-    ctx = wiring.rollout(cfg, Home.resolve(cfg.source).ensure())
-    processes = ctx.target.processes()
-    if processes is not None:
-        _ = processes.url  # the local target: make sure clients have their address
+    home = Home.resolve(cfg.source).ensure()
+    if stop:
+        pid = daemon.stop(home, cfg.model.name)
+        if as_json:
+            out.print_json(json.dumps({"stopped": pid}))
+        else:
+            out.print(f"stopped the controller (pid {pid})" if pid else "no controller was running")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per probe would bury what matters
+    ctx = wiring.rollout(cfg, home)
     c = wiring.controller(ctx)
-    err.print(f"controller for {cfg.model.name}: every {cfg.rollout.interval:g}s (pid {os.getpid()})")
-    from launchbay.rollout.ledger import notify
-
-    notifier = notify.notifier(ctx.ledger, cfg)
-    if notifier is not None:  # its own thread: a slow receiver never delays a tick
-        notifier.start()
+    if not background:
+        err.print(f"controller for {cfg.model.name}: every {cfg.rollout.interval:g}s (pid {os.getpid()})")
     exported = ControllerMetrics.serve(metrics_port) if metrics_port else None
 
     def observe(r: Release, before: Release | None) -> None:
@@ -353,20 +399,7 @@ def controller(
             else:
                 err.print(f"{time.strftime('%H:%M:%S')} {r.name}: {r.phase.value} (step {r.step_index + 1})")
 
-    def keep_gateway_up() -> None:
-        # A gateway whose supervisor died (its worker dies with it) is started again here, on its
-        # port, within a tick: a long-running controller is what keeps the local target serving.
-        if processes is not None:
-            try:
-                _ = processes.url
-            except LaunchbayError as exc:
-                err.print(f"{time.strftime('%H:%M:%S')} gateway: {exc.message}")
-
-    try:
-        ctl.reconcile(c, interval=cfg.rollout.interval, once=once, observe=observe, each_tick=keep_gateway_up)
-    finally:
-        if notifier is not None:
-            notifier.stop(flush=cfg.notifications.timeout)
+    daemon.serve(c, home, once=once, background=background, observe=observe)
 
 
 @app.command()
@@ -376,12 +409,16 @@ def down(
     as_json: JsonOpt = False,
 ) -> None:
     """Stop the local target's processes (gateway, model servers, Prometheus). The ledger stays."""
+    from launchbay.rollout import daemon
     from launchbay.rollout.local.prometheus import LocalPrometheus
     from launchbay.rollout.local.target import LocalTarget
 
     cfg = load_config(config)
     home = Home.resolve(cfg.source)
-    stopped = LocalTarget(cfg, home).down()
+    # The controller first: it keeps the gateway up and would start what is being stopped.
+    pid = daemon.stop(home, cfg.model.name)
+    stopped = [f"controller (pid {pid})"] if pid else []
+    stopped += LocalTarget(cfg, home).down()
     if prometheus and LocalPrometheus(home).stop():
         stopped.append("prometheus")
     if as_json:

@@ -1,14 +1,16 @@
-"""The controller: one idempotent `tick` that reads a release from the ledger, measures, decides, acts.
+"""The controller: the judge. One idempotent `tick` reads a release, measures, decides, records.
 
 A tick never remembers anything the ledger does not: the release's phase and step say what to do,
-and every decision is written before it is acted on. Killing the controller at any moment and
-starting it again repeats at most the last action, which is idempotent (routes are set, not
-changed; servers are started unless they run). Running two ticks at once is safe too: moves are
-optimistic (see `Ledger.move`), so only one of them wins.
+and every decision is written to the ledger -- nothing else. What the decision means for the
+world (routes, servers, the champion alias) is the reconciler's to make true, and it runs after
+every tick, so a decision recorded by a controller killed the next instant is acted on by the
+next pass of whoever runs one. Running two ticks at once is safe too: moves are optimistic (see
+`Ledger.move`), so only one of them wins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,13 +18,12 @@ from typing import Any
 
 from launchbay.checks.registered import Verification, verify_registered
 from launchbay.checks.verdict import Verdict
-from launchbay.errors import LaunchbayError
-from launchbay.rollout.engine import desired as routing
 from launchbay.rollout.engine import operations
 from launchbay.rollout.engine.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.engine.operations import CONTROLLER, Rollout
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.plan import Analysis, Pause, SetWeight, Shadow
+from launchbay.rollout.engine.reconciler import Converged, Reconciler
 from launchbay.rollout.engine.release import ConcurrentChange, Release
 from launchbay.rollout.engine.samples import Samples, sample
 from launchbay.rollout.metrics.base import Measurement, MetricsProvider
@@ -73,26 +74,26 @@ class Controller:
         self._counts: dict[tuple[int, int], list[int]] = {}
         self.last_result: dict[int, AnalysisResult] = {}
         self.samples = Samples()
+        self.reconciler = Reconciler(ctx, clock=clock)
+        self.last_world: Converged | None = None
+        self._unconverged: dict[int, int] = {}  # release id -> passes in a row that could not act
+        self._said: dict[int, str] = {}  # release id -> the last world problem recorded for it
 
     # -- entry points -----------------------------------------------------------------------
 
     def pending_work(self) -> list[Release]:
-        """Releases a tick has something to do for: live ones, and a promotion still in its grace period."""
-        ledger = self.ctx.ledger
-        work = ledger.releases(self.ctx.model, live_only=True)
-        work += [r for r in ledger.releases(self.ctx.model) if r.phase is Phase.PENDING]
-        newest = next(iter(ledger.releases(self.ctx.model)), None)
-        if newest is not None and newest.phase is Phase.PROMOTED and not self._retired_previous(newest):
-            work.append(newest)
-        return work
+        """Releases a tick has something to decide for: pending and live ones."""
+        mine = self.ctx.ledger.releases(self.ctx.model)
+        return [r for r in mine if r.phase.live or r.phase is Phase.PENDING]
 
     def tick_all(self) -> list[Release]:
-        """One tick for every release that has work."""
-        ticked = [self.tick(r) for r in self.pending_work()]
+        """Decide for every release that has work, then converge the world once."""
+        ticked = [self._decide(r) for r in self.pending_work()]
         for rid in self.samples.held() - {r.id for r in ticked if r.phase.live}:
             # Ended by a person (approved, aborted, rolled back by on-call) since our last tick.
             self._write_samples(self.ctx.ledger.get(rid))
-        return ticked
+        self.world()
+        return [self.ctx.ledger.get(r.id) for r in ticked]
 
     def _write_samples(self, r: Release, held: list[dict[str, Any]] | None = None) -> None:
         """Record measurements not yet in the ledger (all of the release's held ones by default)."""
@@ -104,7 +105,13 @@ class Controller:
                                    evidence={"samples": held})  # fmt: skip
 
     def tick(self, release: Release) -> Release:
-        """Move one release forward as far as its evidence allows right now."""
+        """Move one release forward as far as its evidence allows right now, then converge the
+        world to what the ledger says."""
+        self._decide(release)
+        self.world()
+        return self.ctx.ledger.get(release.id)
+
+    def _decide(self, release: Release) -> Release:
         r = self.ctx.ledger.get(release.id)
         try:
             if r.phase is Phase.PENDING:
@@ -113,25 +120,37 @@ class Controller:
                 self._start(r)
             elif r.phase.live:
                 self._step(r)
-            elif r.phase is Phase.PROMOTED:
-                self._promoted(r)
         except ConcurrentChange:
             pass  # someone (on-call, another controller) moved it: the next tick sees their move
-        except LaunchbayError as exc:
-            # The target or the registry refused (RBAC, a conflict, an API server away): the
-            # decision already in the ledger stands, the failure to act on it is recorded too,
-            # and it counts like a failed measurement -- enough of them in a row roll back.
-            now = self.ctx.ledger.get(r.id)
-            errors = now.consecutive_errors + 1
-            self.ctx.ledger.record(
-                now, actor=CONTROLLER, action="target-error", reason=exc.message, consecutive_errors=errors
-            )
-            if now.phase.live and errors >= self.ctx.cfg.rollout.max_consecutive_errors:
-                try:
-                    self._rollback(now, f"{errors} attempts in a row failed to act: {exc.message}")
-                except LaunchbayError as again:
-                    self.ctx.ledger.record(now, actor=CONTROLLER, action="target-error", reason=again.message)
         return self.ctx.ledger.get(r.id)
+
+    def world(self) -> Converged:
+        """One reconciler pass; a live release whose world cannot be made true pass after pass
+        (the target refuses: RBAC, a conflict, an API server away) is rolled back at the limit.
+
+        The failures are recorded (`target-error`) and counted like failed measurements; the
+        count lives in this process (a restarted controller counts afresh, as for INCONCLUSIVEs).
+        """
+        converged = self.reconciler.converge()
+        newest = converged.desired.release
+        if converged.ok or newest is None:
+            self._unconverged.clear()
+            self.last_world = converged
+            return converged
+        problem = "; ".join(converged.problems)
+        if newest.phase.live:
+            errors = self._unconverged.get(newest.id, 0) + 1
+            self._unconverged = {newest.id: errors}
+            self.ctx.ledger.record(newest, actor=CONTROLLER, action="target-error", reason=problem)
+            if errors >= self.ctx.cfg.rollout.max_consecutive_errors:
+                with contextlib.suppress(ConcurrentChange):
+                    self._rollback(newest, f"{errors} attempts in a row failed to act: {problem}")
+                converged = self.reconciler.converge()
+        elif self._said.get(newest.id) != problem:
+            self._said = {newest.id: problem}
+            self.ctx.ledger.record(newest, actor=CONTROLLER, action="target-error", reason=problem)
+        self.last_world = converged
+        return converged
 
     # -- phases -----------------------------------------------------------------------------
 
@@ -148,18 +167,14 @@ class Controller:
         )
 
     def _start(self, r: Release) -> Release:
+        """Wait for the candidate (started by the reconciler, once) and stable to be ready."""
         target = self.ctx.target
-        try:
-            if r.stable_version is not None and target.health(r.stable_version) is Verdict.FAIL:
-                target.deploy(r.model, r.stable_version)  # stable died or was retired: start it again
-            if not target.started(r.version):
-                # Started once only: a candidate that dies while starting is a failed release,
-                # not something to restart until it happens to come up.
-                target.deploy(r.model, r.version)
-        except LaunchbayError as exc:
-            return self._fail(r, f"could not be deployed: {exc.message}")
+        if not target.started(r.version):
+            return r  # the reconciler starts it in this tick's pass
         health = target.health(r.version)
         if health is Verdict.FAIL:
+            # Started once only: a candidate that dies while starting is a failed release, not
+            # something to restart until it happens to come up.
             return self._fail(r, "its server died while starting:\n" + self._log_tail(r.version))
         stable_ready = r.stable_version is None or target.health(r.stable_version) is Verdict.PASS
         if health is Verdict.PASS and stable_ready:
@@ -170,22 +185,18 @@ class Controller:
         return r
 
     def _fail(self, r: Release, reason: str) -> Release:
-        r = self.ctx.ledger.move(r, Phase.FAILED, actor=CONTROLLER, action="deploy-failed", reason=reason)
-        self.ctx.target.retire(r.version, drain_timeout=0)
-        return r
+        return self.ctx.ledger.move(r, Phase.FAILED, actor=CONTROLLER, action="deploy-failed", reason=reason)
 
     def _enter(self, r: Release, index: int) -> Release:
         """Record the move to step `index` (or promotion past the last step), then act on it."""
         measured = {"samples": held} if (held := self.samples.take(r.id)) else {}
         if index >= len(r.plan):
             reason = "every step passed" if r.plan else "first version: it serves all traffic"
-            r = self.ctx.ledger.move(
+            return self.ctx.ledger.move(
                 r, Phase.PROMOTED, actor=CONTROLLER, action="promoted", reason=reason, evidence=measured
             )
-            operations.promote(self.ctx, r)
-            return r
         step = r.plan[index]
-        r = self.ctx.ledger.move(
+        return self.ctx.ledger.move(
             r,
             step.phase,
             actor=CONTROLLER,
@@ -194,22 +205,9 @@ class Controller:
             step_index=index,
             evidence=measured,
         )
-        self._apply_routes(r)
-        return r
-
-    def _apply_routes(self, r: Release) -> None:
-        target = self.ctx.target
-        wanted = routing.wanted(r, target.backend)
-        if target.routes() != wanted:
-            target.set_routes(wanted)
-            # On-call may have ended the release between our read and our write: theirs wins.
-            now = self.ctx.ledger.get(r.id)
-            if not now.phase.live:
-                operations.settle(self.ctx, now)
 
     def _step(self, r: Release) -> Release:
         step = r.plan[r.step_index]
-        self._apply_routes(r)
         if self.ctx.target.health(r.version) is Verdict.FAIL:
             return self._rollback(r, "the candidate's server died:\n" + self._log_tail(r.version))
         if isinstance(step, SetWeight):
@@ -354,35 +352,9 @@ class Controller:
         )
         return r
 
-    def _promoted(self, r: Release) -> Release:
-        target = self.ctx.target
-        newest = next(iter(self.ctx.ledger.releases(r.model)), None)
-        if self._retired_previous(r) or (newest is not None and newest.id != r.id):
-            return r  # done, or superseded by a newer release: never re-route for an old one
-        current = target.routes().stable
-        if current is None or current.version != r.version:
-            operations.promote(self.ctx, r)
-        waited = self.clock() - (r.step_started_at or r.updated_at)
-        if r.stable_version is not None and waited >= self.ctx.cfg.rollout.grace_period:
-            target.retire(r.stable_version)
-            self.ctx.ledger.record(
-                r,
-                actor=CONTROLLER,
-                action="retired-previous",
-                reason=f"grace period over: version {r.stable_version} stopped",
-            )
-        elif r.stable_version is None:
-            self.ctx.ledger.record(
-                r, actor=CONTROLLER, action="retired-previous", reason="no previous version"
-            )
-        return r
-
     def _log_tail(self, version: str) -> str:
         processes = self.ctx.target.processes()
         return processes.log_tail(version) if processes is not None else "(see the target's own logs)"
-
-    def _retired_previous(self, r: Release) -> bool:
-        return any(e.action == "retired-previous" for e in self.ctx.ledger.history(release_id=r.id))
 
 
 def _verify_registered(ctx: Rollout, r: Release) -> Verification:

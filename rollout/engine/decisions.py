@@ -20,7 +20,7 @@ from launchbay.checks.approvals import Decision, SignedStatement, Statement
 from launchbay.checks.verdict import Verdict
 from launchbay.errors import ConfigError, Refused
 from launchbay.registry import ModelRef
-from launchbay.rollout.engine.operations import Rollout, find, promote, settle
+from launchbay.rollout.engine.operations import Rollout, find
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.release import ConcurrentChange, Release, UnknownRelease
 
@@ -155,17 +155,15 @@ def signing_key(name: str, key: str | None = None) -> str:
 
 
 def approve(ctx: Rollout, signed: SignedStatement) -> Release:
-    """Promote the release the signed statement approves (the rules checked once more here)."""
-    release = _decide(ctx, signed, "approve", Phase.PROMOTED)
-    promote(ctx, release)
-    return release
+    """Record the promotion the signed statement approves (the rules checked once more here);
+    the reconciler then sends it all traffic and moves `champion` to it."""
+    return _decide(ctx, signed, "approve", Phase.PROMOTED)
 
 
 def reject(ctx: Rollout, signed: SignedStatement) -> Release:
-    """End the release the signed statement rejects; stable serves all traffic again."""
-    release = _decide(ctx, signed, "reject", Phase.ABORTED)
-    settle(ctx, release)
-    return release
+    """Record the end of the release the signed statement rejects; the reconciler then sends all
+    traffic to stable again."""
+    return _decide(ctx, signed, "reject", Phase.ABORTED)
 
 
 def _decide(ctx: Rollout, signed: SignedStatement, decision: Decision, to: Phase) -> Release:
@@ -207,7 +205,8 @@ def _said(signed: SignedStatement) -> str:
 def _lost_race(ctx: Rollout, release: Release, verb: str) -> Refused:
     """The refusal for the slower of two people deciding about one release at once."""
     now = ctx.ledger.get(release.id)
-    last = ctx.ledger.history(release_id=release.id)[-1]
+    events = ctx.ledger.history(release_id=release.id)
+    last = next((e for e in reversed(events) if e.phase_from != e.phase_to), events[-1])
     return Refused(
         f"{verb} refused: {release.name} changed meanwhile -- {last.actor} {last.action} it, it is now "
         f"{now.phase.value}; nothing was done"

@@ -1,23 +1,22 @@
-"""What people do to releases: start, approve, reject, abort, roll back.
+"""What people do to releases: start, approve, reject, abort, roll back -- as intents on record.
 
-None of these needs a running controller: each writes the ledger first (so the decision is on
-record even if acting fails half-way), then acts on the target and the registry directly. All are
-idempotent -- rolling back twice leaves the same routes and says it was already done.
+Each of these writes the ledger and nothing else: the world (routes, servers, the champion alias)
+follows from the ledger by the reconciler, which the command then runs (or wakes) and reports.
+So a command paused or killed right after its write has still decided -- the next reconciler pass
+of anyone acts on it -- and no command can leave traffic where the ledger does not say it goes.
+None of these needs a running controller. All are idempotent: rolling back twice records once.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem, Refused, UsageError
 from launchbay.home import Home
-from launchbay.registry import CHAMPION, Registry, champion
+from launchbay.registry import Registry, champion
 from launchbay.rollout import measure
-from launchbay.rollout.engine import desired as routing
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.plan import Plan, plan
 from launchbay.rollout.engine.release import (
@@ -136,52 +135,6 @@ def _one_at_a_time(live: Release | None) -> Refused:
     )
 
 
-# -- the target's side of a decision ----------------------------------------------------------
-
-
-def promote(ctx: Rollout, release: Release) -> None:
-    """Act on a PROMOTED release: all traffic to it, `champion` to it. Idempotent.
-
-    The previous stable keeps running (warm) for `rollout.grace_period`; the controller retires it.
-    """
-    ctx.target.set_routes(routing.wanted(release, ctx.target.backend))
-    ctx.registry.set_alias(release.model, CHAMPION, release.version)
-    ctx.registry.tag(release.model, release.version, OUTCOME_TAG, "promoted")
-
-
-def settle(ctx: Rollout, release: Release, start_timeout: float | None = None) -> None:
-    """Act on a release that ended without promotion (or was rolled back): stable serves again.
-
-    Routes go first -- that is what users feel -- then the alias, then the candidate is drained
-    and stopped. A previous stable that was already retired is started again first.
-    """
-    stable = release.stable_version
-    if stable is not None:
-        _ensure_serving(ctx, stable, start_timeout or ctx.cfg.rollout.start_timeout)
-    routes = routing.wanted(release, ctx.target.backend)
-    if ctx.target.routes() != routes:
-        ctx.target.set_routes(routes)
-    if stable is not None:
-        ctx.registry.set_alias(release.model, CHAMPION, stable)
-    ctx.registry.tag(release.model, release.version, OUTCOME_TAG, release.phase.value)
-    ctx.target.retire(release.version)
-
-
-def _ensure_serving(ctx: Rollout, version: str, timeout: float) -> None:
-    if ctx.target.health(version) is Verdict.PASS:
-        return
-    ctx.target.deploy(ctx.model, version)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        h = ctx.target.health(version)
-        if h is Verdict.PASS:
-            return
-        if h is Verdict.FAIL:
-            break
-        time.sleep(0.2)
-    raise EnvironmentProblem(f"{ctx.model} version {version} could not be started again to serve")
-
-
 # -- decisions --------------------------------------------------------------------------------
 
 
@@ -195,13 +148,12 @@ def end(
     reason: str,
     evidence: dict[str, Any] | None = None,
 ) -> tuple[Release, bool]:
-    """Move a release to ROLLED_BACK or ABORTED, then settle it. Returns (release, changed).
+    """Record a release's move to ROLLED_BACK or ABORTED. Returns (release, changed).
 
-    Already ended: nothing is recorded again, but the routes are settled once more (idempotent).
+    Already ended: nothing is recorded again (the caller's reconciler pass still checks the world).
     """
     for _ in range(5):
         if release.phase in (Phase.ROLLED_BACK, Phase.ABORTED, Phase.FAILED):
-            settle(ctx, release)
             return release, False
         try:
             release = ctx.ledger.move(
@@ -210,7 +162,6 @@ def end(
         except ConcurrentChange:
             release = ctx.ledger.get(release.id)  # someone moved it meanwhile: decide again
             continue
-        settle(ctx, release)
         return release, True
     raise EnvironmentProblem(f"release #{release.id} keeps changing under us; try again")
 

@@ -9,6 +9,7 @@ a world derived from the ledger at generation g is stale once the generation is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -103,6 +104,8 @@ class Ledger(Protocol):
     """
 
     url: str
+    clock: Callable[[], float]
+    """The ledger's time: what its events are stamped with, and what the world is derived at."""
 
     def create(
         self,

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from launchbay.faults import point
 from launchbay.home import Home
 from launchbay.rollout.engine.phases import Phase, transition
 from launchbay.rollout.engine.plan import Plan
@@ -170,12 +171,14 @@ class SqlLedger:
             return int(rid)
 
         try:
-            return self.get(self._write(work))
+            rid = self._write(work)
         except sa.exc.IntegrityError as exc:
             if str(ONE_LIVE.name) not in str(exc) and "releases.model" not in str(exc):
                 raise
             live = next((r for r in self.releases(model) if r.phase.live or r.phase is Phase.PENDING), None)
             raise LiveReleaseExists(live) from None
+        point("after:created")
+        return self.get(rid)
 
     def get(self, release_id: int) -> Release:
         """The release with this id."""
@@ -262,6 +265,7 @@ class SqlLedger:
             )
 
         self._write(work)
+        point(f"after:{action}")
         return self.get(release.id)
 
     def record(
@@ -296,6 +300,7 @@ class SqlLedger:
             )
 
         self._write(work)
+        point(f"after:{action}")
 
     def history(self, model: str | None = None, release_id: int | None = None) -> list[Event]:
         """The event log in order, for a model or one release."""

@@ -42,12 +42,13 @@ from typing import Any, TypeGuard
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from launchbay import procs
 from launchbay.files import write_private
 from launchbay.rollout.local.launcher import Launcher
+from launchbay.rollout.local.records import server_record
 from launchbay.rollout.metrics import names
 from launchbay.rollout.targets.base import LATENCY_BUCKETS, Backend, Routes
 from launchbay.serving.guard import is_json
@@ -180,6 +181,35 @@ class _Metrics:
             self.score_diff.labels(*pair)
 
 
+MAX_BODY = 16 * 1024 * 1024
+"""The largest request body the gateway takes (413 above it)."""
+BODY_TIMEOUT = 10.0
+"""Seconds a client has to send a request's body once its headers arrived (408 after)."""
+IDLE_TIMEOUT = 15.0
+"""Seconds a connection may stay idle -- before its first request's headers are complete, or
+between requests -- before the gateway closes it (aiohttp's keep-alive timeout covers both)."""
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error the gateway answers itself has the service's JSON shape (`{"error": ...}`):
+    aiohttp's own (413 too large, 405, 404 of a route) would be plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if isinstance(exc, web.HTTPRequestEntityTooLarge):
+            message = f"the request body is larger than {MAX_BODY // (1024 * 1024)} MB"
+        else:
+            message = exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}:") else exc.text
+        return web.json_response({"error": message}, status=exc.status, headers=_kept(exc.headers))
+
+
+def _kept(headers: Any) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() in {"allow", "retry-after"}}
+
+
 def _error(message: str) -> bytes:
     """A gateway-made error body, in the shape the service's errors have."""
     return json.dumps({"error": message}).encode()
@@ -248,11 +278,17 @@ class Gateway:
         routes: Routes | None = None,
         hedge_factor: float = 4.0,
         hedge_floor: float = 0.5,
+        generation: int = 0,
+        body_timeout: float = BODY_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.state_file = state_file
         self.servers = servers
         self.token = token
         self.routes = routes or Routes()
+        self.generation = generation
+        """The ledger generation the routes were derived from: older routes are refused."""
+        self.body_timeout, self.idle_timeout = body_timeout, idle_timeout
         self.metrics = _Metrics()
         self.metrics.weight.set(self.routes.canary_weight)
         self.metrics.prime(self.routes)
@@ -272,7 +308,7 @@ class Gateway:
 
     def client_app(self) -> web.Application:
         """What clients reach: the proxy and `/metrics` (Prometheus scrapes it)."""
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
         app.router.add_get("/metrics", self.get_metrics)
         app.router.add_route("*", RESERVED + "{tail:.*}", self.reserved)
         app.router.add_route("*", "/{tail:.*}", self.proxy)
@@ -282,7 +318,7 @@ class Gateway:
 
     def admin_app(self) -> web.Application:
         """The control channel: the routes, behind the token."""
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=1024 * 1024, middlewares=[json_errors])
         app.router.add_get(ROUTES, self.get_routes)
         app.router.add_put(ROUTES, self.put_routes)
         return app
@@ -314,7 +350,12 @@ class Gateway:
             self.metrics.route_refusals.labels("token").inc()
             return web.json_response({"error": "the admin channel needs launchbay's token"}, status=401)
         return web.json_response(
-            {**self.routes.to_dict(), "inflight": self.inflight, "shadow_queue": self.queue.qsize()}
+            {
+                **self.routes.to_dict(),
+                "generation": self.generation,
+                "inflight": self.inflight,
+                "shadow_queue": self.queue.qsize(),
+            }
         )
 
     async def put_routes(self, request: web.Request) -> web.Response:
@@ -324,13 +365,30 @@ class Gateway:
             log.warning("route change refused: no valid token (from %s)", request.remote)
             return web.json_response({"error": "the admin channel needs launchbay's token"}, status=401)
         try:
-            routes = Routes.from_dict(await request.json())
-        except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+            body = await request.json()
+            routes = Routes.from_dict(body)
+            generation = body.get("generation")
+            generation = None if generation is None else int(generation)
+        except (ValueError, TypeError, KeyError, AttributeError, json.JSONDecodeError) as exc:
             return web.json_response({"error": f"invalid routes: {exc}"}, status=400)
+        if generation is not None and generation < self.generation:
+            self.metrics.route_refusals.labels("stale").inc()
+            log.warning("route change refused: from ledger generation %s, these follow %s", generation,
+                        self.generation)  # fmt: skip
+            return web.json_response(
+                {
+                    "error": f"stale routes: derived from ledger generation {generation}, the gateway "
+                    f"follows generation {self.generation}",
+                    "generation": self.generation,
+                },
+                status=409,
+            )
         if problems := self.unregistered(routes):
             self.metrics.route_refusals.labels("backend").inc()
             log.warning("route change refused: %s", "; ".join(problems))
             return web.json_response({"error": "refused: " + "; ".join(problems)}, status=403)
+        if generation is not None:
+            self.generation = generation
         self.persist(routes)
         self.routes = routes
         self.metrics.weight.set(routes.canary_weight)
@@ -343,7 +401,7 @@ class Gateway:
         for b in (routes.stable, routes.canary):
             if b is None:
                 continue
-            rec = procs.ProcessRecord.read(self.servers / f"v{b.version}.json") if self.servers else None
+            rec = server_record(self.servers, b.version) if self.servers else None
             if rec is None:
                 problems.append(f"version {b.version} has no server of launchbay's")
             elif b.url != rec.url:
@@ -353,7 +411,7 @@ class Gateway:
     def persist(self, routes: Routes) -> None:
         """Write the routes atomically (a crash never leaves half a file)."""
         if self.state_file is not None:
-            write_private(self.state_file, json.dumps(routes.to_dict()))
+            write_private(self.state_file, json.dumps({**routes.to_dict(), "generation": self.generation}))
 
     async def get_metrics(self, _request: web.Request) -> web.Response:
         """Prometheus exposition of the gateway's metrics."""
@@ -399,7 +457,14 @@ class Gateway:
             and random.random() * 100 < routes.canary_weight
         )
         backend = routes.canary if to_canary and routes.canary is not None else routes.stable
-        body = await request.read()
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await request.read()
+        except TimeoutError:
+            self.metrics.rejected.labels("slow-body").inc()
+            return web.json_response(
+                {"error": f"the request body did not arrive within {self.body_timeout:g}s"}, status=408
+            )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         deadline = self.canary_deadline() if backend is routes.canary else None
         status, resp_headers, payload = await self._forward(

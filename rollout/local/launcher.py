@@ -23,6 +23,8 @@ import aiohttp
 
 from launchbay import procs
 from launchbay.files import write_private
+from launchbay.rollout.local.records import record_path, server_record
+from launchbay.rollout.targets.base import check_version
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class SpawnSpec:
     @staticmethod
     def path(servers: Path, version: str) -> Path:
         """Where the spec of `version` lives."""
-        return servers / f"spawn-v{version}.json"
+        return record_path(servers, version, prefix="spawn-v")
 
     def write(self, servers: Path, version: str) -> None:
         """Store it readable by this user only (the environment is the server's)."""
@@ -78,7 +80,7 @@ class Launcher:
         return cached[1]
 
     def _record(self, version: str) -> procs.ProcessRecord | None:
-        return procs.ProcessRecord.read(self.servers / f"v{version}.json")
+        return server_record(self.servers, version)
 
     def touch(self, version: str) -> None:
         """Note a request for `version` (idle time counts from the last one)."""
@@ -109,7 +111,7 @@ class Launcher:
         rec = await loop.run_in_executor(
             None, lambda: procs.launch(spec.argv, spec.env, Path(spec.log), spec.port, cwd=Path(spec.cwd))
         )
-        rec.write(self.servers / f"v{version}.json")
+        rec.write(record_path(self.servers, version))
         pid = rec.pid
         url = f"http://127.0.0.1:{spec.port}/readyz"
         deadline = time.monotonic() + spec.cold_start_timeout
@@ -152,6 +154,10 @@ class Launcher:
             await asyncio.sleep(1.0)
             for spec_file in self.servers.glob("spawn-v*.json"):
                 version = spec_file.stem.removeprefix("spawn-v")
+                try:
+                    check_version(version)
+                except ValueError:
+                    continue  # not a spec launchbay wrote
                 spec = SpawnSpec.read(self.servers, version)
                 rec = self._record(version)
                 if rec is None or not rec.running:
@@ -169,7 +175,7 @@ class Launcher:
                     self.up.discard(version)
                     await asyncio.get_running_loop().run_in_executor(None, rec.stop)
                     # The record says so: the local target reports the version healthy, not dead.
-                    replace(rec, scaled_to_zero=True).write(self.servers / f"v{version}.json")
+                    replace(rec, scaled_to_zero=True).write(record_path(self.servers, version))
                     self.metrics.scaled_to_zero.labels(version).inc()
 
 

@@ -9,13 +9,19 @@ meanwhile wait in the listen queue, and a new worker (routes re-derived from the
 serving them within a second, on the same port. The new worker is a standby started beforehand,
 its imports done (they take over a second on a loaded 2-core machine), waiting on a pipe; it
 takes over when told why, and another standby is started behind it. Workers die with the
-supervisor (PR_SET_PDEATHSIG), so a killed supervisor never leaves a worker behind; the local
-target then starts a new one on the same port.
+supervisor (PR_SET_PDEATHSIG), so a killed supervisor never leaves a worker behind.
+
+The supervisor itself may die too. The controller (always on for the local target) asks it for
+copies of its two listening sockets over `DIR/gateway.sockets` (a Unix socket, SCM_RIGHTS) and
+keeps them: the port never closes, and when the supervisor is gone the controller starts a new
+one on the very same sockets (`--client-fd`, `--admin-fd`) -- clients that connect meanwhile wait
+in the queue instead of being refused. With no controller, the next launchbay command that
+touches the target starts a new supervisor on the same port.
 
 `DIR/gateway.json` is the record: the worker's PID (`pid`: the process serving clients) and start
-time, the supervisor's, both ports,
-restarts, why the last worker ended, and a heartbeat written every second (how long ago it was
-last alive, if it dies). `DIR/gateway.token` (0600) is the admin channel's token.
+time, the supervisor's, both ports, restarts, why the last worker ended, and a heartbeat written
+every second (how long ago it was last alive, if it dies). `DIR/gateway.token` (0600) is the
+admin channel's token.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -40,6 +48,9 @@ from launchbay.files import write_private
 
 RECORD = "gateway.json"
 TOKEN = "gateway.token"
+KEEPER = "gateway.keeper"
+SOCKETS = "gateway.sockets"
+"""The Unix socket on which the supervisor hands copies of its listening sockets to the controller."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -102,6 +113,33 @@ class GatewayRecord:
             return None
 
 
+@dataclass(frozen=True)
+class KeeperRecord:
+    """The process keeping copies of the gateway's listening sockets (the controller), which
+    starts a new supervisor on them when one dies: others wait for it rather than bind the port."""
+
+    pid: int
+    created: float | None
+    port: int
+
+    @property
+    def running(self) -> bool:
+        """The keeper still runs (this very process)."""
+        return procs.alive(self.pid, self.created)
+
+    def write(self, path: Path) -> None:
+        """Store atomically (0600)."""
+        write_private(path, json.dumps(asdict(self)))
+
+    @classmethod
+    def read(cls, path: Path) -> KeeperRecord | None:
+        """The record at `path`, or None."""
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
 def token(directory: Path) -> str:
     """The admin channel's token, created (0600) on first use."""
     path = directory / TOKEN
@@ -125,6 +163,55 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
+def _adopt(fd: int) -> socket.socket:
+    sock = socket.socket(fileno=fd)
+    sock.set_inheritable(True)
+    return sock
+
+
+def sockets_path(directory: Path) -> Path:
+    """Where the hand-out socket of the gateway in `directory` lives: in it, or -- when that path
+    is too long for a Unix socket (about 100 bytes) -- in a private directory of this user's under
+    /tmp, named after it."""
+    inside = directory / SOCKETS
+    if len(str(inside)) < 100:
+        return inside
+    short = Path("/tmp") / f"launchbay-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    st = short.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OSError(f"{short} is not a private directory of this user's")
+    return short / (hashlib.sha256(str(directory).encode()).hexdigest()[:24] + ".sock")
+
+
+def _handout(path: Path) -> socket.socket:
+    """A Unix socket (owner only) on which the supervisor hands its listening sockets to the
+    controller, who keeps copies: then no single process's death closes the gateway's port."""
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    path.chmod(0o600)
+    server.listen(4)
+    server.setblocking(False)
+    return server
+
+
+def fetch_sockets(directory: Path, timeout: float = 2.0) -> tuple[socket.socket, socket.socket] | None:
+    """Copies of the running supervisor's (client, admin) listening sockets, or None."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout)
+            conn.connect(str(sockets_path(directory)))
+            _msg, fds, _flags, _addr = socket.recv_fds(conn, 64, 2)
+    except OSError:
+        return None
+    if len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        return None
+    return socket.socket(fileno=fds[0]), socket.socket(fileno=fds[1])
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -142,8 +229,15 @@ class Supervisor:
     def __init__(self, args: argparse.Namespace) -> None:
         self.dir: Path = args.dir
         self.args = args
-        self.client = _listen(args.port)
-        self.admin = _listen(args.admin_port)
+        if args.client_fd is not None and args.admin_fd is not None:
+            # Sockets kept open by the controller while the previous supervisor died: connections
+            # that arrived meanwhile wait in their queue and are served by this one.
+            self.client = _adopt(args.client_fd)
+            self.admin = _adopt(args.admin_fd)
+        else:
+            self.client = _listen(args.port)
+            self.admin = _listen(args.admin_port)
+        self.handout = _handout(sockets_path(self.dir))
         token(self.dir)
         me = os.getpid()
         self.record = GatewayRecord(
@@ -182,6 +276,10 @@ class Supervisor:
             str(self.args.hedge_factor),
             "--hedge-floor",
             str(self.args.hedge_floor),
+            "--idle-timeout",
+            str(self.args.idle_timeout),
+            "--body-timeout",
+            str(self.args.body_timeout),
         ]
 
     def spawn(self, reason: str) -> None:
@@ -261,12 +359,15 @@ class Supervisor:
                     os.close(self.standby[1])
                 self._spare()
             self._standby_ready()
+            self._hand_out()
             now = time.time()
             if now - beat >= 1.0:
                 beat = now
                 self.record = replace(self.record, heartbeat_at=now)
                 self.record.write(self.dir / RECORD)
             time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            Path(self.handout.getsockname()).unlink()
         if self.standby is not None:
             os.close(self.standby[1])  # end of file: the standby exits
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -277,6 +378,18 @@ class Supervisor:
                 self.worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.worker.kill()
+
+    def _hand_out(self) -> None:
+        """Give the listening sockets to whoever asks on the hand-out socket (only this user can
+        reach it: it lives in a 0700 directory and is 0600 itself)."""
+        try:
+            conn, _ = self.handout.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        with conn, contextlib.suppress(OSError):
+            conn.setblocking(True)
+            conn.settimeout(1.0)
+            socket.send_fds(conn, [b"sockets"], [self.client.fileno(), self.admin.fileno()])
 
     def _restart(self, why: str) -> None:
         now = time.time()
@@ -311,10 +424,14 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--admin-port", type=int, default=0)
+    parser.add_argument("--client-fd", type=int, help="serve this inherited listening socket (clients)")
+    parser.add_argument("--admin-fd", type=int, help="serve this inherited listening socket (admin)")
     parser.add_argument("--restart-reason", default="")
     parser.add_argument("--queue-size", type=int, default=1000, help="mirrored requests waiting at most")
     parser.add_argument("--hedge-factor", type=float, default=4.0, help="canary deadline: x stable's p99")
     parser.add_argument("--hedge-floor", type=float, default=0.5, help="canary deadline at least (s)")
+    parser.add_argument("--idle-timeout", type=float, default=15.0, help="close idle connections after (s)")
+    parser.add_argument("--body-timeout", type=float, default=10.0, help="a body must arrive within (s)")
     args = parser.parse_args()
     os.umask(0o077)
     Supervisor(args).run()

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -37,8 +38,9 @@ from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
 from launchbay.rollout.local.launcher import SpawnSpec, spec_for
 from launchbay.rollout.local.prometheus import LocalPrometheus
-from launchbay.rollout.local.supervisor import RECORD, GatewayRecord, token
-from launchbay.rollout.targets.base import Backend, Notify, Processes, Routes
+from launchbay.rollout.local.records import record_path, server_record
+from launchbay.rollout.local.supervisor import KEEPER, RECORD, GatewayRecord, KeeperRecord, token
+from launchbay.rollout.targets.base import VERSION, Backend, Notify, Processes, Routes, StaleRoutes
 
 
 class LocalTarget:
@@ -81,6 +83,9 @@ class LocalTarget:
         Raises:
             EnvironmentProblem: the port is held by another program, or the gateway does not start.
         """
+        kept = self._kept_by_keeper(timeout)
+        if kept is not None:
+            return kept
         with self._starting():
             rec = GatewayRecord.read(self.gateway_file)
             if rec is not None and rec.running and self._answers(rec, 3.0):
@@ -99,15 +104,58 @@ class LocalTarget:
             self.notify("gateway-restarted", f"{why}: started again on port {new.port}")
         return new
 
-    def _start(self, old: GatewayRecord | None, why: str, timeout: float) -> GatewayRecord:
-        configured = self.cfg.rollout.gateway_port
-        wanted = configured or (old.port if old is not None else None)
-        if wanted and procs.wait_port_free(wanted, 3.0):
-            port = wanted
-        elif configured:
-            raise EnvironmentProblem(f"rollout.gateway_port {configured} is {_holder(configured)}")
+    def _kept_by_keeper(self, timeout: float) -> GatewayRecord | None:
+        """When the controller keeps the gateway's sockets, it alone starts a supervisor on them:
+        wait for that (the port is not free for anyone else, and need not be)."""
+        rec = GatewayRecord.read(self.gateway_file)
+        keeper = KeeperRecord.read(self.dir / KEEPER)
+        if (rec is not None and rec.running) or keeper is None or not keeper.running:
+            return None
+        if rec is not None and keeper.port != rec.port:
+            return None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and keeper.running:
+            now = GatewayRecord.read(self.gateway_file)
+            if now is not None and now.running and self._answers(now, 0.5):
+                return now
+            time.sleep(0.05)
+        return None
+
+    def restart_on(self, sockets: tuple[socket.socket, socket.socket]) -> str:
+        """Start a new supervisor on kept listening sockets if none runs (the keeper's move).
+        Returns what was done ("" when a supervisor runs)."""
+        with self._starting():
+            rec = GatewayRecord.read(self.gateway_file)
+            if rec is not None and rec.running:
+                return ""
+            pid = f"supervisor pid {rec.supervisor_pid}" if rec is not None else "its supervisor"
+            why = f"the gateway ({pid}) was not running"
+            new = self._start(rec, why, 20.0, sockets)
+        said = f"{why}: started again on the same sockets (port {new.port}); no connection was refused"
+        self.notify("gateway-restarted", said)
+        return said
+
+    def _start(
+        self,
+        old: GatewayRecord | None,
+        why: str,
+        timeout: float,
+        sockets: tuple[socket.socket, socket.socket] | None = None,
+    ) -> GatewayRecord:
+        fds: tuple[int, ...] = ()
+        if sockets is not None:
+            fds = (sockets[0].fileno(), sockets[1].fileno())
+            port = sockets[0].getsockname()[1]
         else:
-            port = procs.free_port()  # the port it had is someone else's now: clients must move
+            configured = self.cfg.rollout.gateway_port
+            wanted = configured or (old.port if old is not None else None)
+            if wanted and procs.wait_port_free(wanted, 3.0):
+                port = wanted
+            elif configured:
+                raise EnvironmentProblem(f"rollout.gateway_port {configured} is {_holder(configured)}")
+            else:
+                port = procs.free_port()  # the port it had is someone else's now: clients must move
+        inherited = ["--client-fd", str(fds[0]), "--admin-fd", str(fds[1])] if fds else []
         log = self.dir / "gateway.log"
         pid = procs.start(
             [
@@ -128,10 +176,16 @@ class LocalTarget:
                 str(self.cfg.rollout.hedge_factor),
                 "--hedge-floor",
                 str(self.cfg.rollout.hedge_floor),
+                "--idle-timeout",
+                str(self.cfg.rollout.gateway_idle_timeout),
+                "--body-timeout",
+                str(self.cfg.rollout.gateway_body_timeout),
+                *inherited,
             ],
             self._gateway_env(),
             log,
             owner=self.owner,
+            pass_fds=fds,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -191,14 +245,18 @@ class LocalTarget:
                 if attempt == 3:
                     raise EnvironmentProblem(f"the gateway did not answer: {exc}") from None
                 time.sleep(0.2 * attempt)
+        if r.status_code == 409:
+            raise StaleRoutes(r.json().get("error", r.text))
         if r.status_code != 200:
             raise EnvironmentProblem(f"the gateway refused the routes ({r.status_code}): {r.text}")
         data: dict[str, Any] = r.json()
         return data
 
-    def set_routes(self, routes: Routes) -> None:
-        """Send traffic as `routes` says. Idempotent."""
-        self._admin("PUT", routes.to_dict())
+    def set_routes(self, routes: Routes, generation: int | None = None) -> None:
+        """Send traffic as `routes` says. Idempotent. The gateway keeps `generation` and refuses
+        routes derived from an older one (StaleRoutes)."""
+        body = routes.to_dict() | ({"generation": generation} if generation is not None else {})
+        self._admin("PUT", body)
 
     def routes(self) -> Routes:
         """The routes in force, read back from the gateway."""
@@ -211,11 +269,11 @@ class LocalTarget:
     # -- model servers ----------------------------------------------------------------------
 
     def _record_file(self, version: str) -> Path:
-        return self.servers / f"v{version}.json"
+        return record_path(self.servers, version)
 
     def server(self, version: str) -> procs.ProcessRecord | None:
         """The record of a version's server, or None when none was started (or it was retired)."""
-        return procs.ProcessRecord.read(self._record_file(version))
+        return server_record(self.servers, version)
 
     def backend(self, version: str) -> Backend:
         """Where the gateway reaches `version`."""
@@ -315,7 +373,7 @@ class LocalTarget:
 
     def deployed(self) -> list[str]:
         """Versions with a server record (running or not)."""
-        return sorted(p.stem[1:] for p in self.servers.glob("v*.json"))
+        return sorted(p.stem[1:] for p in self.servers.glob("v*.json") if VERSION.match(p.stem[1:]))
 
     def down(self) -> list[str]:
         """Stop every server and the gateway of this model, whole trees and strays; return what
@@ -327,6 +385,11 @@ class LocalTarget:
                 rec.stop()
                 stopped.append(f"version {version} (pid {rec.pid})")
             self._record_file(version).unlink(missing_ok=True)
+        keeper = KeeperRecord.read(self.dir / KEEPER)
+        if keeper is not None and keeper.running and keeper.pid != os.getpid():
+            # The controller keeps the gateway's sockets and would start it again: it goes first.
+            procs.stop(keeper.pid, created_at=keeper.created)
+            stopped.append(f"controller (pid {keeper.pid})")
         gw = GatewayRecord.read(self.gateway_file)
         if gw is not None and gw.running:
             gw.stop()

@@ -1,7 +1,7 @@
 """The local gateway's worker process: serves the sockets its supervisor holds, routes from the ledger.
 
 Started by `launchbay.rollout.local.supervisor` (never by hand). At start it derives the routes
-from the ledger -- the model's newest release, its phase and step (`routing.wanted`) -- with the
+from the ledger -- the world its releases call for (`engine.desired`) -- with the
 backends taken from launchbay's own server records. The persisted routes file only stands in when
 the ledger cannot be read, and is then checked against the server records like any route change;
 when the two disagree, the ledger wins and the log says so. A worker started to replace one that
@@ -19,16 +19,22 @@ import logging
 import os
 import signal
 import socket
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_server import Server
 
-from launchbay import procs
 from launchbay.home import Home
-from launchbay.rollout.engine import desired as routing
+from launchbay.rollout.engine.desired import desired
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger
 from launchbay.rollout.local.gateway import Gateway
+from launchbay.rollout.local.records import server_record
 from launchbay.rollout.local.supervisor import token
 from launchbay.rollout.targets.base import Backend, Routes
 
@@ -43,39 +49,54 @@ def _ledger(home: Home) -> SqlLedger | None:
     return None
 
 
-def initial_routes(gateway: Gateway, home: Home, model: str) -> tuple[Routes, str, Release | None]:
-    """The routes to start with, where they came from, and the release they follow (if any)."""
+@dataclass(frozen=True)
+class Start:
+    """What a worker starts serving with."""
+
+    routes: Routes
+    generation: int
+    source: str
+    """Where the routes came from, in words (the ledger, or the file and why)."""
+    release: Release | None
+
+
+def initial_routes(gateway: Gateway, home: Home, model: str) -> Start:
+    """The routes to start with: the ledger's (`desired`), the routes file only when the ledger
+    cannot be read or its routes cannot be served."""
     assert gateway.state_file is not None and gateway.servers is not None
     servers = gateway.servers
 
     def backend(version: str) -> Backend:
-        rec = procs.ProcessRecord.read(servers / f"v{version}.json")
+        rec = server_record(servers, version)
         if rec is None:
             raise LookupError(f"version {version} has no server record")
         return Backend(version=version, url=rec.url)
 
-    from_file = Routes()
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-        from_file = Routes.from_dict(json.loads(gateway.state_file.read_text()))
+    from_file, file_generation = Routes(), 0
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+        saved = json.loads(gateway.state_file.read_text())
+        from_file, file_generation = Routes.from_dict(saved), int(saved.get("generation") or 0)
     if gateway.unregistered(from_file):
         log.warning("routes file names servers that are not launchbay's: ignored (%s)", from_file)
         from_file = Routes()
     try:
         ledger = _ledger(home)
-        newest = next(iter(ledger.releases(model)), None) if ledger is not None else None
+        generation, releases = ledger.snapshot(model) if ledger is not None else (0, [])
     except Exception as exc:  # the ledger's database is away: the file is all there is
         log.warning("the ledger could not be read (%s): starting from the routes file", exc)
-        return from_file, "file (ledger unreadable)", None
-    if newest is None:
-        return from_file, "file (no release in the ledger)", None
+        return Start(from_file, file_generation, "file (ledger unreadable)", None)
+    if not releases:
+        return Start(from_file, file_generation, "file (no release in the ledger)", None)
+    want = desired(model, generation, releases, time.time(), grace_period=0.0)
+    newest = releases[0]
     try:
-        wanted = routing.wanted(newest, backend)
+        wanted = want.routes(backend)
     except LookupError as exc:
         log.warning("the ledger's routes cannot be served (%s): starting from the routes file", exc)
-        return from_file, f"file ({exc})", newest
+        return Start(from_file, file_generation, f"file ({exc})", newest)
     if wanted != from_file:
         log.warning("routes file disagreed with the ledger (%s): the ledger's routes win", newest.name)
-    return wanted, f"ledger ({newest.name}: {newest.phase.value})", newest
+    return Start(wanted, generation, f"ledger ({newest.name}: {newest.phase.value})", newest)
 
 
 def _record_restart(home: Home, release: Release | None, reason: str, routes: Routes, source: str) -> None:
@@ -93,8 +114,44 @@ def _record_restart(home: Home, release: Release | None, reason: str, routes: Ro
             )
 
 
+class _JsonErrors(RequestHandler):
+    """aiohttp's connection handler, answering requests it cannot parse (a 400 before any route)
+    in the gateway's JSON error shape instead of plain text."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:  # fmt: skip
+        answer = super().handle_error(request, status, exc, message)
+        if not 400 <= status < 500:
+            return answer
+        said = (message or HTTPStatus(status).phrase).splitlines()[0][:300]
+        out = web.json_response({"error": f"malformed request: {said}"}, status=status)
+        out.force_close()
+        return out
+
+
+class _Server(Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrors(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    """An AppRunner whose connections answer parse errors as JSON."""
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        server.__class__ = _Server  # same state, one method more: aiohttp builds it, we only answer
+        return server
+
+
 async def _serve(gateway: Gateway, client: socket.socket, admin: socket.socket) -> None:
-    runners = [web.AppRunner(gateway.client_app(), access_log=None), web.AppRunner(gateway.admin_app())]
+    # keepalive_timeout closes a connection idle that long: before its first request is complete
+    # (a client that connects and sends nothing, or half its headers) and between requests.
+    runners = [
+        _Runner(gateway.client_app(), access_log=None, keepalive_timeout=gateway.idle_timeout),
+        _Runner(gateway.admin_app(), keepalive_timeout=gateway.idle_timeout),
+    ]
     for runner, sock in zip(runners, (client, admin), strict=True):
         await runner.setup()
         await web.SockSite(runner, sock).start()
@@ -141,6 +198,8 @@ def main() -> None:
     parser.add_argument("--queue-size", type=int, default=1000)
     parser.add_argument("--hedge-factor", type=float, default=4.0)
     parser.add_argument("--hedge-floor", type=float, default=0.5)
+    parser.add_argument("--idle-timeout", type=float, default=15.0)
+    parser.add_argument("--body-timeout", type=float, default=10.0)
     parser.add_argument("--standby-fd", type=int, help="wait on this pipe, imports done, to take over")
     parser.add_argument("--ready-fd", type=int, help="a standby says on this pipe that it is ready")
     args = parser.parse_args()
@@ -155,15 +214,20 @@ def main() -> None:
         servers=args.dir / "servers",
         hedge_factor=args.hedge_factor,
         hedge_floor=args.hedge_floor,
+        idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout,
         token=token(args.dir),
     )
-    routes, source, release = initial_routes(gateway, home, args.model)
-    gateway.routes = routes
+    start = initial_routes(gateway, home, args.model)
+    routes, source = start.routes, start.source
+    gateway.routes, gateway.generation = routes, start.generation
     gateway.metrics.weight.set(routes.canary_weight)
+    gateway.metrics.prime(routes)
     gateway.persist(routes)
-    log.info("serving with routes from the %s: %s", source, routes.to_dict())
+    log.info("serving with routes from the %s (generation %s): %s", source, start.generation,
+             routes.to_dict())  # fmt: skip
     if args.restart_reason:
-        _record_restart(home, release, args.restart_reason, routes, source)
+        _record_restart(home, start.release, args.restart_reason, routes, source)
     client = socket.socket(fileno=args.client_fd)
     admin = socket.socket(fileno=args.admin_fd)
     try:

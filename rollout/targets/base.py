@@ -12,11 +12,23 @@ What only some targets can do is a second small protocol, `Processes`, that a ta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from launchbay.checks.verdict import Verdict
+
+VERSION = re.compile(r"^[1-9][0-9]{0,17}$")
+"""What a model version is in the registry (MLflow numbers them 1, 2, 3, ...): nothing else can
+name a version in routes, server records or the resources named after them."""
+
+
+def check_version(version: str) -> str:
+    """`version` if it is a registry version; ValueError otherwise (a path, a label, anything else)."""
+    if not isinstance(version, str) or not VERSION.match(version):
+        raise ValueError(f"{version!r} is not a model version (versions are numbers: 1, 2, 3, ...)")
+    return version
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,9 @@ class Backend:
 
     version: str
     url: str
+
+    def __post_init__(self) -> None:
+        check_version(self.version)
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,11 @@ class Routes:
             canary_weight=int(d.get("canary_weight", 0)),
             mirror=bool(d.get("mirror", False)),
         )
+
+
+class StaleRoutes(Exception):
+    """The target already follows a newer ledger generation than the routes it was sent: whoever
+    sent them read the ledger before someone changed it, and must derive the routes again."""
 
 
 Notify = Callable[[str, str], None]
@@ -101,8 +121,13 @@ class Target(Protocol):
         """Stop a version's serving units after draining its in-flight requests. Idempotent."""
         ...
 
-    def set_routes(self, routes: Routes) -> None:
-        """Send traffic as `routes` says (stable, canary weight, mirroring). Idempotent."""
+    def set_routes(self, routes: Routes, generation: int | None = None) -> None:
+        """Send traffic as `routes` says (stable, canary weight, mirroring). Idempotent.
+
+        `generation` is the ledger generation the routes were derived from: a target that keeps
+        it refuses routes older than those it has (`StaleRoutes`), so a writer that paused
+        between reading the ledger and writing the routes cannot undo a newer decision.
+        """
         ...
 
     def routes(self) -> Routes:

@@ -154,8 +154,12 @@ class FunctionTarget:
 
     # -- traffic ----------------------------------------------------------------------------
 
-    def set_routes(self, routes: Routes) -> None:
-        """Point the alias at stable, with the canary's share as an additional version weight."""
+    def set_routes(self, routes: Routes, generation: int | None = None) -> None:
+        """Point the alias at stable, with the canary's share as an additional version weight.
+
+        `generation` is not kept here: the reconciler checks the ledger just before writing.
+        """
+        del generation
         if routes.mirror:
             raise EnvironmentProblem("AWS Lambda cannot mirror requests: this target has no shadow step")
         if routes.stable is None:

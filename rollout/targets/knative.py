@@ -79,8 +79,12 @@ class KnativeTarget:
         """The version's tagged URL (`v<N>-<service>`)."""
         return Backend(version=str(version), url=f"http://v{version}-{self.model}.{self.ns}.svc")
 
-    def set_routes(self, routes: Routes) -> None:
-        """Apply traffic percentages (the template stays the newest revision)."""
+    def set_routes(self, routes: Routes, generation: int | None = None) -> None:
+        """Apply traffic percentages (the template stays the newest revision).
+
+        `generation` is not kept here: the reconciler checks the ledger just before writing.
+        """
+        del generation
         if routes.mirror:
             raise EnvironmentProblem("Knative cannot mirror requests: this target has no shadow step")
         svc = self._service()

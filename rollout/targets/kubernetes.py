@@ -61,8 +61,12 @@ class KubernetesTarget:
         name = manifests.unit_name(self.model, version)
         return Backend(version=str(version), url=f"http://{name}.{self.ns}.svc:{manifests.PORT}")
 
-    def set_routes(self, routes: Routes) -> None:
-        """Apply the model's HTTPRoute."""
+    def set_routes(self, routes: Routes, generation: int | None = None) -> None:
+        """Apply the model's HTTPRoute.
+
+        `generation` is not kept here: the reconciler checks the ledger just before writing.
+        """
+        del generation
         route = manifests.http_route(self.cfg, routes)
         check([route])
         self.api.apply(route)

@@ -180,11 +180,13 @@ def test_on_call_rollback_needs_no_controller_and_is_idempotent(tmp_path: Path) 
     w.target.retire("1")  # the grace period is over: the previous stable was stopped
     r2, changed = operations.rollback(w.ctx, "oncall", "alerts firing")
     assert changed and r2.phase is Phase.ROLLED_BACK
+    assert routes(w) == ("2", None, 0, False)  # recorded: nothing has moved yet
+    assert w.converge().ok
     assert routes(w) == ("1", None, 0, False)  # started again, then routed
     assert w.registry.aliases["champion"] == "1"
     assert w.registry.outcome("2") == "rolled-back"
     again, changed = operations.rollback(w.ctx, "oncall", "")
-    assert not changed and again.id == r2.id and routes(w) == ("1", None, 0, False)
+    assert not changed and again.id == r2.id and w.converge().ok and routes(w) == ("1", None, 0, False)
     assert [e.action for e in w.ledger.history(release_id=r.id)].count("rollback") == 1
 
 
@@ -254,11 +256,11 @@ def test_a_target_that_refuses_is_recorded_and_rolls_back_after_the_error_limit(
     real = w.target.set_routes
     calls = {"n": 0}
 
-    def refuse(routes: Routes) -> None:
+    def refuse(routes: Routes, generation: int | None = None) -> None:
         calls["n"] += 1
         if routes.canary is not None:  # the API server refuses the canary route (RBAC 403)
             raise EnvironmentProblem("Kubernetes refused PATCH httproutes (403 Forbidden)")
-        real(routes)
+        real(routes, generation)
 
     w.target.set_routes = refuse  # type: ignore[method-assign]
     w.target.current = Routes(stable=w.target.backend("1"))  # the route must be re-applied

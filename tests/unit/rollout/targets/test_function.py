@@ -22,6 +22,7 @@ from launchbay.home import Home
 from launchbay.rollout.engine import operations
 from launchbay.rollout.engine.controller import Controller
 from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.reconciler import Reconciler
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.ledger.store import SqlLedger
 from launchbay.rollout.targets.base import Routes
@@ -190,6 +191,7 @@ def test_on_call_rolls_back_by_moving_the_alias_with_no_controller_running(
     w.controller.tick(r)
     assert w.alias()[1] == {"2": 0.2}
     operations.rollback(w.ctx, "oncall", "pager")
+    Reconciler(w.ctx).converge()  # what the command does next
     assert w.alias() == ("1", {})
 
 

@@ -18,6 +18,7 @@ from launchbay.pipelines.cluster import rbac
 from launchbay.rollout.engine import operations
 from launchbay.rollout.engine.controller import Controller
 from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.reconciler import Reconciler
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.factory import make_target
 from launchbay.rollout.ledger.store import SqlLedger
@@ -125,6 +126,7 @@ def test_kubernetes_shadow_uses_a_request_mirror_filter_and_rollback_removes_the
     ]
     assert [b["name"] for b in rule["backendRefs"]] == ["fraud-detector-v1"]
     operations.rollback(c.ctx, "oncall", "pager")
+    Reconciler(c.ctx).converge()  # what the command does next
     assert [b["name"] for b in _route(fake)["backendRefs"]] == ["fraud-detector-v1"]
     assert "filters" not in _route(fake)
     assert (
@@ -165,6 +167,7 @@ def test_knative_rollout_moves_traffic_percentages_between_revisions(
     assert svc["spec"]["template"]["spec"]["containers"][0]["image"] == pushed("2")
     assert svc["spec"]["traffic"] == [{"revisionName": "fraud-detector-v2", "percent": 100, "tag": "v2"}]
     operations.rollback(c.ctx, "oncall", "")
+    Reconciler(c.ctx).converge()  # what the command does next
     svc = fake.find("services", "fraud-detector")
     assert svc is not None and svc["spec"]["traffic"][0]["revisionName"] == "fraud-detector-v1"
     assert c.registry.aliases["champion"] == "1"
@@ -264,11 +267,13 @@ def test_the_installations_rbac_grants_exactly_the_verbs_whole_lives_of_releases
     c.controller.tick(r)
     c.until(operations.create(c.ctx, "3", "dana"), Phase.SHADOW)
     operations.rollback(c.ctx, "oncall", "pager")
+    Reconciler(c.ctx).converge()  # what the command does next
     # Knative: canary -> promotion -> rollback.
     k = Cluster(tmp_path / "kn", url, "knative")
     r, _ = k.until(operations.create(k.ctx, "2", "dana"), Phase.AWAITING_APPROVAL)
     people.approve(k.ctx, str(r.id), "alice")
     operations.rollback(k.ctx, "oncall", "")
+    Reconciler(k.ctx).converge()  # what the command does next
 
     granted = {key: set(verbs) for key, verbs in RBAC.items()}
     assert _verbs_used(fake.requests) == granted
