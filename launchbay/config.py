@@ -512,6 +512,11 @@ class RolloutSection(_Strict):
     ledger_url: str | None = None
     """SQLAlchemy URL of the ledger (e.g. postgresql://...); default: $LAUNCHBAY_LEDGER_URL, else
     SQLite in the state directory."""
+    witness_dir: str | None = None
+    """Where the ledger's heads are witnessed, signed, outside its database (default: `witness/` in
+    the state directory); put it on a disk the database's administrators cannot write."""
+    witness_keys: list[str] = Field(default_factory=list)
+    """Public witness keys of other machines writing the same ledger and witness directory."""
     prometheus_url: str | None = None
     """An existing Prometheus; default for the local target: launchbay starts Debian's `prometheus`."""
     prometheus_ca_file: str | None = None

@@ -135,7 +135,7 @@ def promote_step(
     from launchbay.config import load_config
     from launchbay.errors import LaunchbayError
     from launchbay.home import Home
-    from launchbay.rollout import wiring
+    from launchbay.rollout import daemon, wiring
     from launchbay.rollout.engine import decisions
 
     cfg = load_config(config)
@@ -148,6 +148,10 @@ def promote_step(
         _fail(f"the signed approval is for release #{signed.statement.release_id}, not #{release_id}")
     try:
         release = decisions.approve(ctx, signed)
+        world = daemon.follow(ctx)  # the promotion recorded, the cluster now follows it
     except LaunchbayError as exc:
         _fail(exc.message)
-    print(f"{release.name} promoted; {release.name} approved by {signed.statement.approver}", flush=True)
+    if not world.ok:
+        _fail(f"{release.name} is promoted in the ledger, but: {'; '.join(world.problems)}")
+    print(f"{release.name} promoted ({world.desired.describe()}); approved by {signed.statement.approver}",
+          flush=True)  # fmt: skip

@@ -45,7 +45,9 @@ from launchbay.rollout.engine.reconciler import Converged, Reconciler
 from launchbay.rollout.engine.release import LedgerUnavailable, Release
 from launchbay.rollout.ledger import notify
 from launchbay.rollout.local.keeper import SocketKeeper
+from launchbay.rollout.local.prometheus import LocalPrometheus
 from launchbay.rollout.local.target import LocalTarget
+from launchbay.rollout.metrics.prometheus import PrometheusProvider
 
 log = logging.getLogger("launchbay.controller")
 
@@ -53,6 +55,7 @@ RECORD = "controller.json"
 LOCK = "controller.lock"
 START_LOCK = "controller.start.lock"
 STARTING = "controller.starting"
+STOPPED = "stopped"
 STALE_AFTER = 30.0
 """A record whose heartbeat is older than this many intervals belongs to a stuck controller."""
 
@@ -128,6 +131,7 @@ def ensure(cfg: LaunchbayConfig, home: Home, wait: float = 0.0) -> ControllerRec
     model = cfg.model.name
     where = directory(home, model)
     where.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (where / STOPPED).unlink(missing_ok=True)  # whoever ensures it wants the world kept again
     with _flock(where / START_LOCK):  # two commands at once start one controller
         rec = status(home, model)
         if rec is not None and rec.stuck:
@@ -175,8 +179,23 @@ def _start(cfg: LaunchbayConfig, home: Home, where: Path) -> procs.ProcessRecord
     return starting
 
 
-def stop(home: Home, model: str) -> int | None:
-    """Stop the model's controller (its whole tree); return its PID, or None if none ran."""
+def stopped_on_purpose(home: Home, model: str) -> float | None:
+    """When `launchbay down` stopped the model's processes (None: it did not, or a command that
+    decides has started them again since). Nothing starts the controller by itself meanwhile."""
+    try:
+        return (directory(home, model) / STOPPED).stat().st_mtime
+    except OSError:
+        return None
+
+
+def stop(home: Home, model: str, on_purpose: bool = False) -> int | None:
+    """Stop the model's controller (its whole tree); return its PID, or None if none ran.
+
+    With `on_purpose` (`launchbay down`), nothing but a command that decides starts it again."""
+    if on_purpose:
+        where = directory(home, model)
+        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (where / STOPPED).touch()
     rec = status(home, model)
     if rec is None or not rec.running:
         return None
@@ -212,12 +231,17 @@ def serve(
     *,
     once: bool = False,
     background: bool = False,
+    standby: bool = False,
     observe: Observe = lambda _now, _before: None,
 ) -> None:
     """Run the controller's loop in this process until SIGTERM/SIGINT (or one round with `once`).
 
+    Args:
+        background: another controller runs already: return quietly.
+        standby: another controller runs already: wait, and take over when it ends (systemd).
+
     Raises:
-        Refused: another controller of the model runs (unless `background`: then return quietly).
+        Refused: another controller of the model runs (neither `background` nor `standby`).
     """
     ctx = controller.ctx
     cfg, model = ctx.cfg, ctx.model
@@ -225,7 +249,7 @@ def serve(
     where.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = (where / LOCK).open("a")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock, fcntl.LOCK_EX | (0 if standby else fcntl.LOCK_NB))
     except BlockingIOError:
         lock.close()
         if background:
@@ -321,6 +345,17 @@ class _Loop:
             thread.join(timeout=5)
             keeper.close()
 
+    def _keep_prometheus(self) -> None:
+        """The local Prometheus is the controller's to keep up too: one that died is started again
+        (on its port when free; the analysis follows it if it had to move)."""
+        ctx = self.c.ctx
+        prometheus = LocalPrometheus(ctx.home)
+        if ctx.cfg.rollout.prometheus_url or prometheus.record is not None:
+            return  # it runs: one that answers badly (hung) is the analysis's to judge, not ours
+        url = prometheus.ensure()
+        if isinstance(self.c.metrics, PrometheusProvider) and self.c.metrics.url != url:
+            self.c.metrics = PrometheusProvider(url)
+
     def run(self, once: bool) -> None:
         interval = self.c.ctx.cfg.rollout.interval
         while not self.stopping.is_set():
@@ -342,6 +377,7 @@ class _Loop:
         try:
             if self.local is not None:
                 _ = self.local.url  # a gateway whose supervisor died with no sockets kept: start it
+                self._keep_prometheus()
             ticked = self.c.tick_all()
             for r in ticked:
                 self.observe(r, self.seen.get(r.id))
@@ -384,3 +420,49 @@ def _flock(path: Path) -> Iterator[IO[str]]:
             yield fh
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def unit_name(model: str) -> str:
+    """The systemd unit of `model`'s controller."""
+    return f"launchbay-controller-{model}.service"
+
+
+def service_env(cfg: LaunchbayConfig, home: Home) -> dict[str, str]:
+    """What the controller needs of this environment when the system starts it: the state
+    directory, the ledger and registry addresses, the webhooks' and Prometheus' credentials."""
+    names = {"LAUNCHBAY_LEDGER_URL", "MLFLOW_TRACKING_URI", "LAUNCHBAY_USER", "AWS_REGION"}
+    names |= {n for n in os.environ if n.startswith(("LAUNCHBAY_PROMETHEUS_", "KUBECONFIG"))}
+    names |= {w.url_env for w in cfg.notifications.webhooks if w.url_env}
+    env = {name: os.environ[name] for name in sorted(names) if name in os.environ}
+    return {"LAUNCHBAY_HOME": str(home.root), **env}
+
+
+def unit_text(cfg: LaunchbayConfig, env_file: Path, home: Home, python: str = sys.executable) -> str:
+    """A systemd service that runs the model's controller from boot, restarting it if it dies.
+
+    The environment comes from `env_file` (0600: it may hold a ledger password or a webhook URL),
+    never from the unit, which others may read. KillMode=process: restarting or stopping the unit
+    stops the controller only -- the gateway and the model servers keep serving and a new
+    controller adopts them; `launchbay down` stops them all.
+    """
+    assert cfg.source is not None
+    lines = [
+        "[Unit]",
+        f"Description=launchbay controller of {cfg.model.name} ({cfg.source.parent})",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"WorkingDirectory={home.root}",
+        f"EnvironmentFile={env_file}",
+        f"ExecStart={python} -m launchbay controller --config {cfg.source} --standby",
+        "Restart=always",
+        "RestartSec=2",
+        "KillMode=process",
+        "",
+        "[Install]",
+        "WantedBy=default.target",
+        "",
+    ]
+    return "\n".join(lines)

@@ -21,7 +21,7 @@ def ledger_if_any(cfg: LaunchbayConfig | None, home: Home) -> SqlLedger | None:
     """The project's ledger, or None when there is none yet (a configured URL always counts)."""
     url = cfg.rollout.ledger_url if cfg is not None else None
     if url or os.environ.get(LEDGER_ENV) or SqlLedger.default_path(home).exists():
-        return SqlLedger.for_home(home, url)
+        return SqlLedger.for_config(cfg, home)
     return None
 
 
@@ -87,6 +87,42 @@ def gateway(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
         "supervisor_pid": rec.supervisor_pid,
         "restarts": rec.restarts,
         "last_exit": rec.last_exit,
+    }
+
+
+def controller(cfg: LaunchbayConfig, home: Home, restart: bool = True) -> dict[str, Any] | None:
+    """The model's controller as it last recorded itself: running or not, its heartbeat, whether
+    the world matches the ledger (or what still differs), a ledger it cannot write.
+
+    On the local target a controller found gone is started again (`restart`) -- unless
+    `launchbay down` stopped everything on purpose. None: nothing was ever released here.
+    """
+    from launchbay.rollout import daemon
+
+    model = cfg.model.name
+    rec = daemon.status(home, model)
+    if rec is None and cfg.rollout.target != "local":
+        return None
+    if rec is None and not (home.root / "local" / model).exists():
+        return None
+    stopped = daemon.stopped_on_purpose(home, model)
+    restarted = False
+    if restart and stopped is None and cfg.rollout.target == "local" and (rec is None or not rec.running):
+        rec = daemon.ensure(cfg, home)
+        restarted = True
+    if rec is None:
+        return {"running": False, "stopped_on_purpose": stopped, "restarted": restarted}
+    return {
+        "running": rec.running,
+        "pid": rec.pid,
+        "stuck": rec.stuck,
+        "restarted": restarted,
+        "stopped_on_purpose": stopped,
+        "heartbeat_age": round(time.time() - rec.heartbeat_at, 1) if rec.heartbeat_at else None,
+        "ledger_error": rec.ledger_error,
+        "ledger_error_since": rec.ledger_error_since,
+        "error": rec.error,
+        "world": rec.world,
     }
 
 

@@ -64,6 +64,49 @@ def why(release: Release, events: list[Event]) -> str:
     return event.reason if event is not None else ""
 
 
+def controller_lines(c: dict[str, Any]) -> list[Text]:
+    """How the controller stands: running and the world as the ledger says, or what differs and
+    why, a ledger it cannot write, or not running (and why)."""
+    lines: list[Text] = []
+
+    def say(text: str, style: str = "") -> None:
+        lines.append(Text(text, style=style))
+
+    if c.get("stopped_on_purpose") and not c.get("running"):
+        say(
+            f"controller stopped with `launchbay down` at {when(c['stopped_on_purpose'])}; the next "
+            "release, approve, reject, rollback or abort starts it again",
+            "yellow",
+        )
+        return lines
+    if not c.get("running"):
+        say("controller NOT running (it could not be started: see `launchbay controller`)", "bold red")
+        return lines
+    age = c.get("heartbeat_age")
+    beat = f"last round {age:g}s ago" if age is not None else "starting"
+    started = "; it was not running and has been started again" if c.get("restarted") else ""
+    say(f"controller running (pid {c['pid']}, {beat}){started}", "bold red" if c.get("stuck") else "green")
+    if c.get("stuck"):
+        say("  no round completed for a long while (paused, hung): the next command replaces it", "bold red")
+    if c.get("ledger_error"):
+        say(
+            f"  ledger NOT WRITABLE since {when(c.get('ledger_error_since'))}: {c['ledger_error']}; "
+            "nothing moves until it can be recorded (retried every round)",
+            "bold red",
+        )
+    world = c.get("world") or {}
+    if world.get("converged"):
+        say(f"  the world is as the ledger says (generation {world.get('generation')})", "green")
+    elif world:
+        say("  the world does not match the ledger yet: " + "; ".join(world.get("problems") or []), "red")
+    retiring = (world.get("desired") or {}).get("retire_at") or {}
+    for version, until in sorted(retiring.items()):
+        say(f"  v{version} stays warm until {when(until)}, then stops")
+    if c.get("error"):
+        say(f"  last round: {c['error']}", "red")
+    return lines
+
+
 def gateway_line(gw: dict[str, Any]) -> Text:
     """`gateway http://... up (pid 4, 2 restarts: last worker killed by signal 9)` or DOWN since."""
     if gw["up"]:

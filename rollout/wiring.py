@@ -37,7 +37,7 @@ def rollout(cfg: LaunchbayConfig, home: Home, ledger: SqlLedger | None = None) -
         UsageError: a cluster target without `rollout.prometheus_url`.
         EnvironmentProblem: no usable Kubernetes configuration for a cluster target.
     """
-    ledger = ledger or SqlLedger.for_home(home, cfg.rollout.ledger_url)
+    ledger = ledger or SqlLedger.for_config(cfg, home)
     known = ledger
 
     def notify(action: str, reason: str) -> None:

@@ -67,6 +67,7 @@ class GatewayProcess:
         model: str = "m",
         port: int = 0,
         queue_size: int = 1000,
+        *extra: str,
     ) -> None:
         self.dir = directory
         self.servers = directory / "servers"
@@ -79,6 +80,7 @@ class GatewayProcess:
             "launchbay.rollout.local.supervisor",
             *("--dir", str(directory), "--home", str(home or directory / "home")),
             *("--model", model, "--port", str(self.port), "--queue-size", str(queue_size)),
+            *extra,
         ]
         self.pid = procs.start(argv, dict(os.environ), directory / "gateway.log", owner=f"test#{directory}")
         deadline = time.monotonic() + 30

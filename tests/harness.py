@@ -77,7 +77,9 @@ class Launchbay:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
-    def spawn(self, *args: str, log: IO[Any] | None = None) -> subprocess.Popen[str]:
+    def spawn(
+        self, *args: str, log: IO[Any] | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         """Start a long-running command in its own session (stop it with its process group).
 
         Its output goes to `log`, or to a pipe the caller reads.
@@ -85,7 +87,7 @@ class Launchbay:
         return subprocess.Popen(
             [sys.executable, "-m", "launchbay", *args],
             cwd=self.cwd,
-            env=self.environ(),
+            env=self.environ(env),
             stdout=log if log is not None else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -106,6 +106,9 @@ class FakeTarget:
     def down(self) -> list[str]:
         return [f"version {v}" for v in self.servers]
 
+    def deployed(self) -> list[str]:
+        return sorted(self.servers)
+
 
 @dataclass
 class Metrics:

@@ -39,6 +39,7 @@ def status(
     state = MlflowRegistry(cfg, home).state(cfg.model.name)
     state["releases"] = releases.releases(cfg, home)
     state["gateway"] = releases.gateway(cfg, home)
+    state["controller"] = releases.controller(cfg, home)
     if as_json:
         out.print_json(json.dumps(state, default=str))
         return
@@ -83,6 +84,9 @@ def status(
             out.print(f"champion and challenger: {cmp['note']}")
     if (gw := state["gateway"]) is not None:
         out.print(view.gateway_line(gw))
+    if (c := state["controller"]) is not None:
+        for line in view.controller_lines(c):
+            out.print(line)
     if state["releases"]:
         out.print(view.releases_table(state["releases"]))
         for r in state["releases"]:

@@ -36,6 +36,7 @@ from launchbay.home import Home
 
 if TYPE_CHECKING:
     from launchbay.checks.approvals import Decision, SignedStatement
+    from launchbay.rollout.engine.phases import Phase
     from launchbay.rollout.engine.release import Release
     from launchbay.rollout.wiring import Wired
 
@@ -92,9 +93,9 @@ def _tell(ctx: Wired) -> None:
         notifier.stop(flush=ctx.cfg.notifications.timeout * len(ctx.cfg.notifications.webhooks))
 
 
-def _followed(ctx: Wired, decided: Release, what: str) -> tuple[Release, str]:
+def _followed(ctx: Wired, decided: Release, what: str, intended: Phase | None = None) -> tuple[Release, str]:
     """The world made to follow a decision just recorded; the release as it now is, and the world
-    in words.
+    in words. `intended`: the phase the decision put it in (default: the one it has now).
 
     Raises:
         Refused: somebody else moved the release meanwhile (their decision stands; exit 4).
@@ -104,7 +105,7 @@ def _followed(ctx: Wired, decided: Release, what: str) -> tuple[Release, str]:
 
     world = daemon.follow(ctx)
     now = ctx.ledger.get(decided.id)
-    if now.phase is not decided.phase:
+    if now.phase is not (intended or decided.phase):
         events = ctx.ledger.history(release_id=now.id)
         mover = view.moved_in(now, events)
         by = f" by {mover.actor}" if mover is not None else ""
@@ -185,7 +186,7 @@ def approve(
     the rules, then supplies the signed approval and resumes the node; the workflow's promote step
     checks it again and promotes.
     """
-    from launchbay.rollout.engine import decisions
+    from launchbay.rollout.engine import decisions, phases
 
     ctx = _wired(config)
     name = whoami(as_)
@@ -205,7 +206,7 @@ def approve(
         _report(waiting, as_json, message, resumed=where, key=signed.key_id)
         return
     r = decisions.approve(ctx, signed)
-    r, world = _followed(ctx, r, f"approved by {name}")
+    r, world = _followed(ctx, r, f"approved by {name}", phases.Phase.PROMOTED)
     message = (
         f"[green]approved[/] (signed with key {signed.key_id}): {r.name} is promoted; {world}; "
         f"champion -> v{r.version}"
@@ -225,13 +226,13 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """End a release waiting for approval, signed with your key; stable serves all traffic again."""
-    from launchbay.rollout.engine import decisions
+    from launchbay.rollout.engine import decisions, phases
 
     ctx = _wired(config)
     name = whoami(as_)
     waiting = decisions.pending(ctx, release_ref)
     r = decisions.reject(ctx, _signed(ctx, waiting, "reject", name, key, reason, on_behalf_of))
-    r, world = _followed(ctx, r, f"rejected by {name}")
+    r, world = _followed(ctx, r, f"rejected by {name}", phases.Phase.ABORTED)
     _report(r, as_json, f"[yellow]rejected[/]: {r.name}; {world}", by=name)
     _tell(ctx)
 
@@ -356,6 +357,9 @@ def controller(
     background: Annotated[
         bool, typer.Option(help="Run detached (what commands start); quietly done if one runs already.")
     ] = False,
+    standby: Annotated[
+        bool, typer.Option(help="If one runs already, wait and take over when it ends (for systemd).")
+    ] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the model's running controller.")] = False,
     metrics_port: Annotated[
         int, typer.Option(help="Serve Prometheus metrics of releases on this port (0: off).")
@@ -399,7 +403,7 @@ def controller(
             else:
                 err.print(f"{time.strftime('%H:%M:%S')} {r.name}: {r.phase.value} (step {r.step_index + 1})")
 
-    daemon.serve(c, home, once=once, background=background, observe=observe)
+    daemon.serve(c, home, once=once, background=background, standby=standby, observe=observe)
 
 
 @app.command()
@@ -416,7 +420,7 @@ def down(
     cfg = load_config(config)
     home = Home.resolve(cfg.source)
     # The controller first: it keeps the gateway up and would start what is being stopped.
-    pid = daemon.stop(home, cfg.model.name)
+    pid = daemon.stop(home, cfg.model.name, on_purpose=True)
     stopped = [f"controller (pid {pid})"] if pid else []
     stopped += LocalTarget(cfg, home).down()
     if prometheus and LocalPrometheus(home).stop():
@@ -425,3 +429,62 @@ def down(
         out.print_json(json.dumps({"stopped": stopped}))
     else:
         out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+service_app = typer.Typer(help="Run the model's controller as a system service (survives reboots).",
+                          no_args_is_help=True)  # fmt: skip
+app.add_typer(service_app, name="service")
+
+
+@service_app.command("install")
+def service_install(
+    config: ConfigOpt = None,
+    system: Annotated[
+        bool, typer.Option(help="A system unit in /etc/systemd/system (default: this user's units).")
+    ] = False,
+    path: Annotated[
+        Path | None, typer.Option("--path", help="Write the unit here instead (to install it yourself).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a systemd unit that starts the controller at boot and restarts it if it dies
+    (checked with `systemd-analyze verify` where systemd is installed)."""
+    import shutil
+    import subprocess
+
+    from launchbay.files import write_private
+    from launchbay.rollout import daemon
+
+    cfg = load_config(config)
+    if cfg.rollout.target != "local":
+        raise UsageError(
+            f"rollout.target is {cfg.rollout.target}: the controller runs in the cluster (`launchbay render`)"
+        )
+    home = Home.resolve(cfg.source).ensure()
+    name = daemon.unit_name(cfg.model.name)
+    if path is None:
+        base = Path("/etc/systemd/system") if system else Path.home() / ".config" / "systemd" / "user"
+        path = base / name
+    env_file = daemon.directory(home, cfg.model.name) / "service.env"
+    env = daemon.service_env(cfg, home)
+    write_private(env_file, "".join(f"{k}={json.dumps(v)}\n" for k, v in env.items()))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(daemon.unit_text(cfg, env_file, home))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the unit: {exc.strerror}") from None
+    checked = "systemd-analyze is not installed here: not checked"
+    if (analyze := shutil.which("systemd-analyze")) is not None:
+        res = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
+        problems = [ln for ln in (res.stdout + res.stderr).splitlines() if str(path) in ln or "bad" in ln]
+        if res.returncode != 0:
+            raise EnvironmentProblem(f"{path}: systemd-analyze verify refused it:\n" + "\n".join(problems))
+        checked = "systemd-analyze verify: no problem"
+    scope = "" if system else " --user"
+    enable = f"systemctl{scope} daemon-reload && systemctl{scope} enable --now {path.name}"
+    if as_json:
+        out.print_json(json.dumps({"unit": str(path), "env_file": str(env_file), "checked": checked,
+                                   "enable": enable, "variables": sorted(env)}))  # fmt: skip
+        return
+    out.print(f"wrote {path} ({checked}); its environment: {env_file} (0600: {', '.join(sorted(env))})")
+    out.print(f"start it at boot:\n  {enable}")

@@ -14,6 +14,7 @@ from typing import Any
 from launchbay.checks import approvals
 from launchbay.checks.approvals import Decision
 from launchbay.errors import LaunchbayError, Refused
+from launchbay.rollout import daemon
 from launchbay.rollout.engine import decisions
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.release import Release
@@ -102,4 +103,6 @@ def decide(ctx: Wired, release: Release, signer: Signer, decision: Decision, rea
         mine = ctx.cfg.model.name
         raise Refused(f"{decision} refused: {release.model} is not this project's model ({mine})")
     signed = decisions.sign_as(ctx, release, decision, signer.name, signer.key, reason)
-    return decisions.approve(ctx, signed) if decision == "approve" else decisions.reject(ctx, signed)
+    done = decisions.approve(ctx, signed) if decision == "approve" else decisions.reject(ctx, signed)
+    daemon.follow(ctx)  # the world follows the decision now, as after the command
+    return ctx.ledger.get(done.id)

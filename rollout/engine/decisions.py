@@ -19,6 +19,7 @@ from launchbay.checks import approvals
 from launchbay.checks.approvals import Decision, SignedStatement, Statement
 from launchbay.checks.verdict import Verdict
 from launchbay.errors import ConfigError, Refused
+from launchbay.identity import ran_by
 from launchbay.registry import ModelRef
 from launchbay.rollout.engine.operations import Rollout, find
 from launchbay.rollout.engine.phases import Phase
@@ -72,6 +73,7 @@ def refuse(
     ctx: Rollout, release: Release, actor: str, decision: Decision, problem: str, **evidence: Any
 ) -> Refused:
     """Record a refused decision and return the error to raise."""
+    evidence = {**evidence, "ran_by": ran_by()}  # who was at the keyboard, whatever was claimed
     ctx.ledger.record(release, actor=actor, action=f"{decision}-refused", reason=problem, evidence=evidence)
     return Refused(f"{decision} refused: {problem}")
 
@@ -174,6 +176,7 @@ def _decide(ctx: Rollout, signed: SignedStatement, decision: Decision, to: Phase
         "approval": signed.to_dict(),
         "analysis": ctx.ledger.last_evidence(release, "analysis"),
         "routes": ctx.target.routes().to_dict(),
+        "ran_by": ran_by(),
     }
     person = signed.statement.on_behalf_of or signed.statement.approver
     try:

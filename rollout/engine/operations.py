@@ -9,12 +9,14 @@ None of these needs a running controller. All are idempotent: rolling back twice
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from launchbay.config import LaunchbayConfig
-from launchbay.errors import EnvironmentProblem, Refused, UsageError
+from launchbay.errors import EnvironmentProblem, LaunchbayError, Refused, UsageError
 from launchbay.home import Home
+from launchbay.identity import ran_by
 from launchbay.registry import Registry, champion
 from launchbay.rollout import measure
 from launchbay.rollout.engine.phases import Phase
@@ -27,7 +29,7 @@ from launchbay.rollout.engine.release import (
     UnknownRelease,
 )
 from launchbay.rollout.targets import images
-from launchbay.rollout.targets.base import Target
+from launchbay.rollout.targets.base import Target, check_version
 
 CONTROLLER = "launchbay-controller"
 """The actor name of automatic decisions in the event log."""
@@ -84,9 +86,13 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
     Raises:
         Refused: another release of the model is pending or live (one at a time, by the ledger's
             own constraint however requests race).
-        UsageError: `version` already serves; a cluster target's version has no recorded image digest
-            while `kubernetes.require_digest` is on.
+        UsageError: `version` is not a registry version or already serves; a cluster target's
+            version has no recorded image digest while `kubernetes.require_digest` is on.
     """
+    try:
+        check_version(str(version))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     for r in ctx.ledger.releases(ctx.model):
         if r.phase.live or r.phase is Phase.PENDING:
             raise _one_at_a_time(r)
@@ -181,7 +187,11 @@ def rollback(ctx: Rollout, actor: str, reason: str) -> tuple[Release, bool]:
             f"{release.name} is the first version of {ctx.model}: there is nothing to go back to"
         )
     if release.phase is Phase.PENDING:
-        return end(ctx, release, Phase.ABORTED, actor=actor, action="aborted", reason=reason)
+        return end(ctx, release, Phase.ABORTED, actor=actor, action="aborted", reason=reason,
+                   evidence={"ran_by": ran_by()})  # fmt: skip
+    evidence: dict[str, Any] = {"analysis": ctx.ledger.last_evidence(release, "analysis"), "ran_by": ran_by()}
+    with contextlib.suppress(LaunchbayError):  # a gateway away must not delay on-call's decision
+        evidence["routes_before"] = ctx.target.routes().to_dict()
     return end(
         ctx,
         release,
@@ -189,10 +199,7 @@ def rollback(ctx: Rollout, actor: str, reason: str) -> tuple[Release, bool]:
         actor=actor,
         action="rollback",
         reason=reason or "rolled back by hand",
-        evidence={
-            "routes_before": ctx.target.routes().to_dict(),
-            "analysis": ctx.ledger.last_evidence(release, "analysis"),
-        },
+        evidence=evidence,
     )
 
 
@@ -201,4 +208,5 @@ def abort(ctx: Rollout, ref: str, actor: str, reason: str) -> tuple[Release, boo
     release = find(ctx, ref)
     if release.phase is Phase.PROMOTED:
         raise Refused(f"{release.name} is promoted: use `launchbay rollback {release.model}`")
-    return end(ctx, release, Phase.ABORTED, actor=actor, action="aborted", reason=reason or "aborted by hand")
+    return end(ctx, release, Phase.ABORTED, actor=actor, action="aborted", reason=reason or "aborted by hand",
+               evidence={"ran_by": ran_by()})  # fmt: skip

@@ -153,6 +153,7 @@ class Reconciler:
         routed = self._route(work)
         self._stop(work, routed)
         self._registry(work)
+        self._fence(work.want)  # what was decided meanwhile is acted on before the pass reports
 
     def _fence(self, want: Desired) -> None:
         """Raise Superseded when the ledger moved on since `want` was derived."""
@@ -238,6 +239,9 @@ class Reconciler:
         """Drain and stop the servers of the model's recent versions that nothing needs."""
         want, target = work.want, self.ctx.target
         known = {v for r in work.releases[:KNOWN_RELEASES] for v in (r.version, r.stable_version) if v}
+        processes = target.processes()
+        if processes is not None:
+            known |= set(processes.deployed())  # on this machine every server is listed: all of them
         for version in sorted(known - want.serving):
             try:
                 if not target.started(version):

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from launchbay.config import LaunchbayConfig
 from launchbay.faults import point
 from launchbay.home import Home
 from launchbay.rollout.engine.phases import Phase, transition
@@ -39,10 +40,22 @@ from launchbay.rollout.engine.release import (
     UnknownRelease,
 )
 from launchbay.rollout.ledger.schema import CHAIN, ONE_LIVE, event_digest, events, head, prepare, releases
+from launchbay.rollout.ledger.witness import KEY as WITNESS_KEY
+from launchbay.rollout.ledger.witness import Witness
 
 T = TypeVar("T")
 
 LEDGER_ENV = "LAUNCHBAY_LEDGER_URL"
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The event a write appended: the chain's new head."""
+
+    model: str
+    event_id: int
+    digest: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -56,13 +69,17 @@ class ChainBreak:
 class SqlLedger:
     """The Ledger seam on a SQL database (any SQLAlchemy URL)."""
 
-    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, url: str, clock: Callable[[], float] = time.time, witness: Witness | None = None
+    ) -> None:
         self.url = url
         self.clock = clock  # injectable so that tests can move time without sleeping
+        self.witness = witness
+        """Signs each new head outside the database (`witness`); None: nothing is witnessed."""
         self.engine: Engine = sa.create_engine(_driver(url), future=True)
         try:
             prepare(self.engine)
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DatabaseError as exc:
             if not self._readable():
                 raise self._unavailable("opened", exc) from None
             # Readable but not writable (a read-only file, a disk that went bad): reading still
@@ -86,7 +103,7 @@ class SqlLedger:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
             raise self._unavailable("read", exc) from None
 
     @staticmethod
@@ -95,13 +112,32 @@ class SqlLedger:
         return home.root / "ledger.db"
 
     @classmethod
-    def for_home(cls, home: Home, url: str | None = None) -> SqlLedger:
-        """The ledger at `url`, else `$LAUNCHBAY_LEDGER_URL`, else SQLite in the state directory."""
+    def for_home(
+        cls,
+        home: Home,
+        url: str | None = None,
+        witness_dir: Path | None = None,
+        witness_keys: list[Path] | None = None,
+    ) -> SqlLedger:
+        """The ledger at `url`, else `$LAUNCHBAY_LEDGER_URL`, else SQLite in the state directory;
+        its heads witnessed in `witness_dir` (default: the state directory's `witness/`) with
+        the state directory's witness key."""
         url = url or os.environ.get(LEDGER_ENV)
+        key = home.root / "keys" / WITNESS_KEY
+        witness = Witness(witness_dir or home.root / "witness", key, witness_keys)
         if url:
-            return cls(url)
+            return cls(url, witness=witness)
         home.ensure()
-        return cls(f"sqlite:///{cls.default_path(home)}")
+        return cls(f"sqlite:///{cls.default_path(home)}", witness=witness)
+
+    @classmethod
+    def for_config(cls, cfg: LaunchbayConfig | None, home: Home) -> SqlLedger:
+        """The project's ledger (`rollout.ledger_url`), witnessed where `rollout.witness_dir` says."""
+        if cfg is None:
+            return cls.for_home(home)
+        r = cfg.rollout
+        where = Path(cfg.resolve_path(r.witness_dir)) if r.witness_dir else None
+        return cls.for_home(home, r.ledger_url, where, [Path(cfg.resolve_path(k)) for k in r.witness_keys])
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction; again on a fresh head when another writer appended the
@@ -113,7 +149,7 @@ class SqlLedger:
             except sa.exc.IntegrityError as exc:
                 if str(CHAIN.name) not in str(exc) and "events.prev_digest" not in str(exc):
                     raise
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
                 if "locked" not in str(exc) or attempt == 11:
                     raise self._unavailable("written", exc) from None
             if attempt == 11:
@@ -141,7 +177,7 @@ class SqlLedger:
         """
         now = self.clock()
 
-        def work(conn: Connection) -> int:
+        def work(conn: Connection) -> tuple[int, _Head]:
             rid = conn.execute(
                 releases.insert().values(
                     model=model,
@@ -156,7 +192,7 @@ class SqlLedger:
                     updated_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            self._append(
+            head = self._append(
                 conn,
                 int(rid),
                 model,
@@ -168,15 +204,16 @@ class SqlLedger:
                 {"version": str(version), "stable_version": stable_version, "author": author}
                 | (evidence or {}),
             )
-            return int(rid)
+            return int(rid), head
 
         try:
-            rid = self._write(work)
+            rid, head = self._write(work)
         except sa.exc.IntegrityError as exc:
             if str(ONE_LIVE.name) not in str(exc) and "releases.model" not in str(exc):
                 raise
             live = next((r for r in self.releases(model) if r.phase.live or r.phase is Phase.PENDING), None)
             raise LiveReleaseExists(live) from None
+        self._witnessed(head)
         point("after:created")
         return self.get(rid)
 
@@ -232,7 +269,7 @@ class SqlLedger:
         now = self.clock()
         step = release.step_index if step_index is None else step_index
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> _Head:
             done = conn.execute(
                 releases.update()
                 .where(
@@ -252,7 +289,7 @@ class SqlLedger:
             ).rowcount
             if done != 1:
                 raise ConcurrentChange(f"release #{release.id} changed since it was read")
-            self._append(
+            return self._append(
                 conn,
                 release.id,
                 release.model,
@@ -264,7 +301,7 @@ class SqlLedger:
                 {**(evidence or {}), "step_index": step},
             )
 
-        self._write(work)
+        self._witnessed(self._write(work))
         point(f"after:{action}")
         return self.get(release.id)
 
@@ -280,14 +317,14 @@ class SqlLedger:
     ) -> None:
         """Append an event without a phase change (an analysis result, a refused approval, ...)."""
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> _Head:
             if consecutive_errors is not None:
                 conn.execute(
                     releases.update()
                     .where(releases.c.id == release.id)
                     .values(consecutive_errors=consecutive_errors, updated_at=self.clock())
                 )
-            self._append(
+            return self._append(
                 conn,
                 release.id,
                 release.model,
@@ -299,7 +336,7 @@ class SqlLedger:
                 evidence or {},
             )
 
-        self._write(work)
+        self._witnessed(self._write(work))
         point(f"after:{action}")
 
     def history(self, model: str | None = None, release_id: int | None = None) -> list[Event]:
@@ -352,7 +389,7 @@ class SqlLedger:
         phase_to: Phase | None,
         reason: str,
         evidence: dict[str, Any],
-    ) -> None:
+    ) -> _Head:
         row: dict[str, Any] = {
             "release_id": release_id,
             "model": model,
@@ -365,7 +402,16 @@ class SqlLedger:
             "evidence": json.dumps(evidence, default=str),
             "prev_digest": head(conn, model),
         }
-        conn.execute(events.insert().values(**row, digest=event_digest(row)))
+        digest = event_digest(row)
+        inserted = conn.execute(events.insert().values(**row, digest=digest))
+        eid = inserted.inserted_primary_key[0]  # type: ignore[index]
+        return _Head(model, int(eid), digest, row["at"])
+
+    def _witnessed(self, head: _Head) -> None:
+        """Sign the chain's new head outside the database (after the commit: a head that was
+        never committed is never witnessed)."""
+        if self.witness is not None:
+            self.witness.witness(head.model, head.event_id, head.digest, head.at)
 
 
 def _generation(conn: Connection, model: str) -> int:

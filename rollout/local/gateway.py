@@ -462,9 +462,11 @@ class Gateway:
                 body = await request.read()
         except TimeoutError:
             self.metrics.rejected.labels("slow-body").inc()
-            return web.json_response(
+            slow = web.json_response(
                 {"error": f"the request body did not arrive within {self.body_timeout:g}s"}, status=408
             )
+            slow.force_close()  # its connection is not worth keeping: the rest of the body may never come
+            return slow
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         deadline = self.canary_deadline() if backend is routes.canary else None
         status, resp_headers, payload = await self._forward(

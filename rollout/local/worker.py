@@ -148,9 +148,12 @@ class _Runner(web.AppRunner):
 async def _serve(gateway: Gateway, client: socket.socket, admin: socket.socket) -> None:
     # keepalive_timeout closes a connection idle that long: before its first request is complete
     # (a client that connects and sends nothing, or half its headers) and between requests.
+    # lingering_time: after answering a request whose body never came whole (408), read what still
+    # arrives that long before closing (so the client gets the answer, not a reset), no longer.
+    idle, linger = gateway.idle_timeout, min(gateway.body_timeout, 2.0)
     runners = [
-        _Runner(gateway.client_app(), access_log=None, keepalive_timeout=gateway.idle_timeout),
-        _Runner(gateway.admin_app(), keepalive_timeout=gateway.idle_timeout),
+        _Runner(gateway.client_app(), access_log=None, keepalive_timeout=idle, lingering_time=linger),
+        _Runner(gateway.admin_app(), keepalive_timeout=idle, lingering_time=linger),
     ]
     for runner, sock in zip(runners, (client, admin), strict=True):
         await runner.setup()

@@ -97,6 +97,10 @@ class Processes(Protocol):
         """The end of a version's server log (why it died)."""
         ...
 
+    def deployed(self) -> list[str]:
+        """Every version with a server of launchbay's here (running or not)."""
+        ...
+
     def down(self) -> list[str]:
         """Stop every process of the model; return what was stopped."""
         ...

@@ -336,8 +336,8 @@ def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
         }))  # fmt: skip
         cfg = load_config(project / "launchbay.yaml")
         clock = Clock()
-        ledger = SqlLedger(f"sqlite:///{home / 'ledger.db'}", clock=clock)
-        ctx = wiring.rollout(cfg, Home(home).ensure(), ledger)
+        state = Home(home).ensure()
+        ctx = wiring.rollout(cfg, state, SqlLedger(f"sqlite:///{home / 'ledger.db'}", clock=clock))
         client = ctx.registry.client  # type: ignore[attr-defined]
         client.create_registered_model("fraud-detector")
         for v in ("1", "2"):

@@ -79,5 +79,8 @@ def test_audit_of_a_model_never_released_finds_nothing_wrong(project: Callable[.
         "verified": 0,
         "chain_break": None,
         "decisions": [],
+        "witnessed": 0,
+        "witness_problems": [],
+        "unwitnessed": [],
         "first_problem": "",
     }
