@@ -456,7 +456,8 @@ def unit_text(cfg: LaunchbayConfig, env_file: Path, home: Home, python: str = sy
         "Type=simple",
         f"WorkingDirectory={home.root}",
         f"EnvironmentFile={env_file}",
-        f"ExecStart={python} -m launchbay controller --config {cfg.source} --standby",
+        # Quoted: a project or an interpreter in a path with spaces is one argument each.
+        f'ExecStart="{python}" -m launchbay controller --config "{cfg.source}" --standby',
         "Restart=always",
         "RestartSec=2",
         "KillMode=process",

@@ -10,7 +10,9 @@ VENV=${VENV:-.venv}
 # postgresql: the shared ledger's tests start a real server from its binaries (the service is not used).
 # chromium: the tests drive `launchbay ui` in it, headless (Playwright's own browser download
 # needs the internet; Debian's build is used instead).
-APT_PACKAGES=(git prometheus postgresql chromium)
+# systemd: `launchbay service install` checks the unit it writes with `systemd-analyze verify`.
+# e2fsprogs: the tests make the ledger unwritable (`chattr +i`: as root, chmod does not).
+APT_PACKAGES=(git prometheus postgresql chromium systemd e2fsprogs)
 if [ "${BENCH:-0}" = "1" ]; then
   APT_PACKAGES+=(wrk)  # load generator of the benchmarks (a second process)
 fi

@@ -4,6 +4,8 @@ about this release as it is now; every refusal is on record with what was claime
 from __future__ import annotations
 
 import dataclasses
+import getpass
+import socket
 from pathlib import Path
 
 import people
@@ -33,6 +35,9 @@ def _refused(w: World, r: Release, signed: approvals.SignedStatement, match: str
     assert w.ledger.get(r.id).phase is Phase.AWAITING_APPROVAL
     last = w.ledger.history(release_id=r.id)[-1]
     assert last.action == "approve-refused" and last.evidence["claimed"] == signed.to_dict()
+    # Whoever claimed what, the account that ran it is on record too.
+    assert last.evidence["ran_by"]["os_user"] == getpass.getuser()
+    assert last.evidence["ran_by"]["host"] == socket.gethostname()
 
 
 def test_someone_signing_with_their_own_key_as_an_approver_is_refused_and_recorded(tmp_path: Path) -> None:
