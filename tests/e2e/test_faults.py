@@ -135,15 +135,22 @@ def stop_controller(bay: Bay) -> None:
     assert res.returncode == 0, res.output
 
 
+def routes_match(bay: Bay) -> bool:
+    want, (stable, canary, weight, mirror, _) = wanted(bay), observed(bay)
+    return (stable, canary, weight, mirror) == (want.stable, want.canary, want.canary_weight, want.mirror)
+
+
 def reconciled_within(bay: Bay, seconds: float = 2.0) -> float:
     """Start a reconciler the way a user would (any command starts the controller); return how
-    long after it was up the world matched the ledger (it must within `seconds`)."""
+    long after it was up the routes were the ledger's (they must be within `seconds`; servers
+    nobody needs are stopped right after, each drained and its whole tree checked gone)."""
     assert bay.cli.run("status").returncode == 0
     until(lambda: (rec := controller_record(bay)) is not None and rec.running, 60, "the controller")
     up = controller_record(bay).started_at
-    matched = until(lambda: matches(bay), 30, "the world matching the ledger")
-    took = max(0.0, matched - up)
-    assert took < seconds, f"the world matched {took:.2f}s after the reconciler was up"
+    routed = until(lambda: routes_match(bay), 30, "the routes matching the ledger")
+    took = max(0.0, routed - up)
+    assert took < seconds, f"the routes matched {took:.2f}s after the reconciler was up"
+    until(lambda: matches(bay), 20, "the servers matching the ledger")
     return took
 
 
