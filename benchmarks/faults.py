@@ -21,6 +21,7 @@ no fault points); after: `LAUNCHBAY_FAULTS`. Writes benchmarks/results/faults.{j
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -246,7 +247,8 @@ def _to_approval(bay: Bay, version: str) -> int:
     res = bay.lb("release", f"{MODEL}@{version}", "--detach")
     assert res.returncode == 0, res.stdout + res.stderr
     bay.drive()
-    rid, _ = bay.wait_phase({"awaiting-approval"})
+    with Clients(f"http://127.0.0.1:{bay.gateway()['port']}", bay.found["row"]):  # shadow needs traffic
+        rid, _ = bay.wait_phase({"awaiting-approval"})
     return rid
 
 
@@ -294,10 +296,10 @@ def f2_controller_killed_at_rollback(bay: Bay) -> dict[str, Any]:
         controller = bay.spawn("controller", patch=("settle", "kill"))
     else:
         controller = bay.spawn("controller", env={"LAUNCHBAY_FAULTS": "after:rollback=kill"})
-    bay.wait_phase({"canary"})
-    until(lambda: bay.routes()[2] > 0, 30)
-    candidate = json.loads((bay.local / "servers" / "v2.json").read_text())["pid"]
     with Clients(f"http://127.0.0.1:{bay.gateway()['port']}", bay.found["row"]) as c:
+        bay.wait_phase({"canary"})
+        until(lambda: bay.routes()[2] > 0, 30)
+        candidate = json.loads((bay.local / "servers" / "v2.json").read_text())["pid"]
         for p in [psutil.Process(candidate), *psutil.Process(candidate).children(recursive=True)]:
             p.suspend()  # the candidate hangs: the controller decides to roll back, and dies
         controller.wait(timeout=120)
@@ -306,8 +308,11 @@ def f2_controller_killed_at_rollback(bay: Bay) -> dict[str, Any]:
         stuck = {"ledger": bay.latest()[1], "routes": bay.routes(), "candidate_running": "2" in bay.running()}
         restarted = time.monotonic()
         bay.drive()  # what the tester did: start `launchbay controller` again
-        converged = until(lambda: bay.routes()[1] is None and "2" not in bay.running(), 20)
-        after = {"converged_s": None if converged is None else round(time.monotonic() - restarted, 1),
+        routed = until(lambda: bay.routes()[1] is None, 20)
+        routed_s = None if routed is None else round(time.monotonic() - restarted, 1)
+        stopped = until(lambda: "2" not in bay.running(), 20)
+        after = {"routes_converged_s": routed_s,
+                 "candidate_stopped_s": None if stopped is None else round(time.monotonic() - restarted, 1),
                  "routes": bay.routes(), "candidate_running": "2" in bay.running()}  # fmt: skip
         clients = c.summary(since=killed)
     for p in psutil.process_iter():
@@ -326,9 +331,9 @@ def f3_ledger_unwritable(bay: Bay) -> dict[str, Any]:
     else:
         bay.drive()
         follower = bay.spawn("release", f"{MODEL}@2")
-    bay.wait_phase({"canary"})
-    until(lambda: bay.routes()[2] > 0, 30)
     with Clients(f"http://127.0.0.1:{bay.gateway()['port']}", bay.found["row"]) as c:
+        bay.wait_phase({"canary"})
+        until(lambda: bay.routes()[2] > 0, 30)
         subprocess.run(["chattr", "+i", *files], check=True)
         made = time.monotonic()
         try:
@@ -408,6 +413,8 @@ def f6_audit(bay: Bay) -> dict[str, Any]:
 
     with sqlite3.connect(bay.home / "ledger.db") as conn:
         conn.row_factory = sqlite3.Row
+        for trigger in ("events_no_update", "events_no_delete"):  # launchbay made them again
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         conn.execute("DROP INDEX IF EXISTS events_chain")
         rows = [dict(r) for r in conn.execute("SELECT * FROM events WHERE model = ? ORDER BY id", (MODEL,))]
         prev = ""
@@ -431,7 +438,9 @@ def f7_path_label(bay: Bay) -> dict[str, Any]:
         elsewhere.mkdir(exist_ok=True)
         (elsewhere / "evil.json").write_text(json.dumps({"pid": os.getpid(), "port": rogue_port, "log": "",
                                                          "started_at": time.time()}))  # fmt: skip
-        label = "5-bentoml/../../../../elsewhere/evil"
+        # Through a directory that exists -- a server's own BENTOML_HOME, `servers/v1-bentoml` --
+        # up and out of the state directory, as the tester did.
+        label = "1-bentoml/" + os.path.relpath(elsewhere / "evil", bay.local / "servers" / "v1-bentoml")
         put = bay.admin("PUT", {"stable": {"version": label, "url": f"http://127.0.0.1:{rogue_port}"}})
         answers = [httpx.post(f"http://127.0.0.1:{bay.gateway()['port']}/predict", json={"row": bay.found["row"]},
                               timeout=5) for _ in range(20)]  # fmt: skip
@@ -511,6 +520,8 @@ def run(tree: Tree) -> dict[str, Any]:
                     out[name] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
                     for rel in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
                         subprocess.run(["chattr", "-i", str(bay.home / rel)], check=False, capture_output=True)
+                    with contextlib.suppress(Exception):
+                        _back_to_v1(bay)  # the next scenario starts from v1 serving alone
                 print(f"{tree.name}: {name}: {json.dumps(out[name], default=str)}", flush=True)
         finally:
             for proc in bay.spawned:
@@ -523,7 +534,11 @@ def run(tree: Tree) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", help="a commit to compare with (the one before issue 28)")
+    parser.add_argument("--only", help="comma-separated scenario ids (F1,F6): run these, merge into the results")
     args = parser.parse_args()
+    if args.only:
+        wanted = set(args.only.split(","))
+        SCENARIOS[:] = [s for s in SCENARIOS if s[0].split()[0] in wanted]
     results: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpus": os.cpu_count()}
     worktree = None
     try:
@@ -538,6 +553,13 @@ def main() -> None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=False)
             shutil.rmtree(worktree, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.only and (RESULTS / "faults.json").exists():  # merge: keep the other scenarios' figures
+        kept = json.loads((RESULTS / "faults.json").read_text())
+        for side in ("before", "after"):
+            if side in results:
+                kept.setdefault(side, {}).update(results[side])
+        kept["rerun"] = {"only": args.only, "when": results["when"]}
+        results = kept
     (RESULTS / "faults.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (RESULTS / "faults.md").write_text(render(results))
     print(render(results))

@@ -251,6 +251,8 @@ def _terminate(procs: list[psutil.Process], timeout: float) -> list[int]:
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.terminate()
+            if p.status() == psutil.STATUS_STOPPED:
+                p.resume()  # a paused process (SIGSTOP) holds its SIGTERM until continued
     survivors = _wait_gone(procs, timeout)
     for p in survivors:
         with contextlib.suppress(psutil.Error):

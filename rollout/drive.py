@@ -109,6 +109,9 @@ def drive(
         console.print()
         console.print(_left_running(ctx, release))
         raise
+    except BaseException:
+        console.print()  # whatever is said next starts on a line of its own, not after the view
+        raise
     finally:
         if load is not None:
             load.stop()
