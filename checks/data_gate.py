@@ -25,7 +25,8 @@ import pandas as pd
 from launchbay.checks import drift
 from launchbay.checks.report import CheckResult, GateReport
 from launchbay.checks.verdict import Verdict
-from launchbay.config import FeatureSpec, LaunchbayConfig
+from launchbay.config import LaunchbayConfig
+from launchbay.config.model import FeatureSpec
 
 GATE = "data gate"
 _TYPES = {

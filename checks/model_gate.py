@@ -17,7 +17,7 @@ import numpy as np
 
 from launchbay.checks.report import CheckResult, GateReport
 from launchbay.checks.verdict import Verdict
-from launchbay.config import GatesSection
+from launchbay.config.model import GatesSection
 
 GATE = "model gate"
 

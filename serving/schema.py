@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from launchbay.config import FeatureSpec
+from launchbay.config.model import FeatureSpec
 from launchbay.serving.spec import ServingSpec
 
 

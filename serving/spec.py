@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from launchbay.config import FeatureSpec, LaunchbayConfig, Task
+from launchbay.config import LaunchbayConfig
+from launchbay.config.model import FeatureSpec, Task
 
 SPEC_FILE = "serving.json"
 

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 import typer
 
 from launchbay.cli.app import ConfigOpt, JsonOpt, app, out
-from launchbay.config import load_config, valid_name
+from launchbay.config import load_config
+from launchbay.config.base import valid_name
 from launchbay.errors import UsageError
 
 TaskOpt = Literal["binary", "multiclass", "regression"]

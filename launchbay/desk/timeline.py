@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from launchbay.config import QueriesSection
+from launchbay.config.rollout import QueriesSection
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.plan import Shadow
 from launchbay.rollout.engine.release import Event, Release

@@ -21,7 +21,7 @@ from typing import Any
 
 from launchbay.checks.report import CheckResult
 from launchbay.checks.verdict import Verdict, worst
-from launchbay.config import MetricSection, SloSection
+from launchbay.config.rollout import MetricSection, SloSection
 from launchbay.rollout.engine import stats
 from launchbay.rollout.metrics.base import Measurement, ShadowStats, VersionStats
 

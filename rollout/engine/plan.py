@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from launchbay.config import RolloutSection
+from launchbay.config.rollout import RolloutSection
 from launchbay.rollout.engine.phases import Phase
 
 

@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from launchbay.config import NOTIFY_EVENTS, LaunchbayConfig, NotificationsSection, WebhookSection
+from launchbay.config import LaunchbayConfig
+from launchbay.config.rollout import NOTIFY_EVENTS, NotificationsSection, WebhookSection
 from launchbay.rollout.engine.release import Event, Release, UnknownRelease
 from launchbay.rollout.ledger.schema import deliveries, events
 from launchbay.rollout.ledger.store import SqlLedger, event_of

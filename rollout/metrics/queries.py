@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from launchbay.config import MetricSection, QueriesSection
+from launchbay.config.rollout import MetricSection, QueriesSection
 from launchbay.rollout.metrics import names as series
 from launchbay.rollout.metrics.base import Measurement, MetricsProvider, ShadowStats, VersionStats
 from launchbay.serving.metric_names import PREDICTION_SCORE, PREDICTIONS, total

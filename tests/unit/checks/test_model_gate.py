@@ -5,7 +5,7 @@ import pytest
 
 from launchbay.checks.model_gate import Champion, Scores, judge, score
 from launchbay.checks.verdict import Verdict
-from launchbay.config import GatesSection
+from launchbay.config.model import GatesSection
 
 GATES = GatesSection(min_auc=0.85, min_precision=0.4, min_recall=0.4, max_regression_vs_champion=0.01)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from launchbay.config import FeatureSpec
+from launchbay.config.model import FeatureSpec
 from launchbay.serving.schema import row_model
 from launchbay.serving.spec import ServingSpec
 

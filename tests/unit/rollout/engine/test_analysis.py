@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from launchbay.checks.verdict import Verdict
-from launchbay.config import SloSection
+from launchbay.config.rollout import SloSection
 from launchbay.rollout.engine.analysis import Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.metrics.base import Measurement, ShadowStats, VersionStats
 

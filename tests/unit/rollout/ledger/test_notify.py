@@ -17,7 +17,8 @@ import pytest
 from rollout_fakes import World, config, healthy, world
 from webhooks import Receiver
 
-from launchbay.config import LaunchbayConfig, NotificationsSection
+from launchbay.config import LaunchbayConfig
+from launchbay.config.rollout import NotificationsSection
 from launchbay.rollout.engine import decisions, operations
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.ledger import notify

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from launchbay.config import QueriesSection
+from launchbay.config.rollout import QueriesSection
 from launchbay.rollout.metrics.base import Measurement
 from launchbay.rollout.metrics.queries import shadow_queries, version_queries
 

@@ -1,0 +1,328 @@
+"""How a registered version reaches users, and who is told: what `launchbay.rollout` reads."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from launchbay.config.base import Duration, Section
+
+
+class ShadowSection(Section):
+    """Mirror live traffic to the candidate and compare its answers before it gets real traffic."""
+
+    duration: Duration = 30.0
+    max_disagreement: Annotated[float, Field(ge=0, le=1)] = 0.02
+    """Largest share of mirrored rows whose predicted class may differ from stable's (classification)."""
+    max_score_shift: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Largest mean difference between candidate and stable scores (binary: of the positive
+    class's probability; multiclass: half the L1 distance between the class distributions)."""
+    max_relative_difference: Annotated[float, Field(ge=0, le=2)] = 0.1
+    """Regression: largest mean relative difference |c - s| / max(|c|, |s|) between the values."""
+
+
+class SloSection(Section):
+    """Service-level objectives a canary must meet, absolute and relative to stable."""
+
+    p95_latency_ms: Annotated[float, Field(gt=0)] = 50.0
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_p95_ratio_vs_stable: Annotated[float, Field(ge=1)] = 1.3
+    max_error_ratio_vs_stable: Annotated[float, Field(ge=1)] = 2.0
+    when_stable_breaks: Literal["hold", "fail"] = "hold"
+    """An absolute SLO that stable breaks too in the same window (a loaded machine): hold the step,
+    or fail the candidate anyway."""
+
+
+class ApprovalSection(Section):
+    """Who may promote a release (never its author: four eyes), each proven by their own key."""
+
+    required: bool = True
+    approvers: dict[str, str] = Field(
+        default_factory=dict,
+        description="release managers, each with the public key (path or PEM) their approvals verify with",
+    )
+    workflows: dict[str, str] = Field(
+        default_factory=dict,
+        description="CI identities that approve for a reviewer their platform checked (GitHub "
+        "environments), each with its public key",
+    )
+
+    @field_validator("approvers", "workflows", mode="before")
+    @classmethod
+    def _keyed(cls, v: object) -> object:
+        if isinstance(v, list):
+            names = ", ".join(map(str, v)) or "..."
+            raise ValueError(
+                "expected each approver with the public key their approvals are verified with, e.g. "
+                f"{{alice: approvers/alice.pub}}, got only names ({names}); make a key pair with "
+                "`launchbay keys approver NAME`"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _someone(self) -> ApprovalSection:
+        if self.required and not self.approvers:
+            raise ValueError("approval is required but `approvers` is empty: name who may approve")
+        return self
+
+
+class QueriesSection(Section):
+    """PromQL templates of the analysis (like Flagger's metric templates); None: launchbay's default
+    over its gateway's metrics. Placeholders: {version} {role} {window} (e.g. `10s`), and for the
+    shadow comparison {stable} {candidate}. Each must aggregate to one number."""
+
+    requests: str | None = None
+    error_rate: str | None = None
+    p95_ms: str | None = None
+    compared: str | None = None
+    disagreement: str | None = None
+    score_shift: str | None = None
+
+
+class AnalysisStep(Section):
+    """An analysis step: measured every interval over the analysis window for `duration`; it
+    advances on a PASS after its duration."""
+
+    duration: Duration
+    failure_limit: Annotated[int, Field(ge=0)] = 0
+    """FAILs tolerated in this step before the rollback (0: the first FAIL rolls back)."""
+    inconclusive_limit: Annotated[int, Field(ge=1)] | None = None
+    """INCONCLUSIVE analyses in a row tolerated before the rollback (None: wait as long as it takes)."""
+    window: Duration | None = None
+    """The sliding window this analysis measures over (default: rollout.analysis_window)."""
+    metrics: list[str] | None = None
+    """Which of rollout.metrics this analysis judges (default: all of them; [] for none)."""
+
+
+class StepSpec(Section):
+    """One explicit rollout step (like Argo Rollouts' canary steps): exactly one of the keys."""
+
+    set_weight: Annotated[int, Field(gt=0, le=100)] | None = None
+    pause: Duration | None = None
+    """Hold the weight this long (still watched: a FAIL rolls back), then go on."""
+    analysis: AnalysisStep | None = None
+    approval: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> StepSpec:
+        given = [k for k in ("set_weight", "pause", "analysis", "approval") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "expected exactly one of set_weight, pause, analysis, approval in each step, "
+                f"got {', '.join(given) or 'none'}"
+            )
+        return self
+
+
+_PLACEHOLDER = re.compile(r"\{(version|window)\}")
+
+
+class MetricSection(Section):
+    """A metric of your own, judged at every canary analysis (like Flagger's MetricTemplate or
+    Argo Rollouts' AnalysisTemplate): a PromQL query and its success condition."""
+
+    query: str = Field(
+        description="PromQL giving one number; {version} (the version measured) and {window} "
+        "(e.g. 10s) are filled in, every other brace is PromQL's"
+    )
+    compare: Literal["absolute", "relative"] = Field(
+        default="absolute",
+        description="absolute: the candidate's value within [min, max]; relative: the candidate's "
+        "value divided by stable's over the same window within [min, max]",
+    )
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _condition(self) -> MetricSection:
+        if self.min is None and self.max is None:
+            raise ValueError("a metric needs its success condition: `min`, `max` or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"`min` ({self.min}) is greater than `max` ({self.max})")
+        if "{version}" not in self.query:
+            raise ValueError("the query must select the version it measures with {version}")
+        return self
+
+    def filled(self, version: str, window: str) -> str:
+        """The query for one version over one window."""
+        values = {"version": version, "window": window}
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.query)
+
+
+class RolloutSection(Section):
+    """How a registered model reaches users: shadow, canary steps, approval, rollback."""
+
+    target: Literal["local", "kubernetes", "knative", "function"] = "local"
+    shadow: ShadowSection | None = ShadowSection()
+    steps: list[Annotated[int, Field(gt=0, lt=100)]] | list[StepSpec] = Field(
+        default_factory=lambda: [5, 25, 50],
+        description="canary weights (each followed by an analysis of analysis_window), or explicit "
+        "steps: set_weight, pause, analysis {duration, failure_limit, inconclusive_limit, window, "
+        "metrics}, approval",
+    )
+    interval: Duration = 2.0
+    """How often the controller measures and decides."""
+    analysis_window: Duration = 10.0
+    """How long each canary step is measured before moving on."""
+    min_samples: Annotated[int, Field(ge=1)] = 50
+    """Fewer requests than this in a window: the step waits (no data is not a pass)."""
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    """Error rates and disagreement blame the candidate only when an anytime-valid bound at this
+    confidence clears the limit (a few unlucky rows wait for more instead)."""
+    max_consecutive_errors: Annotated[int, Field(ge=1)] = 3
+    """Metric queries failing this many times in a row roll the release back."""
+    grace_period: Duration = 300.0
+    """How long the previous stable stays warm after a promotion (instant rollback)."""
+    start_timeout: Duration = 120.0
+    """A candidate not ready after this long is marked failed (it never gets traffic)."""
+    hedge_factor: Annotated[float, Field(ge=1, le=100)] = 4.0
+    hedge_floor: Duration = 0.5
+    """Local gateway: a canary (or mirrored) request not answered within hedge_factor x stable's
+    recent p99 (at least hedge_floor) is answered by stable and counts as the candidate's failure:
+    a hung candidate costs each client one short wait."""
+    slo: SloSection = SloSection()
+    approval: ApprovalSection = ApprovalSection(required=False)
+    gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Local target: the gateway's port (default: chosen once, then kept)."""
+    gateway_idle_timeout: Duration = 15.0
+    """Local gateway: a connection idle this long -- no complete request yet, or none since the
+    last answer -- is closed (idle or half-open connections cannot pile up)."""
+    gateway_body_timeout: Duration = 10.0
+    """Local gateway: a request whose body has not arrived this long after its headers gets a 408."""
+    queries: QueriesSection = QueriesSection()
+    metrics: dict[str, MetricSection] = Field(
+        default_factory=dict,
+        description="your own metrics, each judged in every canary analysis (business metrics "
+        "included: e.g. the share of positive predictions relative to stable)",
+    )
+    ledger_url: str | None = None
+    """SQLAlchemy URL of the ledger (e.g. postgresql://...); default: $LAUNCHBAY_LEDGER_URL, else
+    SQLite in the state directory."""
+    witness_dir: str | None = None
+    """Where the ledger's heads are witnessed, signed, outside its database (default: `witness/` in
+    the state directory); put it on a disk the database's administrators cannot write."""
+    witness_keys: list[str] = Field(default_factory=list)
+    """Public witness keys of other machines writing the same ledger and witness directory."""
+    prometheus_url: str | None = None
+    """An existing Prometheus; default for the local target: launchbay starts Debian's `prometheus`."""
+    prometheus_ca_file: str | None = None
+    """CA bundle that signed an https Prometheus's certificate (default: the system's; also
+    $LAUNCHBAY_PROMETHEUS_CA_FILE). Credentials: $LAUNCHBAY_PROMETHEUS_TOKEN, or
+    $LAUNCHBAY_PROMETHEUS_USER and $LAUNCHBAY_PROMETHEUS_PASSWORD."""
+    prometheus_insecure: bool = False
+    """Skip TLS verification (never the default: a forged Prometheus could promote a bad model)."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, v: dict[str, MetricSection]) -> dict[str, MetricSection]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):
+                raise ValueError(f"metric name {name!r}: expected lower-case letters, digits and '_'")
+        return v
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, v: list[int] | list[StepSpec]) -> list[int] | list[StepSpec]:
+        weights = [s if isinstance(s, int) else s.set_weight for s in v]
+        given = [w for w in weights if w is not None]
+        if any(b <= a for a, b in itertools.pairwise(given)):
+            raise ValueError(f"expected canary weights that increase, e.g. [5, 25, 50]; got {given}")
+        if any(isinstance(s, StepSpec) and s.set_weight == 100 for s in v):
+            raise ValueError("a set_weight of 100 is a promotion: end with approval (or none) instead")
+        return v
+
+    @model_validator(mode="after")
+    def _analysis_metrics_exist(self) -> RolloutSection:
+        for i, step in enumerate(self.steps):
+            if not isinstance(step, StepSpec) or step.analysis is None:
+                continue
+            unknown = [m for m in step.analysis.metrics or [] if m not in self.metrics]
+            if unknown:
+                known = ", ".join(self.metrics) or "none defined"
+                raise ValueError(
+                    f"steps[{i}].analysis.metrics names {', '.join(unknown)}: expected names under "
+                    f"rollout.metrics ({known})"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _approval_step_has_approvers(self) -> RolloutSection:
+        explicit = any(isinstance(s, StepSpec) and s.approval for s in self.steps)
+        if explicit and not self.approval.approvers:
+            raise ValueError("an `approval` step needs approval.approvers: name who may approve")
+        return self
+
+    @model_validator(mode="after")
+    def _target_can_shadow(self) -> RolloutSection:
+        if self.target == "knative" and self.shadow is not None:
+            raise ValueError(
+                "Knative (and Cloud Run) cannot mirror requests: set `shadow: null` for this target "
+                "or use target kubernetes"
+            )
+        if self.target == "function" and self.shadow is not None:
+            raise ValueError(
+                "AWS Lambda aliases cannot mirror requests: set `shadow: null` for the function target "
+                "(canary steps and the analysis still judge the candidate against stable)"
+            )
+        return self
+
+
+NotifyEvent = Literal["awaiting-approval", "promoted", "rolled-back", "failed", "aborted"]
+
+
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("awaiting-approval", "promoted", "rolled-back", "failed", "aborted")
+"""The release events a webhook can be told about (each is a phase a release enters)."""
+
+
+class WebhookSection(Section):
+    """One webhook receiver. Its URL is a secret (a Slack incoming-webhook URL is a credential):
+    it is read from an environment variable or a file when a notification is sent, never from
+    this file and never written to the ledger."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    format: Literal["json", "slack"] = "json"
+    url_env: str | None = None
+    url_file: str | None = None
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_url_in_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url" in data:
+            raise ValueError(
+                "a webhook URL is a secret and does not belong in launchbay.yaml: give url_env "
+                "(an environment variable holding it) or url_file (a file holding it)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookSection:
+        if (self.url_env is None) == (self.url_file is None):
+            raise ValueError(f"webhook {self.name!r}: give exactly one of url_env or url_file")
+        return self
+
+
+class NotificationsSection(Section):
+    """Who is told when a release needs someone or ends (`notifications:`)."""
+
+    webhooks: list[WebhookSection] = Field(default_factory=list)
+    attempts: int = Field(default=5, ge=1, le=20)
+    """Deliveries tried per notification and receiver (the first and its retries)."""
+    backoff: Duration = 1.0
+    """Wait before the first retry; doubled for each next one (at most 60 s)."""
+    timeout: Duration = 5.0
+    """How long one delivery may take."""
+    max_age: Duration = 3600.0
+    """Events older than this are never sent (a receiver configured today is not told of last week)."""
+    page_url: str | None = None
+    """The release managers' page (`launchbay ui`), linked from each notification."""
+
+    @model_validator(mode="after")
+    def _names_distinct(self) -> NotificationsSection:
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"notifications.webhooks: names must differ (got {', '.join(names)})")
+        return self
