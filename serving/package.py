@@ -25,8 +25,9 @@ from launchbay.errors import UsageError
 from launchbay.home import Home
 
 SERVICE = "launchbay.serving.service:ModelService"
-SERVICE_FLOORS = ("checks", "serving")
-"""Subpackages of launchbay the service imports, besides the foundation's top-level modules."""
+SERVICE_FLOORS = ("config", "checks", "serving")
+"""Subpackages of launchbay the service imports, besides the foundation's top-level modules
+(`config` is the foundation's own package: the serving spec reads its sections)."""
 
 
 SERVICE_PACKAGES = [

@@ -22,10 +22,10 @@ def _modules(root: Path) -> set[str]:
     }
 
 
-def test_the_service_sources_are_the_foundation_checks_and_serving_as_plain_files(tmp_path: Path) -> None:
+def test_the_service_sources_are_the_foundation_config_checks_serving_as_plain_files(tmp_path: Path) -> None:
     copied = package.service_sources(tmp_path)
     root = tmp_path / "launchbay"
-    assert {p.parent.name for p in copied} == {"launchbay", "checks", "serving"}
+    assert {p.parent.name for p in copied} == {"launchbay", "config", "checks", "serving"}
     assert not any(p.is_symlink() for p in tmp_path.rglob("*"))
     assert (
         not (root / "cli").exists() and not (root / "rollout").exists() and not (root / "pipelines").exists()
