@@ -76,6 +76,14 @@ class Desired:
             and routes.mirror == self.mirror
         )
 
+    def same_world(self, other: Desired) -> bool:
+        """True when `other` calls for this very world (whatever generation either was derived at)."""
+        def world(d: Desired) -> tuple[object, ...]:
+            return (d.stable, d.canary, d.canary_weight, d.mirror, d.serving, d.candidate, d.champion,
+                    d.outcome, d.retire_at)  # fmt: skip
+
+        return world(self) == world(other)
+
     @property
     def wake_at(self) -> float | None:
         """When this world changes by itself (a warm period ends), or None."""

@@ -156,8 +156,13 @@ class Reconciler:
         self._fence(work.want)  # what was decided meanwhile is acted on before the pass reports
 
     def _fence(self, want: Desired) -> None:
-        """Raise Superseded when the ledger moved on since `want` was derived."""
-        if self.ctx.ledger.generation(self.model) != want.generation:
+        """Raise Superseded when the ledger moved on since `want` was derived *and* now calls for
+        another world. Events that change nothing of it (an analysis result, measurements) do not
+        interrupt a pass: the controller writes them every few seconds."""
+        if self.ctx.ledger.generation(self.model) == want.generation:
+            return
+        now = self.desired()
+        if not now.same_world(want):
             raise Superseded()
 
     def _start(self, work: _Pass) -> None:

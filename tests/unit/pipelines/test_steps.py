@@ -96,7 +96,7 @@ def test_the_bento_carries_launchbays_service_floors_and_the_users_model_code_on
     assert top == {"launchbay", "bentofile.yaml", "fraud_model.py"}, top
     assert (src / "fraud_model.py").read_text() == (chain.config.parent / "fraud_model.py").read_text()
     packages = {p.name for p in (src / "launchbay").iterdir() if p.is_dir()}
-    assert packages == {"checks", "serving"}, packages
+    assert packages == {"config", "checks", "serving"}, packages
     assert (src / "launchbay" / "serving" / "service.py").is_file()
     assert not any(p.is_symlink() for p in src.rglob("*"))
 

@@ -180,3 +180,23 @@ def test_a_target_that_cannot_act_is_a_problem_said_not_an_exception(tmp_path: P
 def test_the_world_is_derived_at_the_ledgers_time(tmp_path: Path) -> None:
     w = world(tmp_path)
     assert Reconciler(w.ctx).clock() == w.clock.now
+
+
+def test_events_that_change_nothing_of_the_world_do_not_interrupt_a_pass(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    r = w.ledger.move(released(w), Phase.VERIFIED, actor="c", action="verified")
+
+    class Chatty(FakeTarget):
+        """While the candidate starts, the controller records analysis results (every second)."""
+
+        def deploy(self, model: str, version: str) -> None:
+            super().deploy(model, version)
+            for _ in range(3):
+                w.ledger.record(w.ledger.get(r.id), actor="c", action="analysis", reason="step 1: PASS")
+
+    chatty = Chatty()
+    chatty.servers, chatty.current = w.target.servers, w.target.current
+    w.ctx.target = chatty
+    done = Reconciler(w.ctx).converge()
+    assert done.ok and done.done.count("started v2") == 1
+    assert done.desired.generation < w.ledger.generation("fraud-detector")  # not derived again
