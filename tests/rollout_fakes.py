@@ -17,6 +17,7 @@ from launchbay.checks.registered import Verification
 from launchbay.checks.signature import VerifyResult
 from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
+from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
 from launchbay.registry import ModelRef, ModelVersion
 from launchbay.rollout.engine.controller import Controller
@@ -62,6 +63,7 @@ class FakeTarget:
     current: Routes = field(default_factory=Routes)
     retired: list[str] = field(default_factory=list)
     deploys: list[str] = field(default_factory=list)
+    addresses: dict[str, str] = field(default_factory=dict)  # a server started again elsewhere
 
     def deploy(self, model: str, version: str) -> None:
         if version not in self.servers:
@@ -76,8 +78,9 @@ class FakeTarget:
             self.retired.append(version)
 
     def backend(self, version: str) -> Backend:
-        assert version in self.servers, f"routing to version {version}, which is not deployed"
-        return Backend(version, f"http://v{version}")
+        if version not in self.servers:
+            raise EnvironmentProblem(f"version {version} is not deployed")
+        return Backend(version, self.addresses.get(version, f"http://v{version}"))
 
     def set_routes(self, routes: Routes, generation: int | None = None) -> None:
         for b in (routes.stable, routes.canary):

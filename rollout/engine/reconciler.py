@@ -209,9 +209,11 @@ class Reconciler:
         except LaunchbayError as exc:
             work.problems.append(f"the routes cannot be read: {exc.message}")
             return set()
-        if want.same_routes(current):
+        moved = self._moved(current)
+        if want.same_routes(current) and not moved:
             return _versions(current)
-        adding = {v for v in (want.stable, want.canary) if v is not None} - _versions(current)
+        wanted = {v for v in (want.stable, want.canary) if v is not None}
+        adding = (wanted - _versions(current)) | (wanted & moved)
         for version in sorted(adding):
             if not self._ready(version):
                 work.problems.append(
@@ -228,6 +230,20 @@ class Reconciler:
         point("reconcile:routes")
         work.done.append(f"routes: {want.describe()}")
         return _versions(routes)
+
+    def _moved(self, current: Routes) -> set[str]:
+        """Versions routed to where their server no longer is (it was started again elsewhere,
+        e.g. a stable that died and was restarted on another port): their routes must follow."""
+        moved: set[str] = set()
+        for backend in (current.stable, current.canary):
+            if backend is None:
+                continue
+            try:
+                if self.ctx.target.backend(backend.version).url != backend.url:
+                    moved.add(backend.version)
+            except LaunchbayError:
+                continue  # not deployed: the pass starts it, or stops routing to it
+        return moved
 
     def _ready(self, version: str) -> bool:
         """Wait (up to `ready_timeout`) for a version to answer its readiness probe."""

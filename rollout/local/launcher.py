@@ -69,6 +69,7 @@ class Launcher:
         self.up: set[str] = set()  # versions known to be running (checked by the reaper each second)
         self._specs: dict[str, tuple[float, SpawnSpec | None]] = {}
         self._starting: dict[str, asyncio.Task[bool]] = {}
+        self._stopping: dict[str, asyncio.Future[None]] = {}
 
     def spec(self, version: str) -> SpawnSpec | None:
         """The version's spawn spec, re-read at most once a second (requests must not hit the disk)."""
@@ -91,6 +92,9 @@ class Launcher:
         self.touch(version)
         if version in self.up:
             return True
+        stopping = self._stopping.get(version)
+        if stopping is not None:
+            await asyncio.shield(stopping)  # stopped while idle just now: started again below
         spec = self.spec(version)
         if spec is None:
             return True  # not scaled to zero: nothing to do, the normal path
@@ -173,9 +177,17 @@ class Launcher:
                 if idle >= spec.idle_timeout and self.inflight.get(version, 0) == 0:
                     self.ready_since.pop(version, None)
                     self.up.discard(version)
-                    await asyncio.get_running_loop().run_in_executor(None, rec.stop)
-                    # The record says so: the local target reports the version healthy, not dead.
+                    # On record *before* it stops: the local target then reports the version
+                    # healthy (stopped while idle), never dead, at every instant -- a reconciler
+                    # looking in between would otherwise start it again elsewhere.
                     replace(rec, scaled_to_zero=True).write(record_path(self.servers, version))
+                    loop = asyncio.get_running_loop()
+                    self._stopping[version] = stopped = loop.create_future()
+                    try:
+                        await loop.run_in_executor(None, rec.stop)
+                    finally:
+                        del self._stopping[version]
+                        stopped.set_result(None)
                     self.metrics.scaled_to_zero.labels(version).inc()
 
 

@@ -294,7 +294,9 @@ class LocalTarget:
         rec = self.server(version)
         if rec is not None and rec.running:
             return
-        port = procs.free_port()
+        # Started again where it was when that port is still free: the gateway's routes (and any
+        # client of the server itself) stay right; the reconciler moves the routes otherwise.
+        port = rec.port if rec is not None and procs.port_free(rec.port) else procs.free_port()
         command = prepare_serve(self.cfg, self.home, f"{model}@{version}", "127.0.0.1", port)
         argv, env = command.argv, command.env
         env["BENTOML_HOME"] = str(self._server_home(version, package.bentoml_home(self.home)))

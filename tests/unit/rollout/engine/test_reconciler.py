@@ -200,3 +200,19 @@ def test_events_that_change_nothing_of_the_world_do_not_interrupt_a_pass(tmp_pat
     done = Reconciler(w.ctx).converge()
     assert done.ok and done.done.count("started v2") == 1
     assert done.desired.generation < w.ledger.generation("fraud-detector")  # not derived again
+
+
+def test_a_server_started_again_elsewhere_gets_its_traffic_back(tmp_path: Path) -> None:
+    w = world(tmp_path)
+    r = w.ledger.move(released(w), Phase.VERIFIED, actor="c", action="verified")
+    w.converge()
+    w.ledger.move(r, Phase.CANARY, actor="c", action="step", step_index=1)
+    w.converge()
+    # Both servers died and were started again on other ports; the routes still name the old ones.
+    w.target.addresses = {"1": "http://v1-restarted", "2": "http://v2-restarted"}
+    done = Reconciler(w.ctx).converge()
+    assert done.ok and done.done == ("routes: v1 80% / v2 20%",), done
+    now = w.target.routes()
+    assert now.stable is not None and now.stable.url == "http://v1-restarted"
+    assert now.canary is not None and now.canary.url == "http://v2-restarted"
+    assert Reconciler(w.ctx).converge().done == ()  # and then nothing more to do

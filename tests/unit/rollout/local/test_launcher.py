@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +19,13 @@ TINY = Path(__file__).resolve().parents[3] / "tiny_model.py"
 
 
 class Setup:
-    def __init__(self, tmp: Path, start_delay: float, cold_start_timeout: float = 20.0) -> None:
+    def __init__(
+        self, tmp: Path, start_delay: float, cold_start_timeout: float = 20.0, linger: float = 0.0
+    ) -> None:
         self.servers = tmp / "gw" / "servers"
         self.servers.mkdir(parents=True)
         self.port = procs.free_port()
-        argv = [sys.executable, str(TINY), str(self.port), "7", str(start_delay)]
+        argv = [sys.executable, str(TINY), str(self.port), "7", str(start_delay), str(linger)]
         log = self.servers / "v7.log"
         SpawnSpec(
             argv, {"PATH": "/usr/bin:/bin"}, str(tmp), self.port, str(log), 1.0, cold_start_timeout
@@ -93,3 +96,38 @@ def test_a_cold_start_that_takes_too_long_is_a_503_with_retry_after(tmp_path: Pa
 def test_spawn_specs_are_private(tmp_path: Path) -> None:
     SpawnSpec(["x"], {"PATH": "/bin"}, "/", 1, "l", 1, 1).write(tmp_path, "3")
     assert (SpawnSpec.path(tmp_path, "3").stat().st_mode & 0o777) == 0o600
+
+
+def test_a_version_scaled_to_zero_is_never_seen_dead_on_its_way_down(tmp_path: Path) -> None:
+    """Whoever reads the record while the reaper stops the server (a reconciler deciding whether
+    to start it again) sees it running or stopped-while-idle, never a dead server -- even while
+    its workers outlive it."""
+    setup = Setup(tmp_path, start_delay=0.5, linger=1.0)
+    try:
+        _never_seen_dead(setup)
+    finally:
+        setup.stop()
+
+
+def _never_seen_dead(setup: Setup) -> None:
+    assert httpx.post(setup.url + "/predict", json={"row": {}}, timeout=30).status_code == 200
+    seen: list[tuple[bool, bool]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            rec = setup.record()
+            if rec is not None:
+                seen.append((rec.running, rec.scaled_to_zero))
+                if rec.scaled_to_zero and not rec.running:
+                    return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    watcher.join(timeout=15)
+    done.set()
+    assert seen and seen[-1] == (False, True), seen[-5:]
+    assert (False, False) not in seen  # stopped but not marked: a reconciler would start it elsewhere
+    # A request right as it stops waits for the stop, then cold-starts it: never a 502.
+    assert httpx.post(setup.url + "/predict", json={"row": {}}, timeout=30).status_code == 200
