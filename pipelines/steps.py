@@ -171,6 +171,7 @@ def evaluate(
     import mlflow
 
     from launchbay.checks.data_gate import read_frame
+    from launchbay.checks.difference import OFFLINE_TAG
     from launchbay.checks.model_gate import Champion, judge, score
     from launchbay.pipelines import dataset
     from launchbay.serving.artefact import load
@@ -181,11 +182,14 @@ def evaluate(
         split = dataset.split(read_frame(cfg.resolve_path(data)), cfg)
         features = list(cfg.data.features)
 
+        outputs: dict[str, tuple[Any, list[Any] | None]] = {}
+
         def measure(uri: str) -> Any:
             # The files that will be signed and served, loaded the way the service loads them.
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(dir=tmp))
             predictor = load(Path(local))
             output = predictor.output(model_input(predictor.model, split.test_x, features))
+            outputs[uri] = (output, predictor.classes)
             return score(
                 output,
                 split.test_y,
@@ -198,15 +202,25 @@ def evaluate(
         mlflow.log_metrics(candidate.as_metrics("test_"))
 
         champion = None
+        offline = None
         current = registry.alias(cfg.model.name, CHAMPION)
         if current is not None:
             try:
-                champion = Champion(current, measure(f"models:/{cfg.model.name}/{current}"))
+                champion_uri = f"models:/{cfg.model.name}/{current}"
+                champion = Champion(current, measure(champion_uri))
                 mlflow.log_metrics(champion.scores.as_metrics("champion_test_") if champion.scores else {})
             except Exception as exc:  # any failure to load or score: the gate says ERROR, not PASS
                 champion = Champion(current, None, f"{type(exc).__name__}: {exc}")
+            else:
+                offline = _offline_difference(
+                    cfg, split.test_x, current, outputs[model_uri], outputs[champion_uri]
+                )
 
         report = judge(candidate, champion, cfg.gates, cfg.champion_metrics)
+        if offline is not None:
+            # What shadow will compare live answers with (`rollout.shadow`: judged against this).
+            report.summary[f"answers vs champion v{current} (offline)"] = offline.describe()
+            mlflow.set_tag(OFFLINE_TAG, offline.to_json())
         md, js = report.write(home.reports / run_id, "model_gate")
         mlflow.log_artifact(str(md), "reports")
         mlflow.log_artifact(str(js), "reports")
@@ -214,6 +228,26 @@ def evaluate(
         if not report.verdict.ok:
             _fail(_gate_message(report, str(md)))
     return champion.version if champion else "none"
+
+
+def _offline_difference(
+    cfg: Any, rows: Any, against: str, challenger: tuple[Any, Any], champion: tuple[Any, Any]
+) -> Any:
+    """The challenger's answers against the champion's on the distinct held-out rows."""
+    import numpy as np
+
+    from launchbay.checks.difference import difference, distinct
+
+    keep = distinct(rows[list(cfg.data.features)])
+    return difference(
+        np.asarray(challenger[0])[keep],
+        np.asarray(champion[0])[keep],
+        against=against,
+        task=cfg.model.task,
+        challenger_classes=challenger[1],
+        champion_classes=champion[1],
+        threshold=cfg.gates.decision_threshold,
+    )
 
 
 @script(name="register", constructor="runner")
@@ -231,6 +265,8 @@ def register(
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from launchbay.checks.difference import OFFLINE_TAG
+
     cfg, _, registry = _context(config)
     client = registry.client
     name = cfg.model.name
@@ -243,6 +279,8 @@ def register(
         "launchbay.gate.data": run.data.tags.get("launchbay.gate.data", ""),
         "launchbay.gate.model": run.data.tags.get("launchbay.gate.model", ""),
     }
+    if offline := run.data.tags.get(OFFLINE_TAG):
+        tags[OFFLINE_TAG] = offline  # what shadow judges the live answers against
     if commit := run.data.tags.get("mlflow.source.git.commit"):
         tags["launchbay.git_commit"] = commit
     # mlflow.register_model resolves a `models:/m-...` URI to its logged model (source, model_id,

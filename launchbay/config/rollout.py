@@ -10,18 +10,28 @@ from pydantic import Field, field_validator, model_validator
 
 from launchbay.config.base import Duration, Section
 
+Offline = Literal["offline"]
+
 
 class ShadowSection(Section):
-    """Mirror live traffic to the candidate and compare its answers before it gets real traffic."""
+    """Mirror live traffic to the candidate and compare its answers before it gets real traffic.
+
+    A retrain differs from the model before it by design. By default (`offline`) each limit is
+    what the model gate measured between the two on the same held-out rows, plus `margin`: live
+    answers clearly further apart than that (training/serving skew, a broken feature) fail, the
+    difference a better model brings does not. A number is a fixed limit instead."""
 
     duration: Duration = 30.0
-    max_disagreement: Annotated[float, Field(ge=0, le=1)] = 0.02
+    max_disagreement: Annotated[float, Field(ge=0, le=1)] | Offline = "offline"
     """Largest share of mirrored rows whose predicted class may differ from stable's (classification)."""
-    max_score_shift: Annotated[float, Field(ge=0, le=1)] = 0.1
+    max_score_shift: Annotated[float, Field(ge=0, le=1)] | Offline = "offline"
     """Largest mean difference between candidate and stable scores (binary: of the positive
     class's probability; multiclass: half the L1 distance between the class distributions)."""
-    max_relative_difference: Annotated[float, Field(ge=0, le=2)] = 0.1
+    max_relative_difference: Annotated[float, Field(ge=0, le=2)] | Offline = "offline"
     """Regression: largest mean relative difference |c - s| / max(|c|, |s|) between the values."""
+    margin: Annotated[float, Field(ge=0, le=1)] = 0.03
+    """How far above the offline difference (for disagreement: its upper confidence bound) the
+    live one may be before it counts as harm."""
 
 
 class SloSection(Section):

@@ -22,7 +22,7 @@ from launchbay.rollout.engine import operations
 from launchbay.rollout.engine.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.engine.operations import CONTROLLER, Rollout
 from launchbay.rollout.engine.phases import Phase
-from launchbay.rollout.engine.plan import Analysis, Pause, SetWeight, Shadow
+from launchbay.rollout.engine.plan import WITHOUT_OFFLINE, Analysis, Pause, SetWeight, Shadow
 from launchbay.rollout.engine.reconciler import Converged, Reconciler
 from launchbay.rollout.engine.release import ConcurrentChange, Release
 from launchbay.rollout.engine.samples import Samples, sample
@@ -61,9 +61,6 @@ class Controller:
         self.thresholds = Thresholds(
             slo=r.slo,
             min_samples=r.min_samples,
-            max_disagreement=r.shadow.max_disagreement if r.shadow else 1.0,
-            max_score_shift=r.shadow.max_score_shift if r.shadow else 1.0,
-            max_relative_difference=r.shadow.max_relative_difference if r.shadow else 1.0,
             task=ctx.cfg.model.task,
             confidence=r.confidence,
             metrics=dict(r.metrics),
@@ -280,6 +277,14 @@ class Controller:
         # costs one interval, not one timeout per query.
         deadline = min(max(1.0, self.ctx.cfg.rollout.interval), 5.0)
         if r.phase is Phase.SHADOW:
+            if isinstance(step, Shadow):  # its limits were fixed when the release was created
+                thresholds = replace(
+                    thresholds,
+                    max_disagreement=step.max_disagreement,
+                    max_score_shift=_or(step.max_score_shift, "max_score_shift"),
+                    max_relative_difference=_or(step.max_relative_difference, "max_relative_difference"),
+                    shadow_basis=step.basis,
+                )
             cand, shadow = measure_shadow(
                 self.metrics, r.stable_version, r.version, window, self.queries, deadline
             )
@@ -404,3 +409,8 @@ def reconcile(
         if once:
             return
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def _or(limit: float | None, key: str) -> float:
+    """A shadow limit of the step, or (a release recorded before the step had it) the default."""
+    return WITHOUT_OFFLINE[key] if limit is None else limit

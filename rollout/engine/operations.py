@@ -13,11 +13,12 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from launchbay.checks.difference import OFFLINE_TAG, OfflineDifference
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem, LaunchbayError, Refused, UsageError
 from launchbay.home import Home
 from launchbay.identity import ran_by
-from launchbay.registry import Registry, champion
+from launchbay.registry import ModelRef, Registry, champion
 from launchbay.rollout import measure
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.plan import Plan, plan
@@ -108,7 +109,7 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
         if current is not None:
             raise UsageError(f"{ctx.model} version {version} already serves all traffic")
         stable = None  # the champion was never deployed: it is the first version to serve
-    steps = Plan() if stable is None else plan(ctx.cfg.rollout)
+    steps = Plan() if stable is None else plan(ctx.cfg.rollout, _offline(ctx, str(version)), stable)
     reason = (
         "first version to serve: nothing to compare with"
         if stable is None
@@ -130,6 +131,15 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
         )
     except LiveReleaseExists as exc:  # created by someone else between our check and our insert
         raise _one_at_a_time(exc.live) from None
+
+
+def _offline(ctx: Rollout, version: str) -> OfflineDifference | None:
+    """How the version's answers differed from its champion's at the model gate (registry tag)."""
+    try:
+        tags = ctx.registry.resolve(ModelRef(ctx.model, version)).tags
+    except LaunchbayError:
+        return None
+    return OfflineDifference.from_json(tags.get(OFFLINE_TAG))
 
 
 def _one_at_a_time(live: Release | None) -> Refused:

@@ -14,8 +14,14 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from launchbay.config.rollout import RolloutSection
+from launchbay.checks.difference import OfflineDifference
+from launchbay.config.rollout import RolloutSection, ShadowSection
+from launchbay.rollout.engine import stats
 from launchbay.rollout.engine.phases import Phase
+
+WITHOUT_OFFLINE = {"max_disagreement": 0.05, "max_score_shift": 0.1, "max_relative_difference": 0.1}
+"""Limits where `offline` is asked for but nothing was measured against this stable (a champion
+that could not be compared, a stable that is not the champion the candidate was gated against)."""
 
 
 class _Step(BaseModel):
@@ -30,11 +36,18 @@ class _Step(BaseModel):
 
 
 class Shadow(_Step):
-    """Mirror live traffic to the candidate for `seconds`; compare its answers with stable's."""
+    """Mirror live traffic to the candidate for `seconds`; compare its answers with stable's.
+
+    The limits are fixed when the release is created (from the offline difference or the config),
+    so the ledger says what every shadow analysis was judged against."""
 
     kind: Literal["shadow"] = "shadow"
     seconds: float
     max_disagreement: float
+    max_score_shift: float | None = None
+    max_relative_difference: float | None = None
+    basis: str = ""
+    """Where the limits come from, for people (`offline: 15 of 500 ... + margin 0.03`)."""
     phase: ClassVar[Phase] = Phase.SHADOW
 
     def describe(self) -> str:
@@ -150,17 +163,20 @@ class Plan(BaseModel):
         return cls.model_validate({"steps": json.loads(text)})
 
 
-def plan(rollout: RolloutSection) -> Plan:
+def plan(
+    rollout: RolloutSection, offline: OfflineDifference | None = None, stable: str | None = None
+) -> Plan:
     """Translate the user's `rollout:` section into steps.
+
+    `offline` is how the candidate's answers differed from `stable`'s at the model gate (when it
+    was gated against that very version): the shadow step's limits follow from it.
 
     shadow (if configured) -> for each canary weight: set-weight, analysis -> approval (if required).
     Each analysis lasts the configured analysis window (at least one interval).
     """
     steps: list[Shadow | SetWeight | Analysis | Pause | Approval] = []
     if rollout.shadow is not None:
-        steps.append(
-            Shadow(seconds=rollout.shadow.duration, max_disagreement=rollout.shadow.max_disagreement)
-        )
+        steps.append(shadow_step(rollout.shadow, offline, stable))
     window = max(rollout.analysis_window, rollout.interval)
     approvers = tuple(rollout.approval.approvers)
     for item in rollout.steps:
@@ -186,3 +202,47 @@ def plan(rollout: RolloutSection) -> Plan:
     if rollout.approval.required and not any(isinstance(s, Approval) for s in steps):
         steps.append(Approval(approvers=approvers))
     return Plan(steps=tuple(steps))
+
+
+def shadow_step(shadow: ShadowSection, offline: OfflineDifference | None, stable: str | None) -> Shadow:
+    """The shadow step with its limits: fixed numbers as configured, `offline` ones from what the
+    model gate measured against this stable plus `margin` (the fallback where it measured none)."""
+    measured = offline if offline is not None and stable is not None and offline.against == stable else None
+    limits: dict[str, float] = {}
+    said: list[str] = []
+    for key in ("max_disagreement", "max_score_shift", "max_relative_difference"):
+        configured = getattr(shadow, key)
+        if configured != "offline":
+            limits[key] = float(configured)
+            continue
+        offline_value: float | None = None
+        if measured is not None and key == "max_disagreement" and measured.disagreeing is not None:
+            # The offline rate is an estimate on a finite held-out set: its upper bound is the
+            # difference the candidate is allowed without question.
+            offline_value = stats.rate_bounds(measured.disagreeing, measured.rows).high
+        elif measured is not None and key == "max_score_shift":
+            offline_value = measured.score_shift
+        elif measured is not None and key == "max_relative_difference":
+            offline_value = measured.relative_difference
+        if offline_value is None:
+            limits[key] = WITHOUT_OFFLINE[key]
+        else:
+            limits[key] = round(min(offline_value + shadow.margin, 1.0), 4)
+    if measured is not None:
+        said.append(
+            f"offline vs v{measured.against}: {measured.describe()}; live may be {shadow.margin:g} above"
+        )
+    elif any(getattr(shadow, k) == "offline" for k in WITHOUT_OFFLINE):
+        why = (
+            f"the candidate was gated against v{offline.against}, not v{stable}"
+            if offline is not None
+            else "no offline comparison was recorded for the candidate"
+        )
+        said.append(f"{why}: default limits")
+    return Shadow(
+        seconds=shadow.duration,
+        max_disagreement=limits["max_disagreement"],
+        max_score_shift=limits["max_score_shift"],
+        max_relative_difference=limits["max_relative_difference"],
+        basis="; ".join(said),
+    )

@@ -49,6 +49,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from launchbay.files import write_private
 from launchbay.rollout.local.launcher import Launcher
 from launchbay.rollout.local.records import server_record
+from launchbay.rollout.local.repeats import Seen, key, rows_of
 from launchbay.rollout.metrics import names
 from launchbay.rollout.targets.base import LATENCY_BUCKETS, Backend, Routes
 from launchbay.serving.guard import is_json
@@ -146,6 +147,12 @@ class _Metrics:
             ["stable", "candidate"],
             registry=r,
         )
+        self.repeated = Counter(
+            names.SHADOW_REPEATED,
+            "Rows answered by both that were compared before (each distinct row is compared once)",
+            ["stable", "candidate"],
+            registry=r,
+        )
         self.disagreements = Counter(
             names.SHADOW_DISAGREEMENTS,
             "Rows whose predicted class differs",
@@ -177,6 +184,7 @@ class _Metrics:
         if routes.mirror and routes.stable is not None and routes.canary is not None:
             pair = (routes.stable.version, routes.canary.version)
             self.compared.labels(*pair)
+            self.repeated.labels(*pair)
             self.disagreements.labels(*pair)
             self.score_diff.labels(*pair)
 
@@ -303,6 +311,7 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
         self._workers: list[asyncio.Task[None]] = []
         self.launcher = Launcher(servers, self.metrics, self.inflight) if servers is not None else None
+        self._seen = Seen()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -581,7 +590,13 @@ class Gateway:
         except (ValueError, KeyError, TypeError):
             return
         labels = (item.stable_version, item.candidate.version)
-        for s, c in zip(stable, candidate, strict=False):
+        rows = rows_of(item.body)
+        if rows is None or len(rows) != len(stable):
+            rows = [None] * len(stable)  # not rows launchbay can tell apart: each one counts
+        for row, s, c in zip(rows, stable, candidate, strict=False):
+            if row is not None and not self._seen.first(key(labels, row)):
+                self.metrics.repeated.labels(*labels).inc()
+                continue
             self.metrics.compared.labels(*labels).inc()
             shift = row_shift(s, c)
             if "score" in s and s.get("prediction") != c.get("prediction"):

@@ -131,6 +131,15 @@ def test_a_second_model_is_compared_with_the_champion_and_only_becomes_challenge
     assert (version, aliases) == ("2", "challenger")
     registry = MlflowRegistry(chain.cfg, chain.home)
     assert registry.alias("fraud-detector", "champion") == "1"
+    # How its answers differ from the champion's on the same distinct held-out rows: what shadow
+    # will judge the live difference against.
+    from launchbay.checks.difference import OFFLINE_TAG, OfflineDifference
+
+    offline = OfflineDifference.from_json(registry.get("fraud-detector", "2").tags.get(OFFLINE_TAG))
+    assert offline is not None and offline.against == "1" and offline.rows > 100
+    assert offline.disagreeing is not None and offline.disagreeing < offline.rows
+    report = (chain.home.reports / run_id / "model_gate.md").read_text()
+    assert "answers vs champion v1 (offline)" in report and "distinct held-out rows disagree" in report
 
 
 def test_broken_data_stops_at_the_data_gate_with_a_readable_report(

@@ -168,3 +168,23 @@ def test_a_noisy_p95_over_the_ratio_waits_unless_enough_requests_are_that_slow()
     slow = analyse_canary(stats(requests=40, err=0.0, p95=45.0), stable, t, slower=(0.015, m(0)))
     assert names(slow)["p95 latency vs stable"] is Verdict.FAIL  # all 40 slower: a 5x slower candidate
     assert names(analyse_canary(cand, stable, t))["p95 latency vs stable"] is Verdict.FAIL  # no count
+
+
+def test_a_retrain_that_changes_answers_as_it_did_offline_passes_and_skew_fails_naming_both() -> None:
+    # The tester's case: offline the retrain disagreed with the champion on 15 of 500 rows; live
+    # it does on about as many. A broken feature in the service makes it disagree on a third.
+    from launchbay.checks.difference import OfflineDifference
+    from launchbay.config.rollout import ShadowSection
+    from launchbay.rollout.engine.plan import shadow_step
+
+    step = shadow_step(ShadowSection(), OfflineDifference("1", 500, disagreeing=15, score_shift=0.02), "1")
+    t = Thresholds(slo=T.slo, min_samples=50, max_disagreement=step.max_disagreement,
+                   max_score_shift=step.max_score_shift or 1.0, shadow_basis=step.basis)  # fmt: skip
+    like_offline = ShadowStats(compared=m(300), disagreement=m(10 / 300), score_shift=m(0.025))
+    assert analyse_shadow(stats(requests=300, err=0.0), like_offline, t).verdict is Verdict.PASS
+    skewed = ShadowStats(compared=m(300), disagreement=m(0.33), score_shift=m(0.3))
+    result = analyse_shadow(stats(requests=300, err=0.0), skewed, t)
+    check = next(c for c in result.checks if c.name == "prediction disagreement with stable")
+    assert check.verdict is Verdict.FAIL and "99 of 300" in check.detail
+    assert "offline vs v1: 15 of 500 distinct held-out rows disagree (3.0%)" in check.detail
+    assert check.expected == f"<= {step.max_disagreement:g}"

@@ -62,3 +62,27 @@ def test_knative_without_shadow_and_durations_in_words(project: Callable[..., Pa
     )
     assert cfg.rollout.grace_period == 120 and cfg.rollout.interval == 0.5
     assert not any(isinstance(s, Shadow) for s in plan(cfg.rollout).steps)
+
+
+def test_shadow_limits_follow_what_the_model_gate_measured_against_that_very_stable() -> None:
+    from launchbay.checks.difference import OfflineDifference
+    from launchbay.config.rollout import ShadowSection
+    from launchbay.rollout.engine import stats
+    from launchbay.rollout.engine.plan import WITHOUT_OFFLINE, shadow_step
+
+    offline = OfflineDifference("1", 500, disagreeing=15, score_shift=0.02)
+    step = shadow_step(ShadowSection(duration=10), offline, "1")
+    bound = stats.rate_bounds(15, 500).high
+    assert step.max_disagreement == round(bound + 0.03, 4) and 0.03 < bound < 0.07
+    assert step.max_score_shift == 0.05
+    assert "offline vs v1: 15 of 500 distinct held-out rows disagree (3.0%)" in step.basis
+    # Gated against another version than the one serving now: nothing measured applies.
+    other = shadow_step(ShadowSection(duration=10), offline, "2")
+    assert other.max_disagreement == WITHOUT_OFFLINE["max_disagreement"]
+    assert "gated against v1, not v2" in other.basis
+    assert "no offline comparison" in shadow_step(ShadowSection(duration=10), None, "1").basis
+    # A number is a fixed limit, as before: the explicit choice.
+    fixed = shadow_step(ShadowSection(duration=10, max_disagreement=0.02, max_score_shift=0.2), offline, "1")
+    assert (fixed.max_disagreement, fixed.max_score_shift) == (0.02, 0.2)
+    older = Shadow.model_validate({"kind": "shadow", "seconds": 5, "max_disagreement": 0.02})
+    assert older.max_score_shift is None and older.basis == ""  # a release recorded before these

@@ -55,15 +55,19 @@ def test_shadow_answers_come_from_stable_and_are_compared_with_the_candidate(
     models["1"], models["2"] = FakeModel("1", prediction=0), FakeModel("2", prediction=1)
     gateway.split(models["1"], models["2"], mirror=True)
     with httpx.Client() as client:
-        answers = [gateway.predict(client) for _ in range(60)]
+        answers = [gateway.predict(client, json={"row": {"x": i}}) for i in range(60)]
+        # The same rows again (a customer scored twice, a client walking one list): counted once.
+        answers += [gateway.predict(client, json={"row": {"x": i % 5}}) for i in range(20)]
+        answers.append(gateway.predict(client, json={"rows": [{"x": 1000}, {"x": 3}, {"x": 1001}]}))
     assert {r.headers["X-Launchbay-Version"] for r in answers} == {"1"}
     deadline = time.monotonic() + 10
-    while gateway.metric("launchbay_shadow_compared_rows_total") < 60 and time.monotonic() < deadline:
+    while gateway.metric("launchbay_shadow_repeated_rows_total") < 21 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert models["2"].hits == 60
-    assert gateway.metric("launchbay_shadow_compared_rows_total", stable="1", candidate="2") == 60
-    assert gateway.metric("launchbay_shadow_disagreement_rows_total", stable="1", candidate="2") == 60
-    assert gateway.metric("launchbay_shadow_score_diff_count") == 60
+    assert models["2"].hits == 81  # every request is mirrored: the candidate's errors all count
+    assert gateway.metric("launchbay_shadow_compared_rows_total", stable="1", candidate="2") == 62
+    assert gateway.metric("launchbay_shadow_repeated_rows_total", stable="1", candidate="2") == 21
+    assert gateway.metric("launchbay_shadow_disagreement_rows_total", stable="1", candidate="2") == 62
+    assert gateway.metric("launchbay_shadow_score_diff_count") == 62
 
 
 def test_the_series_an_analysis_asks_about_exist_at_zero_before_the_first_event(

@@ -121,3 +121,22 @@ def test_a_huge_body_and_a_malformed_request_get_the_json_error_shape(
     assert status == 400 and str(body["error"]).startswith("malformed request")
     assert gateway.metric("launchbay_gateway_requests_total", version="1", code="5xx") == 0
     assert models["1"].hits == 0
+
+
+def test_a_row_is_compared_once_per_window_and_memory_is_bounded() -> None:
+    from launchbay.rollout.local.repeats import Seen, key, rows_of
+
+    now = [0.0]
+    seen = Seen(window=10, capacity=3, clock=lambda: now[0])
+    pair = ("1", "2")
+    assert seen.first(key(pair, {"a": 1, "b": 2}))
+    assert not seen.first(key(pair, {"b": 2, "a": 1}))  # the same row, keys in another order
+    assert seen.first(key(("1", "3"), {"a": 1, "b": 2}))  # another pair compares it afresh
+    now[0] = 11
+    assert seen.first(key(pair, {"a": 1, "b": 2}))  # the window passed
+    for i in range(10):
+        seen.first(key(pair, {"a": i}))
+    assert len(seen) <= 3
+    assert rows_of(b'{"rows": [{"a": 1}, {"a": 2}]}') == [{"a": 1}, {"a": 2}]
+    assert rows_of(b'{"row": {"a": 1}}') == [{"a": 1}]
+    assert rows_of(b"not json") is None and rows_of(b"[1]") is None
