@@ -82,9 +82,12 @@ def score(
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 
     proba = np.asarray(output, dtype=float)
-    labels = list(classes) if classes is not None else list(range(proba.shape[1]))
-    y = np.asarray(target)
-    counts = {str(c): int(np.sum(y == c)) for c in labels}
+    # Labels are compared as text: integer, boolean, float and string labels alike, and classes
+    # read back from JSON metadata ("1") match the held-out column (1). An object array of ints
+    # is a target type scikit-learn refuses ("unknown is not supported").
+    labels = [label_text(c) for c in (classes if classes is not None else range(proba.shape[1]))]
+    y = np.asarray([label_text(v) for v in np.asarray(target).reshape(-1).tolist()], dtype=str)
+    counts = {c: int(np.sum(y == c)) for c in labels}
     present = sum(1 for n in counts.values() if n)
     values: dict[str, float | None]
     if task == "binary":
@@ -103,10 +106,8 @@ def score(
             "pr_auc": float(average_precision_score(positive, p1)) if two else None,
         }
         return Scores(task, values, len(y), counts)
-    pred = np.asarray(labels, dtype=object)[proba.argmax(axis=1)]
-    p, r, f, _ = precision_recall_fscore_support(
-        y.astype(object), pred, labels=labels, average="macro", zero_division=0
-    )
+    pred = np.asarray(labels, dtype=str)[proba.argmax(axis=1)]
+    p, r, f, _ = precision_recall_fscore_support(y, pred, labels=labels, average="macro", zero_division=0)
     auc: float | None = None
     if present == len(labels):  # one-vs-rest AUC needs every class among the held-out rows
         auc = float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels))
@@ -115,9 +116,18 @@ def score(
         "precision": float(p),
         "recall": float(r),
         "f1": float(f),
-        "accuracy": float(accuracy_score(y.astype(object), pred)),
+        "accuracy": float(accuracy_score(y, pred)),
     }
     return Scores(task, values, len(y), counts)
+
+
+def label_text(value: Any) -> str:
+    """A class label as text, the same for 1, 1.0, np.int64(1) and "1"; True stays "True"."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _regression(pred: np.ndarray, y: np.ndarray) -> Scores:

@@ -99,9 +99,9 @@ class OnnxScorer:
             if col["dtype"] == "string":
                 # A missing category is "" (its imputer was converted with that marker).
                 texts = [["" if r[i] is None else str(r[i])] for r in rows]
-                feeds[col["name"]] = np.asarray(texts, dtype=object)
+                feeds[col.get("input", col["name"])] = np.asarray(texts, dtype=object)
             else:
-                feeds[col["name"]] = np.asarray(
+                feeds[col.get("input", col["name"])] = np.asarray(
                     [[np.nan if r[i] is None else r[i]] for r in rows], dtype=_DTYPES[col["dtype"]]
                 )
         return feeds

@@ -92,7 +92,7 @@ def make_variant(model_dir: Path, rows: Sequence[Sequence[Any]], tolerance: floa
             failure = f"{dtype}: {exc}" if attempts else str(exc)
             break
         except Exception as exc:  # a converter's or the runtime's own failure: served natively
-            why = f"{type(exc).__name__}: {str(exc)[:300]}"
+            why = f"{type(exc).__name__}: {_whole(str(exc))}"
             failure = f"{dtype}: {why}" if attempts else why
             break
         attempts.append((dtype, candidate, parity))
@@ -197,6 +197,16 @@ def convert(predictor: Any, features: dict[str, str], rows: Sequence[Sequence[An
     return _sklearn(model, features, rows, dtype, base)
 
 
+def _whole(message: str, limit: int = 2000) -> str:
+    """A converter's message on one line, whole -- unless it is a dump (a graph), then its start
+    and how much was left out, said as such rather than cut mid-word."""
+    text = " ".join(message.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return f"{cut} ... ({len(text) - len(cut)} more characters)"
+
+
 def _classifier(task: str) -> bool:
     return task != "regression"
 
@@ -223,6 +233,7 @@ def _sklearn(
         inputs = _columns([str(n) for n in names], features, dtype)
         initial = [(c["name"], _tensor(c["dtype"], 1)) for c in inputs["columns"]]
         graph = _skl2onnx(rest, initial, options)
+        inputs = _graph_inputs(graph, inputs)
     doc = {**base, "prefix": prefix, "inputs": inputs, "output": _output_name(graph, base["task"])}
     return Candidate(graph, doc, "skl2onnx")
 
@@ -324,6 +335,19 @@ def _columns(names: list[str], features: dict[str, str], dtype: str) -> dict[str
         for n in names
     ]
     return {"kind": "columns", "columns": columns}
+
+
+def _graph_inputs(graph: bytes, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Record the graph's own name for each column (`input`): skl2onnx rewrites names that are not
+    identifiers ("od280/od315" -> "od280_od315"), while requests carry the column's name. The
+    graph's inputs follow the initial types' order, one per column."""
+    import onnx
+
+    names = [str(i.name) for i in onnx.load_from_string(graph).graph.input]
+    if len(names) != len(inputs["columns"]):
+        raise NotConvertible(f"the graph has {len(names)} inputs for {len(inputs['columns'])} columns")
+    columns = [{**c, "input": n} for c, n in zip(inputs["columns"], names, strict=True)]
+    return {**inputs, "columns": columns}
 
 
 def _tensor(dtype: str, width: int) -> Any:

@@ -182,6 +182,16 @@ class RolloutSection(Section):
     confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
     """Error rates and disagreement blame the candidate only when an anytime-valid bound at this
     confidence clears the limit (a few unlucky rows wait for more instead)."""
+    expected_rps: Annotated[float, Field(gt=0)] = 5.0
+    """Requests per second the model usually gets: `launchbay init` sizes steps by it, `launchbay
+    check` warns when a step cannot reach min_samples at it, and the progress deadline follows."""
+    progress_deadline: Duration | None = None
+    """How long a shadow or analysis step may go on without deciding. None: derived -- the step's
+    duration plus three times what min_samples takes at expected_rps and the step's share of it,
+    at least two minutes more."""
+    on_deadline: Literal["hold", "abort", "rollback"] = "hold"
+    """What a step past its progress deadline does: hold (the default: it goes on waiting, and
+    the `stalled` notification says what it waits for), abort, or roll back."""
     max_consecutive_errors: Annotated[int, Field(ge=1)] = 3
     """Metric queries failing this many times in a row roll the release back."""
     grace_period: Duration = 300.0
@@ -280,11 +290,16 @@ class RolloutSection(Section):
         return self
 
 
-NotifyEvent = Literal["awaiting-approval", "promoted", "rolled-back", "failed", "aborted"]
+NotifyEvent = Literal["awaiting-approval", "promoted", "rolled-back", "failed", "aborted", "stalled"]
 
 
-NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("awaiting-approval", "promoted", "rolled-back", "failed", "aborted")
-"""The release events a webhook can be told about (each is a phase a release enters)."""
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "awaiting-approval", "promoted", "rolled-back", "failed", "aborted", "stalled"
+)  # fmt: skip
+"""The release events a webhook can be told about: a phase a release enters, or `stalled` (a step
+past its progress deadline, still undecided)."""
+STALLED_ACTION = "progress-deadline"
+"""The ledger action of a step that passed its progress deadline (notified as `stalled`)."""
 
 
 class WebhookSection(Section):

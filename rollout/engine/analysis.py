@@ -48,6 +48,10 @@ class Thresholds:
     the limit at this confidence (`rollout.stats`); looking every tick does not erode it."""
     metrics: dict[str, MetricSection] = field(default_factory=dict)
     """The user's own metrics, judged in every canary analysis."""
+    window: float = 0.0
+    """Seconds the measurements cover (0: unknown): a count over it is a rate, and an ETA."""
+    full_window: float = 0.0
+    """Seconds the window covers once the release is older than it (what a rate can fill)."""
 
 
 @dataclass
@@ -65,6 +69,14 @@ class AnalysisResult:
     def failing(self) -> list[CheckResult]:
         """The checks that failed, in the order they were made."""
         return [c for c in self.checks if c.verdict is Verdict.FAIL]
+
+    def waiting(self) -> str:
+        """What an undecided analysis waits for: its INCONCLUSIVE checks in one line."""
+        return "; ".join(
+            f"{c.name}: {c.observed} of {c.expected}" + (f" ({c.detail})" if c.detail else "")
+            for c in self.checks
+            if c.verdict is Verdict.INCONCLUSIVE
+        )
 
     def why(self) -> str:
         """The failing checks in one line: `check: observed X, expected Y; ...`."""
@@ -133,17 +145,38 @@ def _stable_breaks_too(check: CheckResult, stable: Measurement, limit: float, t:
     )
 
 
-def _enough(name: str, m: Measurement, minimum: int) -> CheckResult | None:
-    """INCONCLUSIVE/ERROR when there are too few samples to judge; None when there are enough."""
+def _enough(name: str, m: Measurement, minimum: int, t: Thresholds | None = None) -> CheckResult | None:
+    """INCONCLUSIVE/ERROR when there are too few samples to judge; None when there are enough.
+    The wait says how long it will be at the rate seen, or that the window can never hold enough."""
     expected = f">= {minimum}"
     if m.error is not None:
         return CheckResult(name, Verdict.ERROR, expected=expected, detail=f"query failed: {m.error}")
     if m.value is None or m.value < minimum:
         got = 0 if m.value is None else int(m.value)
-        return CheckResult(
-            name, Verdict.INCONCLUSIVE, observed=got, expected=expected, detail="waiting for more samples"
-        )
+        detail = "waiting for more samples"
+        if t is not None and t.window > 0:
+            detail += "; " + waiting_for(got, minimum, t.window, max(t.full_window, t.window))
+        return CheckResult(name, Verdict.INCONCLUSIVE, observed=got, expected=expected, detail=detail)
     return None
+
+
+def waiting_for(got: int, minimum: int, window: float, full_window: float) -> str:
+    """How long `minimum` samples take at the rate `got` in `window` seconds shows -- or that a
+    window of `full_window` seconds cannot hold them at that rate, and what would."""
+    if got <= 0:
+        return f"none in the last {window:.0f}s: waiting for traffic"
+    rate = got / window
+    holds = rate * full_window
+    if holds < minimum:
+        return (
+            f"at {rate:.2g}/s a {full_window:.0f}s window holds ~{holds:.0f}: it cannot reach {minimum} "
+            f"-- needs a window of {minimum / rate:.0f}s (rollout.analysis_window), more traffic or "
+            "a lower min_samples"
+        )
+    if window >= full_window:
+        return f"~{(minimum - got) / rate:.0f}s to go at {rate:.2g}/s"
+    # The window is still growing (the release is younger than it): it fills as time passes.
+    return f"~{max(minimum / rate - window, 0.0):.0f}s to go at {rate:.2g}/s"
 
 
 def _ratio(
@@ -190,7 +223,7 @@ def analyse_canary(
             bucket), for the same reason: a p95 of 30 requests over the SLO is not yet evidence.
     """
     result = AnalysisResult()
-    waiting = _enough("candidate requests in window", candidate.requests, t.min_samples)
+    waiting = _enough("candidate requests in window", candidate.requests, t.min_samples, t)
     if waiting is not None:
         result.checks.append(waiting)
         return result
@@ -311,7 +344,7 @@ def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) 
     result = AnalysisResult()
     # Samples are counted in mirrored requests, not in compared rows: a candidate that fails every
     # mirrored request has nothing to compare, and must fail on its error rate rather than wait.
-    waiting = _enough("mirrored requests", candidate.requests, t.min_samples)
+    waiting = _enough("mirrored requests", candidate.requests, t.min_samples, t)
     if waiting is not None:
         result.checks.append(waiting)
         return result
@@ -319,7 +352,7 @@ def analyse_shadow(candidate: VersionStats, shadow: ShadowStats, t: Thresholds) 
         "candidate error rate (mirrored)", candidate.error_rate, candidate.requests, t.slo.max_error_rate, t
     )
     result.checks.append(mirrored_errors)
-    too_few = _enough("answers compared with stable", shadow.compared, t.min_samples)
+    too_few = _enough("answers compared with stable", shadow.compared, t.min_samples, t)
     if too_few is not None:
         result.checks.append(too_few)
         return result

@@ -18,6 +18,7 @@ from typing import Any
 
 from launchbay.checks.registered import Verification, verify_registered
 from launchbay.checks.verdict import Verdict
+from launchbay.config.rollout import STALLED_ACTION
 from launchbay.rollout.engine import operations
 from launchbay.rollout.engine.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.engine.operations import CONTROLLER, Rollout
@@ -75,6 +76,7 @@ class Controller:
         self.last_world: Converged | None = None
         self._unconverged: dict[int, int] = {}  # release id -> passes in a row that could not act
         self._said: dict[int, str] = {}  # release id -> the last world problem recorded for it
+        self._stalled: set[tuple[int, int]] = set()  # (release id, step) past its deadline, said
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -246,9 +248,55 @@ class Controller:
         elapsed = self.clock() - (r.step_started_at or r.updated_at)
         if isinstance(step, Shadow | Analysis) and verdict is Verdict.PASS and elapsed >= step.seconds:
             return self._enter(r, r.step_index + 1)
+        if isinstance(step, Shadow | Analysis) and elapsed > self.deadline(r):
+            return self._past_deadline(r, result, elapsed)
         if isinstance(step, Pause) and elapsed >= step.seconds:
             return self._enter(r, r.step_index + 1)  # watched while it lasted; not a gate
         return r  # an approval waits for a person, analysis going on meanwhile
+
+    def deadline(self, r: Release) -> float:
+        """Seconds the current step may go on without deciding (`rollout.progress_deadline`, or
+        derived from what min_samples takes at `expected_rps` and the step's share of traffic)."""
+        step, cfg = r.plan[r.step_index], self.ctx.cfg.rollout
+        seconds = float(getattr(step, "seconds", 0.0))
+        if cfg.progress_deadline is not None:
+            return seconds + cfg.progress_deadline
+        share = 1.0 if isinstance(step, Shadow) else max(r.plan.traffic(r.step_index).canary_weight, 1) / 100
+        needs = cfg.min_samples / (cfg.expected_rps * share)
+        return seconds + max(120.0, 3 * needs)
+
+    def _past_deadline(self, r: Release, result: AnalysisResult, elapsed: float) -> Release:
+        """A step that has not decided by its deadline says so once (the `stalled` notification:
+        what it waits for), then does what `rollout.on_deadline` says."""
+        if (r.id, r.step_index) in self._stalled or self._stalled_on_record(r):
+            self._stalled.add((r.id, r.step_index))
+            return r
+        self._stalled.add((r.id, r.step_index))
+        how = self.ctx.cfg.rollout.on_deadline
+        waits = result.waiting() or "a passing analysis"
+        said = (
+            f"step {r.step_index + 1}/{len(r.plan)} ({r.plan[r.step_index].describe()}) has not decided in "
+            f"{elapsed:.0f}s (progress deadline {self.deadline(r):.0f}s); waiting for {waits}"
+        )
+        if how == "rollback":
+            return self._rollback(r, f"{said}; rolled back (rollout.on_deadline)", result)
+        if how == "abort":
+            return self.ctx.ledger.move(
+                r, Phase.ABORTED, actor=CONTROLLER, action="aborted",
+                reason=f"{said}; aborted (rollout.on_deadline)", evidence={"analysis": result.evidence()},
+            )  # fmt: skip
+        self.ctx.ledger.record(
+            r, actor=CONTROLLER, action=STALLED_ACTION, evidence={"analysis": result.evidence()},
+            reason=f"{said}; holding (rollout.on_deadline: hold): `launchbay abort {r.id}` ends it",
+        )  # fmt: skip
+        return self.ctx.ledger.get(r.id)
+
+    def _stalled_on_record(self, r: Release) -> bool:
+        """Whether this step's deadline was already said (by this controller before a restart)."""
+        since = r.step_started_at or r.updated_at
+        return any(
+            e.action == STALLED_ACTION and e.at >= since for e in self.ctx.ledger.history(release_id=r.id)
+        )
 
     def _tolerated(self, r: Release) -> int:
         """The FAILs of the current step already on record (tolerated by its failure_limit)."""
@@ -268,11 +316,12 @@ class Controller:
         # Never further back than the release: the gateway's series are per version (and pair),
         # so a version released again moments after its rollback would otherwise be judged on
         # the tail of its previous release's traffic (a 10%-disagreement shadow, say).
+        full_window = window
         window = min(window, max(self.clock() - r.created_at, 2.0))
         metrics = self.thresholds.metrics
         if own is not None and own.metrics is not None:
             metrics = {k: v for k, v in metrics.items() if k in own.metrics}
-        thresholds = replace(self.thresholds, metrics=metrics)
+        thresholds = replace(self.thresholds, metrics=metrics, window=window, full_window=full_window)
         # All of a tick's queries go out together under one deadline: a hung metrics backend
         # costs one interval, not one timeout per query.
         deadline = min(max(1.0, self.ctx.cfg.rollout.interval), 5.0)

@@ -27,7 +27,7 @@ import httpx
 import sqlalchemy as sa
 
 from launchbay.config import LaunchbayConfig
-from launchbay.config.rollout import NOTIFY_EVENTS, NotificationsSection, WebhookSection
+from launchbay.config.rollout import NOTIFY_EVENTS, STALLED_ACTION, NotificationsSection, WebhookSection
 from launchbay.rollout.engine.release import Event, Release, UnknownRelease
 from launchbay.rollout.ledger.schema import deliveries, events
 from launchbay.rollout.ledger.store import SqlLedger, event_of
@@ -58,6 +58,8 @@ class Outcome:
 
 def kind_of(event: Event) -> str | None:
     """The notification an event is (its new phase), or None for events that are not one."""
+    if event.action == STALLED_ACTION:
+        return "stalled"
     if event.phase_to in NOTIFY_EVENTS and event.phase_from != event.phase_to:
         return event.phase_to
     return None
@@ -104,6 +106,7 @@ _HEADLINE = {
     "rolled-back": "was rolled back",
     "failed": "failed before getting traffic",
     "aborted": "was aborted",
+    "stalled": "has not decided by its progress deadline",
 }
 
 
@@ -191,11 +194,18 @@ class Outbox:
         now = self.clock()
         q = (
             sa.select(events)
-            .where(events.c.at >= now - self.section.max_age, events.c.phase_to.in_(NOTIFY_EVENTS))
+            .where(
+                events.c.at >= now - self.section.max_age,
+                sa.or_(events.c.phase_to.in_(NOTIFY_EVENTS), events.c.action == STALLED_ACTION),
+            )
             .order_by(events.c.id)
         )
         with self.ledger.engine.connect() as conn:
-            rows = [r for r in conn.execute(q).mappings() if r["phase_from"] != r["phase_to"]]
+            rows = [
+                r
+                for r in conn.execute(q).mappings()
+                if r["phase_from"] != r["phase_to"] or r["action"] == STALLED_ACTION
+            ]
             ids = [r["id"] for r in rows]
             tried: dict[tuple[int, str], list[Any]] = {}
             if ids:
@@ -208,7 +218,7 @@ class Outbox:
         for row in rows:
             event = event_of(row)
             for w in self.section.webhooks:
-                if event.phase_to not in w.events:
+                if kind_of(event) not in w.events:
                     continue
                 made = tried.get((event.id, w.name), [])
                 if self._settled(made, now):

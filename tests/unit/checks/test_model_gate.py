@@ -126,3 +126,35 @@ def test_every_configured_metric_is_compared_with_the_champion() -> None:
     champion = Champion("3", scores(auc=0.92, recall=0.6))
     report = judge(scores(auc=0.92, recall=0.5), champion, GATES, ("roc_auc", "recall"))
     assert [c.name for c in report.problems] == ["recall vs champion v3"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "classes"),
+    [
+        ([0, 1, 2, 1], [0, 1, 2]),  # load_wine: integer labels
+        (np.array([0, 1, 2, 1], dtype=np.int64), np.array([0, 1, 2])),  # as numpy gives them
+        ([1.0, 2.0, 3.0, 2.0], [1.0, 2.0, 3.0]),
+        (["a", "b", "c", "b"], ["a", "b", "c"]),
+        ([0, 1, 2, 1], ["0", "1", "2"]),  # classes read back from JSON metadata as strings
+    ],
+)
+def test_multiclass_labels_of_any_type_are_scored(labels: object, classes: object) -> None:
+    proba = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.2, 0.6, 0.2]])
+    s = score(proba, labels, task="multiclass", classes=list(classes))  # type: ignore[call-overload]
+    assert s.get("accuracy") == 1.0 and s.get("roc_auc") == 1.0 and sum(s.class_counts.values()) == 4
+
+
+@pytest.mark.parametrize(
+    ("labels", "classes"),
+    [
+        ([False, True, True, False], [False, True]),
+        ([0, 1, 1, 0], ["0", "1"]),
+        (["no", "yes", "yes", "no"], ["no", "yes"]),
+    ],
+)
+def test_binary_labels_of_any_type_are_scored(labels: object, classes: object) -> None:
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    s = score(proba, labels, task="binary", classes=list(classes))  # type: ignore[call-overload]
+    assert s.get("roc_auc") == 1.0 and s.get("recall") == 1.0 and s.class_counts == {
+        str(classes[0]): 2, str(classes[1]): 2  # type: ignore[index]
+    }

@@ -151,3 +151,32 @@ def test_a_tolerance_the_variant_cannot_meet_keeps_the_native_model(tmp_path: Pa
     (diff,) = [c for c in report.checks if c.name.startswith("largest score difference")]
     assert "relative to max(1, |value|)" in diff.name
     assert "float32" in diff.detail and "float64" in diff.detail  # double precision was tried too
+
+
+def test_column_names_onnx_would_rewrite_get_recorded_input_names(tmp_path: Path) -> None:
+    # scikit-learn's wine data has "od280/od315_of_diluted_wines"; users name columns anything.
+    from sklearn.linear_model import LogisticRegression
+
+    frame = example_frame()
+    x = frame[list(FEATURES)].copy()
+    renamed = {c: n for c, n in zip(x.columns, ["amount/usd", "hour of day", "x.y", "ünïcode", "a-b"],
+                                    strict=False)}  # fmt: skip
+    x = x.rename(columns=renamed)
+    model = scaffolded(LogisticRegression(max_iter=1000), x).fit(x, frame["is_fraud"])
+    d = saved(model, tmp_path / "m", "binary", feature_specs(x))
+    report = make_variant(d, request_rows(x))
+    assert report.verdict is Verdict.PASS, report.to_dict()
+    columns = read_variant(d)["inputs"]["columns"]
+    assert {c["name"] for c in columns} >= set(renamed.values())
+    inputs = {c["name"]: c["input"] for c in columns}
+    assert inputs["amount/usd"] != "amount/usd"  # the graph's own name, recorded beside the column's
+    assert _agrees(d, request_rows(x.iloc[:50])) <= 1e-5
+
+
+def test_a_variant_that_cannot_be_made_says_why_whole() -> None:
+    from launchbay.serving.onnx_variant import _whole
+
+    long = "Required inputs (['" + "x" * 400 + "']) are missing from input feed (['a', 'b'])."
+    assert _whole(long) == long  # not cut at 300 characters
+    dump = "graph " + "node " * 1000
+    assert _whole(dump).endswith("more characters)") and len(_whole(dump)) < 2100
