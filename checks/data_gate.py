@@ -220,8 +220,14 @@ def _translate(r: Any, name: str, expected: Any, column: str | None) -> CheckRes
     if "unexpected_count" in res:
         count, pct = res.get("unexpected_count") or 0, res.get("unexpected_percent") or 0.0
         observed = f"{count} bad rows ({pct:.2f}%)"
-        examples = [_short(v) for v in (res.get("partial_unexpected_list") or [])[:_EXAMPLES]]
-        detail = f"e.g. {', '.join(examples)}" if examples and not r.success else ""
+        found = (res.get("partial_unexpected_list") or [])[:_EXAMPLES]
+        # A missing value is no example ("e.g. nan, nan, nan" tells nobody anything).
+        examples = [_short(v) for v in found if not _missing(v)]
+        detail = ""
+        if not r.success and examples:
+            detail = f"e.g. {', '.join(examples)}"
+        elif not r.success and found:
+            detail = "the rows have no value there"
         return CheckResult(name, verdict, observed=observed, expected=expected, detail=detail, column=column)
     value = res.get("observed_value")
     detail = (
@@ -335,6 +341,14 @@ def _type_ok(series: pd.Series, spec: FeatureSpec) -> bool:
 
 def _num(v: float | None) -> str:
     return "" if v is None else f"{v:g}"
+
+
+def _missing(value: object) -> bool:
+    """None, NaN or NaT: a missing value rather than a wrong one."""
+    return value is None or (isinstance(value, float) and value != value) or str(value) in _MISSING
+
+
+_MISSING = ("NaT", "nan", "<NA>")
 
 
 def _short(v: Any) -> str:

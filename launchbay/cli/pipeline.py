@@ -35,7 +35,8 @@ def run(
         bool, typer.Option(help="Continue into the rollout: shadow, canary steps, approval.")
     ] = True,
     traffic: Annotated[
-        float, typer.Option(help="Demo requests per second sent through the gateway during the rollout.")
+        float,
+        typer.Option(min=0, help="Demo requests per second sent through the gateway during the rollout."),
     ] = 0.0,
     as_: AsOpt = None,
     as_json: JsonOpt = False,

@@ -314,7 +314,10 @@ def history(
                      dir_okay=False),
     ] = None,
     release_id: Annotated[
-        int | None, typer.Option("--release", help="With --plot: this release (default: the newest).")
+        int | None,
+        typer.Option(
+            "--release", help="Only this release's events (with --plot: its timelines; default: the newest)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -327,6 +330,10 @@ def history(
     # On-call may run this anywhere: the project's config is used when there is one.
     cfg = load_config(config) if config_path(config).exists() else None
     events = status.history(cfg, Home.resolve(config_path(config)), model)
+    if release_id is not None:
+        events = [e for e in events if e.release_id == release_id]
+        if not events:
+            raise UsageError(f"{model} has no release #{release_id} (`launchbay history {model}` lists them)")
     if as_json:
         out.print_json(json.dumps([e.to_dict() for e in events], default=str))
         return

@@ -90,7 +90,9 @@ class Desk:
             res.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
             return res
         return Response(
-            "this page needs the token in the address `launchbay ui` printed (…/?token=…)\n", status_code=401
+            "this page needs the token in the address `launchbay ui` printed (…/?token=…)\n",
+            status_code=401,
+            media_type="text/plain; charset=utf-8",  # the ellipsis is not Latin-1: say so
         )
 
     # -- pages -----------------------------------------------------------------------------

@@ -173,9 +173,7 @@ def waiting_for(got: int, minimum: int, window: float, full_window: float) -> st
             f"-- needs a window of {minimum / rate:.0f}s (rollout.analysis_window), more traffic or "
             "a lower min_samples"
         )
-    if window >= full_window:
-        return f"~{(minimum - got) / rate:.0f}s to go at {rate:.2g}/s"
-    # The window is still growing (the release is younger than it): it fills as time passes.
+    # It can hold them: the window is still growing (the release is younger than it).
     return f"~{max(minimum / rate - window, 0.0):.0f}s to go at {rate:.2g}/s"
 
 

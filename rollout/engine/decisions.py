@@ -18,7 +18,7 @@ from typing import Any
 from launchbay.checks import approvals
 from launchbay.checks.approvals import Decision, SignedStatement, Statement
 from launchbay.checks.verdict import Verdict
-from launchbay.errors import ConfigError, Refused
+from launchbay.errors import ConfigError, Refused, UsageError
 from launchbay.identity import ran_by
 from launchbay.registry import ModelRef
 from launchbay.rollout.engine.operations import Rollout, find
@@ -36,11 +36,23 @@ def pending(ctx: Rollout, ref: str) -> Release:
     """The release `ref` (an id, or a model's release awaiting approval) if it awaits a decision.
 
     Raises:
-        UsageError: no such release.
-        Refused: it does not wait for approval.
+        UsageError: no such release number.
+        Refused: it (or, by model, any of its releases) does not wait for approval.
     """
     by_model = "#" not in ref and not ref.strip().isdigit()
-    release = find(ctx, ref, {Phase.AWAITING_APPROVAL} if by_model else None)
+    if by_model:
+        model = ref.strip().split("@", 1)[0]
+        mine = ctx.ledger.releases(model)
+        waiting = [r for r in mine if r.phase is Phase.AWAITING_APPROVAL]
+        if not mine:
+            raise UsageError(f"no release of {model!r} (see `launchbay status`)")
+        if not waiting:
+            # A decision asked at the wrong moment (exit 4), not a mistyped command (exit 2).
+            raise Refused(
+                f"no release of {model} awaits approval: the newest, {mine[0].name}, is {mine[0].phase.value}"
+            )
+        return waiting[0]
+    release = find(ctx, ref)
     if release.phase is not Phase.AWAITING_APPROVAL:
         raise Refused(f"{release.name} is {release.phase.value}, not awaiting approval")
     return release
@@ -139,8 +151,16 @@ def sign_as(
     $LAUNCHBAY_APPROVER_KEY, else the one `launchbay keys approver NAME` made.
 
     Raises:
-        Refused: the key cannot be loaded (recorded: a person without their key cannot decide).
+        Refused: the person may not decide (the author, not an approver), or the key cannot be
+            loaded -- in that order, recorded: the real reason comes first, not a missing key.
     """
+    person = on_behalf_of or name
+    if person == release.author:
+        own = f"{person} is the author of {release.name}: someone else must {decision} it (four eyes)"
+        raise refuse(ctx, release, person, decision, own)
+    if person not in release.plan.approvers:
+        approvers = ", ".join(release.plan.approvers) or "none"
+        raise refuse(ctx, release, person, decision, f"{person} is not an approver (approvers: {approvers})")
     try:
         private = approvals.load_private(signing_key(name, key))
     except ValueError as exc:

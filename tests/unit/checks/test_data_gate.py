@@ -85,9 +85,12 @@ def test_all_null_column_and_duplicate_ids_fail(cfg: LaunchbayConfig, tmp_path: 
     frame.loc[:9, "transaction_id"] = "tx-duplicate"
     path = tmp_path / "nulls.parquet"
     frame.to_parquet(path)
-    problems = _problems(check_data(str(path), cfg)[0])
+    report = check_data(str(path), cfg)[0]
+    problems = _problems(report)
     assert problems["transactions_last_24h: no nulls"] is Verdict.FAIL
     assert problems["transaction_id: unique"] is Verdict.FAIL
+    nulls = next(c for c in report.checks if c.name == "transactions_last_24h: no nulls")
+    assert "nan" not in nulls.detail.lower() and nulls.detail == "the rows have no value there"
 
 
 def test_out_of_range_and_unknown_category_fail(cfg: LaunchbayConfig, tmp_path: Path) -> None:

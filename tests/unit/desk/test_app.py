@@ -57,7 +57,8 @@ def test_the_page_needs_the_printed_token_and_its_own_host(tmp_path: Path) -> No
     w, _ = _awaiting(tmp_path)
     desk = Desk(w.ctx, Signer.load("alice", str(people.key("alice"))), TOKEN, {"testserver"}, None)
     client = TestClient(app(desk), follow_redirects=False)
-    assert client.get("/").status_code == 401
+    refused = client.get("/")
+    assert refused.status_code == 401 and refused.headers["content-type"] == "text/plain; charset=utf-8"
     assert client.get("/?token=guess").status_code == 401
     rebound = client.get(f"/?token={TOKEN}", headers={"Host": "evil.example:8765"})
     assert rebound.status_code == 421  # a DNS-rebinding page cannot use the token either

@@ -26,7 +26,7 @@ def test_approving_an_unknown_release_is_a_usage_error(project: Callable[..., Pa
     assert_clean_error(
         lb("approve", "fraud-detector", "--as", "alice", cwd=config.parent),
         2,
-        "no release of 'fraud-detector' in phase awaiting-approval",
+        "no release of 'fraud-detector'",
     )
 
 
@@ -38,6 +38,12 @@ def test_approving_a_release_that_does_not_wait_for_approval_is_refused(
     r = ledger.create(model="fraud-detector", version="2", author="dana", stable_version="1", plan=Plan())
     assert_clean_error(
         lb("approve", str(r.id), "--as", "alice", cwd=config.parent), 4, "pending, not awaiting"
+    )
+    # By model name with nothing waiting: the wrong moment (4), not a mistyped command (2).
+    assert_clean_error(
+        lb("approve", "fraud-detector", "--as", "alice", cwd=config.parent),
+        4,
+        f"no release of fraud-detector awaits approval: the newest, {r.name}, is pending",
     )
 
 

@@ -421,3 +421,45 @@ def test_a_p95_over_the_absolute_slo_on_few_requests_is_counted_before_it_blames
     r = w.ticks(r, 1, c=c)
     assert r.phase is Phase.ROLLED_BACK
     assert "candidate p95 latency" in w.ledger.history(release_id=r.id)[-1].reason
+
+
+@pytest.mark.parametrize("on_deadline", ["hold", "abort", "rollback"])
+def test_a_step_that_cannot_decide_says_what_it_waits_for_and_acts_at_its_deadline(
+    tmp_path: Path, on_deadline: str
+) -> None:
+    # The tester's case: a 5% canary at 30 req/s in a 10 s window holds ~15 requests of 50.
+    steps = [{"set_weight": 5}, {"analysis": {"duration": "10s"}}]
+    cfg = config(shadow=None, steps=steps, analysis_window="10s", min_samples=50, expected_rps=30,
+                 on_deadline=on_deadline)  # fmt: skip
+    w = world(tmp_path, cfg)
+    c = w.controller()
+    r = _canary(w, c)
+    w.metrics.values['version="2",role="primary"'] = 15.0
+    deadline = c.deadline(r)
+    assert deadline == 10 + max(120, 3 * 50 / (30 * 0.05))  # 3x the 33 s that 50 requests take at 5%
+    r = w.ticks(r, 15, c=c)
+    said = c.last_result[r.id].waiting()
+    assert "candidate requests in window: 15 of >= 50" in said
+    assert "a 10s window holds ~15: it cannot reach 50 -- needs a window of 33s" in said
+    assert not any(e.action == "progress-deadline" for e in w.ledger.history(release_id=r.id))
+    w.clock.now += deadline
+    r = w.ticks(r, 3, c=c)
+    last = [e for e in w.ledger.history(release_id=r.id) if e.action != "measurements"][-1]
+    assert "has not decided in" in last.reason and "cannot reach 50" in last.reason
+    if on_deadline == "hold":
+        assert r.phase is Phase.CANARY and last.action == "progress-deadline"
+        stalled = [e for e in w.ledger.history(release_id=r.id) if e.action == "progress-deadline"]
+        assert len(stalled) == 1 and f"launchbay abort {r.id}" in stalled[0].reason  # said once
+        again = w.controller()  # a restarted controller does not say it again
+        w.ticks(r, 2, c=again)
+        assert len([e for e in w.ledger.history(release_id=r.id) if e.action == "progress-deadline"]) == 1
+    else:
+        assert r.phase is (Phase.ABORTED if on_deadline == "abort" else Phase.ROLLED_BACK)
+
+
+def test_a_window_that_can_hold_enough_gives_an_eta() -> None:
+    from launchbay.rollout.engine.analysis import waiting_for
+
+    assert waiting_for(20, 50, 10, 30) == "~15s to go at 2/s"  # young release: window still growing
+    assert waiting_for(20, 50, 30, 30).startswith("at 0.67/s a 30s window holds ~20: it cannot reach 50")
+    assert waiting_for(0, 50, 10, 10) == "none in the last 10s: waiting for traffic"

@@ -106,3 +106,16 @@ def test_a_workflow_identity_approves_for_the_reviewer_its_platform_checked(tmp_
     event = w.ledger.history(release_id=r.id)[-1]
     assert r.phase is Phase.PROMOTED and event.actor == "bob"
     assert "approved by bob (through github-production)" in event.reason
+
+
+@pytest.mark.parametrize(
+    ("person", "reason"),
+    [("dana", "dana is the author of .*four eyes"), ("mallory", "mallory is not an approver")],
+)
+def test_the_real_reason_comes_before_a_missing_key(tmp_path: Path, person: str, reason: str) -> None:
+    w, r = _awaiting(tmp_path)
+    nowhere = str(tmp_path / "no-such-key.pem")  # neither of them has a key on this machine
+    with pytest.raises(Refused, match=reason):
+        decisions.sign_as(w.ctx, r, "approve", person, nowhere)
+    last = w.ledger.history(release_id=r.id)[-1]
+    assert last.action == "approve-refused" and last.actor == person and "cannot sign" not in last.reason

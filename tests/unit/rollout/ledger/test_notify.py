@@ -267,3 +267,20 @@ def test_two_processes_delivering_from_one_shared_ledger_send_each_notification_
         ("team", 1, True),
         ("slack", 1, True),
     ]
+
+
+def test_a_step_past_its_progress_deadline_is_told_as_stalled_once_with_what_it_waits_for(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _cfg(tmp_path, receiver.url, monkeypatch)
+    cfg = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"progress_deadline": 5.0})})
+    w = world(tmp_path, cfg)
+    n = _notifier(w)
+    r = w.ticks(operations.create(w.ctx, "2", "dana"), 3)
+    w.metrics.values.clear()  # no traffic at all from now on: nothing can decide
+    r = w.ticks(r, 30)
+    stalled = [e for e in w.ledger.history(release_id=r.id) if e.action == "progress-deadline"]
+    assert len(stalled) == 1 and "waiting for traffic" in stalled[0].reason
+    n.deliver_due()
+    told = [d for d in receiver.delivered("/json") if d["event"] == "stalled"]
+    assert len(told) == 1 and told[0]["release_id"] == r.id and "has not decided in" in told[0]["reason"]
