@@ -64,6 +64,29 @@ _SHADOW = {
 }
 
 
+def sizing(rps: float) -> dict[str, str]:
+    """Rollout settings each analysis can decide on at `rps` requests per second: the weights, the
+    window that holds min_samples at the smallest weight (with half again to spare), the shadow's
+    duration and min_samples itself. Low traffic gets larger first steps and longer windows rather
+    than a release that waits forever."""
+    if rps >= 20:
+        steps, minimum = [5, 25, 50], 50
+    elif rps >= 5:
+        steps, minimum = [10, 25, 50], 50
+    else:
+        steps, minimum = [25, 50], 30
+    window = max(10, math.ceil(1.5 * minimum / (rps * steps[0] / 100) / 5) * 5)
+    shadow = max(30, math.ceil(1.5 * minimum / rps / 5) * 5)
+    return {
+        "RPS": f"{rps:g}",
+        "STEPS": ", ".join(map(str, steps)),
+        "WINDOW": f"{window}s",
+        "MIN_SAMPLES": str(minimum),
+        "SHADOW_DURATION": f"{shadow}s",
+        "INTERVAL": "2s" if window <= 60 else "5s",
+    }
+
+
 @dataclass(frozen=True)
 class Inferred:
     """What a data file says about a project: task, features, rows, columns left out."""
@@ -154,6 +177,7 @@ def files(
     approvers: list[str],
     package: str,
     module: str = "model",
+    rps: float = 1.0,
 ) -> dict[Path, str]:
     """Every file `launchbay init` writes, relative to `directory`, with its text."""
     estimator, estimator_name = _ESTIMATORS[task]
@@ -184,6 +208,7 @@ def files(
         GATES=_GATES[task],
         SHADOW=_SHADOW[task],
         APPROVAL=approval,
+        **sizing(rps),
     )
     config = _align_comments(config)
     model_import = "from sklearn.linear_model import Ridge" if task == "regression" else (

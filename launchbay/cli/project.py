@@ -43,6 +43,14 @@ def init(
     package: Annotated[
         str | None, typer.Option(help="What the GitHub workflows pip-install (default: this version).")
     ] = None,
+    rps: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Requests per second the model gets: the rollout's steps, windows and min_samples "
+            "are sized so that every analysis can decide at it (default 1: slow but never stuck).",
+        ),
+    ] = 1.0,
     force: Annotated[bool, typer.Option(help="Overwrite files that exist.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -82,6 +90,7 @@ def init(
         inferred=inferred,
         approvers=approver or [],
         package=package or f"launchbay=={installed_version()}",
+        rps=rps,
     )
     existing = [str(p) for p in written if (root / p).exists()]
     if existing and not force:
@@ -155,8 +164,12 @@ def check(
 
     cfg = load_config(config)
     require_project(cfg, str(data.resolve()) if data else None)
-    doc = {"config": str(cfg.source), "model": cfg.model.name, "task": cfg.model.task, "ok": True}
+    warnings = cfg.rollout.unreachable()
+    doc = {"config": str(cfg.source), "model": cfg.model.name, "task": cfg.model.task, "ok": True,
+           "warnings": warnings, "expected_rps": cfg.rollout.expected_rps}  # fmt: skip
     if as_json:
         out.print_json(json.dumps(doc))
-    else:
-        out.print(f"{cfg.source}: ok ({cfg.model.name}, {cfg.model.task}, train {cfg.model.train})")
+        return
+    out.print(f"{cfg.source}: ok ({cfg.model.name}, {cfg.model.task}, train {cfg.model.train})")
+    for w in warnings:
+        out.print(f"[yellow]warning[/]: rollout at expected_rps {cfg.rollout.expected_rps:g}: {w}")

@@ -289,6 +289,37 @@ class RolloutSection(Section):
             )
         return self
 
+    def unreachable(self) -> list[str]:
+        """The analyses that cannot collect `min_samples` requests in their window at
+        `expected_rps` (each one line: which, how many it would hold, what would fix it)."""
+        rate, problems = self.expected_rps, []
+        window = max(self.analysis_window, self.interval)
+        if self.shadow is not None and rate * window < self.min_samples:
+            problems.append(_short_of("shadow", rate, window, self.min_samples))
+        weight = 0
+        for item in self.steps:
+            if isinstance(item, int):
+                weight = item
+                share = rate * item / 100
+                if share * window < self.min_samples:
+                    problems.append(_short_of(f"canary {item}%", share, window, self.min_samples))
+            elif item.set_weight is not None:
+                weight = item.set_weight
+            elif item.analysis is not None and weight:
+                own = max(item.analysis.window or window, self.interval)
+                share = rate * weight / 100
+                if share * own < self.min_samples:
+                    problems.append(_short_of(f"analysis at {weight}%", share, own, self.min_samples))
+        return problems
+
+
+def _short_of(what: str, rate: float, window: float, minimum: int) -> str:
+    return (
+        f"{what}: at {rate:.2g} requests/s a {window:g}s window holds ~{rate * window:.0f}, fewer than "
+        f"min_samples {minimum}: it would wait forever -- a window of {minimum / rate:.0f}s or more, a "
+        "larger weight or a lower min_samples reaches it"
+    )
+
 
 NotifyEvent = Literal["awaiting-approval", "promoted", "rolled-back", "failed", "aborted", "stalled"]
 

@@ -124,3 +124,33 @@ def test_the_generated_workflows_are_actionlint_clean_and_call_the_installed_lau
         [binary, *map(str, workflows)], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("rps", [0.2, 1, 3, 5, 12, 30, 50, 400])
+def test_every_analysis_init_writes_can_decide_at_the_rate_it_was_given(rps: float) -> None:
+    from launchbay.config.rollout import RolloutSection
+
+    sized = scaffold.sizing(rps)
+    rollout = RolloutSection.model_validate({
+        "expected_rps": rps, "steps": [int(s) for s in sized["STEPS"].split(", ")],
+        "analysis_window": sized["WINDOW"], "min_samples": int(sized["MIN_SAMPLES"]),
+        "shadow": {"duration": sized["SHADOW_DURATION"]}, "interval": sized["INTERVAL"],
+    })  # fmt: skip
+    assert rollout.unreachable() == []
+    # ...while the defaults of a larger rate cannot decide at a tenth of it, and check says so.
+    rollout = rollout.model_copy(update={"expected_rps": rps / 10})
+    assert any("it would wait forever" in w for w in rollout.unreachable())
+
+
+def test_check_warns_when_a_step_cannot_reach_min_samples_at_the_expected_rate(tmp_path: Path) -> None:
+    _frame().to_csv(tmp_path / "sample.csv", index=False)
+    assert lb("init", str(tmp_path / "repo"), "--data", str(tmp_path / "sample.csv"), "--target", "churned",
+              "--rps", "30", cwd=tmp_path).returncode == 0  # fmt: skip
+    config = tmp_path / "repo" / "launchbay.yaml"
+    assert "expected_rps: 30" in config.read_text() and "steps: [5, 25, 50]" in config.read_text()
+    assert json.loads(lb("check", "--json", cwd=config.parent).stdout)["warnings"] == []
+    config.write_text(config.read_text().replace("expected_rps: 30", "expected_rps: 2"))
+    checked = lb("check", cwd=config.parent)
+    assert checked.returncode == 0, checked.output  # a warning, not an error
+    said = " ".join(checked.stdout.split())
+    assert "warning: rollout at expected_rps 2: canary 5%: at 0.1 requests/s a 50s window holds ~5" in said
