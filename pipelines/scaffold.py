@@ -96,6 +96,9 @@ class Inferred:
     rows: int
     left_out: dict[str, str]
     """Column -> why it is not a feature."""
+    id_column: str | None = None
+    """A column that identifies rows (every value distinct, named like an id): the data gate
+    checks it is unique, and it is no feature."""
 
 
 def infer(frame: Any, target: str, task: str | None = None) -> Inferred:
@@ -120,11 +123,17 @@ def infer(frame: Any, target: str, task: str | None = None) -> Inferred:
             task = "multiclass"
     features: dict[str, dict[str, Any]] = {}
     left_out: dict[str, str] = {}
+    id_column: str | None = None
     for column in frame.columns:
         if column == target:
             continue
         col = frame[column]
         spec: dict[str, Any]
+        distinct_values = col.dropna().nunique() == len(col) > 1
+        if distinct_values and _ID_NAME.search(str(column)) and not pd.api.types.is_float_dtype(col):
+            left_out[str(column)] = "an id: every value distinct"
+            id_column = id_column or str(column)
+            continue
         if pd.api.types.is_bool_dtype(col):
             spec = {"type": "bool"}
         elif pd.api.types.is_numeric_dtype(col):
@@ -133,14 +142,16 @@ def infer(frame: Any, target: str, task: str | None = None) -> Inferred:
             if values.empty:
                 left_out[str(column)] = "no values"
                 continue
-            low, high = outward(float(values.min()), low=True), outward(float(values.max()))
+            low, high = with_margin(float(values.min()), float(values.max()))
             spec = {"type": kind, "min": low, "max": high}
             if kind == "int":
-                spec = {**spec, "min": int(spec["min"]), "max": int(spec["max"])}
+                spec = {**spec, "min": math.floor(low), "max": math.ceil(high)}
         else:
             values = sorted(map(str, col.dropna().unique()))
             if len(values) > MAX_CATEGORIES or len(values) == len(col.dropna()) > 1:
                 left_out[str(column)] = f"{len(values)} distinct text values (an id or free text?)"
+                if distinct_values and id_column is None:
+                    id_column = str(column)
                 continue
             spec = {"type": "category", "values": values}
         if col.isna().any():
@@ -148,7 +159,33 @@ def infer(frame: Any, target: str, task: str | None = None) -> Inferred:
         features[str(column)] = spec
     if not features:
         raise UsageError(f"no usable feature columns besides the target {target!r}")
-    return Inferred(task, features, len(frame), left_out)
+    return Inferred(task, features, len(frame), left_out, id_column)
+
+
+_ID_NAME = re.compile(r"(^|[_\s.-])(id|uuid|key|number)$|^id[_\s.-]|[a-z]Id$", re.IGNORECASE)
+"""Names of columns that identify rows: patient_id, id, customerId, order-key."""
+
+
+REFERENCE_ROWS = 5000
+"""Rows of the user's data `init` keeps as the drift reference (a seeded sample)."""
+
+
+def reference_sample(frame: Any, rows: int = REFERENCE_ROWS) -> Any:
+    """The drift reference `init` writes: the data as it is today (a seeded sample of it)."""
+    return frame.sample(n=min(rows, len(frame)), random_state=0).sort_index()
+
+
+def with_margin(low: float, high: float) -> tuple[float, float]:
+    """Bounds around an observed range [low, high]: half the range again on each side, rounded
+    outward to a round number (mean radius 6.98-28.1 -> 0-40), never below 0 for data that is
+    never negative. Next week's data fits; a unit error (x10, x1000) does not."""
+    span = high - low or abs(high) or 1.0
+    step = 10.0 ** math.floor(math.log10(span)) / 2
+    lo = math.floor((low - span / 2) / step) * step
+    hi = math.ceil((high + span / 2) / step) * step
+    if low >= 0:
+        lo = max(lo, 0.0)
+    return round(lo, 10), round(hi, 10)
 
 
 def outward(value: float, low: bool = False) -> float:
@@ -178,6 +215,7 @@ def files(
     package: str,
     module: str = "model",
     rps: float = 1.0,
+    reference: str | None = None,
 ) -> dict[Path, str]:
     """Every file `launchbay init` writes, relative to `directory`, with its text."""
     estimator, estimator_name = _ESTIMATORS[task]
@@ -208,6 +246,8 @@ def files(
         GATES=_GATES[task],
         SHADOW=_SHADOW[task],
         APPROVAL=approval,
+        REFERENCE=reference or "null",
+        ID_COLUMN=(inferred.id_column if inferred else None) or "null",
         **sizing(rps),
     )
     config = _align_comments(config)

@@ -26,6 +26,16 @@ def installed_version() -> str:
         return "unknown"
 
 
+def _shared(path: Path) -> Path:
+    """`path`, its missing directories made readable by others (0755: a repository's folders;
+    the CLI's umask keeps launchbay's own state private)."""
+    missing = [d for d in reversed(path.parents) if not d.exists()]
+    for d in missing:
+        d.mkdir()
+        d.chmod(0o755)
+    return path
+
+
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="The model repository (created if missing).")] = Path(),
@@ -68,6 +78,8 @@ def init(
         raise UsageError(f"--name {model!r}: expected lower-case letters, digits and '-' (e.g. churn-model)")
     inferred = None
     data_ref = "data/train.csv"
+    reference_ref: str | None = None
+    frame = None
     if data is not None:
         from launchbay.checks.data_gate import read_frame
 
@@ -80,6 +92,8 @@ def init(
             raise UsageError(f"--data {data}: cannot be read as CSV or Parquet: {exc}") from None
         inferred = scaffold.infer(frame, target, task)
         data_ref = os.path.relpath(source, root) if source.is_relative_to(root) else str(source)
+        # Drift is checked against the data as it is today: a sample of it beside the config.
+        reference_ref = str(Path("data") / f"reference{source.suffix.lower() or '.csv'}")
     chosen = task or (inferred.task if inferred else "binary")
     written = scaffold.files(
         root,
@@ -91,14 +105,25 @@ def init(
         approvers=approver or [],
         package=package or f"launchbay=={installed_version()}",
         rps=rps,
+        reference=reference_ref,
     )
-    existing = [str(p) for p in written if (root / p).exists()]
+    to_write = [*written, *([Path(reference_ref)] if reference_ref is not None else [])]
+    existing = [str(p) for p in to_write if (root / p).exists()]
     if existing and not force:
         raise UsageError(f"{root}: would overwrite {', '.join(existing)} (use --force to replace them)")
     for rel, text in written.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = _shared(root / rel)
         path.write_text(text)
+        path.chmod(0o644)  # project files, to commit and share (launchbay's own state stays private)
+    if reference_ref is not None and frame is not None:
+        path = _shared(root / reference_ref)
+        sample = scaffold.reference_sample(frame)
+        if path.suffix == ".parquet":
+            sample.to_parquet(path, index=False)
+        else:
+            sample.to_csv(path, index=False)
+        path.chmod(0o644)
+        written = {**written, Path(reference_ref): ""}
     if approver:
         (root / "approvers").mkdir(exist_ok=True)
     summary = {
@@ -108,6 +133,8 @@ def init(
         "data": data_ref,
         "features": list(inferred.features) if inferred else [],
         "left_out": inferred.left_out if inferred else {},
+        "id_column": inferred.id_column if inferred else None,
+        "reference": reference_ref,
         "files": [str(p) for p in written],
     }
     if as_json:

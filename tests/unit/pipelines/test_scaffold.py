@@ -35,16 +35,31 @@ def _frame() -> pd.DataFrame:
     )
 
 
-def test_features_are_inferred_with_bounds_rounded_outward_and_ids_left_out() -> None:
+def test_features_are_inferred_with_bounds_around_the_observed_range_and_ids_left_out() -> None:
     inferred = scaffold.infer(_frame().drop(columns=["spend", "tier"]), "churned")
     assert inferred.task == "binary"
     assert inferred.features == {
-        "amount": {"type": "float", "min": 0.0, "max": 1000.0},
-        "visits": {"type": "int", "min": 0, "max": 100},
+        "amount": {"type": "float", "min": 0.0, "max": 1350.0},  # 3.2-870, half the range again
+        "visits": {"type": "int", "min": 0, "max": 35},
         "member": {"type": "bool"},
         "plan": {"type": "category", "values": ["basic", "pro"], "nullable": True},
     }
     assert "customer_id" in inferred.left_out  # every value distinct: an id, not a feature
+    assert inferred.id_column == "customer_id"
+
+
+def test_a_numeric_id_is_no_feature_and_becomes_the_id_column() -> None:
+    frame = _frame().assign(patient_id=[101, 102, 103, 104], customer_id=["a", "a", "b", "c"])
+    inferred = scaffold.infer(frame, "churned")
+    assert "patient_id" not in inferred.features and inferred.id_column == "patient_id"
+
+
+def test_bounds_fit_next_weeks_data_and_not_a_unit_error() -> None:
+    assert scaffold.with_margin(6.98, 28.11) == (0.0, 40.0)  # breast cancer's mean radius: not 100
+    assert scaffold.with_margin(-3.5, 2.0) == (-6.5, 5.0)
+    assert scaffold.with_margin(5.0, 5.0) == (2.5, 7.5)  # a constant column still gets room
+    low, high = scaffold.with_margin(1200.0, 1900.0)
+    assert low <= 850 and 2250 <= high < 19000  # x10 is out
 
 
 @pytest.mark.parametrize(
@@ -79,6 +94,15 @@ def test_init_writes_a_config_that_loads_validates_against_its_schema_and_import
     assert "predict_proba()" in (repo / "model.py").read_text()  # the contract, in the docstring
     checked = lb("check", "--json", cwd=repo)  # model.train imports and takes the three arguments
     assert checked.returncode == 0 and json.loads(checked.stdout)["ok"] is True, checked.output
+    # Drift on from the start: a sample of the data as it is today is its reference.
+    assert cfg.data.reference == "data/reference.csv" and doc["reference"] == "data/reference.csv"
+    assert len(pd.read_csv(repo / "data" / "reference.csv")) == len(_frame())
+    assert cfg.data.id_column == "customer_id"
+    # Files to commit and share, not private ones (the CLI's umask is for launchbay's own state).
+    shared = ("launchbay.yaml", "model.py", "data/reference.csv", ".github/workflows/launchbay-pipeline.yml")
+    for rel in shared:
+        assert (repo / rel).stat().st_mode & 0o777 == 0o644, rel
+    assert (repo / ".github").stat().st_mode & 0o777 == 0o755
 
 
 def test_the_schema_accepts_the_example_and_names_a_typo(tmp_path: Path) -> None:
