@@ -169,11 +169,14 @@ def judge(
     champion: Champion | None,
     gates: GatesSection,
     vs_champion: tuple[str, ...] = ("roc_auc",),
+    compared: Scores | None = None,
 ) -> GateReport:
     """Decide the model gate. Pure: the same inputs always give the same report.
 
     Args:
         vs_champion: the metrics the candidate must not lose against the champion.
+        compared: the candidate's scores on the rows the champion was scored on, when those are
+            not all the held-out rows (rows the champion trained on are left out: `leakage`).
     """
     task = candidate.task
     report = GateReport(GATE, summary={"task": task, "held-out rows": candidate.rows})
@@ -211,9 +214,11 @@ def judge(
     for metric, value in champion.scores.values.items():
         if value is not None and metric in METRICS:
             report.summary[f"champion {METRICS[metric].label}"] = value
+    if compared is not None:
+        report.summary["compared with the champion on"] = f"{compared.rows} rows neither model saw"
     for metric in vs_champion:
         report.checks.append(
-            compare(metric, candidate, champion, gates.max_regression_vs_champion)
+            compare(metric, compared or candidate, champion, gates.max_regression_vs_champion)
         )
     return report
 

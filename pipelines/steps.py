@@ -150,7 +150,44 @@ def train(
         except ConfigError as exc:
             _fail(exc.message)
         mlflow.set_tag("launchbay.model_uri", info.model_uri)
+        _log_train_rows(split.train_x, split.train_y)
     return str(info.model_uri)
+
+
+def _log_train_rows(x: Any, y: Any) -> None:
+    """Keep a digest of each training row with the run: a later challenger's gate leaves out the
+    held-out rows this model learned from when it compares with it (`checks.leakage`)."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import numpy as np
+
+    from launchbay.checks.leakage import TRAIN_ROWS_ARTIFACT, digests
+
+    with tempfile.TemporaryDirectory(prefix="launchbay-rows-") as tmp:
+        path = Path(tmp) / Path(TRAIN_ROWS_ARTIFACT).name
+        np.save(path, digests(x, y))
+        mlflow.log_artifact(str(path), str(Path(TRAIN_ROWS_ARTIFACT).parent))
+
+
+def _champion_train_rows(registry: Any, model: str, version: str, tmp: str) -> Any:
+    """The digests of the champion's training rows, or None when its run did not keep them."""
+    import mlflow
+    import numpy as np
+
+    from launchbay.checks.leakage import TRAIN_ROWS_ARTIFACT
+
+    run_id = registry.get(model, version).run_id
+    if not run_id:
+        return None
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=TRAIN_ROWS_ARTIFACT, dst_path=tmp
+        )
+    except Exception:  # an MLflow that has no such artifact says so in several ways
+        return None
+    return np.load(local)
 
 
 @script(name="evaluate", constructor="runner")
@@ -172,6 +209,7 @@ def evaluate(
 
     from launchbay.checks.data_gate import read_frame
     from launchbay.checks.difference import OFFLINE_TAG
+    from launchbay.checks.leakage import digests, overlap
     from launchbay.checks.model_gate import Champion, judge, score
     from launchbay.pipelines import dataset
     from launchbay.serving.artefact import load
@@ -216,7 +254,22 @@ def evaluate(
                     cfg, split.test_x, current, outputs[model_uri], outputs[champion_uri]
                 )
 
-        report = judge(candidate, champion, cfg.gates, cfg.champion_metrics)
+        leak = None
+        compared = None
+        if champion is not None and champion.scores is not None:
+            # Rows the champion trained on would flatter it: compare on the ones neither saw.
+            leak = overlap(
+                digests(split.test_x, split.test_y),
+                _champion_train_rows(registry, cfg.model.name, champion.version, tmp),
+                champion.version,
+                cfg.gates.leakage,
+                cfg.gates.min_unseen_rows,
+            )
+            if leak.unseen is not None:
+                compared, champion = _on_rows(cfg, split.test_y, leak.unseen, outputs, model_uri, champion)
+        report = judge(candidate, champion, cfg.gates, cfg.champion_metrics, compared=compared)
+        if leak is not None:
+            report.checks.append(leak.check)
         if offline is not None:
             # What shadow will compare live answers with (`rollout.shadow`: judged against this).
             report.summary[f"answers vs champion v{current} (offline)"] = offline.describe()
@@ -228,6 +281,23 @@ def evaluate(
         if not report.verdict.ok:
             _fail(_gate_message(report, str(md)))
     return champion.version if champion else "none"
+
+
+def _on_rows(
+    cfg: Any, target: Any, rows: Any, outputs: dict[str, Any], candidate_uri: str, champion: Any
+) -> tuple[Any, Any]:
+    """Both models' scores on the held-out `rows` (a mask) only, from the outputs already made."""
+    import numpy as np
+
+    from launchbay.checks.model_gate import Champion, score
+
+    def on(uri: str) -> Any:
+        output, classes = outputs[uri]
+        return score(np.asarray(output)[rows], np.asarray(target)[rows], task=cfg.model.task,
+                     classes=classes, threshold=cfg.gates.decision_threshold)  # fmt: skip
+
+    champion_uri = f"models:/{cfg.model.name}/{champion.version}"
+    return on(candidate_uri), Champion(champion.version, on(champion_uri))
 
 
 def _offline_difference(

@@ -151,6 +151,11 @@ class GatesSection(Section):
     max_regression_vs_champion: Annotated[float, Field(ge=0, le=1)] = 0.01
     """Allowed loss vs the champion: absolute for scores in [0, 1] (AUC, F1, R²), relative for
     errors (0.01: RMSE or MAE at most 1% above the champion's)."""
+    leakage: Literal["warn", "fail"] = "warn"
+    """Held-out rows the champion was trained on flatter it (an AUC of 1.0 on rows it learned).
+    The comparison then uses only rows neither model saw; with fewer than `min_unseen_rows` of
+    them, the gate warns (or fails)."""
+    min_unseen_rows: Annotated[int, Field(ge=1)] = 50
 
 
 class MlflowSection(Section):

@@ -262,3 +262,16 @@ def test_a_model_without_a_converter_is_served_natively_and_the_run_says_why(
     assert report["checks"][0]["detail"] == "no ONNX converter for custom_model.Wrapped"
     mv = MlflowRegistry(chain.cfg, chain.home).get("fraud-detector", version)
     assert mv.tags["launchbay.serving_variant"] == "native"
+
+
+def test_held_out_rows_the_champion_trained_on_are_left_out_of_the_comparison(chain: Chain) -> None:
+    # Another split of the same data: part of this run's held-out rows trained the champion.
+    config = _variant(chain, "resplit", **{"data.split_seed": 7})
+    run_id, _ = steps.validate_data(config, chain.data)
+    uri = steps.train(config, chain.data, run_id)
+    assert steps.evaluate(config, chain.data, run_id, uri) == "1"
+    report = json.loads((chain.home.reports / run_id / "model_gate.json").read_text())
+    leak = next(c for c in report["checks"] if c["name"] == "held-out rows the champion never saw")
+    assert leak["verdict"] == "PASS" and "were in v1's training data" in leak["detail"]
+    unseen = int(leak["observed"].split(" of ")[0])
+    assert 0 < unseen < 500 and report["summary"]["compared with the champion on"] == f"{unseen} rows neither model saw"
