@@ -12,7 +12,7 @@ from typing import Any
 
 from launchbay.config import LaunchbayConfig
 from launchbay.home import Home
-from launchbay.rollout import view
+from launchbay.rollout import daemon, view
 from launchbay.rollout.engine.release import Event, Release
 from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger
 
@@ -32,10 +32,15 @@ def releases(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dict[str
         return []
     routes = _local_routes(cfg, home)
     events = ledger.history(model=cfg.model.name)
+    running = daemon.status(home, cfg.model.name)
+    latest = running.results if running is not None and running.running else {}
     shown = []
     for r in ledger.releases(cfg.model.name)[:limit]:
         reason, analysis = decided(r, events)
-        evidence = analysis or ledger.last_evidence(r, "analysis")
+        # A live release's newest analysis is the controller's (the ledger keeps one per verdict
+        # and step): what it waits for now, and for how long at the rate it sees.
+        now = latest.get(str(r.id)) if r.phase.live else None
+        evidence = analysis or now or ledger.last_evidence(r, "analysis")
         doc = view.release_dict(r, evidence, routes if r.phase.live else None)
         shown.append({**doc, "reason": reason})
     return shown
