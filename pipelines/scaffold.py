@@ -69,7 +69,7 @@ def sizing(rps: float) -> dict[str, str]:
     window that holds min_samples at the smallest weight (with half again to spare), the shadow's
     duration and min_samples itself. Low traffic gets larger first steps and longer windows rather
     than a release that waits forever."""
-    if rps >= 20:
+    if rps >= 100:
         steps, minimum = [5, 25, 50], 50
     elif rps >= 5:
         steps, minimum = [10, 25, 50], 50

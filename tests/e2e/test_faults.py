@@ -24,6 +24,7 @@ import psutil
 import pytest
 from projects import FAST_ROLLOUT
 from rollout_dsl import MODEL, Bay, open_bay
+from webhooks import Receiver
 
 from launchbay import procs
 from launchbay.faults import FAULTS_ENV
@@ -43,14 +44,28 @@ ROLLOUT = {
     "min_samples": 10,
     "grace_period": f"{GRACE:g}s",
     "approval": {"required": True, "approvers": people.approvers("alice", "bob")},
+    # A step undecided 6 s past its duration says so (test_a_release_too_slow_for_its_steps_...);
+    # the other scenarios decide within seconds at their 40 requests/s.
+    "progress_deadline": "6s",
 }
 KINDS = ["good", "late"]
 """Two healthy candidates (`late` is healthy until a trigger file appears; none does here)."""
 
 
 @pytest.fixture(scope="module")
-def bay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bay]:
-    with open_bay(tmp_path_factory.mktemp("faults"), {"rollout": ROLLOUT}, KINDS) as b:
+def webhook() -> Iterator[Receiver]:
+    """The team's webhook receiver (told when a release stalls, among the rest)."""
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def bay(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterator[Bay]:
+    team = {"webhooks": [{"name": "team", "url_env": "TEAM_HOOK"}]}
+    overrides = {"rollout": ROLLOUT, "notifications": team}
+    env = {"TEAM_HOOK": f"{webhook.url}/hook"}
+    with open_bay(tmp_path_factory.mktemp("faults"), overrides, KINDS, env) as b:
         yield b
 
 
@@ -327,3 +342,41 @@ def test_audit_names_a_removed_tail_outside_the_database(bay: Bay) -> None:
     res = bay.cli.run("audit", MODEL)
     assert res.returncode == 1, res.output
     assert f"the newest events were removed: #{last}" in res.output, res.output
+
+
+def test_a_release_too_slow_for_its_steps_says_what_it_waits_for_then_holds_and_tells_at_its_deadline(
+    bay: Bay, webhook: Receiver
+) -> None:
+    # 1 request/s against a shadow that needs 10 mirrored requests in a 3 s window: never.
+    from fraud_model import FEATURES
+
+    rows = sample_rows(str(bay.root / "data" / "transactions.parquet"), FEATURES, n=100)
+    with Clients(bay.gateway, rows, rate=1, threads=1):
+        rid = release(bay)
+        phase_reached(bay, rid, Phase.SHADOW)
+
+        def says(text: str) -> bool:
+            res = bay.cli.run("status", "--json")
+            return res.returncode == 0 and text in res.stdout
+
+        until(lambda: says("it cannot reach 10"), 30, "status naming what the shadow waits for")
+        status = json.loads(bay.cli.run("status", "--json").stdout)
+        mine = next(r for r in status["releases"] if r["id"] == rid)
+        waiting = next(c for c in mine["analysis"]["checks"] if c["verdict"] == "INCONCLUSIVE")
+        assert "needs a window of" in waiting["detail"], waiting
+        until(
+            lambda: any(e.action == "progress-deadline" for e in bay.ledger.history(release_id=rid)),
+            30, "the progress deadline on record",
+        )  # fmt: skip
+        stalled = next(e for e in bay.ledger.history(release_id=rid) if e.action == "progress-deadline")
+        assert "has not decided in" in stalled.reason and "cannot reach 10" in stalled.reason
+        assert "holding" in stalled.reason and f"launchbay abort {rid}" in stalled.reason
+
+        def told() -> list[dict[str, Any]]:
+            mine = [d for d in webhook.delivered("/hook") if d["release_id"] == rid]
+            return [d for d in mine if d["event"] == "stalled"]
+
+        until(lambda: bool(told()), 30, "the stalled notification")
+        time.sleep(3)
+        assert bay.ledger.get(rid).phase is Phase.SHADOW  # held: nothing decided for it
+        assert len(told()) == 1  # said once, not every tick

@@ -171,10 +171,10 @@ def test_check_warns_when_a_step_cannot_reach_min_samples_at_the_expected_rate(t
     assert lb("init", str(tmp_path / "repo"), "--data", str(tmp_path / "sample.csv"), "--target", "churned",
               "--rps", "30", cwd=tmp_path).returncode == 0  # fmt: skip
     config = tmp_path / "repo" / "launchbay.yaml"
-    assert "expected_rps: 30" in config.read_text() and "steps: [5, 25, 50]" in config.read_text()
+    assert "expected_rps: 30" in config.read_text() and "steps: [10, 25, 50]" in config.read_text()
     assert json.loads(lb("check", "--json", cwd=config.parent).stdout)["warnings"] == []
     config.write_text(config.read_text().replace("expected_rps: 30", "expected_rps: 2"))
     checked = lb("check", cwd=config.parent)
     assert checked.returncode == 0, checked.output  # a warning, not an error
     said = " ".join(checked.stdout.split())
-    assert "warning: rollout at expected_rps 2: canary 5%: at 0.1 requests/s a 50s window holds ~5" in said
+    assert "warning: rollout at expected_rps 2: canary 10%: at 0.2 requests/s a 25s window holds ~5" in said
