@@ -180,3 +180,37 @@ def test_a_variant_that_cannot_be_made_says_why_whole() -> None:
     assert _whole(long) == long  # not cut at 300 characters
     dump = "graph " + "node " * 1000
     assert _whole(dump).endswith("more characters)") and len(_whole(dump)) < 2100
+
+
+@pytest.mark.parametrize(
+    ("library", "labels"),
+    [("xgboost", [0, 1, 2]), ("lightgbm", [3, 5, 7]), ("lightgbm", ["low", "mid", "high"])],
+)
+def test_boosted_multiclass_models_with_integer_labels_are_gated_served_and_scored(
+    tmp_path: Path, library: str, labels: list[Any]
+) -> None:
+    # load_wine's labels are 0, 1, 2: XGBoost wants exactly those, LightGBM takes any.
+    from sklearn.datasets import make_classification
+
+    from launchbay.checks.model_gate import score
+
+    x, y = make_classification(n_samples=600, n_features=5, n_informative=4, n_redundant=0, n_classes=3,
+                               class_sep=1.5, random_state=0)  # fmt: skip
+    frame = pd.DataFrame(np.round(x, 4), columns=[f"f{i}" for i in range(1, 6)])
+    target = np.asarray(labels, dtype=object if isinstance(labels[0], str) else np.int64)[y]
+    if library == "xgboost":
+        from xgboost import XGBClassifier
+
+        model = XGBClassifier(n_estimators=30, max_depth=3, random_state=0)
+    else:
+        from lightgbm import LGBMClassifier
+
+        model = LGBMClassifier(n_estimators=30, num_leaves=15, random_state=0, verbose=-1)
+    d = saved(model.fit(frame, target), tmp_path / "m", "multiclass", feature_specs(frame))
+    report = make_variant(d, request_rows(frame))
+    assert report.verdict is Verdict.PASS, report.to_dict()
+    native = load(d)
+    output = native.output(model_input(native.model, request_rows(frame), list(frame.columns)))
+    scores = score(output, target[:400], task="multiclass", classes=native.classes)
+    assert (scores.get("accuracy") or 0) > 0.8 and set(scores.class_counts) == {str(v) for v in labels}
+    assert _agrees(d, request_rows(frame.iloc[:100])) <= 1e-5
