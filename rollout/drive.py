@@ -107,7 +107,7 @@ def drive(
                 release = _tick(controller, release, update)
     except KeyboardInterrupt:
         console.print()
-        console.print(_left_running(ctx, release))
+        console.print(_left_running(ctx, release, demo=load is not None))
         raise
     except BaseException:
         console.print()  # whatever is said next starts on a line of its own, not after the view
@@ -158,8 +158,9 @@ def _tick(controller: Controller, release: Release, update: Update) -> Release:
             notifier.stop(flush=ctx.cfg.notifications.timeout)
 
 
-def _left_running(ctx: Rollout, release: Release) -> str:
-    """What Ctrl-C leaves behind, said plainly: the release is not abandoned."""
+def _left_running(ctx: Rollout, release: Release, demo: bool = False) -> str:
+    """What Ctrl-C leaves behind, said plainly: the release is not abandoned (and, when this
+    command was its only traffic, that its steps now wait for traffic of someone else's)."""
     r = ctx.ledger.get(release.id)
     if not (r.phase.live or r.phase is Phase.PENDING):
         return f"{r.name} is {r.phase.value}."
@@ -167,8 +168,14 @@ def _left_running(ctx: Rollout, release: Release) -> str:
     who = f"the controller (pid {rec.pid})" if rec is not None and rec.running else "the controller"
     if ctx.cfg.rollout.target != "local":
         who = "the cluster's controller"
+    traffic = (
+        "  the demo traffic stopped with this command: with no other traffic its analyses wait, and "
+        f"at the progress deadline ({ctx.cfg.rollout.on_deadline}) it says so\n"
+        if demo
+        else ""
+    )
     return (
-        f"stopped following {r.name}; it goes on ({view.where(r)}), driven by {who}.\n"
+        f"stopped following {r.name}; it goes on ({view.where(r)}), driven by {who}.\n{traffic}"
         f"  launchbay status    to see where it stands\n  launchbay abort {r.id}    to stop it"
     )
 
