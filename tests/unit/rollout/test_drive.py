@@ -11,7 +11,9 @@ from launchbay.rollout.engine import operations
 from launchbay.rollout.engine.phases import Phase
 
 
-def test_ctrl_c_says_where_the_release_stays_who_drives_it_and_that_demo_traffic_stopped(tmp_path: Path) -> None:
+def test_ctrl_c_says_where_the_release_stays_who_drives_it_and_that_demo_traffic_stopped(
+    tmp_path: Path,
+) -> None:
     w = world(tmp_path)
     r = w.ticks(operations.create(w.ctx, "2", "dana"), 8)
     assert r.phase in (Phase.SHADOW, Phase.CANARY)
