@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 OFFLINE_TAG = "launchbay.offline_difference"
 """The registry tag (and run tag) holding a version's `OfflineDifference` as JSON."""
@@ -84,6 +85,9 @@ class OfflineDifference:
 
 def distinct(rows: Any) -> np.ndarray:
     """Positions of the first occurrence of each distinct row of a DataFrame (by content)."""
+    # numpy and pandas only here: the record itself is read where they are not installed (on-call's
+    # lean install rolls back through the plan, which carries the shadow's limits).
+    import numpy as np
     import pandas as pd
 
     hashed = pd.util.hash_pandas_object(rows, index=False).to_numpy()
@@ -111,6 +115,8 @@ def difference(
             models that list their classes in different orders are compared class by class.
         threshold: binary: a row is predicted positive at or above this probability.
     """
+    import numpy as np
+
     if task == "regression":
         c = np.asarray(challenger, dtype=float).reshape(-1)
         s = np.asarray(champion, dtype=float).reshape(-1)

@@ -248,6 +248,13 @@ def row_shift(stable: Any, candidate: Any) -> float | None:
     return None
 
 
+def _mirrored(routes: Routes) -> tuple[str, str] | None:
+    """The (stable, candidate) pair a shadow phase compares, or None when nothing is mirrored."""
+    if not routes.mirror or routes.stable is None or routes.canary is None:
+        return None
+    return routes.stable.version, routes.canary.version
+
+
 def _number(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -399,6 +406,8 @@ class Gateway:
         if generation is not None:
             self.generation = generation
         self.persist(routes)
+        if _mirrored(routes) != _mirrored(self.routes):
+            self._seen = Seen()  # a new shadow phase: each row counts once in it, afresh
         self.routes = routes
         self.metrics.weight.set(routes.canary_weight)
         self.metrics.prime(routes)

@@ -3,8 +3,10 @@
 Bounds on a disagreement rate assume independent rows. Real traffic repeats (the same customer
 scored again, a client retrying, a demo walking one list): 117 mirrored requests may hold 32
 distinct rows, and the same disagreeing row counted four times looks like four pieces of evidence.
-The gateway therefore compares a row only the first time it sees its content within `window`
-seconds; repeats are counted on their own (`launchbay_shadow_repeated_rows_total`).
+The gateway therefore compares a row only the first time a shadow phase sees its content (within
+`window` seconds; a new shadow phase starts afresh); repeats are counted on their own
+(`launchbay_shadow_repeated_rows_total`). A shadow fed a few rows over and over has no new
+evidence after the first pass over them: it waits, and says so at its progress deadline.
 """
 
 from __future__ import annotations

@@ -57,3 +57,19 @@ def test_rollouts_own_floors_name_every_module_of_rollout() -> None:
     named = {f"launchbay.rollout.{m.strip()}" for layer in layers for m in str(layer).split("|")}
     parts = grimp.build_graph("launchbay").find_children("launchbay.rollout")
     assert parts == named, f"give these a floor inside rollout: {sorted(parts - named)}"
+
+
+def test_on_calls_verbs_import_nothing_of_the_training_or_serving_stacks() -> None:
+    # On-call's lean install (rollout/oncall-requirements.txt) has no numpy, pandas or scikit-learn:
+    # a module on the rollback path that imports one at its top breaks `launchbay rollback` there.
+    # (The end-to-end test installs it for real; this finds the culprit in a second.)
+    probe = (
+        "import sys\n"
+        "import launchbay.cli.app, launchbay.rollout.engine.controller, launchbay.rollout.engine.decisions\n"
+        "import launchbay.rollout.engine.operations, launchbay.rollout.status, launchbay.rollout.factory\n"
+        "heavy = ('numpy', 'pandas', 'sklearn', 'bentoml', 'great_expectations', 'onnxruntime', 'hera')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]", res.stdout

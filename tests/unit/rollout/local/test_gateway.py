@@ -68,6 +68,16 @@ def test_shadow_answers_come_from_stable_and_are_compared_with_the_candidate(
     assert gateway.metric("launchbay_shadow_repeated_rows_total", stable="1", candidate="2") == 21
     assert gateway.metric("launchbay_shadow_disagreement_rows_total", stable="1", candidate="2") == 62
     assert gateway.metric("launchbay_shadow_score_diff_count") == 62
+    # A new shadow phase (the same versions released again): its rows count afresh.
+    gateway.split(models["1"], models["2"], canary_weight=0)
+    gateway.split(models["1"], models["2"], mirror=True)
+    with httpx.Client() as client:
+        for i in range(5):
+            gateway.predict(client, json={"row": {"x": i}})
+    deadline = time.monotonic() + 10
+    while gateway.metric("launchbay_shadow_compared_rows_total") < 67 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gateway.metric("launchbay_shadow_compared_rows_total", stable="1", candidate="2") == 67
 
 
 def test_the_series_an_analysis_asks_about_exist_at_zero_before_the_first_event(
