@@ -93,6 +93,16 @@ class SqlLedger:
         except sa.exc.SQLAlchemyError:
             return False
 
+    def _files_writable(self) -> bool:
+        """An SQLite ledger's files can all be written now (access(2) says no for an immutable
+        file, even to root); True for any other database."""
+        url = sa.engine.make_url(self.url)
+        if not url.drivername.startswith("sqlite") or not url.database:
+            return True
+        db = Path(url.database)
+        present = [f for f in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if f.exists()]
+        return all(os.access(f, os.W_OK) for f in present)
+
     def _unavailable(self, doing: str, exc: BaseException) -> LedgerUnavailable:
         orig = getattr(exc, "orig", None) or exc
         where = sa.engine.make_url(self.url).render_as_string(hide_password=True)
@@ -150,7 +160,14 @@ class SqlLedger:
                 if str(CHAIN.name) not in str(exc) and "events.prev_digest" not in str(exc):
                     raise
             except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
-                if "locked" not in str(exc) or attempt == 11:
+                # An SQLite connection opened while the file could not be written stays read-only
+                # after it can be again: a pool holding one would refuse writes for as long as it
+                # lives. Once the files are writable, start from new connections -- never before:
+                # closing one while its WAL index cannot be written is a SIGBUS.
+                stale = "readonly" in str(exc) and attempt < 2 and self._files_writable()
+                if stale:
+                    self.engine.dispose()
+                elif "locked" not in str(exc) or attempt == 11:
                     raise self._unavailable("written", exc) from None
             if attempt == 11:
                 raise ConcurrentChange("the ledger kept changing under this write; try again")

@@ -97,3 +97,29 @@ def test_any_sqlalchemy_url_holds_the_ledger(tmp_path: Path, monkeypatch: pytest
     assert not (tmp_path / "machine-a" / "ledger.db").exists()
     explicit = SqlLedger.for_home(Home(tmp_path / "c"), f"sqlite:///{tmp_path / 'other.db'}")
     assert explicit.releases("m") == []
+
+
+def test_a_ledger_writable_again_is_written_at_once_not_after_its_pooled_connections_age(
+    tmp_path: Path,
+) -> None:
+    import shutil
+    import subprocess
+
+    from launchbay.rollout.engine.release import LedgerUnavailable
+
+    ledger = SqlLedger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    r = new_release(ledger)
+    files = [str(p) for p in tmp_path.glob("ledger.db*")]
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", *files], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not possible here (scripts/setup.sh installs e2fsprogs)")
+    try:
+        with pytest.raises(LedgerUnavailable, match="cannot be written"):
+            ledger.record(r, actor="c", action="note", reason="while immutable")
+        # Readers go on meanwhile (status, the gateway): their connections open read-only now.
+        with ledger.engine.connect() as a, ledger.engine.connect() as b:
+            a.execute(sa.text("SELECT count(*) FROM events")), b.execute(sa.text("SELECT 1"))
+    finally:
+        subprocess.run([chattr, "-i", *files], check=True)
+    ledger.record(r, actor="c", action="note", reason="writable again")  # no read-only connection left
+    assert ledger.history(release_id=r.id)[-1].reason == "writable again"
