@@ -14,6 +14,7 @@ no step passes its progress deadline without saying so. Reported: the verdict, w
 and the time from the release's creation to it, per dataset and rate.
 
     python benchmarks/first_model.py [--rates 30,5,1] [--datasets cancer,wine,diabetes]
+    python benchmarks/first_model.py --combos cancer:30,wine:30,diabetes:30,cancer:5,cancer:1
 
 Writes benchmarks/results/first_model.{json,md}. Every process it starts is stopped (`launchbay down`).
 """
@@ -173,14 +174,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="30,5,1")
     parser.add_argument("--datasets", default="cancer,wine,diabetes")
+    parser.add_argument("--combos", help="dataset:rate pairs instead of every rate x dataset")
     args = parser.parse_args()
+    if args.combos:
+        combos = [(c.split(":")[0], float(c.split(":")[1])) for c in args.combos.split(",")]
+    else:
+        combos = [(n, float(r)) for r in args.rates.split(",") for n in args.datasets.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="lb-first-model-") as tmp:
-        for rate in (float(r) for r in args.rates.split(",")):
-            for name in args.datasets.split(","):
-                row = one(name, rate, Path(tmp))
-                row["goals"] = goals(row)
-                rows.append(row)
+        for name, rate in combos:
+            row = one(name, rate, Path(tmp))
+            row["goals"] = goals(row)
+            rows.append(row)
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores", "rows": rows}
     (RESULTS / "first_model.json").write_text(json.dumps(doc, indent=2))

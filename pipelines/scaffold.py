@@ -142,7 +142,7 @@ def infer(frame: Any, target: str, task: str | None = None) -> Inferred:
             if values.empty:
                 left_out[str(column)] = "no values"
                 continue
-            low, high = with_margin(float(values.min()), float(values.max()))
+            low, high = with_margin(float(values.min()), float(values.max()), float(values.median()))
             spec = {"type": kind, "min": low, "max": high}
             if kind == "int":
                 spec = {**spec, "min": math.floor(low), "max": math.ceil(high)}
@@ -175,16 +175,21 @@ def reference_sample(frame: Any, rows: int = REFERENCE_ROWS) -> Any:
     return frame.sample(n=min(rows, len(frame)), random_state=0).sort_index()
 
 
-def with_margin(low: float, high: float) -> tuple[float, float]:
-    """Bounds around an observed range [low, high]: half the range again on each side, rounded
-    outward to a round number (mean radius 6.98-28.1 -> 0-40), never below 0 for data that is
-    never negative. Next week's data fits; a unit error (x10, x1000) does not."""
+def with_margin(low: float, high: float, median: float | None = None) -> tuple[float, float]:
+    """Bounds around an observed range [low, high] with its `median`: each end widened by twice
+    its distance from the median (at least half the range), rounded outward, never below 0 for data
+    that is never negative. A heavy tail gets room to grow with more data (breast cancer's area
+    error: 233 in 60% of the rows, 542 in all -> bound 700); a light one stays near its data (mean
+    radius 6.98-28.1 -> 0-60, not 100); a unit error (x10, x1000) does not fit."""
+    mid = (low + high) / 2 if median is None else median
     span = high - low or abs(high) or 1.0
-    step = 10.0 ** math.floor(math.log10(span)) / 2
-    lo = math.floor((low - span / 2) / step) * step
-    hi = math.ceil((high + span / 2) / step) * step
+    lo = low - max(span / 2, 2 * (mid - low))
+    hi = high + max(span / 2, 2 * (high - mid))
     if low >= 0:
         lo = max(lo, 0.0)
+    step = 10.0 ** math.floor(math.log10(hi - lo)) / 2
+    lo = math.floor(lo / step) * step
+    hi = math.ceil(hi / step) * step
     return round(lo, 10), round(hi, 10)
 
 

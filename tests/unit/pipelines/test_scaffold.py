@@ -39,8 +39,8 @@ def test_features_are_inferred_with_bounds_around_the_observed_range_and_ids_lef
     inferred = scaffold.infer(_frame().drop(columns=["spend", "tier"]), "churned")
     assert inferred.task == "binary"
     assert inferred.features == {
-        "amount": {"type": "float", "min": 0.0, "max": 1350.0},  # 3.2-870, half the range again
-        "visits": {"type": "int", "min": 0, "max": 35},
+        "amount": {"type": "float", "min": 0.0, "max": 3000.0},  # 3.2-870, a heavy tail: room
+        "visits": {"type": "int", "min": 0, "max": 65},
         "member": {"type": "bool"},
         "plan": {"type": "category", "values": ["basic", "pro"], "nullable": True},
     }
@@ -55,8 +55,11 @@ def test_a_numeric_id_is_no_feature_and_becomes_the_id_column() -> None:
 
 
 def test_bounds_fit_next_weeks_data_and_not_a_unit_error() -> None:
-    assert scaffold.with_margin(6.98, 28.11) == (0.0, 40.0)  # breast cancer's mean radius: not 100
-    assert scaffold.with_margin(-3.5, 2.0) == (-6.5, 5.0)
+    # Breast cancer, 60% of the rows -> all of them: a light tail and a heavy one.
+    assert scaffold.with_margin(6.98, 27.22, 13.4) == (0.0, 55.0)  # mean radius (28.11 in all): not 100
+    low, high = scaffold.with_margin(7.228, 233.0, 24.0)  # area error: 542 in all the rows
+    assert low == 0 and 542 < high < 2330  # it fits; the same column x10 does not
+    assert scaffold.with_margin(-3.5, 2.0) == (-10.0, 10.0)
     assert scaffold.with_margin(5.0, 5.0) == (2.5, 7.5)  # a constant column still gets room
     low, high = scaffold.with_margin(1200.0, 1900.0)
     assert low <= 850 and 2250 <= high < 19000  # x10 is out
