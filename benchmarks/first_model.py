@@ -133,10 +133,11 @@ def one(name: str, rate: float, work: Path) -> dict[str, Any]:
             mine = [r for r in ledger.releases(doc["model"]["name"]) if r.id not in before]
             entry: dict[str, Any] = {"exit": res.returncode, "wall_s": round(took, 1)}
             if not mine:
-                said = (res.stdout + res.stderr).strip().splitlines()
-                entry |= {"verdict": "stopped before release", "said": next(
-                    (line.strip() for line in said if "gate FAIL" in line or "FAIL" in line), said[-1] if said else ""
-                )}  # fmt: skip
+                said = [line.strip(" │") for line in (res.stdout + res.stderr).splitlines()]
+                gate = [line for line in said if "gate FAIL" in line]
+                failed = [line for line in said if line.startswith("- FAIL")]
+                entry |= {"verdict": "stopped before release",
+                          "said": "; ".join(gate[:1] + failed[:2]) or (said[-1] if said else "")}  # fmt: skip
             else:
                 r = mine[0]
                 events = ledger.history(release_id=r.id)

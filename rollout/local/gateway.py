@@ -49,6 +49,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from launchbay.files import write_private
 from launchbay.rollout.local.launcher import Launcher
 from launchbay.rollout.local.records import server_record
+from launchbay.rollout.local.repeats import WINDOW as REPEAT_WINDOW
 from launchbay.rollout.local.repeats import Seen, key, rows_of
 from launchbay.rollout.metrics import names
 from launchbay.rollout.targets.base import LATENCY_BUCKETS, Backend, Routes
@@ -296,6 +297,7 @@ class Gateway:
         generation: int = 0,
         body_timeout: float = BODY_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
+        repeat_window: float = REPEAT_WINDOW,
     ) -> None:
         self.state_file = state_file
         self.servers = servers
@@ -318,7 +320,8 @@ class Gateway:
         self._session: aiohttp.ClientSession | None = None
         self._workers: list[asyncio.Task[None]] = []
         self.launcher = Launcher(servers, self.metrics, self.inflight) if servers is not None else None
-        self._seen = Seen()
+        self.repeat_window = repeat_window
+        self._seen = Seen(repeat_window)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -407,7 +410,7 @@ class Gateway:
             self.generation = generation
         self.persist(routes)
         if _mirrored(routes) != _mirrored(self.routes):
-            self._seen = Seen()  # a new shadow phase: each row counts once in it, afresh
+            self._seen = Seen(self.repeat_window)  # a new shadow phase: its rows count afresh
         self.routes = routes
         self.metrics.weight.set(routes.canary_weight)
         self.metrics.prime(routes)

@@ -3,10 +3,11 @@
 Bounds on a disagreement rate assume independent rows. Real traffic repeats (the same customer
 scored again, a client retrying, a demo walking one list): 117 mirrored requests may hold 32
 distinct rows, and the same disagreeing row counted four times looks like four pieces of evidence.
-The gateway therefore compares a row only the first time a shadow phase sees its content (within
-`window` seconds; a new shadow phase starts afresh); repeats are counted on their own
-(`launchbay_shadow_repeated_rows_total`). A shadow fed a few rows over and over has no new
-evidence after the first pass over them: it waits, and says so at its progress deadline.
+The gateway therefore compares a row once per `window` seconds -- the analysis window
+(`rollout.analysis_window`), so that no window counts a row twice while a row seen again in a
+later window is evidence there (a shadow fed a few hundred rows over and over still decides); a
+new shadow phase starts afresh. Repeats are counted on their own
+(`launchbay_shadow_repeated_rows_total`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-WINDOW = 600.0
-"""Seconds a row is remembered: longer than any analysis window, so a window never counts it twice."""
+WINDOW = 10.0
+"""Seconds a row is remembered by default: the default analysis window (the gateway is told its own)."""
 CAPACITY = 100_000
 """Rows remembered at most (the oldest are forgotten first): ~10 MB."""
 

@@ -280,6 +280,8 @@ class Supervisor:
             str(self.args.idle_timeout),
             "--body-timeout",
             str(self.args.body_timeout),
+            "--repeat-window",
+            str(self.args.repeat_window),
         ]
 
     def spawn(self, reason: str) -> None:
@@ -432,6 +434,7 @@ def main() -> None:
     parser.add_argument("--hedge-floor", type=float, default=0.5, help="canary deadline at least (s)")
     parser.add_argument("--idle-timeout", type=float, default=15.0, help="close idle connections after (s)")
     parser.add_argument("--body-timeout", type=float, default=10.0, help="a body must arrive within (s)")
+    parser.add_argument("--repeat-window", type=float, default=10.0, help="shadow: a row counts once in (s)")
     args = parser.parse_args()
     os.umask(0o077)
     Supervisor(args).run()

@@ -180,6 +180,9 @@ class LocalTarget:
                 str(self.cfg.rollout.gateway_idle_timeout),
                 "--body-timeout",
                 str(self.cfg.rollout.gateway_body_timeout),
+                # Shadow compares a row once per analysis window: repeats in it are no new evidence.
+                "--repeat-window",
+                str(self.cfg.rollout.analysis_window),
                 *inherited,
             ],
             self._gateway_env(),

@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--hedge-floor", type=float, default=0.5)
     parser.add_argument("--idle-timeout", type=float, default=15.0)
     parser.add_argument("--body-timeout", type=float, default=10.0)
+    parser.add_argument("--repeat-window", type=float, default=10.0)
     parser.add_argument("--standby-fd", type=int, help="wait on this pipe, imports done, to take over")
     parser.add_argument("--ready-fd", type=int, help="a standby says on this pipe that it is ready")
     args = parser.parse_args()
@@ -219,6 +220,7 @@ def main() -> None:
         hedge_floor=args.hedge_floor,
         idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout,
+        repeat_window=args.repeat_window,
         token=token(args.dir),
     )
     start = initial_routes(gateway, home, args.model)
