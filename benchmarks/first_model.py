@@ -181,12 +181,17 @@ def main() -> None:
         combos = [(c.split(":")[0], float(c.split(":")[1])) for c in args.combos.split(",")]
     else:
         combos = [(n, float(r)) for r in args.rates.split(",") for n in args.datasets.split(",")]
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lb-first-model-") as tmp:
         for name, rate in combos:
             row = one(name, rate, Path(tmp))
             row["goals"] = goals(row)
             rows.append(row)
+            write(rows)  # after each: a long run interrupted keeps what it measured
+
+
+def write(rows: list[dict[str, Any]]) -> None:
+    """benchmarks/results/first_model.{json,md} from the rows measured so far."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} cores", "rows": rows}
     (RESULTS / "first_model.json").write_text(json.dumps(doc, indent=2))

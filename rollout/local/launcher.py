@@ -181,6 +181,7 @@ class Launcher:
                     # healthy (stopped while idle), never dead, at every instant -- a reconciler
                     # looking in between would otherwise start it again elsewhere.
                     replace(rec, scaled_to_zero=True).write(record_path(self.servers, version))
+                    self.metrics.scaled_to_zero.labels(version).inc()  # counted as it is recorded
                     loop = asyncio.get_running_loop()
                     self._stopping[version] = stopped = loop.create_future()
                     try:
@@ -188,7 +189,6 @@ class Launcher:
                     finally:
                         del self._stopping[version]
                         stopped.set_result(None)
-                    self.metrics.scaled_to_zero.labels(version).inc()
 
 
 def spec_for(
