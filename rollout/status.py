@@ -32,18 +32,29 @@ def releases(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dict[str
         return []
     routes = _local_routes(cfg, home)
     events = ledger.history(model=cfg.model.name)
-    running = daemon.status(home, cfg.model.name)
-    latest = running.results if running is not None and running.running else {}
+    controller = daemon.status(home, cfg.model.name)
     shown = []
     for r in ledger.releases(cfg.model.name)[:limit]:
         reason, analysis = decided(r, events)
-        # A live release's newest analysis is the controller's (the ledger keeps one per verdict
-        # and step): what it waits for now, and for how long at the rate it sees.
-        now = latest.get(str(r.id)) if r.phase.live else None
+        now = live_analysis(home, r, controller)
         evidence = analysis or now or ledger.last_evidence(r, "analysis")
         doc = view.release_dict(r, evidence, routes if r.phase.live else None)
         shown.append({**doc, "reason": reason})
     return shown
+
+
+def live_analysis(
+    home: Home, release: Release, controller: daemon.ControllerRecord | None = None
+) -> dict[str, Any] | None:
+    """A live release's newest analysis from this machine's controller -- what it waits for now,
+    and how long at the rate it sees (the ledger keeps one per step and verdict) -- or None (ended,
+    another machine's controller, none running). `controller`: its record, if already read."""
+    if not release.phase.live:
+        return None
+    rec = controller if controller is not None else daemon.status(home, release.model)
+    if rec is None or not rec.running:
+        return None
+    return rec.results.get(str(release.id))
 
 
 def decided(release: Release, events: list[Event]) -> tuple[str, dict[str, Any] | None]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from launchbay.desk.timeline import Chart, RangeSource, measured, weights
-from launchbay.rollout import daemon, status, view
+from launchbay.rollout import status, view
 from launchbay.rollout.engine.release import Event, Release
 from launchbay.rollout.ledger.notify import Outbox
 from launchbay.rollout.wiring import Wired
@@ -69,17 +69,6 @@ def _verification(events: list[Event]) -> dict[str, Any] | None:
     return {**found, "provenance": origin or None}
 
 
-def _live(ctx: Wired, release: Release) -> dict[str, Any] | None:
-    """A live release's newest analysis from this machine's controller (what it waits for now),
-    or None (ended, another machine's controller, none running)."""
-    if not release.phase.live:
-        return None
-    running = daemon.status(ctx.home, release.model)
-    if running is None or not running.running:
-        return None
-    return running.results.get(str(release.id))
-
-
 def _last(events: list[Event], release_id: int, action: str) -> dict[str, Any]:
     found = [e for e in events if e.release_id == release_id and e.action == action]
     return found[-1].evidence if found else {}
@@ -99,7 +88,8 @@ class Evidence:
         events = self.ctx.ledger.history(release_id=release.id)
         reason, deciding = status.decided(release, events)
         analyses = [e for e in events if e.action == "analysis" or "analysis" in e.evidence]
-        latest = deciding or _live(self.ctx, release) or (analyses[-1].evidence if analyses else {})
+        recorded = analyses[-1].evidence if analyses else {}
+        latest = deciding or status.live_analysis(self.ctx.home, release) or recorded
         if "analysis" in latest and "checks" not in latest:
             latest = latest["analysis"]
         doc = {**view.release_dict(release, latest, traffic(release)), "reason": reason}

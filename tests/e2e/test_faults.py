@@ -53,14 +53,6 @@ KINDS = ["good", "late"]
 
 
 @pytest.fixture(scope="module")
-def webhook() -> Iterator[Receiver]:
-    """The team's webhook receiver (told when a release stalls, among the rest)."""
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture(scope="module")
 def bay(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterator[Bay]:
     team = {"webhooks": [{"name": "team", "url_env": "TEAM_HOOK"}]}
     overrides = {"rollout": ROLLOUT, "notifications": team}

@@ -39,14 +39,6 @@ KINDS = ["good", "errors", "slow", "crash", "disagree"]
 
 
 @pytest.fixture(scope="module")
-def webhook() -> Iterator[Receiver]:
-    """The release managers' webhook receiver, told of every release of the module's scenarios."""
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture(scope="module")
 def bay(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterator[Bay]:
     notifications = {"webhooks": [{"name": "release-managers", "url_env": "RM_WEBHOOK"}]}
     overrides = {"rollout": ROLLOUT, "notifications": notifications}
