@@ -15,10 +15,14 @@ process whose parent died and whose record is gone.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +30,8 @@ from pathlib import Path
 import psutil
 
 from launchbay.files import write_private
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 OWNER_ENV = "LAUNCHBAY_OWNER"
 """Environment variable naming the state directory (and model) a launched process belongs to."""
@@ -81,11 +87,47 @@ def wait_port_free(port: int, timeout: float) -> bool:
 
 def listener(port: int) -> psutil.Process | None:
     """The process listening on `port` on loopback (one of this user's), or None."""
-    with contextlib.suppress(psutil.Error):
+    try:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
                 return psutil.Process(conn.pid)
+        return None
+    except psutil.AccessDenied:
+        pass  # macOS lists the system's sockets to root only: look through this user's processes
+    except psutil.Error:
+        return None
+    me = os.getuid()
+    for proc in psutil.process_iter(["uids"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["uids"] and proc.info["uids"].real == me and any(
+                c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                for c in proc.net_connections(kind="tcp")
+            ):
+                return proc
     return None
+
+
+def die_with_parent() -> None:
+    """For `preexec_fn`: on Linux the kernel SIGKILLs the child when the parent dies (not even a
+    SIGKILLed parent leaves it behind). Elsewhere nothing here: the child calls `exit_with_parent`."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def exit_with_parent(interval: float = 0.5) -> None:
+    """Where the kernel cannot be asked to (macOS), a thread ends this process once its parent is
+    gone (it is re-parented: the parent PID changes)."""
+    if sys.platform == "linux":
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="launchbay-exit-with-parent", daemon=True).start()
 
 
 def created(pid: int) -> float | None:

@@ -36,6 +36,8 @@ from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
+from launchbay import procs
+
 SWITCH = "LAUNCHBAY_WARM_STEPS"
 RUNNER = ["-m", "hera.workflows.runner"]
 PRELOAD = "launchbay.pipelines.warm_preload"
@@ -121,14 +123,22 @@ class WarmProcess:
             os.kill(self.pid, signal.SIGKILL)
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time from /proc (None: gone or a zombie): with the pid, its identity."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is field 3
-    return None if fields[0] in {"Z", "X"} else fields[19]
+def _start_time(pid: int) -> float | None:
+    """The process's start time (None: gone or a zombie): with the pid, its identity."""
+    return procs.created(pid)
+
+
+def unsafe_here(python: str = sys.executable) -> str | None:
+    """Why warm steps cannot start on this machine (None: they can).
+
+    macOS: a process that has loaded numpy (Accelerate) or any Apple framework is not safe to
+    fork without exec (CPython's own default there is spawn since 3.8); spawning would import
+    everything again per step, which is what a cold start does already, so steps start cold."""
+    if python != sys.executable:
+        return "the steps' interpreter is not this one"
+    if sys.platform != "linux":
+        return f"{sys.platform}: forking a process that loaded the platform's frameworks is unsafe there"
+    return None
 
 
 class Starter:
@@ -136,8 +146,7 @@ class Starter:
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
-        other = python != sys.executable
-        self._broken: str | None = "the steps' interpreter is not this one" if other else None
+        self._broken: str | None = unsafe_here(python)
         self._context: ForkServerContext | None = None
         self._base_path: list[str] = []
         self._lock = threading.Lock()

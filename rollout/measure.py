@@ -116,23 +116,18 @@ async def _load(url: str, rows: list[dict[str, Any]], concurrency: int, seconds:
 
 def _rss_mb(pid: int) -> float:
     """Resident memory of a process and its descendants."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
     total = 0
-    pids = [pid]
-    seen: set[int] = set()
-    while pids:
-        p = pids.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except OSError:
-            continue
-        pids += [int(c) for c in children]
-    return round(total / 1024, 1)
+    for proc in tree:
+        with contextlib.suppress(psutil.Error):  # one ended meanwhile
+            total += proc.memory_info().rss
+    return round(total / 2**20, 1)
 
 
 def _size_mb(directory: Path) -> float:

@@ -24,16 +24,19 @@ for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 
+# Python 3.11, 3.12 or 3.13 (pyproject's requires-python): the system's python3 when it is one of
+# them (Debian 12: 3.11, Ubuntu 24.04: 3.12, Debian 13: 3.13), else any of them on the PATH.
+supported() { "$1" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; }
 PY=""
-for candidate in python3.11 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+for candidate in python3 python3.13 python3.12 python3.11; do
+  if command -v "$candidate" >/dev/null && supported "$candidate"; then
     PY=$(command -v "$candidate"); break
   fi
 done
 if [ -z "$PY" ]; then
-  missing+=(python3.11 python3.11-venv)
+  missing+=(python3 python3-venv)
 elif ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  missing+=(python3.11-venv)
+  missing+=("$(basename "$PY")-venv")
 fi
 
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
@@ -41,7 +44,12 @@ if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
-[ -n "$PY" ] || PY=$(command -v python3.11) || { echo "Python 3.11 is required" >&2; exit 1; }
+if [ -z "$PY" ]; then
+  for candidate in python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null && supported "$candidate"; then PY=$(command -v "$candidate"); break; fi
+  done
+fi
+[ -n "$PY" ] || { echo "Python 3.11, 3.12 or 3.13 is required (found: $(python3 --version 2>&1))" >&2; exit 1; }
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"

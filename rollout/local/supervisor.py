@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -51,7 +50,6 @@ TOKEN = "gateway.token"
 KEEPER = "gateway.keeper"
 SOCKETS = "gateway.sockets"
 """The Unix socket on which the supervisor hands copies of its listening sockets to the controller."""
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -212,11 +210,6 @@ def fetch_sockets(directory: Path, timeout: float = 2.0) -> tuple[socket.socket,
     return socket.socket(fileno=fds[0]), socket.socket(fileno=fds[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _describe(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"killed by signal {os.WTERMSIG(status)} ({signal.Signals(os.WTERMSIG(status)).name})"
@@ -299,7 +292,7 @@ class Supervisor:
                 os.close(standby[1])
             argv = self._argv() + (["--restart-reason", reason] if reason else [])
             self.worker = subprocess.Popen(
-                argv, pass_fds=(self.client.fileno(), self.admin.fileno()), preexec_fn=_die_with_parent
+                argv, pass_fds=(self.client.fileno(), self.admin.fileno()), preexec_fn=procs.die_with_parent
             )
         self.record = replace(
             self.record, pid=self.worker.pid, created=procs.created(self.worker.pid), standby_pid=0
@@ -316,7 +309,7 @@ class Supervisor:
         proc = subprocess.Popen(
             [*self._argv(), "--standby-fd", str(read), "--ready-fd", str(ready_write)],
             pass_fds=(self.client.fileno(), self.admin.fileno(), read, ready_write),
-            preexec_fn=_die_with_parent,
+            preexec_fn=procs.die_with_parent,
         )
         os.close(read)
         os.close(ready_write)

@@ -29,6 +29,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
+from launchbay import procs
 from launchbay.home import Home
 from launchbay.rollout.engine.desired import desired
 from launchbay.rollout.engine.release import Release
@@ -209,6 +210,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.umask(0o077)
+    procs.exit_with_parent()  # the supervisor's death ends its workers (Linux: the kernel does)
     if args.standby_fd is not None:
         args.restart_reason = _wait_for_takeover(args.standby_fd, args.ready_fd)
     home = Home(args.home)

@@ -227,3 +227,15 @@ def test_a_preload_that_leaves_a_thread_running_makes_steps_start_cold_and_says_
     finally:
         multiprocessing.get_context("forkserver").set_forkserver_preload(["launchbay.pipelines.warm_preload"])
         warm._stop_server()
+
+
+def test_where_forking_a_loaded_process_is_unsafe_steps_start_cold_and_say_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(warm.SWITCH, raising=False)
+    monkeypatch.setattr(warm.sys, "platform", "darwin")
+    mac = warm.Starter()
+    assert mac.disabled is not None and mac.disabled.startswith("darwin: forking")
+    assert not mac.eligible([sys.executable, *warm.RUNNER, "-e", "m:f", "x"])
+    monkeypatch.setattr(warm.sys, "platform", "linux")
+    assert warm.Starter().disabled is None
