@@ -7,6 +7,7 @@ Every `LaunchbayError` becomes one red message on stderr and its exit code (see
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated, cast
 
 import click
@@ -16,7 +17,7 @@ import typer
 from launchbay.cli import advise, desk, models, packaging, pipeline, project, rollout  # noqa: F401
 from launchbay.cli.app import app, err, out
 from launchbay.cli.project import installed_version
-from launchbay.errors import LaunchbayError
+from launchbay.errors import EnvironmentProblem, LaunchbayError
 
 
 def _print_version(value: bool) -> None:
@@ -55,6 +56,9 @@ def main() -> None:
         code = app(standalone_mode=False)
     except LaunchbayError as exc:
         err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        if isinstance(exc, EnvironmentProblem) and "doctor" not in sys.argv[1:2]:
+            err.print("  `launchbay doctor` checks what this machine needs, with the fix for each problem",
+                      highlight=False)
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         err.print("aborted")

@@ -200,3 +200,49 @@ def check(
     out.print(f"{cfg.source}: ok ({cfg.model.name}, {cfg.model.task}, train {cfg.model.train})")
     for w in warnings:
         out.print(f"[yellow]warning[/]: rollout at expected_rps {cfg.rollout.expected_rps:g}: {w}")
+
+
+_MARK = {"ok": "[green]ok[/]  ", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]", "skip": "[dim]skip[/]"}
+
+
+@app.command()
+def doctor(
+    config: ConfigOpt = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds each network check may take.")] = 3.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check what commands will need on this machine, and say how to fix each problem.
+
+    Python and packages, the `prometheus` binary, the gateway's port, signing keys and their
+    permissions, MLflow and the ledger, and Argo/Kubernetes/Prometheus when configured.
+    Exits 3 when something would make a command fail; warnings exit 0.
+    """
+    from launchbay.config import config_path
+    from launchbay.doctor import Finding, examine
+    from launchbay.errors import ConfigError, EnvironmentProblem
+    from launchbay.home import Home
+
+    file = config_path(config)
+    cfg, home, notes = None, None, []
+    if file.exists():
+        cfg = load_config(file)  # a config that does not load is a usage mistake (exit 2) as anywhere
+        home = Home.resolve(cfg.source)
+    elif config is not None:
+        raise ConfigError(f"{file}: config file not found")
+    else:
+        notes.append(Finding("project", "skip", f"no {file.name} here: the project's checks are skipped",
+                             "run it in a model repository, or pass --config"))  # fmt: skip
+    findings = notes + examine(cfg, home, timeout=timeout)
+    failed = [f for f in findings if f.status == "fail"]
+    if as_json:
+        out.print_json(json.dumps({"ok": not failed, "config": str(cfg.source) if cfg else None,
+                                   "checks": [f.to_dict() for f in findings]}))  # fmt: skip
+    else:
+        for f in findings:
+            out.print(f"{_MARK[f.status]} {f.check}: {f.detail}", highlight=False)
+            if f.fix and f.status in ("fail", "warn"):
+                out.print(f"       fix: {f.fix}", highlight=False, markup=False)
+    if failed:
+        if not as_json:
+            out.print(f"{len(failed)} problem(s): " + ", ".join(f.check for f in failed), highlight=False)
+        raise typer.Exit(EnvironmentProblem.exit_code)
