@@ -24,7 +24,7 @@ def _path_without(binary: str) -> str:
     return os.pathsep.join(keep)
 
 
-def test_a_machine_without_prometheus_a_busy_port_and_a_readable_key_is_told_all_three(tmp_path: Path) -> None:
+def test_no_prometheus_a_busy_port_and_a_readable_key_are_all_named_with_their_fix(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
