@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup data clean bench
+.PHONY: run test lint docs setup data clean bench
 
 setup: $(STAMP)
 
@@ -35,10 +35,16 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The documentation site: references written from the code (in CI only checked: a stale page or an
+# undocumented verb, option or config key fails), then built with --strict (a broken link fails).
+docs: setup
+	$(BIN)/python scripts/reference.py $(if $(CI),--check,)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # The CRD API server of the cluster tests is built once and cached outside the repository
 # (scripts/apiserver.sh, ~7 min cold). A failed build does not stop here: its tests fail with the
 # reason, and the rest of the suite still runs.
-test: lint
+test: lint docs
 	-VENV=$(VENV) scripts/apiserver.sh >/dev/null
 	$(BIN)/pytest
 

@@ -13,8 +13,11 @@ class ArgoSection(Section):
     """How the workflow is rendered for and submitted to Argo Workflows (and what its pods get)."""
 
     image: str = "ghcr.io/launchbay/launchbay:0.1.0"
+    """Image of the pipeline's steps (launchbay and the model repository; CI builds it)."""
     namespace: Annotated[str, Field(pattern=_K8S_NAME)] = "argo"
+    """Namespace the Workflow is submitted to."""
     service_account: Annotated[str, Field(pattern=_K8S_NAME)] | None = "launchbay"
+    """Service account of the workflow's pods; null: the namespace's default."""
     config_path: str = Field(
         default="launchbay.yaml", description="path of this config file inside the image"
     )
@@ -29,9 +32,13 @@ class ArgoSection(Section):
         description="Secret with signing-key.pem, mounted into the sign step only",
     )
     cpu_request: Quantity = "500m"
+    """CPU request of each step's pod."""
     cpu_limit: Quantity = "2"
+    """CPU limit of each step's pod."""
     memory_request: Quantity = "1Gi"
+    """Memory request of each step's pod."""
     memory_limit: Quantity = "4Gi"
+    """Memory limit of each step's pod."""
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     """Retries of a step that failed for a transient reason (evicted pod, lost node), never of a
     step that failed on its own (a gate that said no)."""
@@ -45,17 +52,25 @@ class KubernetesSection(Section):
     """Cluster targets (kubernetes, knative): where and how each version runs."""
 
     namespace: str = "launchbay"
+    """Namespace versions are deployed to."""
     image: str = Field(
         default="ghcr.io/launchbay/{model}:v{version}",
         description="serving image of a version; {model} and {version} are filled in",
     )
     min_replicas: Annotated[int, Field(ge=1)] = 1
+    """Fewest pods of a version (the HorizontalPodAutoscaler's floor)."""
     max_replicas: Annotated[int, Field(ge=1)] = 5
+    """Most pods of a version (the HorizontalPodAutoscaler's ceiling)."""
     target_cpu_percent: Annotated[int, Field(ge=1, le=100)] = 70
+    """CPU use the autoscaler keeps each pod at, in percent of its request."""
     cpu_request: Quantity = "250m"
+    """CPU request of each serving pod."""
     cpu_limit: Quantity = "1"
+    """CPU limit of each serving pod."""
     memory_request: Quantity = "512Mi"
+    """Memory request of each serving pod."""
     memory_limit: Quantity = "1Gi"
+    """Memory limit of each serving pod."""
     require_digest: bool = Field(
         default=True,
         description="release only versions whose pushed image digest was recorded (`launchbay "
@@ -67,16 +82,19 @@ class KubernetesSection(Section):
     )
     gateway_name: str = Field(default="launchbay", description="the Gateway API Gateway routes attach to")
     gateway_namespace: str | None = None
+    """Namespace of the Gateway routes attach to; default: the versions' namespace."""
     trusted_keys_configmap: str = Field(
         default="launchbay-trusted-keys", description="ConfigMap with signing-key.pub, mounted read-only"
     )
     knative_min_scale: Annotated[int, Field(ge=0)] = 0
     """Knative: 0 scales to zero when idle."""
     scale_to_zero_retention: str = "0s"
+    """Knative: how long the last pod is kept after traffic stops (e.g. 0s, 5m)."""
     kubeconfig: str | None = Field(
         default=None, description="default: $KUBECONFIG, ~/.kube/config, or in-cluster"
     )
     context: str | None = None
+    """kubeconfig context; default: its current context."""
 
     @model_validator(mode="after")
     def _replicas(self) -> KubernetesSection:
@@ -93,12 +111,14 @@ class CloudRunSection(Section):
 
     project: str | None = Field(default=None, description="project number or ID (the Service's namespace)")
     region: str = "us-central1"
+    """Google Cloud region of the service."""
     service_account: str | None = Field(default=None, description="the revisions' service account e-mail")
     trusted_keys_secret: str = Field(
         default="launchbay-trusted-keys",
         description="Secret Manager secret holding signing-key.pub (Cloud Run mounts no ConfigMaps)",
     )
     container_concurrency: Annotated[int, Field(ge=1, le=1000)] = 80
+    """Requests one instance serves at once."""
 
 
 class FunctionSection(Section):
@@ -111,7 +131,9 @@ class FunctionSection(Section):
     region: str | None = Field(default=None, description="default: $AWS_REGION, $AWS_DEFAULT_REGION")
     role: str | None = Field(default=None, description="execution role ARN; needed to create the function")
     memory_mb: Annotated[int, Field(ge=128, le=10240)] = 1024
+    """Memory of the function (Lambda also scales its CPU with it)."""
     timeout_s: Annotated[int, Field(ge=1, le=900)] = 30
+    """Seconds one invocation may run."""
     layers: list[str] = Field(
         default_factory=list, description="layer ARNs with the package's requirements.txt installed"
     )

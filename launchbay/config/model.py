@@ -16,10 +16,14 @@ class FeatureSpec(Section):
     """One input column of the model: its kind and the values the data gate accepts."""
 
     type: Literal["float", "int", "category", "bool"]
+    """float, int, category (with values) or bool."""
     min: float | None = None
+    """Lowest allowed value of a numeric feature; None: no floor."""
     max: float | None = None
+    """Highest allowed value of a numeric feature; None: no ceiling."""
     values: list[str] | None = Field(default=None, description="allowed values of a category")
     nullable: bool = False
+    """Missing values are allowed in this column (else any is a data-gate failure)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureSpec:
@@ -45,6 +49,7 @@ class ModelSection(Section):
         default="binary", description="binary | multiclass (classification) or regression"
     )
     params: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments given to the training function (hyperparameters), recorded with the run."""
     code: list[str] | None = Field(
         default=None,
         description="your own modules and packages the trained model imports (paths beside this "
@@ -78,11 +83,17 @@ class DataSection(Section):
     path: str = Field(description="CSV or Parquet file (or any URI pandas can read)")
     reference: str | None = Field(default=None, description="reference data for drift checks")
     target: str = "label"
+    """Column holding the label (classification: any type, e.g. 0/1, yes/no; regression: a number)."""
     id_column: str | None = Field(default=None, description="column whose values must be unique")
     features: dict[str, FeatureSpec]
+    """The model's input columns by name, each with its type and allowed range or values (the data
+    gate checks them)."""
     test_size: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    """Fraction of rows held out to evaluate the model and gate it against the champion."""
     split_seed: int = 42
+    """Seed of the train/test split (the same data gives the same split)."""
     min_rows: Annotated[int, Field(ge=1)] = 100
+    """The data gate fails with fewer rows than this."""
 
     @field_validator("features")
     @classmethod
@@ -99,11 +110,15 @@ class DriftSection(Section):
     the features)."""
 
     metric: Literal["psi"] = "psi"
+    """Drift measure: psi (population stability index)."""
     threshold: Annotated[float, Field(gt=0)] = 0.2
+    """PSI above which a feature's move matters (0.1: small, 0.2: significant, by convention)."""
     bins: Annotated[int, Field(ge=2, le=100)] = 10
+    """Quantile bins of the reference a numeric feature is compared in."""
     confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.99
     """Chance that data from the reference's own distribution raises no drift alarm at all."""
     resamples: Annotated[int, Field(ge=100, le=100_000)] = 2000
+    """Resamples of the reference that estimate the PSI sampling noise at these sample sizes."""
 
 
 GateMetric = Literal["roc_auc", "precision", "recall", "f1", "accuracy", "rmse", "mae", "r2"]
@@ -133,16 +148,24 @@ class GatesSection(Section):
     """Thresholds of the data and model gates."""
 
     max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Fraction of missing values a nullable feature may have."""
     drift: DriftSection = DriftSection()
     min_auc: Annotated[float, Field(ge=0, le=1)] = 0.8
+    """Classification: lowest ROC AUC on held-out rows."""
     min_precision: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Classification: lowest precision at decision_threshold."""
     min_recall: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Classification: lowest recall at decision_threshold."""
     min_f1: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Classification: lowest F1 at decision_threshold."""
     decision_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     """binary: the score at or above which the positive class is predicted."""
     max_rmse: Annotated[float, Field(gt=0)] | None = None
+    """Regression: highest RMSE on held-out rows; None: not gated."""
     max_mae: Annotated[float, Field(gt=0)] | None = None
+    """Regression: highest mean absolute error on held-out rows; None: not gated."""
     min_r2: Annotated[float, Field(le=1)] | None = None
+    """Regression: lowest R² on held-out rows; None: not gated."""
     vs_champion: list[GateMetric] | None = Field(
         default=None,
         description="metrics the candidate must not lose against the champion on the same rows; "
@@ -156,6 +179,8 @@ class GatesSection(Section):
     The comparison then uses only rows neither model saw; with fewer than `min_unseen_rows` of
     them, the gate warns (or fails)."""
     min_unseen_rows: Annotated[int, Field(ge=1)] = 50
+    """Fewest held-out rows neither model was trained on for the champion comparison (fewer: leakage
+    warns or fails)."""
 
 
 class MlflowSection(Section):

@@ -38,9 +38,14 @@ class SloSection(Section):
     """Service-level objectives a canary must meet, absolute and relative to stable."""
 
     p95_latency_ms: Annotated[float, Field(gt=0)] = 50.0
+    """The candidate's 95th-percentile latency may not exceed this, in milliseconds."""
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """The candidate's fraction of server errors (5xx, timeouts) may not exceed this; malformed
+    requests (4xx) never count."""
     max_p95_ratio_vs_stable: Annotated[float, Field(ge=1)] = 1.3
+    """The candidate's p95 may be at most this many times stable's over the same window."""
     max_error_ratio_vs_stable: Annotated[float, Field(ge=1)] = 2.0
+    """The candidate's error rate may be at most this many times stable's over the same window."""
     when_stable_breaks: Literal["hold", "fail"] = "hold"
     """An absolute SLO that stable breaks too in the same window (a loaded machine): hold the step,
     or fail the candidate anyway."""
@@ -50,6 +55,8 @@ class ApprovalSection(Section):
     """Who may promote a release (never its author: four eyes), each proven by their own key."""
 
     required: bool = True
+    """A release waits at its approval step for a release manager's signed approval; false: canary
+    steps promote on their own."""
     approvers: dict[str, str] = Field(
         default_factory=dict,
         description="release managers, each with the public key (path or PEM) their approvals verify with",
@@ -85,11 +92,17 @@ class QueriesSection(Section):
     shadow comparison {stable} {candidate}. Each must aggregate to one number."""
 
     requests: str | None = None
+    """Requests per second of {version} over {window}."""
     error_rate: str | None = None
+    """Fraction of {version}'s requests answered with a server error over {window}."""
     p95_ms: str | None = None
+    """95th-percentile latency of {version} in milliseconds over {window}."""
     compared: str | None = None
+    """Shadow: rows answered by both {stable} and {candidate} (the disagreement's sample size)."""
     disagreement: str | None = None
+    """Shadow: fraction of compared rows whose answers differ between {stable} and {candidate}."""
     score_shift: str | None = None
+    """Shadow: mean absolute difference of the scores of {stable} and {candidate}."""
 
 
 class AnalysisStep(Section):
@@ -111,10 +124,12 @@ class StepSpec(Section):
     """One explicit rollout step (like Argo Rollouts' canary steps): exactly one of the keys."""
 
     set_weight: Annotated[int, Field(gt=0, le=100)] | None = None
+    """Percentage of traffic the candidate gets at this step."""
     pause: Duration | None = None
     """Hold the weight this long (still watched: a FAIL rolls back), then go on."""
     analysis: AnalysisStep | None = None
     approval: Literal[True] | None = None
+    """true: the release waits here until a release manager approves (or rejects) it."""
 
     @model_validator(mode="after")
     def _one(self) -> StepSpec:
@@ -144,7 +159,9 @@ class MetricSection(Section):
         "value divided by stable's over the same window within [min, max]",
     )
     min: float | None = None
+    """Lowest acceptable value (with compare: relative, of candidate / stable); None: no floor."""
     max: float | None = None
+    """Highest acceptable value (with compare: relative, of candidate / stable); None: no ceiling."""
 
     @model_validator(mode="after")
     def _condition(self) -> MetricSection:
@@ -166,6 +183,9 @@ class RolloutSection(Section):
     """How a registered model reaches users: shadow, canary steps, approval, rollback."""
 
     target: Literal["local", "kubernetes", "knative", "function"] = "local"
+    """Where versions run: local (this machine, behind launchbay's gateway), kubernetes (Deployments
+    and Gateway API routes), knative (Knative Services / Cloud Run), function (AWS Lambda
+    weighted aliases)."""
     shadow: ShadowSection | None = ShadowSection()
     steps: list[Annotated[int, Field(gt=0, lt=100)]] | list[StepSpec] = Field(
         default_factory=lambda: [5, 25, 50],
@@ -199,6 +219,9 @@ class RolloutSection(Section):
     start_timeout: Duration = 120.0
     """A candidate not ready after this long is marked failed (it never gets traffic)."""
     hedge_factor: Annotated[float, Field(ge=1, le=100)] = 4.0
+    """The gateway sends a second copy of a request to stable when the candidate has not answered
+    within this many times stable's p95 (never sooner than hedge_floor): a slow candidate costs
+    users little while it is judged."""
     hedge_floor: Duration = 0.5
     """Local gateway: a canary (or mirrored) request not answered within hedge_factor x stable's
     recent p99 (at least hedge_floor) is answered by stable and counts as the candidate's failure:
@@ -339,10 +362,15 @@ class WebhookSection(Section):
     this file and never written to the ledger."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    """The webhook's name in deliveries and `launchbay notify` (letters, digits, _ . -)."""
     format: Literal["json", "slack"] = "json"
+    """json: launchbay's event document; slack: a Slack incoming-webhook message."""
     url_env: str | None = None
+    """Environment variable holding the webhook's URL (a secret: never in this file)."""
     url_file: str | None = None
+    """File holding the webhook's URL (a secret: never in this file)."""
     events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS))
+    """Which events are sent: see the events reference; default: all of them."""
 
     @model_validator(mode="before")
     @classmethod
@@ -365,6 +393,7 @@ class NotificationsSection(Section):
     """Who is told when a release needs someone or ends (`notifications:`)."""
 
     webhooks: list[WebhookSection] = Field(default_factory=list)
+    """Webhooks told when a release needs someone (approval, stalled) or ends."""
     attempts: int = Field(default=5, ge=1, le=20)
     """Deliveries tried per notification and receiver (the first and its retries)."""
     backoff: Duration = 1.0

@@ -35,6 +35,7 @@ class ServingSection(Section):
     batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
     """How long a request may wait for others to share a model call (adaptive batching)."""
     workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Processes per local server (BentoML's workers; the lean runtime runs one)."""
     min_instances: Annotated[int, Field(ge=0, le=1)] = 1
     """0: the local target stops a version's server after `idle_timeout` without requests and
     cold-starts it on the next one (scale to zero)."""
