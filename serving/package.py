@@ -202,9 +202,9 @@ def _private(root: Path) -> None:
 def service_sources(ctx: Path) -> list[Path]:
     """Copy the service's code into `ctx/launchbay/` by package; return the files copied.
 
-    The foundation is launchbay's top-level modules (not the CLI, not `__main__`); above it only
-    the floors the service imports. Links (the repository's layout) are followed: the copy holds
-    files.
+    The foundation is launchbay's top-level modules (not `__main__`; the CLI, the desk and the
+    doctor are packages of their own); above it only the floors the service imports. Links (the
+    repository's layout) are followed: the copy holds files.
     """
     src = Path(launchbay.__file__).resolve().parent
     dst = ctx / "launchbay"
