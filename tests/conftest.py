@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,3 +37,15 @@ def project(tmp_path: Path, lb_home: Path) -> Callable[..., Path]:
         return write_project(root, **kwargs)
 
     return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Off Linux (a data scientist's Mac, the macOS CI job), tests of Linux-only parts skip with
+    the reason their `linux_only` marker gives."""
+    if sys.platform == "linux":
+        return
+    for item in items:
+        marker = item.get_closest_marker("linux_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"Linux only: {marker.args[0]}"))
+

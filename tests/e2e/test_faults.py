@@ -249,6 +249,7 @@ def test_sigkill_at_every_write_boundary_the_next_reconciler_converges_within_2s
     no_client_failed(clients, besides=killed_at if point == "reconcile:routes" else None)
 
 
+@pytest.mark.linux_only("chattr +i makes the ledger unwritable even for root")
 def test_a_ledger_that_cannot_be_written_stops_everything_moving_and_loses_nothing(
     bay: Bay, clients: Clients
 ) -> None:

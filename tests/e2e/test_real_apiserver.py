@@ -25,7 +25,7 @@ from launchbay.rollout.targets.kube_api import Api, api_client
 from launchbay.rollout.targets.kubernetes import KubernetesTarget
 from launchbay.rollout.targets.validate import problems
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.linux_only("the CRD API server here is built for Linux")]
 
 
 @pytest.fixture(scope="module")

@@ -226,6 +226,7 @@ def test_audit_names_a_tampered_ledger_row(bay: Bay, tmp_path: Path) -> None:
     assert "its content differs from what was recorded" in res.stderr
 
 
+@pytest.mark.linux_only("Debian's chromium: Playwright's own browser download needs the internet")
 def test_release_managers_watch_it_live_on_the_page_and_only_a_non_author_approves_it(
     given: Given, bay: Bay, webhook: Receiver
 ) -> None:

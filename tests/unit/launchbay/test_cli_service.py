@@ -12,6 +12,7 @@ import pytest
 from harness import Launchbay, assert_clean_error, lb
 
 
+@pytest.mark.linux_only("systemd units")
 def test_the_unit_runs_the_controller_as_a_standby_and_keeps_secrets_out_of_it(
     project: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -35,6 +36,7 @@ def test_the_unit_runs_the_controller_as_a_standby_and_keeps_secrets_out_of_it(
     assert doc["checked"] == "systemd-analyze verify: no problem"
 
 
+@pytest.mark.linux_only("systemd units")
 def test_a_project_whose_path_has_spaces_gets_a_unit_systemd_accepts(tmp_path: Path) -> None:
     from projects import write_project
 
