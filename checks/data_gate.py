@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from launchbay import storage
 from launchbay.checks import drift
 from launchbay.checks.report import CheckResult, GateReport
 from launchbay.checks.verdict import Verdict
@@ -43,18 +44,23 @@ class DataUnreadable(Exception):
 
 def read_frame(path: str) -> pd.DataFrame:
     """Read a CSV or Parquet file (chosen by extension) into a DataFrame."""
-    is_uri = "://" in path
-    if not is_uri and not Path(path).exists():
+    remote = storage.is_remote(path)
+    if not remote and not Path(path).exists():
         raise DataUnreadable(f"file not found: {path}")
     suffix = Path(path.split("?")[0]).suffix.lower()
+    if suffix not in {".csv", ".parquet", ".pq"}:
+        raise DataUnreadable(f"{path}: unsupported file type {suffix!r} (expected .csv or .parquet)")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-    except Exception as exc:  # pandas/pyarrow raise many types; all mean "unreadable"
+        if remote:  # an object store (s3://, gs://) or any fsspec URL
+            if not storage.exists(path):
+                raise DataUnreadable(f"not found: {path}")
+            with storage.open_binary(path) as fh:
+                return pd.read_csv(fh) if suffix == ".csv" else pd.read_parquet(fh)
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except DataUnreadable:
+        raise
+    except Exception as exc:  # pandas/pyarrow/the store raise many types; all mean "unreadable"
         raise DataUnreadable(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
-    raise DataUnreadable(f"{path}: unsupported file type {suffix!r} (expected .csv or .parquet)")
 
 
 def check_data(path: str, cfg: LaunchbayConfig) -> tuple[GateReport, pd.DataFrame | None]:

@@ -33,10 +33,10 @@ class Split:
 
 def file_digest(path: str) -> str:
     """sha256 of a data file's bytes (`sha256:<hex>`), streaming so large files are fine."""
-    import fsspec
+    from launchbay import storage
 
     h = hashlib.sha256()
-    with fsspec.open(path, "rb") as fh:
+    with storage.open_binary(path) if storage.is_remote(path) else open(path, "rb") as fh:  # noqa: PTH123
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return f"sha256:{h.hexdigest()}"

@@ -84,3 +84,20 @@ def test_images_are_pushed_then_released_by_digest() -> None:
     # Registry credentials reach the scripts through the environment, from secrets.
     env = yaml.safe_load((ROOT / ".github" / "workflows" / "pipeline.yml").read_text())["env"]
     assert env["REGISTRY_PASSWORD"] == "${{ secrets.REGISTRY_PASSWORD }}"
+
+
+@pytest.mark.parametrize(
+    "workflow",
+    [ROOT / ".github" / "workflows" / "promote.yml",
+     ROOT / "pipelines" / "templates" / "github" / "launchbay-promote.yml"],
+)
+def test_the_approval_reaches_a_release_waiting_in_argo(workflow: Path) -> None:
+    """`launchbay approve` resumes an Argo workflow's approval node through $ARGO_SERVER (its
+    --argo-host): the job that approves must have it, or every cluster release stalls there."""
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    approving = [job for job in jobs.values()
+                 if any("launchbay approve" in (step.get("run") or "") for step in job["steps"])]  # fmt: skip
+    assert approving, workflow
+    for job in approving:
+        assert job["env"]["ARGO_SERVER"] == "${{ secrets.ARGO_SERVER }}"
+        assert job["env"]["ARGO_TOKEN"] == "${{ secrets.ARGO_TOKEN }}"
