@@ -80,7 +80,8 @@ class ModelSection(Section):
 class DataSection(Section):
     """The training data, its reference for drift, and its schema."""
 
-    path: str = Field(description="CSV or Parquet file (or any URI pandas can read)")
+    path: str = Field(description="CSV or Parquet file: a path beside this file, or s3://bucket/key, "
+                      "gs://bucket/key (credentials and endpoint from the environment) or any fsspec URL")
     reference: str | None = Field(default=None, description="reference data for drift checks")
     target: str = "label"
     """Column holding the label (classification: any type, e.g. 0/1, yes/no; regression: a number)."""
