@@ -121,8 +121,12 @@ def test_changing_routes_loses_no_in_flight_request(gateway: GatewayProcess, mod
     results: list[httpx.Response] = []
     slow = threading.Thread(target=lambda: results.append(gateway.predict()))
     slow.start()
-    time.sleep(0.3)
-    assert gateway.state()["inflight"]["1"] == 1
+    # The request reaches version 1 (which takes 1 s to answer) when the machine gets to it: wait
+    # for it there, not a fixed time (under a loaded suite, 0.3 s was not always enough).
+    deadline = time.monotonic() + 5
+    while gateway.state()["inflight"].get("1") != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gateway.state()["inflight"].get("1") == 1
     gateway.routes(stable=gateway.register(models["2"]))  # promote while version 1 is answering
     after = gateway.predict()
     slow.join()
