@@ -113,11 +113,16 @@ def key_id(public_pem: bytes) -> str:
     return "sha256:" + hashlib.sha256(der).hexdigest()[:16]
 
 
-def default_key(name: str) -> Path:
-    """Where `launchbay keys approver NAME` keeps NAME's private key: the person's own config
+def approvers_dir() -> Path:
+    """Where `launchbay keys approver` keeps this person's approver keys: their own config
     directory ($XDG_CONFIG_HOME, else ~/.config), never the project's state directory."""
     base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "launchbay" / "approvers" / f"{name}.pem"
+    return base / "launchbay" / "approvers"
+
+
+def default_key(name: str) -> Path:
+    """Where `launchbay keys approver NAME` keeps NAME's private key (in `approvers_dir`)."""
+    return approvers_dir() / f"{name}.pem"
 
 
 def sign(statement: Statement, private_key: Any) -> SignedStatement:

@@ -52,9 +52,10 @@ def read_frame(path: str) -> pd.DataFrame:
         raise DataUnreadable(f"{path}: unsupported file type {suffix!r} (expected .csv or .parquet)")
     try:
         if remote:  # an object store (s3://, gs://) or any fsspec URL
-            if not storage.exists(path):
+            fs, inner = storage.filesystem(path)
+            if not fs.exists(inner):
                 raise DataUnreadable(f"not found: {path}")
-            with storage.open_binary(path) as fh:
+            with fs.open(inner, "rb") as fh:
                 return pd.read_csv(fh) if suffix == ".csv" else pd.read_parquet(fh)
         return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except DataUnreadable:

@@ -59,13 +59,6 @@ def filesystem(uri: str) -> tuple[AbstractFileSystem, str]:
     return ArrowFSWrapper(inner), uri.split("://", 1)[1]
 
 
-def exists(uri: str) -> bool:
-    """Whether `uri` names an object or file that exists (raises OSError when the store cannot
-    be asked: no credentials, unreachable)."""
-    fs, path = filesystem(uri)
-    return bool(fs.exists(path))
-
-
 def open_binary(uri: str) -> Any:
     """A binary file object for reading `uri` (a context manager)."""
     fs, path = filesystem(uri)

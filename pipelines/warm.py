@@ -75,7 +75,7 @@ class WarmProcess:
         self._process = process
         self._launch = launch
         self.pid: int = process.pid
-        self._started = _start_time(self.pid)
+        self._started = procs.created(self.pid)  # with the pid, its identity
         self._orphaned = False
 
     def wait(self, timeout: float | None = None) -> int | None:
@@ -109,7 +109,7 @@ class WarmProcess:
 
     def _running(self) -> bool:
         """True while the step's own process (this pid, this start time, not a zombie) exists."""
-        return self._started is not None and _start_time(self.pid) == self._started
+        return self._started is not None and procs.created(self.pid) == self._started
 
     def poll(self) -> int | None:
         """The exit code if it has ended, else None."""
@@ -121,11 +121,6 @@ class WarmProcess:
             return
         with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
             os.kill(self.pid, signal.SIGKILL)
-
-
-def _start_time(pid: int) -> float | None:
-    """The process's start time (None: gone or a zombie): with the pid, its identity."""
-    return procs.created(pid)
 
 
 def unsafe_here(python: str = sys.executable) -> str | None:

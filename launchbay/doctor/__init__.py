@@ -8,6 +8,7 @@ Checks that need a project (ports, keys, MLflow, ledger, the cluster's endpoints
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import stat
@@ -25,8 +26,6 @@ from launchbay.errors import LaunchbayError
 from launchbay.home import Home
 
 Status = Literal["ok", "warn", "fail", "skip"]
-SUPPORTED_PYTHONS = ((3, 11), (3, 13))
-"""The oldest and newest Python launchbay supports (pyproject's requires-python)."""
 SUPPORTED_PLATFORMS = {"linux": "Linux", "darwin": "macOS"}
 
 
@@ -45,32 +44,36 @@ class Finding:
 
 def examine(cfg: LaunchbayConfig | None, home: Home | None, *, timeout: float = 3.0) -> list[Finding]:
     """Every check that applies; `cfg` None: the machine's checks only."""
-    checks: list[Callable[[], Iterator[Finding]]] = [_python, _packages, lambda: _prometheus(cfg, timeout)]
+    checks: list[tuple[str, Callable[[], Iterator[Finding]]]] = [
+        ("python", _python), ("packages", _packages), ("prometheus", lambda: _prometheus(cfg, timeout))]
     if cfg is not None and home is not None:
         checks += [
-            lambda: _ports(cfg),
-            lambda: _keys(cfg, home),
-            lambda: _mlflow(cfg, home),
-            lambda: _ledger(cfg, home, timeout),
-            lambda: _cluster(cfg, timeout),
+            ("gateway port", lambda: _ports(cfg)),
+            ("keys", lambda: _keys(cfg, home)),
+            ("mlflow", lambda: _mlflow(cfg, home)),
+            ("ledger", lambda: _ledger(cfg, home, timeout)),
+            ("cluster", lambda: _cluster(cfg, timeout)),
         ]
     found: list[Finding] = []
-    for check in checks:
+    for name, check in checks:
         try:
             found += list(check())
         except LaunchbayError as exc:  # a check that cannot decide says why, the others still run
-            found.append(Finding(getattr(check, "__name__", "check").strip("_"), "fail", exc.message))
+            found.append(Finding(name, "fail", exc.message))
     return found
 
 
 def _python() -> Iterator[Finding]:
-    version = sys.version_info[:2]
-    low, high = SUPPORTED_PYTHONS
+    from packaging.specifiers import SpecifierSet
+
     text = ".".join(map(str, sys.version_info[:3]))
-    if not low <= version <= high:
-        yield Finding("python", "fail", f"Python {text} ({sys.executable})",
-                      f"use Python {low[0]}.{low[1]} to {high[0]}.{high[1]}: "
-                      f"python3.{high[1]} -m venv .venv && .venv/bin/pip install launchbay")
+    try:  # what pyproject's requires-python says, as installed
+        wanted = SpecifierSet(metadata.metadata("launchbay")["Requires-Python"] or "")
+    except metadata.PackageNotFoundError:
+        wanted = SpecifierSet()  # not installed: the packages check says so
+    if not wanted.contains(text):
+        yield Finding("python", "fail", f"Python {text} ({sys.executable}) is not {wanted}",
+                      f"make a virtual environment with a Python {wanted} and install launchbay in it")
     else:
         yield Finding("python", "ok", f"Python {text} ({sys.executable})")
     platform = SUPPORTED_PLATFORMS.get(sys.platform)
@@ -139,12 +142,13 @@ def _prometheus(cfg: LaunchbayConfig | None, timeout: float) -> Iterator[Finding
         return
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False)
-        first = (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else "?"
+        said = (out.stdout or out.stderr).strip()
+        first = said.splitlines()[0] if said else "?"
     except (OSError, subprocess.SubprocessError) as exc:
         yield Finding("prometheus", "fail", f"{binary} does not run: {exc}",
                       f"reinstall it: {_install_hint('prometheus')}")
         return
-    yield Finding("prometheus", "ok", f"{binary}: {first.strip()}")
+    yield Finding("prometheus", "ok", f"{binary}: {first}")
 
 
 def _ports(cfg: LaunchbayConfig) -> Iterator[Finding]:
@@ -182,7 +186,7 @@ def _mode_problem(path: Path) -> str:
 
 
 def _keys(cfg: LaunchbayConfig, home: Home) -> Iterator[Finding]:
-    from launchbay.checks.approvals import default_key
+    from launchbay.checks.approvals import approvers_dir
     from launchbay.checks.keys import keys_dir, signing_key, trusted_keys
 
     private = signing_key(cfg, home)
@@ -200,7 +204,7 @@ def _keys(cfg: LaunchbayConfig, home: Home) -> Iterator[Finding]:
                       "launchbay keys init writes the local one; or correct signing.trusted_keys")
     # Every other private key launchbay keeps: the witness key, approvers' keys of this person.
     others = sorted(keys_dir(home).glob("*.pem")) if keys_dir(home).is_dir() else []
-    approvers = default_key("x").parent
+    approvers = approvers_dir()
     others += sorted(approvers.glob("*.pem")) if approvers.is_dir() else []
     for key in others:
         if key == private:
@@ -234,7 +238,7 @@ def _ledger(cfg: LaunchbayConfig, home: Home, timeout: float) -> Iterator[Findin
         where = db if db.exists() else db.parent if db.parent.exists() else home.root.parent
         if not os.access(where, os.W_OK):
             yield Finding("ledger", "fail", f"{where} is not writable: no decision could be recorded",
-                          f"make {where} writable by {_user()}, or set LAUNCHBAY_HOME elsewhere")
+                          f"make {where} writable by {getpass.getuser()}, or set LAUNCHBAY_HOME elsewhere")
             return
         later = "" if db.exists() else " (created by the first release)"
         yield Finding("ledger", "ok", f"SQLite {db}{later}")
@@ -255,12 +259,6 @@ def _ledger(cfg: LaunchbayConfig, home: Home, timeout: float) -> Iterator[Findin
     finally:
         engine.dispose()
     yield Finding("ledger", "ok", shown)
-
-
-def _user() -> str:
-    import getpass
-
-    return getpass.getuser()
 
 
 def _reachable(check: str, url: str, timeout: float, fix: str, headers: dict[str, str] | None = None

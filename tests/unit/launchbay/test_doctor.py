@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 from harness import Launchbay
 from projects import write_project
 
@@ -92,3 +93,14 @@ def test_an_environmental_failure_points_to_the_doctor(tmp_path: Path) -> None:
     assert res.returncode == 3, res.output
     assert "`launchbay doctor` checks what this machine needs" in res.stderr
     assert shutil.which("prometheus"), "the suite needs Debian's prometheus (scripts/setup.sh installs it)"
+
+
+def test_a_python_outside_requires_python_is_named_with_the_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    from launchbay import doctor
+
+    monkeypatch.setattr(doctor.sys, "version_info", (3, 10, 4, "final", 0))
+    python = next(f for f in doctor.examine(None, None) if f.check == "python")
+    assert python.status == "fail" and "Python 3.10.4" in python.detail
+    assert ">=3.11" in python.detail and "<3.14" in python.fix
+    monkeypatch.setattr(doctor.sys, "version_info", (3, 13, 1, "final", 0))
+    assert next(f for f in doctor.examine(None, None) if f.check == "python").status == "ok"
