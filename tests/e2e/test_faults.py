@@ -32,6 +32,7 @@ from launchbay.rollout.engine.desired import Desired, desired
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.local.clients import Clients, sample_rows
+from launchbay.rollout.local.supervisor import KEEPER, KeeperRecord
 
 pytestmark = pytest.mark.slow
 
@@ -284,7 +285,14 @@ def test_a_killed_supervisor_with_only_the_controller_running_refuses_no_client(
     bay: Bay, clients: Clients
 ) -> None:
     assert controller_record(bay).running
-    time.sleep(2)  # a standby worker and the controller's copies of the sockets are in place
+
+    def ready() -> bool:  # a standby worker, and the controller holding copies of the sockets
+        keeper = KeeperRecord.read(bay.home / "local" / MODEL / KEEPER)
+        current = bay.gateway_record
+        return current.standby_pid != 0 and keeper is not None and keeper.port == current.port
+    # Waited for, not slept: under a loaded suite 2 s was sometimes too little, and a supervisor
+    # killed before the controller holds its sockets is restarted on another port, as designed.
+    until(ready, 20, "a standby worker and the controller's copies of the sockets")
     rec = bay.gateway_record
     killed_at = time.time()
     os.kill(rec.supervisor_pid, signal.SIGKILL)
