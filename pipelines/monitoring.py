@@ -124,6 +124,7 @@ def _labels_from_pod() -> list[dict[str, Any]]:
     return [
         {"source_labels": [_pod_label("app.kubernetes.io/name")], "target_label": "model"},
         {"source_labels": [_pod_label("launchbay.io/version")], "target_label": "version"},
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
     ]
 

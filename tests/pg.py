@@ -76,7 +76,17 @@ def postgres_server() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new database on the test process's server with the ledger's schema; dropped afterwards."""
+    yield from _database(postgres_server, upgraded=True)
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_server: str) -> Iterator[str]:
     """A new, empty database on the test process's server; dropped afterwards."""
+    yield from _database(postgres_server, upgraded=False)
+
+
+def _database(postgres_server: str, upgraded: bool) -> Iterator[str]:
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
@@ -84,7 +94,16 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     try:
-        yield f"{postgres_server}/{name}"
+        url = f"{postgres_server}/{name}"
+        if upgraded:  # what the installation's upgrade Job does once, before anything connects
+            import sqlalchemy as sa
+
+            from launchbay.rollout.ledger import migrations
+
+            engine = sa.create_engine(url)
+            migrations.upgrade(engine)
+            engine.dispose()
+        yield url
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -112,7 +112,9 @@ class Evidence:
         from launchbay.rollout.metrics.queries import templates_for
 
         cfg = self.ctx.cfg
-        return templates_for(cfg.rollout.target, cfg.rollout.queries, cfg.model.name)
+        return templates_for(
+            cfg.rollout.target, cfg.rollout.queries, cfg.model.name, cfg.kubernetes.namespace
+        )
 
     def reports(self, run_id: str) -> dict[str, dict[str, Any]]:
         """The gate reports of a pipeline run: the state directory's copy, else the MLflow run's."""

@@ -55,7 +55,9 @@ class Controller:
         self.metrics = metrics
         self.clock = clock
         self.verifier = verifier or _verify_registered
-        self.queries = templates_for(ctx.cfg.rollout.target, ctx.cfg.rollout.queries, ctx.model)
+        self.queries = templates_for(
+            ctx.cfg.rollout.target, ctx.cfg.rollout.queries, ctx.model, ctx.cfg.kubernetes.namespace
+        )
         # The latency test counts requests in the local gateway's histogram buckets.
         self._own_histograms = ctx.cfg.rollout.target == "local" and ctx.cfg.rollout.queries.p95_ms is None
         r = ctx.cfg.rollout

@@ -9,8 +9,9 @@
   fails and is retried on the new head. Anyone with the database can verify it (`launchbay audit`);
   a changed, removed or reordered event breaks it at that point.
 
-`prepare` creates what is missing and brings a ledger written by an older launchbay up to date
-(chaining its existing events once), so no ledger is ever left behind.
+`build` (the first schema revision) creates what is missing and brings a ledger written by an
+older launchbay up to date (chaining its existing events once); later changes are Alembic
+revisions in `migrations/`, applied by `launchbay ledger upgrade`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from launchbay.rollout.engine.phases import Phase
 
@@ -139,42 +140,38 @@ def head(conn: Connection, model: str) -> str:
     return str(found) if found else GENESIS
 
 
-def prepare(engine: Engine) -> None:
+def build(conn: Connection) -> None:
     """Create the tables, triggers and indexes that are missing; chain an older ledger's events.
 
-    Several processes may open a new shared ledger at once (two controllers starting): on
-    PostgreSQL they take turns under an advisory lock; SQLite serialises writers itself.
+    The body of the first schema revision (`migrations/versions/0001_base.py`), run by
+    `launchbay ledger upgrade` inside its transaction and lock. It keeps creating the tables
+    from `meta` as they are at that revision: a later change is a revision of its own.
     """
-    sqlite = engine.dialect.name == "sqlite"
-    with engine.begin() as conn:
-        if sqlite:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        else:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK})")
-        meta.create_all(conn)
-        columns = {c["name"] for c in sa.inspect(conn).get_columns("events")}
-        if "digest" not in columns:
-            _chain_older_ledger(conn, sqlite)
-        if sqlite:
-            for ddl in _SQLITE_APPEND_ONLY:
-                conn.exec_driver_sql(ddl)
-        elif not conn.exec_driver_sql(
-            "SELECT 1 FROM pg_trigger WHERE tgname = 'events_no_truncate' AND NOT tgisinternal"
-        ).first():
-            for ddl in _POSTGRES_APPEND_ONLY:
-                conn.exec_driver_sql(ddl)
-        CHAIN.create(conn, checkfirst=True)
-        try:
-            with conn.begin_nested():
-                ONE_LIVE.create(conn, checkfirst=True)
-        except sa.exc.IntegrityError:
-            # Written by a launchbay that let two releases of a model live at once: say so, and
-            # keep working (the check before creating a release still applies) until one ends.
-            print(
-                "launchbay: the ledger holds two live releases of one model; abort one of them to "
-                "let the database enforce one live release per model again",
-                file=sys.stderr,
-            )
+    sqlite = conn.dialect.name == "sqlite"
+    meta.create_all(conn)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("events")}
+    if "digest" not in columns:
+        _chain_older_ledger(conn, sqlite)
+    if sqlite:
+        for ddl in _SQLITE_APPEND_ONLY:
+            conn.exec_driver_sql(ddl)
+    elif not conn.exec_driver_sql(
+        "SELECT 1 FROM pg_trigger WHERE tgname = 'events_no_truncate' AND NOT tgisinternal"
+    ).first():
+        for ddl in _POSTGRES_APPEND_ONLY:
+            conn.exec_driver_sql(ddl)
+    CHAIN.create(conn, checkfirst=True)
+    try:
+        with conn.begin_nested():
+            ONE_LIVE.create(conn, checkfirst=True)
+    except sa.exc.IntegrityError:
+        # Written by a launchbay that let two releases of a model live at once: say so, and
+        # keep working (the check before creating a release still applies) until one ends.
+        print(
+            "launchbay: the ledger holds two live releases of one model; abort one of them to "
+            "let the database enforce one live release per model again",
+            file=sys.stderr,
+        )
 
 
 def _chain_older_ledger(conn: Connection, sqlite: bool) -> None:

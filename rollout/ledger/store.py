@@ -39,7 +39,8 @@ from launchbay.rollout.engine.release import (
     Release,
     UnknownRelease,
 )
-from launchbay.rollout.ledger.schema import CHAIN, ONE_LIVE, event_digest, events, head, prepare, releases
+from launchbay.rollout.ledger import migrations
+from launchbay.rollout.ledger.schema import CHAIN, ONE_LIVE, event_digest, events, head, releases
 from launchbay.rollout.ledger.witness import KEY as WITNESS_KEY
 from launchbay.rollout.ledger.witness import Witness
 
@@ -78,7 +79,7 @@ class SqlLedger:
         """Signs each new head outside the database (`witness`); None: nothing is witnessed."""
         self.engine: Engine = sa.create_engine(_driver(url), future=True)
         try:
-            prepare(self.engine)
+            migrations.ensure(self.engine)
         except sa.exc.DatabaseError as exc:
             if not self._readable():
                 raise self._unavailable("opened", exc) from None

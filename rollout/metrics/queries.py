@@ -25,7 +25,8 @@ _SCORE = PREDICTION_SCORE
 DEFAULT = QueriesSection()
 
 
-_PREDICT = 'endpoint="/predict",version="{version}"'
+_SCOPE = 'namespace="{{namespace}}",model="{{model}}"'
+_PREDICT = _SCOPE + ',endpoint="/predict",version="{version}"'
 CLUSTER = QueriesSection(
     requests=f"sum(increase(bentoml_service_request_total{{{{{_PREDICT}}}}}[{{window}}]))",
     error_rate=(
@@ -39,22 +40,32 @@ CLUSTER = QueriesSection(
     # A cluster's gateway discards mirrored answers, so shadow is compared by population over the
     # same window: the share of positive predictions and the mean score of each version, from the
     # service's own metrics. Row-by-row comparison needs launchbay's gateway (the local target).
-    compared='sum(increase(' + _PREDICTIONS + '{{version="{candidate}"}}[{window}]))',
+    compared="sum(increase(" + _PREDICTIONS + "{{" + _SCOPE + ',version="{candidate}"}}[{window}]))',
     disagreement=(
-        'abs(sum(increase(' + _PREDICTIONS + '{{version="{candidate}",predicted_class="1"}}[{window}]))'
-        ' / sum(increase(' + _PREDICTIONS + '{{version="{candidate}"}}[{window}]))'
-        ' - sum(increase(' + _PREDICTIONS + '{{version="{stable}",predicted_class="1"}}[{window}]))'
-        ' / sum(increase(' + _PREDICTIONS + '{{version="{stable}"}}[{window}])))'
+        "abs(sum(increase("
+        + _PREDICTIONS
+        + "{{"
+        + _SCOPE
+        + ',version="{candidate}",predicted_class="1"}}[{window}]))'
+        " / sum(increase(" + _PREDICTIONS + "{{" + _SCOPE + ',version="{candidate}"}}[{window}]))'
+        " - sum(increase("
+        + _PREDICTIONS
+        + "{{"
+        + _SCOPE
+        + ',version="{stable}",predicted_class="1"}}[{window}]))'
+        " / sum(increase(" + _PREDICTIONS + "{{" + _SCOPE + ',version="{stable}"}}[{window}])))'
     ),
     score_shift=(
-        'abs(sum(increase(' + _SCORE + '_sum{{version="{candidate}"}}[{window}]))'
-        ' / sum(increase(' + _SCORE + '_count{{version="{candidate}"}}[{window}]))'
-        ' - sum(increase(' + _SCORE + '_sum{{version="{stable}"}}[{window}]))'
-        ' / sum(increase(' + _SCORE + '_count{{version="{stable}"}}[{window}])))'
+        "abs(sum(increase(" + _SCORE + "_sum{{" + _SCOPE + ',version="{candidate}"}}[{window}]))'
+        " / sum(increase(" + _SCORE + "_count{{" + _SCOPE + ',version="{candidate}"}}[{window}]))'
+        " - sum(increase(" + _SCORE + "_sum{{" + _SCOPE + ',version="{stable}"}}[{window}]))'
+        " / sum(increase(" + _SCORE + "_count{{" + _SCOPE + ',version="{stable}"}}[{window}])))'
     ),
 )
-"""Defaults for cluster targets: the model service's own metrics, `version` from the pod label
-(see the scrape config `launchbay render --target cluster` writes, prometheus/scrape.yml)."""
+"""Defaults for cluster targets: the model service's own metrics, `model` and `version` from the pod
+labels and `namespace` from the pod's (see the chart's PodMonitor and prometheus/scrape.yml):
+in a cluster shared by teams, another team's version 3 is another series. `{model}` and
+`{namespace}` are filled in when the controller is built."""
 
 
 _FN = 'dimension_model="{{model}}",dimension_version="{version}"'
@@ -71,14 +82,18 @@ namespace `launchbay`, dimensions model and version), as the YACE CloudWatch exp
 in Prometheus. `{model}` is filled in when the controller is built."""
 
 
-def templates_for(target: str, user: QueriesSection, model: str = "") -> QueriesSection:
-    """The user's templates over the target's defaults (none for the local target: gateway metrics)."""
+def templates_for(target: str, user: QueriesSection, model: str = "", namespace: str = "") -> QueriesSection:
+    """The user's templates over the target's defaults (none for the local target: gateway metrics);
+    `{{model}}` and `{{namespace}}` in either are the model's name and namespace."""
     if target == "local":
         return user
-    if target == "function":
-        base = {k: v.replace("{{model}}", model) for k, v in FUNCTION.model_dump(exclude_none=True).items()}
-        return QueriesSection(**{**CLUSTER.model_dump(), **base, **user.model_dump(exclude_none=True)})
-    return QueriesSection(**{**CLUSTER.model_dump(), **user.model_dump(exclude_none=True)})
+
+    def scoped(section: QueriesSection) -> dict[str, str]:
+        return {k: v.replace("{{model}}", model).replace("{{namespace}}", namespace)
+                for k, v in section.model_dump(exclude_none=True).items()}  # fmt: skip
+
+    base = scoped(FUNCTION) if target == "function" else {}
+    return QueriesSection(**{**scoped(CLUSTER), **base, **scoped(user)})
 
 
 def _sel(version: str, role: str, extra: str = "") -> str:

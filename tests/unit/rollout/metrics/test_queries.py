@@ -28,19 +28,28 @@ def test_templates_replace_only_what_the_user_set() -> None:
     assert s["compared"] == shadow_queries("2", "3", 10)["compared"]
 
 
-def test_cluster_targets_default_to_the_services_own_metrics_per_version() -> None:
+def test_cluster_targets_default_to_the_services_own_metrics_per_namespace_model_and_version() -> None:
     from launchbay.rollout.metrics.queries import templates_for
 
-    t = templates_for("kubernetes", QueriesSection(p95_ms="my_p95{{v='{version}'}}"))
+    user = QueriesSection(p95_ms="my_p95{{v='{version}',m='{{model}}'}}")
+    t = templates_for("kubernetes", user, "fraud", "team-a")
     q = version_queries("3", "primary", 10, t)
+    scope = 'namespace="team-a",model="fraud"'
     assert q["requests"] == (
-        'sum(increase(bentoml_service_request_total{endpoint="/predict",version="3"}[10s]))'
+        f'sum(increase(bentoml_service_request_total{{{scope},endpoint="/predict",version="3"}}[10s]))'
     )
     assert 'http_response_code=~"5.."' in q["error_rate"]
-    assert q["p95_ms"] == "my_p95{v='3'}"  # the user's template wins
+    assert q["p95_ms"] == "my_p95{v='3',m='fraud'}"  # the user's template wins, scoped the same way
     s = shadow_queries("2", "3", 10, t)
-    assert 'launchbay_predictions_total{version="3",predicted_class="1"}' in s["disagreement"]
-    assert 'launchbay_prediction_score_sum{version="2"}' in s["score_shift"]
+    assert f'launchbay_predictions_total{{{scope},version="3",predicted_class="1"}}' in s["disagreement"]
+    assert f'launchbay_prediction_score_sum{{{scope},version="2"}}' in s["score_shift"]
+    assert f'{{{scope},version="2"}}' in s["compared"] or f'{{{scope},version="3"}}' in s["compared"]
+    # Every selector of every default names the namespace and the model: another team's version 3
+    # is never counted.
+    for text in [*q.values(), *s.values()][:2] + list(s.values()):
+        for selector in text.split("{")[1:]:
+            if "version=" in selector:
+                assert selector.startswith(scope), text
     assert templates_for("local", QueriesSection()) == QueriesSection()  # the gateway's metrics
 
 
