@@ -37,6 +37,7 @@ from launchbay import procs
 REPO = Path(__file__).resolve().parents[1]
 CRDS = [REPO / "rollout" / "schemas" / f for f in ("gateway.networking.k8s.io_httproutes.yaml",
                                                    "serving.knative.dev_services.yaml")]  # fmt: skip
+CRDS.append(REPO / "charts" / "launchbay" / "crds" / "launchbay.io_models.yaml")  # launchbay's own
 _DISABLED = "NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy"  # noqa: E501
 
 
@@ -208,7 +209,8 @@ def running(root: Path) -> Iterator[RealApiServer]:
                 # The resources answer only once their handlers are installed.
                 return all(http.get(p).status_code == 200 for p in (
                     "/apis/gateway.networking.k8s.io/v1/namespaces/ml/httproutes",
-                    "/apis/serving.knative.dev/v1/namespaces/ml/services"))  # fmt: skip
+                    "/apis/serving.knative.dev/v1/namespaces/ml/services",
+                    "/apis/launchbay.io/v1alpha1/namespaces/ml/models"))  # fmt: skip
 
             _wait(established, 60, "the CRDs were never established", logs["apiserver"])
         yield api

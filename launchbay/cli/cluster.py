@@ -24,15 +24,15 @@ app.add_typer(ledger_app, name="ledger")
 
 
 def _client(kubeconfig: Path | None, context: str | None) -> Any:
-    import httpx2
+    import httpx
     from lightkube import Client, KubeConfig
     from lightkube.core.exceptions import ConfigError as KubeConfigError
 
     try:
         conf = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
         single = conf.get(context) if context else conf
-        # Every call has a deadline: a hung API call must end the round, not freeze the loop.
-        return Client(config=single, field_manager="launchbay-controller", timeout=httpx2.Timeout(30))
+        # Every call has a deadline: a hung API call ends the round, it does not freeze the loop.
+        return Client(config=single, field_manager="launchbay-controller", timeout=httpx.Timeout(15))
     except (KubeConfigError, OSError, KeyError) as exc:
         raise EnvironmentProblem(
             f"no Kubernetes configuration: {exc} (give --kubeconfig, set $KUBECONFIG, or run in a pod "
@@ -141,19 +141,44 @@ def cluster_controller(
             server.server_close()
 
 
+LedgerUrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", help="The ledger (default: $LAUNCHBAY_LEDGER_URL, else this machine's)."),
+]
+
+
+def _engine(url: str | None) -> Any:
+    """The ledger's database, without the checks a connecting launchbay makes (this verb is how a
+    ledger behind them is brought forward)."""
+    import sqlalchemy as sa
+
+    from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger, driver
+
+    home = Home.resolve(None)
+    url = url or os.environ.get(LEDGER_ENV)
+    if not url:
+        home.ensure()
+        url = f"sqlite:///{SqlLedger.default_path(home)}"
+    return sa.create_engine(driver(url))
+
+
 @ledger_app.command("upgrade")
 def ledger_upgrade(
-    url: Annotated[
-        str | None, typer.Option(help="The ledger (default: $LAUNCHBAY_LEDGER_URL, else this machine's).")
-    ] = None,
+    url: LedgerUrlOpt = None,
+    revision: Annotated[
+        str, typer.Option(help="Stop at this revision (default: this launchbay's).")
+    ] = "head",
     as_json: JsonOpt = False,
 ) -> None:
     """Bring the ledger's schema to this launchbay's version (what the chart's upgrade Job runs)."""
-    from launchbay.rollout.ledger import migrations
-    from launchbay.rollout.ledger.store import SqlLedger
+    from alembic.util import CommandError
 
-    ledger = SqlLedger.for_home(Home.resolve(None), url)
-    before, after = migrations.upgrade(ledger.engine)
+    from launchbay.rollout.ledger import migrations
+
+    try:
+        before, after = migrations.upgrade(_engine(url), revision)
+    except CommandError as exc:
+        raise UsageError(f"--revision {revision}: {exc}") from None
     if as_json:
         out.print_json(json.dumps({"from": before, "to": after}))
     else:
@@ -165,18 +190,11 @@ def ledger_upgrade(
 
 
 @ledger_app.command("version")
-def ledger_version(
-    url: Annotated[
-        str | None, typer.Option(help="The ledger (default: $LAUNCHBAY_LEDGER_URL, else this machine's).")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
+def ledger_version(url: LedgerUrlOpt = None, as_json: JsonOpt = False) -> None:
     """The ledger's schema version, and the one this launchbay needs."""
     from launchbay.rollout.ledger import migrations
-    from launchbay.rollout.ledger.store import SqlLedger
 
-    ledger = SqlLedger.for_home(Home.resolve(None), url)
-    current, head = migrations.current(ledger.engine), migrations.head()
+    current, head = migrations.current(_engine(url)), migrations.head()
     if as_json:
         out.print_json(json.dumps({"current": current, "head": head}))
     else:

@@ -77,7 +77,7 @@ class SqlLedger:
         self.clock = clock  # injectable so that tests can move time without sleeping
         self.witness = witness
         """Signs each new head outside the database (`witness`); None: nothing is witnessed."""
-        self.engine: Engine = sa.create_engine(_driver(url), future=True)
+        self.engine: Engine = sa.create_engine(driver(url), future=True)
         try:
             migrations.ensure(self.engine)
         except sa.exc.DatabaseError as exc:
@@ -437,7 +437,7 @@ def _generation(conn: Connection, model: str) -> int:
     return int(found or 0)
 
 
-def _driver(url: str) -> str:
+def driver(url: str) -> str:
     """PostgreSQL through psycopg 3 (the driver launchbay installs) unless the URL names another."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
