@@ -358,10 +358,36 @@ def _relative(out: Path, cfg: LaunchbayConfig) -> str:
     return os.path.relpath(out.resolve(), cfg.base_dir.resolve())
 
 
-def write(cfg: LaunchbayConfig, out: Path, keys: list[Path], git_commit: str = "") -> list[Path]:
-    """Write the directory; return the files written."""
+CLUSTER_TARGETS = ("kubernetes", "knative")
+
+
+def image_files(cfg: LaunchbayConfig, directory: str = "DIR") -> dict[str, str]:
+    """Only what building the pipeline image needs (any target: CI builds it for Argo too)."""
+    return {
+        "images/pipeline.Dockerfile": pipeline_dockerfile(cfg, directory),
+        "images/pipeline.Dockerfile.dockerignore": PIPELINE_DOCKERIGNORE,
+    }
+
+
+def write(
+    cfg: LaunchbayConfig, out: Path, keys: list[Path], git_commit: str = "", images_only: bool = False
+) -> list[Path]:
+    """Write the directory (`images_only`: the pipeline image's files); return the files written.
+
+    Raises:
+        UsageError: a whole installation for a config whose target is not a cluster's.
+    """
+    if not images_only and cfg.rollout.target not in CLUSTER_TARGETS:
+        raise UsageError(
+            f"rollout.target is {cfg.rollout.target!r}: a cluster runs kubernetes or knative (set "
+            "rollout.target, or install launchbay once per cluster with its Helm chart and onboard the "
+            "model with `launchbay render --target model`); to build the pipeline image only, use "
+            "--target pipeline-image -o DIR"
+        )
     written = []
-    for rel, text in files(cfg, keys, git_commit, _relative(out, cfg)).items():
+    rel_dir = _relative(out, cfg)
+    chosen = image_files(cfg, rel_dir) if images_only else files(cfg, keys, git_commit, rel_dir)
+    for rel, text in chosen.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

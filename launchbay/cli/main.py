@@ -57,8 +57,10 @@ def main() -> None:
     except LaunchbayError as exc:
         err.print(f"[red]error:[/] {exc.message}", highlight=False)
         if isinstance(exc, EnvironmentProblem) and "doctor" not in sys.argv[1:2]:
-            err.print("  `launchbay doctor` checks what this machine needs, with the fix for each problem",
-                      highlight=False)
+            err.print(
+                "  `launchbay doctor` checks what this machine needs, with the fix for each problem",
+                highlight=False,
+            )
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         err.print("aborted")

@@ -163,7 +163,9 @@ def render(
         str,
         typer.Option(
             help="argo (the pipeline's Workflow), argo-template (WorkflowTemplate + CronWorkflow), "
-            "cluster (launchbay's whole installation, a kustomize directory: needs -o DIR), "
+            "model (the Model object a team applies where launchbay's chart is installed), "
+            "cluster (one model's own installation, a kustomize directory: needs -o DIR), "
+            "pipeline-image (the pipeline image's Dockerfile: needs -o DIR), "
             "or kubernetes|knative|cloud-run (a release's manifests)."
         ),
     ] = "argo",
@@ -187,8 +189,11 @@ def render(
     from launchbay.pipelines.argo import for_argo, template_and_cron, to_yaml
 
     cfg = load_config(config)
-    if target == "cluster":
-        _render_cluster(cfg, output, commit, as_json)
+    if target in ("cluster", "pipeline-image"):
+        _render_cluster(cfg, output, commit, as_json, images_only=target == "pipeline-image")
+        return
+    if target == "model":
+        _render_model(cfg, output, as_json)
         return
     if target in ("kubernetes", "knative", "cloud-run"):
         from launchbay.rollout.targets.manifests import release_objects
@@ -211,7 +216,7 @@ def render(
         else:
             objects = list(template_and_cron(cfg, sha, schedule))
     else:
-        expected = "argo, argo-template, cluster, kubernetes, knative or cloud-run"
+        expected = "argo, argo-template, model, cluster, pipeline-image, kubernetes, knative or cloud-run"
         raise UsageError(f"--target {target!r}: expected {expected}")
     if as_json:
         text = json.dumps(objects, indent=2, default=str) + "\n"
@@ -224,17 +229,42 @@ def render(
         err.print(f"wrote {output}")
 
 
-def _render_cluster(cfg: LaunchbayConfig, output: Path | None, commit: str | None, as_json: bool) -> None:
+def _render_model(cfg: LaunchbayConfig, output: Path | None, as_json: bool) -> None:
+    """The Model object a team applies in its namespace (config, trusted keys, approvers as data)."""
+    from launchbay.checks.keys import trusted_keys
+    from launchbay.rollout.operator.resource import model_object
+
+    keys = trusted_keys(cfg, Home.resolve(cfg.source))
+    doc = model_object(cfg, keys)
+    text = json.dumps(doc, indent=2) + "\n" if as_json else to_yaml_text(doc)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {output}; apply in the team's namespace: kubectl -n NAMESPACE apply -f {output}")
+
+
+def to_yaml_text(doc: dict[str, Any]) -> str:
+    from launchbay.pipelines.argo import to_yaml
+
+    return to_yaml(doc)
+
+
+def _render_cluster(
+    cfg: LaunchbayConfig, output: Path | None, commit: str | None, as_json: bool, images_only: bool = False
+) -> None:
     from launchbay.checks.keys import trusted_keys
     from launchbay.pipelines import cluster
 
+    what = "pipeline-image" if images_only else "cluster"
     if output is None:
-        raise UsageError("--target cluster writes a directory: give -o DIR")
+        raise UsageError(f"--target {what} writes a directory: give -o DIR")
     if output.exists() and not output.is_dir():
         raise UsageError(f"-o {output}: expected a directory, found a file")
-    keys = trusted_keys(cfg, Home.resolve(cfg.source))
-    written = cluster.write(cfg, output, keys, commit if commit is not None else git_commit(cfg.base_dir))
-    provided = [p.__dict__ for p in cluster.operator_provided(cfg)]
+    keys = [] if images_only else trusted_keys(cfg, Home.resolve(cfg.source))
+    sha = commit if commit is not None else git_commit(cfg.base_dir)
+    written = cluster.write(cfg, output, keys, sha, images_only=images_only)
+    provided = [] if images_only else [p.__dict__ for p in cluster.operator_provided(cfg)]
     # What CI builds: the pipeline image from the written Dockerfile, the serving image per version.
     built = {
         "pipeline": cfg.argo.image,
@@ -250,6 +280,10 @@ def _render_cluster(cfg: LaunchbayConfig, output: Path | None, commit: str | Non
                 "images": built,
             }
         )
+        return
+    if images_only:
+        dockerfile = built["pipeline_dockerfile"]
+        err.print(f"wrote {len(written)} files to {output}; build with: docker build -f {dockerfile} .")
         return
     err.print(f"wrote {len(written)} files to {output}; apply with: kubectl apply -k {output}")
     err.print("create first (never rendered):")

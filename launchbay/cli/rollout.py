@@ -110,8 +110,7 @@ def _followed(ctx: Wired, decided: Release, what: str, intended: Phase | None = 
         mover = view.moved_in(now, events)
         by = f" by {mover.actor}" if mover is not None else ""
         raise Refused(
-            f"{decided.name} was {what}, then {now.phase.value}{by} meanwhile: "
-            f"{world.desired.describe()}"
+            f"{decided.name} was {what}, then {now.phase.value}{by} meanwhile: {world.desired.describe()}"
         )
     if not world.ok:
         raise EnvironmentProblem(
@@ -310,8 +309,10 @@ def history(
     config: ConfigOpt = None,
     plot: Annotated[
         Path | None,
-        typer.Option(help="Also draw the release's timelines (latency, errors, traffic, shadow) to this PNG.",
-                     dir_okay=False),
+        typer.Option(
+            help="Also draw the release's timelines (latency, errors, traffic, shadow) to this PNG.",
+            dir_okay=False,
+        ),
     ] = None,
     release_id: Annotated[
         int | None,

@@ -180,3 +180,36 @@ def status(release: Release | None, generation: int, problem: str | None = None,
     if problem is not None:
         out["message"] = problem
     return out
+
+
+def model_object(cfg: LaunchbayConfig, trusted_keys: list[Path]) -> dict[str, Any]:
+    """The Model object of a project (`launchbay render --target model`): its launchbay.yaml as it
+    is on disk, the trusted public keys' and the approvers' PEM text. What the installation decides
+    (namespace, credentials, ledger) is left out; the team applies it in its own namespace."""
+    if cfg.rollout.target not in TARGETS:
+        raise ConfigError(
+            f"rollout.target is {cfg.rollout.target!r}: a cluster runs kubernetes or knative -- set "
+            "rollout.target (and rollout.prometheus_url, unless the installation provides one)"
+        )
+    source = cfg.source
+    doc: dict[str, Any] = yaml.safe_load(source.read_text()) if source is not None else {}
+    kube = doc.get("kubernetes") or {}
+    for field in ("namespace", "kubeconfig", "context", "trusted_keys_configmap"):
+        kube.pop(field, None)
+    if kube:
+        doc["kubernetes"] = kube
+    else:
+        doc.pop("kubernetes", None)
+    signing = doc.get("signing") or {}
+    signing.pop("trusted_keys", None)
+    if not signing:
+        doc.pop("signing", None)
+    approval = ((doc.get("rollout") or {}).get("approval")) or {}
+    approvers = {
+        who: Path(cfg.resolve_path(path)).read_text() for who, path in cfg.rollout.approval.approvers.items()
+    }
+    approval.pop("approvers", None)
+    spec: dict[str, Any] = {"config": doc, "trustedKeys": [k.read_text() for k in trusted_keys]}
+    if approvers:
+        spec["approvers"] = approvers
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": cfg.model.name}, "spec": spec}

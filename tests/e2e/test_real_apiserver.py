@@ -77,9 +77,10 @@ def test_a_change_by_another_field_manager_is_a_conflict_launchbay_explains(serv
     with server.client() as http:  # someone moves the weights by hand, taking the fields over
         res = http.patch(
             "/apis/gateway.networking.k8s.io/v1/namespaces/ml/httproutes/conflict",
-            params={"fieldManager": "kubectl-edit", "force": "true"}, content=json.dumps(edited),
+            params={"fieldManager": "kubectl-edit", "force": "true"},
+            content=json.dumps(edited),
             headers={"Content-Type": "application/apply-patch+yaml"},
-        )  # fmt: skip
+        )
     assert res.status_code == 200, res.text
     with pytest.raises(EnvironmentProblem) as refused:
         target.set_routes(Routes(stable=one, canary=two, canary_weight=50))
@@ -123,3 +124,67 @@ def test_knative_revisions_take_traffic_percentages_on_the_real_server(server: R
     assert container["image"] == pushed("2" * 64)
     target.set_routes(Routes(stable=target.backend("2")))
     assert target.routes() == Routes(stable=target.backend("2"))
+
+
+def _model(name: str, **spec: Any) -> dict[str, Any]:
+    from people import public
+
+    return {
+        "apiVersion": "launchbay.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": name, "namespace": "ml"},
+        "spec": {
+            "config": {"model": {"name": name, "train": "m:t"}, **spec.pop("config", {})},
+            "trustedKeys": [public("alice").read_text()],
+            **spec,
+        },
+    }
+
+
+def _apply(
+    server: RealApiServer, doc: dict[str, Any], manager: str, force: bool = False, status: bool = False
+) -> Any:
+    path = f"/apis/launchbay.io/v1alpha1/namespaces/ml/models/{doc['metadata']['name']}" + (
+        "/status" if status else ""
+    )
+    with server.client() as http:
+        return http.patch(
+            path,
+            params={"fieldManager": manager, "force": str(force).lower()},
+            content=json.dumps(doc),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+
+
+def test_the_model_resource_refuses_what_a_cluster_cannot_run(server: RealApiServer) -> None:
+    res = _apply(server, _model("local-one", config={"rollout": {"target": "local"}}), "argocd")
+    assert res.status_code == 422 and "spec.config.rollout.target" in res.text and "kubernetes" in res.text, (
+        res.text
+    )
+    bad_key = _model("bad-key")
+    bad_key["spec"]["trustedKeys"] = ["not a key"]
+    res = _apply(server, bad_key, "argocd")
+    assert res.status_code == 422 and "expected a PEM public key" in res.text, res.text
+    res = _apply(server, _model("bad-version", release={"version": "1; rm -rf /"}), "argocd")
+    assert res.status_code == 422 and "spec.release.version" in res.text, res.text
+
+
+def test_a_models_status_is_a_subresource_and_its_release_request_has_one_owner(
+    server: RealApiServer,
+) -> None:
+    assert _apply(server, _model("owned", release={"version": "2"}), "argocd").status_code in (200, 201)
+    status = {
+        "apiVersion": "launchbay.io/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "owned", "namespace": "ml"},
+        "status": {"phase": "canary", "version": "2", "canaryWeight": 20},
+    }
+    res = _apply(server, status, "launchbay-controller", force=True, status=True)
+    assert res.status_code == 200, res.text
+    assert res.json()["spec"]["release"] == {"version": "2"}  # a status write never touches the spec
+    # The GitOps tool applies its spec again: the controller's status stays.
+    again = _apply(server, _model("owned", release={"version": "2"}), "argocd").json()
+    assert again["status"]["phase"] == "canary"
+    # Someone else asking for another version conflicts with the GitOps tool's ownership.
+    res = _apply(server, _model("owned", release={"version": "3"}), "kubectl")
+    assert res.status_code == 409 and "argocd" in res.text, res.text

@@ -82,10 +82,53 @@ def test_render_cluster_needs_a_directory(project: Callable[..., Path], tmp_path
     assert a_file.read_text() == "x: 1\n"
 
 
-def test_render_cluster_writes_a_kustomize_base_and_lists_what_the_operator_provides(
+def _in_a_cluster(config: Path) -> Path:
+    doc = yaml.safe_load(config.read_text())
+    doc.setdefault("rollout", {}).update(target="kubernetes", prometheus_url="http://prometheus:9090")
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return config
+
+
+def test_render_refuses_a_cluster_installation_of_the_local_target(
     project: Callable[..., Path], tmp_path: Path
 ) -> None:
     config = project(rows=200)
+    out = tmp_path / "deploy"
+    res = lb("render", "--target", "cluster", "-o", str(out), cwd=config.parent)
+    assert_clean_error(res, 2, "rollout.target is 'local'", "--target pipeline-image")
+    assert not out.exists()
+    assert_clean_error(lb("render", "--target", "model", cwd=config.parent), 2, "rollout.target is 'local'")
+    # Building the pipeline image needs no cluster: any target.
+    res = lb("render", "--target", "pipeline-image", "-o", str(out), "--json", cwd=config.parent)
+    assert res.returncode == 0, res.stderr
+    listing = json.loads(res.stdout)
+    assert Path(listing["images"]["pipeline_dockerfile"]).is_file() and listing["provide"] == []
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        "pipeline.Dockerfile",
+        "pipeline.Dockerfile.dockerignore",
+    ]
+
+
+def test_render_model_writes_the_object_a_team_applies(project: Callable[..., Path], tmp_path: Path) -> None:
+    from launchbay.rollout.operator.resource import Settings, onboard
+
+    config = _in_a_cluster(project(rows=200))
+    res = lb("render", "--target", "model", "--json", cwd=config.parent)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["kind"] == "Model" and doc["apiVersion"] == "launchbay.io/v1alpha1"
+    assert all(k.startswith("-----BEGIN PUBLIC KEY-----") for k in doc["spec"]["trustedKeys"])
+    assert "namespace" not in doc["metadata"] and "kubernetes" not in doc["spec"]["config"]
+    doc["metadata"].update(namespace="team-a", uid="u1", generation=1)
+    onboarded = onboard(doc, Settings(tmp_path / "work", prometheus_url="http://p:9090"))
+    assert onboarded.config.kubernetes.namespace == "team-a"
+    assert onboarded.config.model.name == doc["metadata"]["name"]
+
+
+def test_render_cluster_writes_a_kustomize_base_and_lists_what_the_operator_provides(
+    project: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = _in_a_cluster(project(rows=200))
     out = tmp_path / "deploy"
     res = lb("render", "--target", "cluster", "-o", str(out), "--json", cwd=config.parent)
     assert res.returncode == 0, res.stderr
