@@ -112,24 +112,49 @@ def keys_init(
     force: Annotated[
         bool, typer.Option(help="Replace existing keys (old signatures stop verifying).")
     ] = False,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the public key here, to commit: CI and the cluster verify against it "
+            "(default: keys/signing-key.pub beside launchbay.yaml, when there is one)."
+        ),
+    ] = None,
 ) -> None:
-    """Create a signing key pair under the state directory (private key readable by you only)."""
+    """Create a signing key pair under the state directory (private key readable by you only), and
+    a copy of its public half in the repository (what a fresh checkout verifies against)."""
     from launchbay.checks.keys import keys_dir
-    from launchbay.checks.signature import generate_keypair
+    from launchbay.checks.signature import PRIVATE_KEY, PUBLIC_KEY, generate_keypair
 
-    directory = keys_dir(Home.resolve(config_path(config)).ensure())
+    source = config_path(config)
+    directory = keys_dir(Home.resolve(source).ensure())
+    if public_key is None and source.exists():
+        public_key = source.parent / "keys" / "signing-key.pub"
     try:
         private, public = generate_keypair(directory, force=force)
+        created = True
     except FileExistsError:
-        if as_json:
-            out.print_json(json.dumps({"directory": str(directory), "created": False}))
-        else:
-            out.print(f"keys already exist in {directory} (use --force to replace them)")
-        return
+        private, public, created = directory / PRIVATE_KEY, directory / PUBLIC_KEY, False
+    copied = None
+    if public_key is not None and public.exists():
+        public_key.parent.mkdir(parents=True, exist_ok=True)
+        if not public_key.exists() or public_key.read_bytes() != public.read_bytes():
+            public_key.write_bytes(public.read_bytes())
+        copied = public_key
     if as_json:
-        out.print_json(json.dumps({"private_key": str(private), "public_key": str(public), "created": True}))
+        doc = {
+            "private_key": str(private),
+            "public_key": str(public),
+            "created": created,
+            "directory": str(directory),
+            "committed_public_key": str(copied) if copied else None,
+        }
+        out.print_json(json.dumps(doc))
+    elif not created:
+        out.print(f"keys already exist in {directory} (use --force to replace them)")
     else:
         out.print(f"private key: {private} (mode 600, never commit it)\npublic key:  {public}")
+    if copied is not None and not as_json:
+        out.print(f"public key for the repository: {copied} (commit it; signing.trusted_keys lists it)")
 
 
 @keys_app.command("approver")

@@ -12,7 +12,7 @@ import typer
 
 from launchbay.cli.app import AsOpt, ConfigOpt, JsonOpt, app, err, git_commit, out, whoami
 from launchbay.config import LaunchbayConfig, load_config
-from launchbay.errors import PipelineFailed, UsageError
+from launchbay.errors import LaunchbayError, PipelineFailed, UsageError
 from launchbay.home import HOME_ENV, Home
 
 
@@ -174,6 +174,14 @@ def render(
         str | None, typer.Option(help="kubernetes/knative: the version serving now (renders a canary).")
     ] = None,
     weight: Annotated[int, typer.Option(min=0, max=100, help="Canary weight with --stable.")] = 0,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="kubernetes/knative/cloud-run: --version's image, REPOSITORY@sha256:... "
+            "(default: the digest recorded with `launchbay record-image`)."
+        ),
+    ] = None,
+    stable_image: Annotated[str | None, typer.Option(help="The same for --stable.")] = None,
     schedule: Annotated[
         str, typer.Option(help="argo-template: when the CronWorkflow retrains (cron syntax).")
     ] = "0 3 * * 1",
@@ -201,8 +209,9 @@ def render(
 
         if version is None:
             raise UsageError(f"--target {target} needs --version N (the version to release)")
+        refs = _image_digests(cfg, {version: image, **({stable: stable_image} if stable else {})})
         try:
-            objects = release_objects(cfg, target, version, stable, weight)
+            objects = release_objects(cfg, target, version, stable, weight, refs)
         except ValueError as exc:  # a setting the target needs is missing
             raise UsageError(f"--target {target}: {exc}") from None
         try:
@@ -211,6 +220,7 @@ def render(
             raise PipelineFailed(str(exc)) from None
     elif target in ("argo", "argo-template"):
         sha = commit if commit is not None else git_commit(cfg.base_dir)
+        cfg = _pipeline_image(cfg, image, required=target == "argo-template")
         if target == "argo":
             objects = [for_argo(cfg, sha).to_dict()]
         else:
@@ -227,6 +237,55 @@ def render(
     else:
         output.write_text(text)
         err.print(f"wrote {output}")
+
+
+def _pipeline_image(cfg: LaunchbayConfig, given: str | None, required: bool) -> LaunchbayConfig:
+    """The config with the pipeline image `given` (a digest reference). A CronWorkflow runs for
+    months: it must run the image CI pushed, not whatever a tag points at by then.
+
+    Raises:
+        UsageError: `given` is not a digest reference; `required` and neither it nor argo.image is one.
+    """
+    from launchbay.rollout.targets.images import is_digest
+
+    if given is not None and not is_digest(given):
+        raise UsageError(f"--image {given!r}: expected REPOSITORY@sha256:<64 hex digits>, not a tag")
+    chosen = given or cfg.argo.image
+    if required and not is_digest(chosen):
+        raise UsageError(
+            f"argo.image is {chosen!r}, a tag: the CronWorkflow must run the pipeline image by digest; "
+            "give --image REPOSITORY@sha256:... (what the push printed)"
+        )
+    return cfg.model_copy(update={"argo": cfg.argo.model_copy(update={"image": chosen})})
+
+
+def _image_digests(cfg: LaunchbayConfig, given: dict[str, str | None]) -> dict[str, str]:
+    """The digest each version's pods run: given, else recorded in the registry. A tag can be
+    pushed again under a running release, so manifests never carry one.
+
+    Raises:
+        UsageError: a version with neither (the message says how to record one).
+    """
+    from launchbay.registry import MlflowRegistry
+    from launchbay.rollout.targets import images
+
+    refs: dict[str, str] = {}
+    registry = None
+    for v, ref in given.items():
+        if ref is None:
+            try:
+                registry = registry or MlflowRegistry(cfg, Home.resolve(cfg.source))
+                ref = images.recorded(registry, cfg.model.name, v)
+            except LaunchbayError:
+                ref = None
+        if ref is None:
+            flag = "--image" if v == next(iter(given)) else "--stable-image"
+            raise UsageError(
+                f"version {v} has no recorded image digest: record what the push printed with "
+                f"`launchbay record-image {cfg.model.name}@{v} REPOSITORY@sha256:...`, or give {flag}"
+            )
+        refs[v] = images.checked(cfg, v, ref)
+    return refs
 
 
 def _render_model(cfg: LaunchbayConfig, output: Path | None, as_json: bool) -> None:

@@ -29,6 +29,11 @@ ImageOf = Callable[[str, str], str]
 _DIGEST_REF = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._\-/:]*[a-z0-9])@sha256:[0-9a-f]{64}$")
 
 
+def is_digest(ref: str) -> bool:
+    """`ref` names an image by digest (`REPOSITORY@sha256:<64 hex>`)."""
+    return _DIGEST_REF.match(ref.strip()) is not None
+
+
 def repository(ref: str) -> str:
     """`ghcr.io/org/m:v3` or `ghcr.io/org/m@sha256:...` -> `ghcr.io/org/m` (a registry port stays)."""
     ref = ref.split("@", 1)[0]

@@ -275,7 +275,9 @@ def _gcp_labels(model: str, version: str | None = None) -> dict[str, str]:
     return out
 
 
-def cloud_run_service(cfg: LaunchbayConfig, version: str, routes: Routes) -> dict[str, Any]:
+def cloud_run_service(
+    cfg: LaunchbayConfig, version: str, routes: Routes, image_ref: str | None = None
+) -> dict[str, Any]:
     """The model's Knative Service as Cloud Run's Admin API v1 takes it (`gcloud run services
     replace`): the project as namespace, the region as a label, Google Cloud label keys, the
     camelCase scale annotations Cloud Run documents (`autoscaling.knative.dev/minScale`/`maxScale`;
@@ -289,7 +291,7 @@ def cloud_run_service(cfg: LaunchbayConfig, version: str, routes: Routes) -> dic
     cr, k = cfg.cloud_run, cfg.kubernetes
     if not cr.project:
         raise ValueError("cloud_run.project: Cloud Run needs the project number or ID as the namespace")
-    svc = knative_service(cfg, version, routes)
+    svc = knative_service(cfg, version, routes, image_ref)
     svc["metadata"] = {
         "name": cfg.model.name,
         "namespace": cr.project,
@@ -334,11 +336,19 @@ def cloud_run_service(cfg: LaunchbayConfig, version: str, routes: Routes) -> dic
 
 
 def release_objects(
-    cfg: LaunchbayConfig, target: str, version: str, stable: str | None = None, weight: int = 0
+    cfg: LaunchbayConfig,
+    target: str,
+    version: str,
+    stable: str | None = None,
+    weight: int = 0,
+    images: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """What a cluster target applies for `version` as canary at `weight`% next to `stable`
-    (or, without `stable`, as the version serving all traffic)."""
+    (or, without `stable`, as the version serving all traffic); `images`: version -> the digest
+    reference its pods run (without one, the configured tag)."""
     from launchbay.rollout.targets.base import Backend
+
+    refs = images or {}
 
     def b(v: str) -> Backend:
         return Backend(version=v, url="")
@@ -348,10 +358,10 @@ def release_objects(
     else:
         routes = Routes(stable=b(stable), canary=b(version), canary_weight=weight)
     if target == "knative":
-        return [knative_service(cfg, version, routes)]
+        return [knative_service(cfg, version, routes, refs.get(version))]
     if target == "cloud-run":
-        return [cloud_run_service(cfg, version, routes)]
-    objects = version_objects(cfg, version)
+        return [cloud_run_service(cfg, version, routes, refs.get(version))]
+    objects = version_objects(cfg, version, refs.get(version))
     if stable is not None:
-        objects = version_objects(cfg, stable) + objects
+        objects = version_objects(cfg, stable, refs.get(stable)) + objects
     return [*objects, http_route(cfg, routes)]

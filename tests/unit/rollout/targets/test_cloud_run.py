@@ -154,11 +154,19 @@ def test_render_writes_the_cloud_run_service_and_names_a_missing_project(tmp_pat
         "rollout": {"target": "knative", "shadow": None},
     }
     config.write_text(yaml.safe_dump(doc))
-    missing = lb("render", "-c", str(config), "--target", "cloud-run", "--version", "3", cwd=tmp_path)
+    pushed = f"ghcr.io/launchbay/fraud-detector@sha256:{'3' * 64}"
+    argv = ["render", "-c", str(config), "--target", "cloud-run", "--version", "3"]
+    missing = lb(*argv, "--image", pushed, cwd=tmp_path)
     assert missing.returncode == 2 and "cloud_run.project" in missing.stderr
     doc["cloud_run"] = {"project": "my-project"}
     config.write_text(yaml.safe_dump(doc))
-    res = lb("render", "-c", str(config), "--target", "cloud-run", "--version", "3", cwd=tmp_path)
+    res = lb(*argv, "--image", pushed, cwd=tmp_path)
     assert res.returncode == 0, res.output
     rendered = yaml.safe_load(res.stdout)
     assert rendered["metadata"]["namespace"] == "my-project" and rendered["kind"] == "Service"
+    assert rendered["spec"]["template"]["spec"]["containers"][0]["image"] == pushed  # by digest
+    # Never a tag: without a digest given or recorded, the render is refused and says how to record one.
+    res = lb(*argv, cwd=tmp_path)
+    assert res.returncode == 2 and "launchbay record-image fraud-detector@3" in res.stderr, res.stderr
+    res = lb(*argv, "--image", "ghcr.io/launchbay/fraud-detector:3", cwd=tmp_path)
+    assert res.returncode == 2 and "not a tag" in res.stderr, res.stderr
