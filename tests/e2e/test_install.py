@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,9 +115,16 @@ def _example_copy(installed: Installed, project: Path, rows: int) -> Path:
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("data", ".launchbay", "__pycache__"))
     for seed, name in (("7", "reference"), ("1", "transactions")):
         made = installed.run(
-            str(installed.bin / "python"), "fraud_data.py", "--seed", seed, "--rows", str(rows),
-            "-o", f"data/{name}.parquet", cwd=project,
-        )  # fmt: skip
+            str(installed.bin / "python"),
+            "fraud_data.py",
+            "--seed",
+            seed,
+            "--rows",
+            str(rows),
+            "-o",
+            f"data/{name}.parquet",
+            cwd=project,
+        )
         assert made.returncode == 0, made.output
     return project
 
@@ -278,8 +286,7 @@ def test_init_in_an_empty_git_repository_then_a_rollout_and_a_promotion(
 HEAVY = {"scikit-learn", "pandas", "great-expectations", "bentoml", "onnxruntime", "mlflow", "hera"}
 """What on-call's install leaves out (the training, data-gate and serving stacks)."""
 FIND_ONCALL = (
-    "import importlib.resources as r; "
-    "print(r.files('launchbay.rollout') / 'oncall-requirements.txt')"
+    "import importlib.resources as r; print(r.files('launchbay.rollout') / 'oncall-requirements.txt')"
 )
 
 
@@ -309,15 +316,26 @@ def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
     assert subprocess.run([*pip, "--no-deps", str(installed.wheel)], timeout=300).returncode == 0
     listing = subprocess.run(
         [python, "-c", FIND_ONCALL],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert listing.returncode == 0, listing.stderr  # found without importing any dependency
-    done = subprocess.run([*pip, "-c", str(REPO / "constraints.txt"), "-r", listing.stdout.strip()],
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    done = subprocess.run(
+        [*pip, "-c", str(REPO / "constraints.txt"), "-r", listing.stdout.strip()],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"on-call install: {time.monotonic() - started:.1f} s")  # rollback.yml's setup, measured
-    frozen = subprocess.run([python, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True,
-                            check=True, timeout=120)  # fmt: skip
+    frozen = subprocess.run(
+        [python, "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     names = {p["name"].lower() for p in json.loads(frozen.stdout)}
     assert not names & HEAVY, names & HEAVY
 
@@ -326,14 +344,25 @@ def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
     with serve(fake) as url:
         project, home = tmp_path / "project", tmp_path / "home"
         project.mkdir()
-        (project / "launchbay.yaml").write_text(yaml.safe_dump({
-            "model": {"name": "fraud-detector", "train": "model:train"},
-            "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
-            "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}"},  # this test's own registry
-            "rollout": {**ROLLOUT, "target": "kubernetes", "prometheus_url": "http://127.0.0.1:9",
-                        "approval": {"required": True, "approvers": approvers("alice")}},
-            "kubernetes": {"namespace": "ml", "kubeconfig": str(kubeconfig(tmp_path / "kubeconfig", url))},
-        }))  # fmt: skip
+        (project / "launchbay.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "model": {"name": "fraud-detector", "train": "model:train"},
+                    "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
+                    "mlflow": {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}"},  # this test's own registry
+                    "rollout": {
+                        **ROLLOUT,
+                        "target": "kubernetes",
+                        "prometheus_url": "http://127.0.0.1:9",
+                        "approval": {"required": True, "approvers": approvers("alice")},
+                    },
+                    "kubernetes": {
+                        "namespace": "ml",
+                        "kubeconfig": str(kubeconfig(tmp_path / "kubeconfig", url)),
+                    },
+                }
+            )
+        )
         cfg = load_config(project / "launchbay.yaml")
         clock = Clock()
         state = Home(home).ensure()
@@ -358,16 +387,306 @@ def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
 
         env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LAUNCHBAY_HOME": str(home), "HOME": str(tmp_path)}
         res = subprocess.run(
-            [str(venv / "bin" / "launchbay"), "rollback", "fraud-detector", "--as", "oncall",
-             "--reason", "pager", "--json"],
-            cwd=project, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                str(venv / "bin" / "launchbay"),
+                "rollback",
+                "fraud-detector",
+                "--as",
+                "oncall",
+                "--reason",
+                "pager",
+                "--json",
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert res.returncode == 0, res.stdout + res.stderr
         assert json.loads(res.stdout)["phase"] == "rolled-back"
         route = fake.find("httproutes", "fraud-detector")
         assert route is not None
         assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == ["fraud-detector-v1"]
         assert fake.find("deployments", "fraud-detector-v2") is None
-        history = subprocess.run([str(venv / "bin" / "launchbay"), "history", "fraud-detector"], cwd=project,
-                                 env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        history = subprocess.run(
+            [str(venv / "bin" / "launchbay"), "history", "fraud-detector"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert history.returncode == 0 and "oncall" in history.stdout, history.stdout + history.stderr
+
+
+_EXPR = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+
+
+class Runner:
+    """A GitHub runner as far as `run:` steps go: each job's env with its expressions filled from
+    the test's secrets and inputs, steps in order in bash -eo pipefail (GitHub's shell), `uses:`
+    steps skipped (the checkout is the fresh clone; the Python is the venv on PATH), `if:` and
+    step outputs honoured."""
+
+    def __init__(self, checkout: Path, base_env: dict[str, str], secrets: dict[str, str]) -> None:
+        self.checkout, self.base_env, self.secrets = checkout, base_env, secrets
+        self.summary = checkout.parent / "summary.md"
+
+    def _value(self, expr: str, inputs: dict[str, str], outputs: dict[str, str], env: dict[str, str]) -> str:
+        if expr.startswith("secrets."):
+            return self.secrets.get(expr.removeprefix("secrets."), "")
+        if expr.startswith("inputs."):
+            return inputs[expr.removeprefix("inputs.")]
+        if expr.startswith("steps."):
+            _, step, _, name = expr.split(".")
+            return outputs.get(f"{step}.{name}", "")
+        if expr.startswith("needs."):
+            return ""
+        if expr.startswith("github."):
+            return {
+                "github.actor": "dora",
+                "github.triggering_actor": "oncall",
+                "github.token": "t",
+                "github.repository": "team/model",
+                "github.run_id": "42",
+            }[expr]
+        if expr.startswith("env."):
+            return env.get(expr.removeprefix("env."), "")
+        raise AssertionError(f"an expression the test runner does not know: {expr}")
+
+    def _fill(self, text: str, inputs: dict[str, str], outputs: dict[str, str], env: dict[str, str]) -> str:
+        return _EXPR.sub(lambda m: self._value(m.group(1), inputs, outputs, env), str(text))
+
+    def _if(self, cond: str, env: dict[str, str]) -> bool:
+        ok = True
+        for term in (t.strip() for t in cond.split("&&")):
+            if term == "always()":
+                continue
+            m = re.fullmatch(r"env\.(\w+) (==|!=) ''", term)
+            assert m is not None, f"a condition the test runner does not know: {cond}"
+            empty = env.get(m.group(1), "") == ""
+            ok = ok and (empty if m.group(2) == "==" else not empty)
+        return ok
+
+    def job(
+        self,
+        workflow: str,
+        job: str,
+        inputs: dict[str, str] | None = None,
+        overrides: dict[str, str] | None = None,
+    ) -> list[tuple[str, Result]]:
+        doc = yaml.safe_load((self.checkout / ".github" / "workflows" / workflow).read_text())
+        inputs, outputs, ran = inputs or {}, {}, []
+        env = dict(self.base_env)
+        for scope in (doc.get("env") or {}, doc["jobs"][job].get("env") or {}):
+            env.update({k: self._fill(v, inputs, outputs, env) for k, v in scope.items()})
+        env.update(overrides or {})
+        for step in doc["jobs"][job]["steps"]:
+            if "uses" in step or ("if" in step and not self._if(step["if"], env)):
+                continue
+            output_file = self.checkout.parent / "github-output"
+            output_file.write_text("")
+            step_env = {
+                **env,
+                **{k: self._fill(v, inputs, outputs, env) for k, v in (step.get("env") or {}).items()},
+                "GITHUB_OUTPUT": str(output_file),
+                "GITHUB_STEP_SUMMARY": str(self.summary),
+            }
+            proc = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                cwd=self.checkout,
+                env=step_env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            result = Result(proc.returncode, proc.stdout, proc.stderr)
+            ran.append((step.get("name", step["run"][:40]), result))
+            assert result.returncode == 0, f"{workflow} {job} / {step.get('name')}: {result.output}"
+            for line in output_file.read_text().splitlines():
+                if "=" in line and "id" in step:
+                    name, value = line.split("=", 1)
+                    outputs[f"{step['id']}.{name}"] = value
+        return ran
+
+
+def test_the_workflows_init_writes_run_from_a_fresh_checkout_against_the_cluster(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """Each `run:` step of the pipeline, promote and rollback workflows, on a clone of the repository
+    `launchbay init` made, with the secrets pointing at this test's servers: a fake Argo server,
+    a fake Kubernetes API server, SQLite ledger and MLflow store shared with the test."""
+    from argo_fake import FakeArgo, serve_argo
+    from kube_fake import FakeApiServer, kubeconfig, serve
+    from rollout_fakes import PASSED, Clock, Metrics, healthy_cluster
+    from sklearn.datasets import load_breast_cancer
+
+    from launchbay.checks import approvals
+    from launchbay.config import load_config
+    from launchbay.home import Home
+    from launchbay.rollout import wiring
+    from launchbay.rollout.engine import operations
+    from launchbay.rollout.engine.controller import Controller
+    from launchbay.rollout.engine.phases import Phase
+    from launchbay.rollout.ledger.store import SqlLedger
+    from launchbay.rollout.targets import images
+    from launchbay.rollout.targets.base import Routes
+
+    repo = tmp_path / "model-repo"
+    (repo / "data").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, timeout=30)
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame.head(200).to_csv(repo / "data" / "train.csv", index=False)
+    people = {"XDG_CONFIG_HOME": str(tmp_path / "people"), "LAUNCHBAY_USER": "dora"}
+    lb = str(installed.bin / "launchbay")
+    made = installed.run(
+        lb,
+        "init",
+        "--data",
+        "data/train.csv",
+        "--target",
+        "target",
+        "--approver",
+        "alice",
+        cwd=repo,
+        env=people,
+    )
+    assert made.returncode == 0, made.output
+    assert (
+        installed.run(
+            lb, "keys", "approver", "alice", "--public-key", "approvers/alice.pub", cwd=repo, env=people
+        ).returncode
+        == 0
+    )
+    keys = installed.run(lb, "keys", "init", cwd=repo, env=people)
+    assert keys.returncode == 0 and "keys/signing-key.pub" in keys.stdout, keys.output
+    workflow_key = tmp_path / "github-production.pem"
+    approvals.generate(workflow_key, repo / "approvers" / "github-production.pub")
+    config = repo / "launchbay.yaml"
+    doc = yaml.safe_load(config.read_text())
+    doc["rollout"].update(
+        {
+            **FAST_ROLLOUT,
+            "target": "kubernetes",
+            "prometheus_url": "http://127.0.0.1:9",
+            "approval": {
+                **doc["rollout"]["approval"],
+                "workflows": {"github-production": "approvers/github-production.pub"},
+            },
+        }
+    )
+    doc["kubernetes"] = {"namespace": "ml"}
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    who = ["-c", "user.name=dora", "-c", "user.email=dora@example.com"]
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, timeout=30)
+    subprocess.run(["git", "-C", str(repo), *who, "commit", "-qm", "first"], check=True, timeout=30)
+    checkout = tmp_path / "runner" / "checkout"
+    subprocess.run(["git", "clone", "-q", str(repo), str(checkout)], check=True, timeout=60)
+    assert not (checkout / ".launchbay").exists() and (checkout / "keys" / "signing-key.pub").exists()
+
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "actionlint")],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    # The runner's Python: a venv whose pip installs the wheel with the dependencies already there.
+    wf = tmp_path / "runner" / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(wf)], check=True, timeout=300)
+    site = subprocess.run(
+        [str(wf / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(site) / "borrowed-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    fakebin = tmp_path / "runner" / "bin"
+    fakebin.mkdir()
+    (fakebin / "gh").write_text("#!/bin/sh\n# GitHub's API: the run's approved reviewer\necho alice\n")
+    (fakebin / "gh").chmod(0o755)
+    state = tmp_path / "state"
+    ledger_url, mlflow_uri = f"sqlite:///{state / 'ledger.db'}", f"sqlite:///{state / 'mlflow.db'}"
+    fake = FakeApiServer()
+    with serve(fake) as url, serve_argo() as argo:
+        kube = kubeconfig(tmp_path / "kubeconfig", url)
+        # Version 2 waiting for approval in the cluster, as the workflow's release step leaves it.
+        cfg = load_config(checkout / "launchbay.yaml")
+        cfg = cfg.model_copy(
+            update={
+                "kubernetes": cfg.kubernetes.model_copy(update={"kubeconfig": str(kube)}),
+                "mlflow": cfg.mlflow.model_copy(update={"tracking_uri": mlflow_uri}),
+            }
+        )
+        clock = Clock()
+        ctx = wiring.rollout(cfg, Home(state).ensure(), SqlLedger(ledger_url, clock=clock))
+        name = cfg.model.name
+        client = ctx.registry.client  # type: ignore[attr-defined]
+        client.create_registered_model(name)
+        for v in ("1", "2"):
+            client.create_model_version(name, source=str(tmp_path / f"m{v}"))
+            images.record(ctx.registry, cfg, name, v, f"ghcr.io/launchbay/{name}@sha256:{v * 64}", "ci")
+        ctx.registry.set_alias(name, "champion", "1")
+        ctx.target.deploy(name, "1")
+        ctx.target.set_routes(Routes(stable=ctx.target.backend("1")))
+        controller = Controller(ctx, Metrics(healthy_cluster()), clock=clock, verifier=lambda _c, _r: PASSED)
+        release = operations.create(ctx, "2", "dora")
+        for _ in range(120):
+            release = controller.tick(release)
+            clock.now += 1
+            if release.phase is Phase.AWAITING_APPROVAL:
+                break
+        assert release.phase is Phase.AWAITING_APPROVAL
+
+        home = tmp_path / "runner" / "home"
+        home.mkdir()
+        base = {
+            "PATH": f"{fakebin}:{wf / 'bin'}:/usr/bin:/bin",
+            "HOME": str(home),
+            "RUNNER_TEMP": str(tmp_path),
+            "GITHUB_SHA": "0" * 40,
+            "PIP_NO_DEPS": "1",
+            "PIP_NO_INDEX": "1",
+            "COLUMNS": "200",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
+        secrets = {
+            "LAUNCHBAY_LEDGER_URL": ledger_url,
+            "MLFLOW_TRACKING_URI": mlflow_uri,
+            "KUBECONFIG": kube.read_text(),
+            "LAUNCHBAY_APPROVER_KEY": workflow_key.read_text(),
+            "ARGO_SERVER": argo,
+            "ARGO_TOKEN": "argo-token",
+        }
+        runner = Runner(checkout, base, secrets)
+        package = {"LAUNCHBAY_PACKAGE": str(installed.wheel)}  # what the runner's index would serve
+
+        # The pipeline: checked, rendered, submitted to Argo on the pipeline image's digest.
+        pushed = f"ghcr.io/team/pipeline@sha256:{'e' * 64}"
+        ran = runner.job(
+            "launchbay-pipeline.yml", "pipeline", overrides={**package, "PIPELINE_IMAGE": pushed}
+        )
+        assert [n for n, _ in ran][-1] == "Submit to Argo, on the pipeline image's digest"
+        submitted = FakeArgo.received[-1]
+        assert submitted["auth"] == "Bearer argo-token"
+        assert set(re.findall(r'"image": "([^"]+)"', json.dumps(submitted["body"]))) == {pushed}
+
+        # Promote: the evidence first (in the job summary), then the approval by the reviewer.
+        runner.job("launchbay-promote.yml", "evidence", {"release": name}, package)
+        assert f"{name}@v2#{release.id}" in runner.summary.read_text()
+        runner.job("launchbay-promote.yml", "approve", {"release": name}, package)
+        promoted = ctx.ledger.get(release.id)
+        assert promoted.phase is Phase.PROMOTED
+        approved = [e for e in ctx.ledger.history(release_id=release.id) if e.phase_to == "promoted"]
+        assert len(approved) == 1 and "github-production" in json.dumps(approved[0].to_dict()), approved
+        route = fake.find("httproutes", name)
+        assert route is not None
+        assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == [f"{name}-v2"]
+
+        # On-call's rollback: its own lean install, then the rollback and the event log.
+        ran = runner.job("launchbay-rollback.yml", "rollback", {"model": name, "reason": "pager"}, package)
+        assert "oncall" in ran[-1][1].stdout

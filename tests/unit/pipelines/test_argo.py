@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import people
 import pytest
+from argo_fake import FakeArgo, serve_argo
 from golden import assert_golden
 
 from launchbay.checks import approvals
@@ -24,54 +22,10 @@ from launchbay.rollout.engine.plan import Approval, Plan
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "fraud-detector" / "launchbay.yaml"
 
 
-class FakeArgo(BaseHTTPRequestHandler):
-    """Answers POST /api/v1/workflows/{ns} like the Argo server: echoes the workflow with a name."""
-
-    received: ClassVar[list[dict[str, Any]]] = []
-    status: ClassVar[int] = 200
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeArgo.received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        if FakeArgo.status != 200:
-            self._send(FakeArgo.status, {"code": 7, "message": "workflows.argoproj.io is forbidden"})
-            return
-        wf = body["workflow"]
-        wf["metadata"]["name"] = wf["metadata"]["generateName"] + "x7k2p"
-        self._send(200, wf)
-
-    def do_PUT(self) -> None:
-        """/api/v1/workflows/{ns}/{name}/set|resume: node parameters and resuming a Suspend node."""
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeArgo.received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        if FakeArgo.status != 200:
-            self._send(
-                FakeArgo.status, {"code": 5, "message": f'workflows.argoproj.io "{body["name"]}" not found'}
-            )
-            return
-        self._send(200, {"metadata": {"name": body["name"], "namespace": body["namespace"]}})
-
-    def _send(self, code: int, doc: dict[str, Any]) -> None:
-        data = json.dumps(doc).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def argo() -> Iterator[str]:
-    FakeArgo.received, FakeArgo.status = [], 200
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeArgo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_argo() as url:
+        yield url
 
 
 def workflow():  # type: ignore[no-untyped-def]
