@@ -1,35 +1,31 @@
-"""launchbay's installation in a cluster, rendered from a model's config as a kustomize directory.
+"""One model's part of a cluster where launchbay's chart is installed, as a kustomize directory.
 
-`launchbay render --target cluster -o DIR` writes everything a platform engineer applies with
-`kubectl apply -k DIR` (and `-k DIR/operator` with the Prometheus Operator): the serving
-namespace, service accounts and the least RBAC the code needs, the trusted public keys (both
-namespaces: the model pods and the workflow's steps verify), the controller Deployment, the
-Prometheus files and the Grafana dashboard as ConfigMaps, and the training WorkflowTemplate and
-CronWorkflow. What it cannot render -- Secrets -- is listed in `OPERATOR_PROVIDED` and the
-directory's README, with the command that creates each.
+launchbay itself (its controller, the Model CRD, its RBAC in each team namespace, Prometheus
+rules and dashboard) is installed once per cluster by the Helm chart (charts/launchbay). What
+`launchbay render --target cluster -o DIR` writes is one model's own objects, every one named
+after the model, so that two models' directories never touch each other's objects and
+`kubectl delete -k DIR` removes only what the model's pipeline needs: the Model object the
+controller drives, the Argo WorkflowTemplate and CronWorkflow (by image digest), the steps' and
+CI's service accounts with the least RBAC the code calls, and the trusted public keys the steps
+verify with. No namespace (creating and deleting namespaces is the platform's), no controller,
+never a Secret: those the README lists with the command that creates each.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import UsageError
-from launchbay.pipelines import monitoring
 from launchbay.pipelines.argo import template_and_cron, to_yaml
-from launchbay.pipelines.pods import HOME_DIR, SIGNING_FILE, UID
-from launchbay.rollout.targets import manifests
+from launchbay.pipelines.pods import SIGNING_FILE, UID
 from launchbay.rollout.targets.kube_api import RBAC
-from launchbay.rollout.targets.manifests import trusted_key_names, trusted_keys_env
+from launchbay.rollout.targets.manifests import trusted_key_names
 
-CONTROLLER_SA = "launchbay"
-SUBMITTER_SA = "launchbay-submitter"
 _PART_OF = {"app.kubernetes.io/part-of": "launchbay"}
 
 
@@ -75,18 +71,6 @@ def _meta(name: str, namespace: str, **labels: str) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": {**_PART_OF, **labels}}
 
 
-def namespace(cfg: LaunchbayConfig) -> dict[str, Any]:
-    """The serving namespace, with the restricted Pod Security Standard enforced."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": cfg.kubernetes.namespace,
-            "labels": {**_PART_OF, "pod-security.kubernetes.io/enforce": "restricted"},
-        },
-    }
-
-
 def _role(name: str, ns: str, rules: dict[tuple[str, str], tuple[str, ...]]) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -122,37 +106,47 @@ parameter and resume it: get + update through the Argo server) need; Argo's serv
 caller's token in its client auth mode."""
 
 
+def pipeline_sa(cfg: LaunchbayConfig) -> str:
+    """The service account of the model's workflow pods (`argo.service_account`, else MODEL-pipeline)."""
+    return cfg.argo.service_account or f"{cfg.model.name}-pipeline"
+
+
+def submitter_sa(cfg: LaunchbayConfig) -> str:
+    """The service account whose token CI submits and approves with (ARGO_TOKEN)."""
+    return f"{cfg.model.name}-submitter"
+
+
 def rbac(cfg: LaunchbayConfig) -> list[dict[str, Any]]:
-    """Service accounts and the least RBAC: each Role lists exactly the verbs the code calls."""
-    serving, argo = cfg.kubernetes.namespace, cfg.argo.namespace
-    pipeline_sa = cfg.argo.service_account or "default"
-    objects = [
-        _sa(CONTROLLER_SA, serving),
-        _role("launchbay-rollout", serving, RBAC),
-        # The controller and the workflow's release/promote steps both move traffic.
-        _binding("launchbay-rollout", serving, [(serving, CONTROLLER_SA), (argo, pipeline_sa)]),
-        _role("launchbay-pipeline", argo, ARGO_EXECUTOR),
-        _binding("launchbay-pipeline", argo, [(argo, pipeline_sa)]),
-        _sa(SUBMITTER_SA, argo),
-        _role(SUBMITTER_SA, argo, ARGO_SUBMITTER),
-        _binding(SUBMITTER_SA, argo, [(argo, SUBMITTER_SA)]),
+    """The model's service accounts and the least RBAC: each Role lists exactly the verbs the code
+    calls, each object is named after the model."""
+    serving, argo, model = cfg.kubernetes.namespace, cfg.argo.namespace, cfg.model.name
+    steps, submitter = pipeline_sa(cfg), submitter_sa(cfg)
+    return [
+        _sa(steps, argo),
+        _role(f"{model}-pipeline", argo, ARGO_EXECUTOR),
+        _binding(f"{model}-pipeline", argo, [(argo, steps)]),
+        # The workflow's release step records the release (it reads the route), its promote step
+        # converges the world once the approval is recorded -- the controller does the rest.
+        _role(f"{model}-release", serving, RBAC),
+        _binding(f"{model}-release", serving, [(argo, steps)]),
+        _sa(submitter, argo),
+        _role(submitter, argo, ARGO_SUBMITTER),
+        _binding(submitter, argo, [(argo, submitter)]),
         {  # the token CI uses as ARGO_TOKEN (`kubectl get secret ... -o jsonpath={.data.token}`)
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "kubernetes.io/service-account-token",
             "metadata": {
-                **_meta(f"{SUBMITTER_SA}.service-account-token", argo),
-                "annotations": {"kubernetes.io/service-account.name": SUBMITTER_SA},
+                **_meta(f"{submitter}.service-account-token", argo),
+                "annotations": {"kubernetes.io/service-account.name": submitter},
             },
         },
     ]
-    if cfg.argo.service_account:
-        objects.insert(3, _sa(cfg.argo.service_account, argo))
-    return objects
 
 
 def trusted_keys(cfg: LaunchbayConfig, keys: list[Path]) -> list[dict[str, Any]]:
-    """The trusted public keys as a ConfigMap in the serving and the workflow's namespace.
+    """The trusted public keys as a ConfigMap in the workflow's namespace (the controller writes the
+    serving namespace's copy from the Model object).
 
     Raises:
         UsageError: a key is missing or not a PEM public key.
@@ -175,76 +169,13 @@ def trusted_keys(cfg: LaunchbayConfig, keys: list[Path]) -> list[dict[str, Any]]
         if "-----BEGIN PUBLIC KEY-----" not in text:
             raise UsageError(f"trusted key {path}: expected a PEM public key (-----BEGIN PUBLIC KEY-----)")
         data[name] = text
-    name = cfg.kubernetes.trusted_keys_configmap
-    return [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, ns), "data": data}
-        for ns in dict.fromkeys((cfg.kubernetes.namespace, cfg.argo.namespace))
-    ]
-
-
-def controller(cfg: LaunchbayConfig) -> dict[str, Any]:
-    """The controller: one replica (Recreate: never two driving the same releases at once)."""
-    model = cfg.model.name
-    labels = {
-        "app.kubernetes.io/name": "launchbay-controller",
-        "app.kubernetes.io/component": "controller",
-        "launchbay.io/model": model,
-        monitoring.JOB_LABEL: monitoring.CONTROLLER_JOB,
-    }
-    container: dict[str, Any] = {
-        "name": "controller",
-        "image": cfg.argo.image,  # the pipeline image: launchbay and this project's config
-        "command": [
-            "launchbay",
-            "controller",
-            "--config",
-            cfg.argo.config_path,
-            "--metrics-port",
-            str(monitoring.METRICS_PORT),
-        ],
-        "ports": [{"name": "metrics", "containerPort": monitoring.METRICS_PORT}],
-        "env": [{"name": "LAUNCHBAY_HOME", "value": HOME_DIR}, trusted_keys_env(cfg)],
-        "livenessProbe": {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10},
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "256Mi"},
-            "limits": {"cpu": "1", "memory": "1Gi"},
-        },
-        "securityContext": manifests.restricted(UID),
-        "volumeMounts": manifests.mounts(),
-    }
-    if cfg.argo.settings_secret:
-        container["envFrom"] = [{"secretRef": {"name": cfg.argo.settings_secret}}]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(f"{model}-controller", cfg.kubernetes.namespace, **labels),
-        "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},
-            "selector": {
-                "matchLabels": {"app.kubernetes.io/component": "controller", "launchbay.io/model": model}
-            },
-            "template": {
-                "metadata": {"labels": {**_PART_OF, **labels}},
-                "spec": {
-                    "serviceAccountName": CONTROLLER_SA,
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {}},
-                        {
-                            "name": "trusted-keys",
-                            "configMap": {"name": cfg.kubernetes.trusted_keys_configmap},
-                        },
-                    ],
-                },
-            },
-        },
-    }
+    meta = _meta(cfg.kubernetes.trusted_keys_configmap, cfg.argo.namespace)
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}]
 
 
 PIPELINE_DOCKERFILE = """# syntax=docker/dockerfile:1
 # The pipeline image (argo.image): launchbay and this model repository. The workflow's steps and
-# the controller run it. Build from the directory holding launchbay.yaml:
+# Build it from the directory holding launchbay.yaml:
 #   docker build -f @@DIR@@/images/pipeline.Dockerfile --build-arg LAUNCHBAY_PACKAGE=... -t @@IMAGE@@ .
 FROM python:3.11-slim-bookworm
 # A requirement (pinned by default), or a wheel's path inside the build context.
@@ -276,53 +207,37 @@ def _yaml_docs(objects: list[dict[str, Any]]) -> str:
     return "---\n".join(to_yaml(o) for o in objects)
 
 
-def dashboard() -> str:
-    """The Grafana dashboard (metrics of the model pods and the controller, none of the local gateway)."""
-    return resources.files("launchbay.pipelines").joinpath("templates/grafana-dashboard.json").read_text()
+def for_model(cfg: LaunchbayConfig) -> LaunchbayConfig:
+    """The config as the model's directory renders it: its trusted-keys ConfigMap named after it
+    (the name the controller gives the serving namespace's copy), its steps' service account."""
+    k, a = cfg.kubernetes, cfg.argo
+    return cfg.model_copy(update={
+        "kubernetes": k.model_copy(update={"trusted_keys_configmap": f"{cfg.model.name}-trusted-keys"}),
+        "argo": a.model_copy(update={"service_account": pipeline_sa(cfg)}),
+    })  # fmt: skip
 
 
 def files(
     cfg: LaunchbayConfig, keys: list[Path], git_commit: str = "", directory: str = "DIR"
 ) -> dict[str, str]:
     """The kustomize directory (`directory`: where it is written, relative to the config's): path -> text."""
+    from launchbay.rollout.operator.resource import model_object
+
+    cfg = for_model(cfg)
     template, cron = template_and_cron(cfg, git_commit)
-    serving = cfg.kubernetes.namespace
+    model = model_object(cfg, keys)
+    model["metadata"]["namespace"] = cfg.kubernetes.namespace
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["namespace.yaml", "rbac.yaml", "trusted-keys.yaml", "controller.yaml", "workflow.yaml"],
-        "configMapGenerator": [
-            {
-                "name": "launchbay-prometheus",
-                "namespace": serving,
-                "files": ["prometheus/scrape.yml", "prometheus/rules.yml"],
-            },
-            {
-                "name": "launchbay-grafana-dashboard",
-                "namespace": serving,
-                "files": ["grafana/launchbay.json"],
-                "options": {"labels": {"grafana_dashboard": "1"}},  # Grafana's dashboard sidecar
-            },
-        ],
-        "generatorOptions": {"disableNameSuffixHash": True},
-    }
-    operator = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": ["monitoring.yaml"],
+        "resources": ["model.yaml", "rbac.yaml", "trusted-keys.yaml", "workflow.yaml"],
     }
     return {
         "kustomization.yaml": to_yaml(kustomization),
-        "namespace.yaml": to_yaml(namespace(cfg)),
+        "model.yaml": to_yaml(model),
         "rbac.yaml": _yaml_docs(rbac(cfg)),
         "trusted-keys.yaml": _yaml_docs(trusted_keys(cfg, keys)),
-        "controller.yaml": to_yaml(controller(cfg)),
         "workflow.yaml": _yaml_docs([template, cron]),
-        "prometheus/scrape.yml": to_yaml(monitoring.scrape_file(cfg)),
-        "prometheus/rules.yml": to_yaml(monitoring.rules_file()),
-        "grafana/launchbay.json": json.dumps(json.loads(dashboard()), indent=2) + "\n",
-        "operator/kustomization.yaml": to_yaml(operator),
-        "operator/monitoring.yaml": _yaml_docs(monitoring.operator_objects(cfg)),
         "images/pipeline.Dockerfile": pipeline_dockerfile(cfg, directory),
         "images/pipeline.Dockerfile.dockerignore": PIPELINE_DOCKERIGNORE,
         "README.md": readme(cfg),
@@ -332,24 +247,26 @@ def files(
 def readme(cfg: LaunchbayConfig) -> str:
     """What to create by hand, then what to apply, in order."""
     secrets = "\n".join(f"   {p.how}" for p in operator_provided(cfg))
-    return f"""# launchbay in a cluster: {cfg.model.name}
+    serving, argo = cfg.kubernetes.namespace, cfg.argo.namespace
+    return f"""# {cfg.model.name} in a cluster
 
-Rendered by `launchbay render --target cluster -o DIR`; render again after changing launchbay.yaml.
+Rendered by `launchbay render --target cluster --image REPOSITORY@sha256:... -o DIR`; render again
+after changing launchbay.yaml. `kubectl delete -k DIR` removes these objects only: never a
+namespace, never the model's serving workloads (the controller's), never the ledger.
 
-Needs: Argo Workflows (namespace `{cfg.argo.namespace}`), a Gateway API implementation with the
+Needs: launchbay's chart installed with `{serving}` among its `teams` (the controller, the Model
+CRD, its Role here), Argo Workflows (namespace `{argo}`), a Gateway API implementation with the
 Gateway `{cfg.kubernetes.gateway_name}` (or Knative Serving for `rollout.target: knative`), Prometheus.
 
-1. Secrets (never rendered, never committed):
+1. The namespaces exist (the platform's: `kubectl create namespace {serving}`), then the Secrets
+   (never rendered, never committed):
 {secrets}
-   The settings Secret's keys become the environment of the steps and the controller:
-   MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN),
-   LAUNCHBAY_LEDGER_URL (a shared PostgreSQL ledger), LAUNCHBAY_PROMETHEUS_TOKEN (or
-   LAUNCHBAY_PROMETHEUS_USER/LAUNCHBAY_PROMETHEUS_PASSWORD), LAUNCHBAY_PROMETHEUS_CA_FILE.
-2. `kubectl apply -k .` -- namespace, RBAC, trusted keys, the controller, the WorkflowTemplate.
-3. Prometheus Operator: `kubectl apply -k operator` (PodMonitors, PrometheusRule); a plain
-   Prometheus: mount ConfigMap `launchbay-prometheus` (scrape.yml, rules.yml) into it.
-4. CI: ARGO_TOKEN is the token of `{SUBMITTER_SA}`: `kubectl -n {cfg.argo.namespace} get secret
-   {SUBMITTER_SA}.service-account-token -o jsonpath={{.data.token}} | base64 -d`
+   The settings Secret's keys become the steps' environment: MLFLOW_TRACKING_URI (and its
+   credentials), LAUNCHBAY_LEDGER_URL (the installation's shared ledger).
+2. `kubectl apply -k DIR` -- the Model, the steps' RBAC, trusted keys, the WorkflowTemplate.
+   `kubectl -n {serving} get model {cfg.model.name}` shows its releases.
+3. CI: ARGO_TOKEN is the token of `{submitter_sa(cfg)}`: `kubectl -n {argo} get secret
+   {submitter_sa(cfg)}.service-account-token -o jsonpath={{.data.token}} | base64 -d`
 """
 
 

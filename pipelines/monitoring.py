@@ -1,17 +1,18 @@
-"""Prometheus for launchbay in a cluster: one source for the raw files and the Operator's objects.
+"""Prometheus for launchbay in a cluster: the chart's scrape config, alert rules and dashboard.
 
 The model pods' and the controller's metrics are scraped by either a plain Prometheus
-(`scrape.yml` + `rules.yml`, a ConfigMap) or the Prometheus Operator (`PodMonitor` +
-`PrometheusRule`). Both give the same labels -- `model`, `version` from the pod labels,
-`job="launchbay-controller"` for the controller -- so the same alerts, dashboard and analysis
-queries work with either.
+(`scrape.yml` + `rules.yml`, the chart's ConfigMap) or the Prometheus Operator (the chart's
+`PodMonitor`s + `PrometheusRule`). Both give the same labels -- `namespace`, and `model`,
+`version` from the pod labels, `job="launchbay-controller"` for the controller -- so the same
+alerts, dashboard and analysis queries work with either, for every team at once.
+`chart_files()` is what `scripts/chart_files.py` writes into charts/launchbay/files/.
 """
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Any
-
-from launchbay.config import LaunchbayConfig
 
 CONTROLLER_JOB = "launchbay-controller"
 JOB_LABEL = "launchbay.io/job"
@@ -28,12 +29,12 @@ RULES: list[dict[str, Any]] = [
         # serving: the controller should roll it back within seconds; if this fires, it did not.
         "expr": (
             "(\n"
-            f'  sum by (model, version) (rate({_REQUESTS}, http_response_code=~"5.."}}[2m]))\n'
+            f'  sum by (namespace, model, version) (rate({_REQUESTS}, http_response_code=~"5.."}}[2m]))\n'
             "  /\n"
-            f"  sum by (model, version) (rate({_REQUESTS}}}[2m]))\n"
+            f"  sum by (namespace, model, version) (rate({_REQUESTS}}}[2m]))\n"
             ") > 0.01\n"
-            "and on (model)\n"
-            f"count by (model) (count by (model, version) ({_REQUESTS}}})) > 1\n"
+            "and on (namespace, model)\n"
+            f"count by (namespace, model) (count by (namespace, model, version) ({_REQUESTS}}})) > 1\n"
         ),
         "for": "2m",
         "labels": {"severity": "page"},
@@ -75,16 +76,17 @@ def _pod_label(name: str) -> str:
     return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
-def scrape_file(cfg: LaunchbayConfig) -> dict[str, Any]:
-    """`scrape.yml`: the model pods (`model`, `version` from their labels) and the controller."""
-    ns = {"role": "pod", "namespaces": {"names": [cfg.kubernetes.namespace]}}
+def scrape_file() -> dict[str, Any]:
+    """`scrape.yml`: launchbay's model pods in every namespace (`namespace`, and `model`, `version`
+    from their labels) and the controller. Pods are kept by launchbay's labels, not by namespace:
+    a team onboarded later needs no change here."""
     return {
         "scrape_configs": [
             {
                 "job_name": "launchbay-models",
                 "scrape_interval": "5s",
                 "honor_labels": True,  # the service labels its prediction metrics with the version itself
-                "kubernetes_sd_configs": [ns],
+                "kubernetes_sd_configs": [{"role": "pod"}],
                 "relabel_configs": [
                     {
                         "source_labels": [_pod_label("app.kubernetes.io/managed-by")],
@@ -102,7 +104,7 @@ def scrape_file(cfg: LaunchbayConfig) -> dict[str, Any]:
             {
                 "job_name": CONTROLLER_JOB,
                 "scrape_interval": "5s",
-                "kubernetes_sd_configs": [ns],
+                "kubernetes_sd_configs": [{"role": "pod"}],
                 "relabel_configs": [
                     {
                         "source_labels": [_pod_label("app.kubernetes.io/component")],
@@ -129,45 +131,28 @@ def _labels_from_pod() -> list[dict[str, Any]]:
     ]
 
 
-def operator_objects(cfg: LaunchbayConfig) -> list[dict[str, Any]]:
-    """PodMonitors (models, controller) and the PrometheusRule, for Prometheus Operator users."""
-    namespace = cfg.kubernetes.namespace
-    meta = {"namespace": namespace, "labels": {"app.kubernetes.io/part-of": "launchbay"}}
-    relabel = [
-        {"sourceLabels": r["source_labels"], "targetLabel": r["target_label"]} for r in _labels_from_pod()
-    ]
-    return [
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PodMonitor",
-            "metadata": {"name": "launchbay-models", **meta},
-            "spec": {
-                "selector": {"matchLabels": {"app.kubernetes.io/managed-by": "launchbay"}},
-                "podMetricsEndpoints": [
-                    {
-                        "port": "http",
-                        "path": "/metrics",
-                        "interval": "5s",
-                        "honorLabels": True,
-                        "relabelings": relabel,
-                    }
-                ],
-            },
-        },
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PodMonitor",
-            "metadata": {"name": CONTROLLER_JOB, **meta},
-            "spec": {
-                "jobLabel": JOB_LABEL,
-                "selector": {"matchLabels": {"app.kubernetes.io/component": "controller"}},
-                "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "5s"}],
-            },
-        },
-        {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PrometheusRule",
-            "metadata": {"name": "launchbay", **meta},
-            "spec": rules_file(),
-        },
-    ]
+def dashboard() -> str:
+    """The Grafana dashboard (metrics of the model pods and the controller, none of the local gateway)."""
+    return resources.files("launchbay.pipelines").joinpath("templates/grafana-dashboard.json").read_text()
+
+
+def chart_files() -> dict[str, str]:
+    """charts/launchbay/files/: path -> text (a test checks they are current)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        """Multi-line strings (the rules' expressions) as blocks, whatever else changed SafeDumper."""
+
+    def text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+    Dumper.add_representer(str, text)
+
+    def dump(doc: Any) -> str:
+        return yaml.dump(doc, Dumper=Dumper, sort_keys=False, width=1000)
+
+    return {
+        "files/scrape.yml": dump(scrape_file()),
+        "files/rules.yml": dump(rules_file()),
+        "files/grafana-dashboard.json": json.dumps(json.loads(dashboard()), indent=2) + "\n",
+    }

@@ -48,7 +48,7 @@ def build_workflow(
             generate_name=f"{cfg.model.name}-training-",
             entrypoint="pipeline",
             namespace=cfg.argo.namespace,
-            service_account_name=cfg.argo.service_account,
+            service_account_name=cfg.argo.service_account or f"{cfg.model.name}-pipeline",
             labels={"app.kubernetes.io/part-of": "launchbay", "launchbay.io/model": cfg.model.name},
             arguments={"config": config, "data": data, "git-commit": git_commit}
             | ({"author": ""} if rollout else {}),

@@ -164,7 +164,8 @@ def render(
         typer.Option(
             help="argo (the pipeline's Workflow), argo-template (WorkflowTemplate + CronWorkflow), "
             "model (the Model object a team applies where launchbay's chart is installed), "
-            "cluster (one model's own installation, a kustomize directory: needs -o DIR), "
+            "cluster (the model's part where launchbay's chart is installed, a kustomize directory: "
+            "needs -o DIR and --image), "
             "pipeline-image (the pipeline image's Dockerfile: needs -o DIR), "
             "or kubernetes|knative|cloud-run (a release's manifests)."
         ),
@@ -198,7 +199,7 @@ def render(
 
     cfg = load_config(config)
     if target in ("cluster", "pipeline-image"):
-        _render_cluster(cfg, output, commit, as_json, images_only=target == "pipeline-image")
+        _render_cluster(cfg, output, commit, as_json, images_only=target == "pipeline-image", image=image)
         return
     if target == "model":
         _render_model(cfg, output, as_json)
@@ -310,7 +311,12 @@ def to_yaml_text(doc: dict[str, Any]) -> str:
 
 
 def _render_cluster(
-    cfg: LaunchbayConfig, output: Path | None, commit: str | None, as_json: bool, images_only: bool = False
+    cfg: LaunchbayConfig,
+    output: Path | None,
+    commit: str | None,
+    as_json: bool,
+    images_only: bool = False,
+    image: str | None = None,
 ) -> None:
     from launchbay.checks.keys import trusted_keys
     from launchbay.pipelines import cluster
@@ -320,6 +326,10 @@ def _render_cluster(
         raise UsageError(f"--target {what} writes a directory: give -o DIR")
     if output.exists() and not output.is_dir():
         raise UsageError(f"-o {output}: expected a directory, found a file")
+    if not images_only:
+        if cfg.rollout.target not in cluster.CLUSTER_TARGETS:
+            cluster.write(cfg, output, [], images_only=False)  # raises, naming the alternatives
+        cfg = _pipeline_image(cfg, image, required=True)  # the CronWorkflow runs for months
     keys = [] if images_only else trusted_keys(cfg, Home.resolve(cfg.source))
     sha = commit if commit is not None else git_commit(cfg.base_dir)
     written = cluster.write(cfg, output, keys, sha, images_only=images_only)

@@ -16,8 +16,9 @@ class ArgoSection(Section):
     """Image of the pipeline's steps (launchbay and the model repository; CI builds it)."""
     namespace: Annotated[str, Field(pattern=_K8S_NAME)] = "argo"
     """Namespace the Workflow is submitted to."""
-    service_account: Annotated[str, Field(pattern=_K8S_NAME)] | None = "launchbay"
-    """Service account of the workflow's pods; null: the namespace's default."""
+    service_account: Annotated[str, Field(pattern=_K8S_NAME)] | None = None
+    """Service account of the workflow's pods; null: MODEL-pipeline (`render --target cluster` makes
+    it, with the least RBAC the steps need)."""
     config_path: str = Field(
         default="launchbay.yaml", description="path of this config file inside the image"
     )

@@ -183,32 +183,35 @@ def status(release: Release | None, generation: int, problem: str | None = None,
 
 
 def model_object(cfg: LaunchbayConfig, trusted_keys: list[Path]) -> dict[str, Any]:
-    """The Model object of a project (`launchbay render --target model`): its launchbay.yaml as it
-    is on disk, the trusted public keys' and the approvers' PEM text. What the installation decides
-    (namespace, credentials, ledger) is left out; the team applies it in its own namespace."""
+    """The Model object of a project (`launchbay render --target model`): its effective config
+    (what differs from the defaults), the trusted public keys' and the approvers' PEM text. What
+    the installation decides (namespace, credentials, ledger) is left out; the team applies it in
+    its own namespace.
+
+    Raises:
+        ConfigError: the config's target is not a cluster's.
+    """
     if cfg.rollout.target not in TARGETS:
         raise ConfigError(
             f"rollout.target is {cfg.rollout.target!r}: a cluster runs kubernetes or knative -- set "
             "rollout.target (and rollout.prometheus_url, unless the installation provides one)"
         )
-    source = cfg.source
-    doc: dict[str, Any] = yaml.safe_load(source.read_text()) if source is not None else {}
+    doc: dict[str, Any] = cfg.model_dump(mode="json", exclude_defaults=True, exclude={"source"})
     kube = doc.get("kubernetes") or {}
     for field in ("namespace", "kubeconfig", "context", "trusted_keys_configmap"):
         kube.pop(field, None)
-    if kube:
-        doc["kubernetes"] = kube
-    else:
-        doc.pop("kubernetes", None)
     signing = doc.get("signing") or {}
     signing.pop("trusted_keys", None)
-    if not signing:
-        doc.pop("signing", None)
-    approval = ((doc.get("rollout") or {}).get("approval")) or {}
+    rollout = doc.setdefault("rollout", {})
+    rollout.pop("ledger_url", None)
+    rollout["target"] = cfg.rollout.target  # said even when it is the default: the CRD checks it
+    (rollout.get("approval") or {}).pop("approvers", None)
+    for section in ("kubernetes", "signing"):
+        if not doc.get(section):
+            doc.pop(section, None)
     approvers = {
-        who: Path(cfg.resolve_path(path)).read_text() for who, path in cfg.rollout.approval.approvers.items()
+        who: Path(cfg.resolve_path(p)).read_text() for who, p in cfg.rollout.approval.approvers.items()
     }
-    approval.pop("approvers", None)
     spec: dict[str, Any] = {"config": doc, "trustedKeys": [k.read_text() for k in trusted_keys]}
     if approvers:
         spec["approvers"] = approvers

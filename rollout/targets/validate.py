@@ -21,6 +21,8 @@ KUBERNETES_VERSION = "1.33.0"
 _CRDS = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("gateway.networking.k8s.io_httproutes.yaml", "v1"),
     ("serving.knative.dev/v1", "Service"): ("serving.knative.dev_services.yaml", "v1"),
+    # launchbay's own (charts/launchbay/crds/ links to it): CEL rules are the API server's to check.
+    ("launchbay.io/v1alpha1", "Model"): ("launchbay.io_models.yaml", "v1alpha1"),
 }
 
 

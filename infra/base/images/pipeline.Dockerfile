@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The pipeline image (argo.image): launchbay and this model repository. The workflow's steps and
-# the controller run it. Build from the directory holding launchbay.yaml:
-#   docker build -f ../../infra/base/images/pipeline.Dockerfile --build-arg LAUNCHBAY_PACKAGE=... -t ghcr.io/launchbay/launchbay:0.1.0 .
+# Build it from the directory holding launchbay.yaml:
+#   docker build -f ../../infra/base/images/pipeline.Dockerfile --build-arg LAUNCHBAY_PACKAGE=... -t ghcr.io/launchbay/launchbay@sha256:0000000000000000000000000000000000000000000000000000000000000000 .
 FROM python:3.11-slim-bookworm
 # A requirement (pinned by default), or a wheel's path inside the build context.
 ARG LAUNCHBAY_PACKAGE=launchbay==0.1.0

@@ -125,26 +125,30 @@ def test_render_model_writes_the_object_a_team_applies(project: Callable[..., Pa
     assert onboarded.config.model.name == doc["metadata"]["name"]
 
 
-def test_render_cluster_writes_a_kustomize_base_and_lists_what_the_operator_provides(
+def test_render_cluster_writes_the_models_part_and_lists_what_the_operator_provides(
     project: Callable[..., Path], tmp_path: Path
 ) -> None:
     config = _in_a_cluster(project(rows=200))
     out = tmp_path / "deploy"
-    res = lb("render", "--target", "cluster", "-o", str(out), "--json", cwd=config.parent)
+    pushed = f"ghcr.io/team/pipeline@sha256:{'1' * 64}"
+    # The CronWorkflow runs for months: the pipeline image by digest, never a tag.
+    res = lb("render", "--target", "cluster", "-o", str(out), cwd=config.parent)
+    assert_clean_error(res, 2, "a tag", "--image REPOSITORY@sha256")
+    res = lb("render", "--target", "cluster", "-o", str(out), "--image", pushed, "--json", cwd=config.parent)
     assert res.returncode == 0, res.stderr
     listing = json.loads(res.stdout)
     assert Path(listing["directory"]) == out
     written = {Path(p).relative_to(out).as_posix() for p in listing["files"]}
-    assert {"kustomization.yaml", "rbac.yaml", "controller.yaml", "workflow.yaml"} <= written
+    assert {"kustomization.yaml", "model.yaml", "rbac.yaml", "trusted-keys.yaml", "workflow.yaml"} <= written
     assert all((out / rel).is_file() for rel in written)
     kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
     assert set(kustomization["resources"]) <= written
     # What CI builds, and from which Dockerfile (the pipeline image).
-    assert listing["images"]["pipeline"] == "ghcr.io/launchbay/launchbay:0.1.0"
+    assert listing["images"]["pipeline"] == pushed
     assert Path(listing["images"]["pipeline_dockerfile"]).is_file()
     provided = {(p["kind"], p["name"]) for p in listing["provide"]}
     assert ("Secret", "launchbay-settings") in provided and all(p["how"] for p in listing["provide"])
     # The human form says how to apply it and what to create first.
-    res = lb("render", "--target", "cluster", "-o", str(out), cwd=config.parent)
+    res = lb("render", "--target", "cluster", "-o", str(out), "--image", pushed, cwd=config.parent)
     assert res.returncode == 0 and f"kubectl apply -k {out}" in res.stderr
     assert "launchbay-settings" in res.stderr

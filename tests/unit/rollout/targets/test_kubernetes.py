@@ -280,7 +280,7 @@ def test_the_installations_rbac_grants_exactly_the_verbs_whole_lives_of_releases
     role = next(
         o
         for o in rbac(cluster_config("kubernetes", tmp_path / "kc"))
-        if o["kind"] == "Role" and o["metadata"]["name"] == "launchbay-rollout"
+        if o["kind"] == "Role" and o["metadata"]["name"] == "fraud-detector-release"
     )
     rendered = {
         (g, res): set(rule["verbs"])
