@@ -37,7 +37,7 @@ from launchbay import procs
 REPO = Path(__file__).resolve().parents[1]
 CRDS = [REPO / "rollout" / "schemas" / f for f in ("gateway.networking.k8s.io_httproutes.yaml",
                                                    "serving.knative.dev_services.yaml")]  # fmt: skip
-CRDS.append(REPO / "charts" / "launchbay" / "crds" / "launchbay.io_models.yaml")  # launchbay's own, as the chart ships it
+CRDS.append(REPO / "charts" / "launchbay" / "crds" / "launchbay.io_models.yaml")  # as the chart ships it
 _DISABLED = "NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy"  # noqa: E501
 
 
