@@ -18,15 +18,20 @@ import fcntl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from launchbay.errors import EnvironmentProblem
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+HEAD = "0002"
+"""The newest revision, known without importing Alembic (half a second): a process that finds the
+ledger at it goes on at once. A test checks it is the head of `versions/`."""
 VERSION_TABLE = "launchbay_ledger_version"
 """Not Alembic's default `alembic_version`: MLflow keeps its own there when it shares the database."""
 _LOCK = 0x1A0CB4  # the advisory lock of schema changes on PostgreSQL (as before versions)
@@ -37,26 +42,31 @@ class SchemaBehind(EnvironmentProblem):
 
 
 def _config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent))
     return cfg
 
 
 def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
 def head() -> str:
     """The revision this launchbay writes."""
-    found = _script().get_current_head()
-    assert found is not None
-    return found
+    return HEAD
 
 
 def current(engine: Engine) -> str | None:
     """The ledger's revision (None: no schema versions recorded)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        if not sa.inspect(conn).has_table(VERSION_TABLE):
+            return None
+        found = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+        return str(found) if found is not None else None
 
 
 def _where(engine: Engine) -> str:
@@ -81,6 +91,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Migrate to `revision`, one process at a time; (before, after)."""
     sqlite = engine.dialect.name == "sqlite"
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     with _sqlite_lock(engine) if sqlite else contextlib.nullcontext(), engine.begin() as conn:
         if sqlite:
@@ -104,14 +115,13 @@ def ensure(engine: Engine) -> None:
     Raises:
         SchemaBehind: a shared ledger without launchbay's schema, or before a required revision.
     """
-    if engine.dialect.name == "sqlite":
-        if current(engine) != head():
-            upgrade(engine)
-        return
     at = current(engine)
-    script = _script()
-    if at == head():
+    if at == HEAD:
         return
+    if engine.dialect.name == "sqlite":
+        upgrade(engine)
+        return
+    script = _script()
     known = {s.revision for s in script.walk_revisions()}
     if at is not None and at not in known:
         print(f"launchbay: the ledger ({_where(engine)}) is at schema {at}, written by a newer launchbay; "

@@ -98,3 +98,7 @@ def test_the_upgrade_verb_names_a_revision_that_does_not_exist(tmp_path: Path) -
     assert res.returncode == 0 and '"to": "0001"' in res.stdout, res.output
     res = lb("ledger", "version", "--url", url, "--json", cwd=tmp_path)
     assert '"current": "0001"' in res.stdout and f'"head": "{migrations.head()}"' in res.stdout, res.output
+
+
+def test_the_head_known_without_alembic_is_alembics_head() -> None:
+    assert migrations._script().get_current_head() == migrations.HEAD
