@@ -113,6 +113,7 @@ class Operator:
                     if self.exported is not None:
                         self.exported.observe(r, driven.seen.get(r.id))
                     driven.seen[r.id] = r
+                waiting = waiting or _analysis_waits(driven.controller, meta["name"])
                 world = driven.controller.last_world
                 if world is not None and not world.ok and world.problems:
                     problem = "; ".join(world.problems)
@@ -209,6 +210,23 @@ def _same(before: dict[str, Any], now: dict[str, Any]) -> bool:
         return {**{k: v for k, v in d.items() if k != "updatedAt"}, "conditions": conditions}
 
     return bool(before) and strip(before) == strip(now)
+
+
+def _analysis_waits(c: Controller, model: str) -> str | None:
+    """What the live release's undecided analysis waits for, and until when it may wait (its
+    progress deadline, after which `rollout.on_deadline` acts)."""
+    import datetime
+
+    live = next((r for r in c.ctx.ledger.releases(model) if r.phase.live), None)
+    result = c.last_result.get(live.id) if live is not None else None
+    if live is None or result is None or not result.waiting() or live.step_started_at is None:
+        return None
+    try:
+        deadline = c.deadline(live)
+    except IndexError:  # past its last step: nothing left to wait for
+        return None
+    until = datetime.datetime.fromtimestamp(live.step_started_at + deadline, datetime.UTC)
+    return f"{result.waiting()} (until {until:%Y-%m-%dT%H:%M:%SZ}, then rollout.on_deadline)"
 
 
 def _controller(o: Onboarded, ledger: SqlLedger, home: Home) -> Controller:

@@ -139,3 +139,22 @@ def test_one_replica_leads_another_takes_over_only_after_the_lease_expires() -> 
         assert lease is not None and lease["spec"]["holderIdentity"] == "a"
         assert lease["spec"]["leaseTransitions"] == 2
         assert not cluster.denied
+
+
+def test_an_undecided_analysis_says_what_it_waits_for_and_until_when(tmp_path: Path) -> None:
+    from rollout_fakes import Metrics, world
+
+    from launchbay.rollout.engine import operations
+    from launchbay.rollout.operator.loop import _analysis_waits
+
+    w = world(tmp_path)
+    w.metrics = Metrics({})  # no samples yet: every check is inconclusive
+    c = w.controller()
+    release = w.ticks(operations.create(w.ctx, "2", "dana"), 4, c=c)
+    assert release.phase.live, release.phase
+    said = _analysis_waits(c, "fraud-detector")
+    import re
+
+    assert said is not None and re.search(
+        r"\(until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, then rollout.on_deadline\)$", said
+    ), said
