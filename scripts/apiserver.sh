@@ -20,6 +20,14 @@ if [ -x "$BIN" ]; then
   echo "$BIN"
   exit 0
 fi
+# Two test processes may need it at once (pytest-xdist): one builds, the other waits, then uses it.
+mkdir -p "$(dirname "$CACHE")"
+exec 9>"$CACHE.lock"
+flock 9
+if [ -x "$BIN" ]; then
+  echo "$BIN"
+  exit 0
+fi
 mkdir -p "$CACHE"/{apt/lists/partial,apt/cache/archives/partial,debs,root,bin}
 log="$CACHE/build.log"
 : >"$log"

