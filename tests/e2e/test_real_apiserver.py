@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +189,16 @@ def test_a_models_status_is_a_subresource_and_its_release_request_has_one_owner(
     # Someone else asking for another version conflicts with the GitOps tool's ownership.
     res = _apply(server, _model("owned", release={"version": "3"}), "kubectl")
     assert res.status_code == 409 and "argocd" in res.text, res.text
+
+
+def test_the_model_a_team_renders_is_accepted_as_rendered(server: RealApiServer) -> None:
+    """infra/base/model.yaml is what `launchbay render --target cluster` writes for the example."""
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "infra" / "base" / "model.yaml").read_text())
+    doc["metadata"]["namespace"] = "ml"
+    res = _apply(server, doc, "kubectl")
+    assert res.status_code in (200, 201), res.text
+    stored = res.json()["spec"]
+    assert stored["config"] == doc["spec"]["config"]  # nothing pruned or defaulted away
+    assert stored["trustedKeys"] == doc["spec"]["trustedKeys"]
