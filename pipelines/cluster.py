@@ -23,6 +23,7 @@ from launchbay.config import LaunchbayConfig
 from launchbay.errors import UsageError
 from launchbay.pipelines.argo import template_and_cron, to_yaml
 from launchbay.pipelines.pods import SIGNING_FILE, UID
+from launchbay.rollout.targets.images import CLUSTER_TARGETS
 from launchbay.rollout.targets.kube_api import RBAC
 from launchbay.rollout.targets.manifests import trusted_key_names
 
@@ -275,7 +276,15 @@ def _relative(out: Path, cfg: LaunchbayConfig) -> str:
     return os.path.relpath(out.resolve(), cfg.base_dir.resolve())
 
 
-CLUSTER_TARGETS = ("kubernetes", "knative")
+def require_cluster_target(cfg: LaunchbayConfig) -> None:
+    """Raises UsageError, naming the alternatives, unless the config's target runs in a cluster."""
+    if cfg.rollout.target not in CLUSTER_TARGETS:
+        raise UsageError(
+            f"rollout.target is {cfg.rollout.target!r}: a cluster runs kubernetes or knative (set "
+            "rollout.target, or install launchbay once per cluster with its Helm chart and onboard the "
+            "model with `launchbay render --target model`); to build the pipeline image only, use "
+            "--target pipeline-image -o DIR"
+        )
 
 
 def image_files(cfg: LaunchbayConfig, directory: str = "DIR") -> dict[str, str]:
@@ -294,13 +303,8 @@ def write(
     Raises:
         UsageError: a whole installation for a config whose target is not a cluster's.
     """
-    if not images_only and cfg.rollout.target not in CLUSTER_TARGETS:
-        raise UsageError(
-            f"rollout.target is {cfg.rollout.target!r}: a cluster runs kubernetes or knative (set "
-            "rollout.target, or install launchbay once per cluster with its Helm chart and onboard the "
-            "model with `launchbay render --target model`); to build the pipeline image only, use "
-            "--target pipeline-image -o DIR"
-        )
+    if not images_only:
+        require_cluster_target(cfg)
     written = []
     rel_dir = _relative(out, cfg)
     chosen = image_files(cfg, rel_dir) if images_only else files(cfg, keys, git_commit, rel_dir)

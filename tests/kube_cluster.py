@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -34,6 +33,8 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import yaml
 from apiserver import RealApiServer
+from kube_fake import failure as _status
+from kube_fake import json_server
 
 PROXIED = {"launchbay.io", "gateway.networking.k8s.io", "serving.knative.dev", "apiextensions.k8s.io"}
 _PATH = re.compile(
@@ -62,17 +63,6 @@ MASTERS = "system:masters"
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _status(code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
-    return code, {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
 
 
 @dataclass(frozen=True)
@@ -408,37 +398,7 @@ def object_path(doc: dict[str, Any]) -> str:
 def serve(real: RealApiServer) -> Iterator[Cluster]:
     """The front server on a free loopback port, in front of `real`."""
     cluster = Cluster(real)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _do(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                code, doc = cluster.handle(self.command, self.path, self.rfile.read(length), headers)
-            except Exception as exc:  # a bug here must show in the test, not hang a client
-                code, doc = _status(500, "InternalError", f"{type(exc).__name__}: {exc}")
-            payload = json.dumps(doc).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _do  # noqa: N815 (http.server's names)
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    cluster.url = f"http://127.0.0.1:{server.server_address[1]}"
-    cluster.token("admin", (MASTERS,))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with json_server(cluster.handle) as url:
+        cluster.url = url
+        cluster.token("admin", (MASTERS,))
         yield cluster
-    finally:
-        server.shutdown()
-        server.server_close()

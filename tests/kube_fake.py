@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +26,18 @@ _PATH = re.compile(
 )
 
 
+def failure(code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
+    """An error answer as the API server gives it: a `Status` object."""
+    return code, {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
 @dataclass
 class FakeApiServer:
     objects: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
@@ -35,14 +47,7 @@ class FakeApiServer:
     _rv: int = 0
 
     def status(self, code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
-        return code, {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code,
-        }
+        return failure(code, reason, message)
 
     def handle(self, method: str, url: str, body: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
         parsed = urlparse(url)
@@ -131,16 +136,25 @@ class FakeApiServer:
         return None
 
 
+JsonHandler = Callable[[str, str, bytes, dict[str, str]], tuple[int, dict[str, Any]]]
+"""(method, path with query, body, headers in lower case) -> (status code, JSON document)."""
+
+
 @contextmanager
-def serve(fake: FakeApiServer) -> Iterator[str]:
-    """Run the fake on a free loopback port; yield its URL."""
+def json_server(handle: JsonHandler) -> Iterator[str]:
+    """An HTTP server answering every request with `handle`'s JSON, on a free loopback port; its
+    URL. A bug in `handle` is a 500 naming it, not a client left hanging."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def _do(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            code, doc = fake.handle(
-                self.command, self.path, self.rfile.read(length), self.headers.get("Content-Type", "")
-            )
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                code, doc = handle(self.command, self.path, self.rfile.read(length), headers)
+            except Exception as exc:
+                code, doc = 500, {"kind": "Status", "code": 500, "message": f"{type(exc).__name__}: {exc}"}
             payload = json.dumps(doc).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -154,6 +168,7 @@ def serve(fake: FakeApiServer) -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -161,6 +176,13 @@ def serve(fake: FakeApiServer) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve(fake: FakeApiServer) -> Iterator[str]:
+    """Run the fake on a free loopback port; yield its URL."""
+    with json_server(lambda m, path, body, h: fake.handle(m, path, body, h.get("content-type", ""))) as url:
+        yield url
 
 
 def kubeconfig(path: Path, url: str) -> Path:

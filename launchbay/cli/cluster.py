@@ -152,14 +152,9 @@ def _engine(url: str | None) -> Any:
     ledger behind them is brought forward)."""
     import sqlalchemy as sa
 
-    from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger, driver
+    from launchbay.rollout.ledger.store import SqlLedger, driver
 
-    home = Home.resolve(None)
-    url = url or os.environ.get(LEDGER_ENV)
-    if not url:
-        home.ensure()
-        url = f"sqlite:///{SqlLedger.default_path(home)}"
-    return sa.create_engine(driver(url))
+    return sa.create_engine(driver(SqlLedger.url_for(Home.resolve(None), url)))
 
 
 @ledger_app.command("upgrade")

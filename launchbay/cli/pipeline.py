@@ -327,8 +327,7 @@ def _render_cluster(
     if output.exists() and not output.is_dir():
         raise UsageError(f"-o {output}: expected a directory, found a file")
     if not images_only:
-        if cfg.rollout.target not in cluster.CLUSTER_TARGETS:
-            cluster.write(cfg, output, [], images_only=False)  # raises, naming the alternatives
+        cluster.require_cluster_target(cfg)
         cfg = _pipeline_image(cfg, image, required=True)  # the CronWorkflow runs for months
     keys = [] if images_only else trusted_keys(cfg, Home.resolve(cfg.source))
     sha = commit if commit is not None else git_commit(cfg.base_dir)

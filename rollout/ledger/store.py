@@ -133,13 +133,18 @@ class SqlLedger:
         """The ledger at `url`, else `$LAUNCHBAY_LEDGER_URL`, else SQLite in the state directory;
         its heads witnessed in `witness_dir` (default: the state directory's `witness/`) with
         the state directory's witness key."""
-        url = url or os.environ.get(LEDGER_ENV)
         key = home.root / "keys" / WITNESS_KEY
         witness = Witness(witness_dir or home.root / "witness", key, witness_keys)
+        return cls(cls.url_for(home, url), witness=witness)
+
+    @classmethod
+    def url_for(cls, home: Home, url: str | None = None) -> str:
+        """`url`, else `$LAUNCHBAY_LEDGER_URL`, else the state directory's SQLite ledger."""
+        url = url or os.environ.get(LEDGER_ENV)
         if url:
-            return cls(url, witness=witness)
+            return url
         home.ensure()
-        return cls(f"sqlite:///{cls.default_path(home)}", witness=witness)
+        return f"sqlite:///{cls.default_path(home)}"
 
     @classmethod
     def for_config(cls, cfg: LaunchbayConfig | None, home: Home) -> SqlLedger:

@@ -14,7 +14,7 @@ import datetime
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lightkube import ApiError, Client
 from lightkube.models.coordination_v1 import LeaseSpec
@@ -41,7 +41,6 @@ class LeaderElection:
     leading: bool = False
     _seen: tuple[str | None, str | None] | None = None  # (holder, renewTime) last observed
     _seen_at: float = 0.0
-    transitions: int = field(default=0)
 
     def _record(self, lease: Lease) -> tuple[str | None, str | None]:
         spec = lease.spec or LeaseSpec()

@@ -15,6 +15,7 @@ same name, the older object keeps it and the newer one is told why it is not dri
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import threading
 import time
@@ -62,7 +63,6 @@ class Driven:
     onboarded: Onboarded
     controller: Controller
     keys_applied: dict[str, str] | None = None
-    last_status: dict[str, Any] | None = None
     seen: dict[int, Release] = field(default_factory=dict)
 
 
@@ -84,7 +84,7 @@ class Operator:
         found: list[Any] = []
         for ns in self.namespaces or (ALL_NS,):
             found += self.client.list(Model, namespace=ns)
-        docs = [o.to_dict() if hasattr(o, "to_dict") else dict(o) for o in found]
+        docs = [o.to_dict() for o in found]
         return sorted(
             docs, key=lambda d: (d["metadata"].get("creationTimestamp") or "", d["metadata"]["name"])
         )
@@ -97,7 +97,6 @@ class Operator:
             meta = obj["metadata"]
             key = (meta["namespace"], meta["name"])
             problem: str | None = None
-            release: Release | None = None
             waiting: str | None = None
             driven: Driven | None = None
             try:
@@ -113,7 +112,6 @@ class Operator:
                     if self.exported is not None:
                         self.exported.observe(r, driven.seen.get(r.id))
                     driven.seen[r.id] = r
-                waiting = waiting or _analysis_waits(driven.controller, meta["name"])
                 world = driven.controller.last_world
                 if world is not None and not world.ok and world.problems:
                     problem = "; ".join(world.problems)
@@ -124,10 +122,13 @@ class Operator:
             except Exception as exc:  # one team's broken model must not stop every other team's
                 log.exception("model %s/%s", *key)
                 problem = f"{type(exc).__name__}: {exc}"
-            with contextlib.suppress(LaunchbayError):
-                release = next(iter(self.ledger.releases(meta["name"])), None) if problem is None or \
-                    owner.get(meta["name"]) == meta["namespace"] else None  # fmt: skip
-            self._set_status(obj, driven, status(release, int(meta.get("generation") or 0), problem, waiting))
+            release: Release | None = None
+            if owner[meta["name"]] == meta["namespace"]:  # another namespace's releases are not this one's
+                with contextlib.suppress(LaunchbayError):
+                    release = next(iter(self.ledger.releases(meta["name"])), None)
+            if driven is not None and release is not None and release.phase.live:
+                waiting = waiting or _analysis_waits(driven.controller, release)
+            self._set_status(obj, status(release, int(meta.get("generation") or 0), problem, waiting))
             outcome[key] = problem
         for gone in set(self.models) - set(outcome):
             del self.models[gone]  # deleted Model: its workloads stay (see the uninstall guide)
@@ -138,8 +139,7 @@ class Operator:
         driven = self.models.get(onboarded.key)
         if driven is None or driven.onboarded.digest != onboarded.digest:
             build = self.build or _controller
-            driven = Driven(onboarded, build(onboarded, self.ledger, self.home),
-                            last_status=driven.last_status if driven else None)  # fmt: skip
+            driven = Driven(onboarded, build(onboarded, self.ledger, self.home))
             self.models[onboarded.key] = driven
         return driven
 
@@ -174,15 +174,12 @@ class Operator:
             raise UsageError(f"spec.release: {exc.message}") from None
         return None
 
-    def _set_status(self, obj: dict[str, Any], driven: Driven | None, doc: dict[str, Any]) -> None:
+    def _set_status(self, obj: dict[str, Any], doc: dict[str, Any]) -> None:
         """Write the status when it says something new (not on every round: each write is an
-        event to every watcher of Models)."""
+        event to every watcher of Models). The object was just listed: its status is the last one
+        written."""
         meta = obj["metadata"]
-        if (driven is not None and _same(driven.last_status or {}, doc)) or _same(
-            obj.get("status") or {}, doc
-        ):
-            if driven is not None:
-                driven.last_status = doc
+        if _same(obj.get("status") or {}, doc):
             return
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -195,9 +192,6 @@ class Operator:
                               patch_type=PatchType.APPLY, field_manager=MANAGER, force=True)  # fmt: skip
         except ApiError as exc:
             log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], exc.status.message)
-            return
-        if driven is not None:
-            driven.last_status = doc
 
 
 def _same(before: dict[str, Any], now: dict[str, Any]) -> bool:
@@ -212,14 +206,11 @@ def _same(before: dict[str, Any], now: dict[str, Any]) -> bool:
     return bool(before) and strip(before) == strip(now)
 
 
-def _analysis_waits(c: Controller, model: str) -> str | None:
+def _analysis_waits(c: Controller, live: Release) -> str | None:
     """What the live release's undecided analysis waits for, and until when it may wait (its
     progress deadline, after which `rollout.on_deadline` acts)."""
-    import datetime
-
-    live = next((r for r in c.ctx.ledger.releases(model) if r.phase.live), None)
-    result = c.last_result.get(live.id) if live is not None else None
-    if live is None or result is None or not result.waiting() or live.step_started_at is None:
+    result = c.last_result.get(live.id)
+    if result is None or not result.waiting() or live.step_started_at is None:
         return None
     try:
         deadline = c.deadline(live)

@@ -22,11 +22,10 @@ from launchbay.config import LaunchbayConfig
 from launchbay.errors import ConfigError
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.release import Release
+from launchbay.rollout.targets.images import CLUSTER_TARGETS
 
 GROUP, VERSION, KIND, PLURAL = "launchbay.io", "v1alpha1", "Model", "models"
 API_VERSION = f"{GROUP}/{VERSION}"
-TARGETS = ("kubernetes", "knative")
-"""What a cluster runs (`local` is one machine's target: no `prometheus` binary, no gateway)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def onboard(obj: dict[str, Any], settings: Settings) -> Onboarded:
     model["name"] = name
     rollout = doc.setdefault("rollout", {})
     target = rollout.setdefault("target", "kubernetes")
-    if target not in TARGETS:
+    if target not in CLUSTER_TARGETS:
         raise _refuse(obj, f"spec.config.rollout.target {target!r}: a cluster runs kubernetes or knative")
     if rollout.get("ledger_url"):
         raise _refuse(obj, "spec.config.rollout.ledger_url: the installation's ledger is every team's")
@@ -191,7 +190,7 @@ def model_object(cfg: LaunchbayConfig, trusted_keys: list[Path]) -> dict[str, An
     Raises:
         ConfigError: the config's target is not a cluster's.
     """
-    if cfg.rollout.target not in TARGETS:
+    if cfg.rollout.target not in CLUSTER_TARGETS:
         raise ConfigError(
             f"rollout.target is {cfg.rollout.target!r}: a cluster runs kubernetes or knative -- set "
             "rollout.target (and rollout.prometheus_url, unless the installation provides one)"
@@ -209,9 +208,7 @@ def model_object(cfg: LaunchbayConfig, trusted_keys: list[Path]) -> dict[str, An
     for section in ("kubernetes", "signing"):
         if not doc.get(section):
             doc.pop(section, None)
-    approvers = {
-        who: Path(cfg.resolve_path(p)).read_text() for who, p in cfg.rollout.approval.approvers.items()
-    }
+    approvers = {who: cfg.public_key(key).decode() for who, key in cfg.rollout.approval.approvers.items()}
     spec: dict[str, Any] = {"config": doc, "trustedKeys": [k.read_text() for k in trusted_keys]}
     if approvers:
         spec["approvers"] = approvers

@@ -19,8 +19,10 @@ import sys
 import sysconfig
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -283,6 +285,35 @@ def test_init_in_an_empty_git_repository_then_a_rollout_and_a_promotion(
         installed.run(lb, "down", cwd=repo, timeout=120)
 
 
+def _cluster_release(ctx: Any, clock: Any, tmp_path: Path, author: str, until: Callable[[Any], bool]) -> Any:
+    """Versions 1 and 2 registered with pushed digests, 1 serving, a release of 2 ticked (healthy
+    metrics, signatures taken as verified) until `until` holds or 120 ticks have passed."""
+    from rollout_fakes import PASSED, Metrics, healthy_cluster
+
+    from launchbay.rollout.engine import operations
+    from launchbay.rollout.engine.controller import Controller
+    from launchbay.rollout.targets import images
+    from launchbay.rollout.targets.base import Routes
+
+    name = ctx.cfg.model.name
+    client = ctx.registry.client
+    client.create_registered_model(name)
+    for v in ("1", "2"):
+        client.create_model_version(name, source=str(tmp_path / f"m{v}"))
+        images.record(ctx.registry, ctx.cfg, name, v, f"ghcr.io/launchbay/{name}@sha256:{v * 64}", "ci")
+    ctx.registry.set_alias(name, "champion", "1")
+    ctx.target.deploy(name, "1")
+    ctx.target.set_routes(Routes(stable=ctx.target.backend("1")))
+    controller = Controller(ctx, Metrics(healthy_cluster()), clock=clock, verifier=lambda _c, _r: PASSED)
+    release = operations.create(ctx, "2", author)
+    for _ in range(120):
+        release = controller.tick(release)
+        clock.now += 1
+        if until(release):
+            break
+    return release
+
+
 HEAVY = {"scikit-learn", "pandas", "great-expectations", "bentoml", "onnxruntime", "mlflow", "hera"}
 """What on-call's install leaves out (the training, data-gate and serving stacks)."""
 FIND_ONCALL = (
@@ -296,17 +327,13 @@ def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
     """rollback.yml's install: the wheel without its dependencies, then oncall-requirements.txt."""
     from kube_fake import FakeApiServer, kubeconfig, serve
     from people import approvers
-    from rollout_fakes import PASSED, ROLLOUT, Clock, Metrics, healthy_cluster
+    from rollout_fakes import ROLLOUT, Clock
 
     from launchbay.config import load_config
     from launchbay.home import Home
     from launchbay.rollout import wiring
-    from launchbay.rollout.engine import operations
-    from launchbay.rollout.engine.controller import Controller
     from launchbay.rollout.engine.phases import Phase
     from launchbay.rollout.ledger.store import SqlLedger
-    from launchbay.rollout.targets import images
-    from launchbay.rollout.targets.base import Routes
 
     venv = tmp_path / "oncall"
     python = str(venv / "bin" / "python")
@@ -367,22 +394,8 @@ def test_on_call_rolls_back_a_cluster_release_from_the_lean_install_alone(
         clock = Clock()
         state = Home(home).ensure()
         ctx = wiring.rollout(cfg, state, SqlLedger(f"sqlite:///{home / 'ledger.db'}", clock=clock))
-        client = ctx.registry.client  # type: ignore[attr-defined]
-        client.create_registered_model("fraud-detector")
-        for v in ("1", "2"):
-            client.create_model_version("fraud-detector", source=str(tmp_path / f"m{v}"))
-            digest = f"ghcr.io/launchbay/fraud-detector@sha256:{v * 64}"
-            images.record(ctx.registry, cfg, "fraud-detector", v, digest, "ci")
-        ctx.registry.set_alias("fraud-detector", "champion", "1")
-        ctx.target.deploy("fraud-detector", "1")
-        ctx.target.set_routes(Routes(stable=ctx.target.backend("1")))
-        controller = Controller(ctx, Metrics(healthy_cluster()), clock=clock, verifier=lambda _c, _r: PASSED)
-        release = operations.create(ctx, "2", "dana")
-        for _ in range(60):
-            release = controller.tick(release)
-            clock.now += 1
-            if release.phase is Phase.CANARY and ctx.target.routes().canary_weight:
-                break
+        in_canary = lambda r: r.phase is Phase.CANARY and bool(ctx.target.routes().canary_weight)  # noqa: E731
+        release = _cluster_release(ctx, clock, tmp_path, "dana", in_canary)
         assert release.phase is Phase.CANARY
 
         env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LAUNCHBAY_HOME": str(home), "HOME": str(tmp_path)}
@@ -519,19 +532,15 @@ def test_the_workflows_init_writes_run_from_a_fresh_checkout_against_the_cluster
     a fake Kubernetes API server, SQLite ledger and MLflow store shared with the test."""
     from argo_fake import FakeArgo, serve_argo
     from kube_fake import FakeApiServer, kubeconfig, serve
-    from rollout_fakes import PASSED, Clock, Metrics, healthy_cluster
+    from rollout_fakes import Clock
     from sklearn.datasets import load_breast_cancer
 
     from launchbay.checks import approvals
     from launchbay.config import load_config
     from launchbay.home import Home
     from launchbay.rollout import wiring
-    from launchbay.rollout.engine import operations
-    from launchbay.rollout.engine.controller import Controller
     from launchbay.rollout.engine.phases import Phase
     from launchbay.rollout.ledger.store import SqlLedger
-    from launchbay.rollout.targets import images
-    from launchbay.rollout.targets.base import Routes
 
     repo = tmp_path / "model-repo"
     (repo / "data").mkdir(parents=True)
@@ -625,21 +634,7 @@ def test_the_workflows_init_writes_run_from_a_fresh_checkout_against_the_cluster
         clock = Clock()
         ctx = wiring.rollout(cfg, Home(state).ensure(), SqlLedger(ledger_url, clock=clock))
         name = cfg.model.name
-        client = ctx.registry.client  # type: ignore[attr-defined]
-        client.create_registered_model(name)
-        for v in ("1", "2"):
-            client.create_model_version(name, source=str(tmp_path / f"m{v}"))
-            images.record(ctx.registry, cfg, name, v, f"ghcr.io/launchbay/{name}@sha256:{v * 64}", "ci")
-        ctx.registry.set_alias(name, "champion", "1")
-        ctx.target.deploy(name, "1")
-        ctx.target.set_routes(Routes(stable=ctx.target.backend("1")))
-        controller = Controller(ctx, Metrics(healthy_cluster()), clock=clock, verifier=lambda _c, _r: PASSED)
-        release = operations.create(ctx, "2", "dora")
-        for _ in range(120):
-            release = controller.tick(release)
-            clock.now += 1
-            if release.phase is Phase.AWAITING_APPROVAL:
-                break
+        release = _cluster_release(ctx, clock, tmp_path, "dora", lambda r: r.phase is Phase.AWAITING_APPROVAL)
         assert release.phase is Phase.AWAITING_APPROVAL
 
         home = tmp_path / "runner" / "home"

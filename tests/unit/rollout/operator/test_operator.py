@@ -152,7 +152,7 @@ def test_an_undecided_analysis_says_what_it_waits_for_and_until_when(tmp_path: P
     c = w.controller()
     release = w.ticks(operations.create(w.ctx, "2", "dana"), 4, c=c)
     assert release.phase.live, release.phase
-    said = _analysis_waits(c, "fraud-detector")
+    said = _analysis_waits(c, release)
     import re
 
     assert said is not None and re.search(
