@@ -2,7 +2,7 @@
 
 The example runs on the local target; its cluster directory is rendered from the same config with
 the cluster settings a team would set (target, Prometheus, the pipeline image by digest), and the
-committed example public key. tests/unit/infra checks infra/base is what this writes.
+committed example public keys (signing and approvers'). tests/unit/infra checks infra/base is what this writes.
 
     .venv/bin/python scripts/infra_base.py
 """
@@ -17,6 +17,9 @@ from launchbay.config import LaunchbayConfig, load_config
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "infra" / "base"
 EXAMPLE_KEY = ROOT / "infra" / "example-signing-key.pub"
+EXAMPLE_APPROVERS = ROOT / "infra" / "example-approvers"
+"""Committed public keys standing in for the release managers' (the example's own are made by
+`make example`, so a fresh checkout has none)."""
 PIPELINE_IMAGE = "ghcr.io/launchbay/launchbay@sha256:" + "0" * 64
 """A placeholder digest: CI renders with the digest its push printed (`--image`)."""
 
@@ -24,6 +27,9 @@ PIPELINE_IMAGE = "ghcr.io/launchbay/launchbay@sha256:" + "0" * 64
 def config() -> LaunchbayConfig:
     cfg = load_config(ROOT / "examples" / "fraud-detector" / "launchbay.yaml")
     rollout = cfg.rollout.model_copy(update={"target": "kubernetes", "prometheus_url": "http://prometheus:9090"})
+    approvers = {who: str(EXAMPLE_APPROVERS / f"{who}.pub") for who in cfg.rollout.approval.approvers}
+    approval = cfg.rollout.approval.model_copy(update={"approvers": approvers})
+    rollout = rollout.model_copy(update={"approval": approval})
     signing = cfg.signing.model_copy(update={"trusted_keys": [str(EXAMPLE_KEY)]})
     argo = cfg.argo.model_copy(update={"image": PIPELINE_IMAGE})
     return cfg.model_copy(update={"rollout": rollout, "signing": signing, "argo": argo})
