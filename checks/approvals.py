@@ -29,6 +29,8 @@ from launchbay.checks.verdict import Verdict
 __all__ = [
     "Check",
     "Decision",
+    "FreezeStatement",
+    "SignedFreeze",
     "SignedStatement",
     "Statement",
     "default_key",
@@ -36,6 +38,7 @@ __all__ = [
     "key_id",
     "load_private",
     "sign",
+    "sign_freeze",
     "verify",
     "write_public",
 ]
@@ -97,6 +100,50 @@ class SignedStatement:
 
 
 @dataclass(frozen=True)
+class FreezeStatement:
+    """What a release manager signs to start (or end) an emergency freeze of a model."""
+
+    model: str
+    freeze: bool
+    """True: frozen from `at` (until `until`, or until someone ends it); False: the freeze ends."""
+    approver: str
+    at: float
+    reason: str
+    until: float | None = None
+
+    def canonical(self) -> bytes:
+        """The exact bytes that are signed."""
+        return json.dumps({"kind": "freeze", **asdict(self)}, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class SignedFreeze:
+    """A freeze statement, its signature and the public key that made it."""
+
+    statement: FreezeStatement
+    signature: str
+    public_key: str
+
+    @property
+    def key_id(self) -> str:
+        """The signer's key, as `SignedStatement.key_id` names it."""
+        return key_id(self.public_key.encode())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form the ledger stores."""
+        return {
+            "statement": asdict(self.statement),
+            "signature": self.signature,
+            "public_key": self.public_key,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SignedFreeze:
+        """Parse the stored form (KeyError/TypeError on a malformed one)."""
+        return cls(FreezeStatement(**doc["statement"]), str(doc["signature"]), str(doc["public_key"]))
+
+
+@dataclass(frozen=True)
 class Check:
     """The outcome of checking a signed statement."""
 
@@ -125,19 +172,29 @@ def default_key(name: str) -> Path:
     return approvers_dir() / f"{name}.pem"
 
 
-def sign(statement: Statement, private_key: Any) -> SignedStatement:
-    """Sign a statement with a loaded private key."""
+def _signed(canonical: bytes, private_key: Any) -> tuple[str, str]:
+    """(base64 signature, PEM public key) of `canonical` under `private_key`."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    signature = private_key.sign(statement.canonical(), ec.ECDSA(hashes.SHA256()))
+    signature = private_key.sign(canonical, ec.ECDSA(hashes.SHA256()))
     public = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return SignedStatement(statement, base64.b64encode(signature).decode(), public.decode())
+    return base64.b64encode(signature).decode(), public.decode()
 
 
-def verify(signed: SignedStatement, trusted_pem: bytes | None = None) -> Check:
+def sign(statement: Statement, private_key: Any) -> SignedStatement:
+    """Sign a statement with a loaded private key."""
+    return SignedStatement(statement, *_signed(statement.canonical(), private_key))
+
+
+def sign_freeze(statement: FreezeStatement, private_key: Any) -> SignedFreeze:
+    """Sign a freeze statement with a loaded private key."""
+    return SignedFreeze(statement, *_signed(statement.canonical(), private_key))
+
+
+def verify(signed: SignedStatement | SignedFreeze, trusted_pem: bytes | None = None) -> Check:
     """Check the signature; with `trusted_pem`, also that it was made by that (configured) key."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization

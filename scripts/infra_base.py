@@ -2,7 +2,8 @@
 
 The example runs on the local target; its cluster directory is rendered from the same config with
 the cluster settings a team would set (target, Prometheus, the pipeline image by digest), and the
-committed example public keys (signing and approvers'). tests/unit/infra checks infra/base is what this writes.
+committed example public keys (signing and approvers'). tests/unit/infra checks infra/base is what
+this writes.
 
     .venv/bin/python scripts/infra_base.py
 """

@@ -25,6 +25,7 @@ from pydantic import Field, ValidationError, model_validator
 from launchbay.config.advise import AdviseSection
 from launchbay.config.base import Section
 from launchbay.config.cluster import ArgoSection, CloudRunSection, FunctionSection, KubernetesSection
+from launchbay.config.freeze import FreezeWindow
 from launchbay.config.model import (
     TASK_GATES,
     TASK_METRICS,
@@ -60,9 +61,19 @@ class LaunchbayConfig(Section):
     cloud_run: CloudRunSection = CloudRunSection()
     advise: AdviseSection = AdviseSection()
     notifications: NotificationsSection = NotificationsSection()
+    freeze: list[FreezeWindow] = Field(default_factory=list)
+    """Change-freeze windows (RFC 5545 rules): no release starts, advances or is promoted inside
+    one; rollback always works. `launchbay freeze on` adds an emergency freeze."""
 
     # Set by `load_config`, not by the file: where the file was read from.
     source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _freeze_names_distinct(self) -> LaunchbayConfig:
+        names = [w.name for w in self.freeze]
+        if len(set(names)) != len(names):
+            raise ValueError(f"freeze: window names must differ (got {', '.join(names)})")
+        return self
 
     @model_validator(mode="after")
     def _columns_distinct(self) -> LaunchbayConfig:

@@ -105,6 +105,39 @@ class QueriesSection(Section):
     """Shadow: mean absolute difference of the scores of {stable} and {candidate}."""
 
 
+_HEADER = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+"""An HTTP header name (RFC 9110 token)."""
+
+
+class RoutingSection(Section):
+    """Which version answers a request besides the weights: testers' pins and sticky users.
+
+    A request carrying `pin_header` (`candidate`, `stable` or a version number) is answered by
+    that version whatever the weights, never retried on another, never mirrored, and counted apart
+    (role `pinned`): testers never move the analysis. On Knative the header is Knative's own,
+    `Knative-Serving-Tag` (values `candidate`, `stable`, `vN`; the cluster enables
+    `tag-header-based-routing`)."""
+
+    pin_header: str | None = Field(default="X-Launchbay-Pin", pattern=_HEADER)
+    """The request header a tester pins a version with (null: no pinning)."""
+    sticky: Literal["cookie", "header"] | None = None
+    """Keep each user on the version first given to them until the release ends: `cookie` (the
+    gateway sets `sticky_cookie`; kubernetes: a cookie match in the HTTPRoute) or `header` (a hash
+    of `sticky_header`, e.g. a user id; local target only). null: each request is drawn by weight."""
+    sticky_header: str | None = Field(default=None, pattern=_HEADER)
+    """With `sticky: header`, the request header naming the user (e.g. X-User-Id)."""
+    sticky_cookie: str = Field(default="launchbay-version", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """With `sticky: cookie`, the cookie's name."""
+
+    @model_validator(mode="after")
+    def _key_named(self) -> RoutingSection:
+        if self.sticky == "header" and not self.sticky_header:
+            raise ValueError(
+                "sticky: header needs sticky_header, the request header naming the user (e.g. X-User-Id)"
+            )
+        return self
+
+
 class AnalysisStep(Section):
     """An analysis step: measured every interval over the analysis window for `duration`; it
     advances on a PASS after its duration."""
@@ -227,6 +260,7 @@ class RolloutSection(Section):
     recent p99 (at least hedge_floor) is answered by stable and counts as the candidate's failure:
     a hung candidate costs each client one short wait."""
     slo: SloSection = SloSection()
+    routing: RoutingSection = RoutingSection()
     approval: ApprovalSection = ApprovalSection(required=False)
     gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Local target: the gateway's port (default: chosen once, then kept)."""
@@ -309,6 +343,22 @@ class RolloutSection(Section):
             raise ValueError(
                 "AWS Lambda aliases cannot mirror requests: set `shadow: null` for the function target "
                 "(canary steps and the analysis still judge the candidate against stable)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _target_can_stick(self) -> RolloutSection:
+        sticky = self.routing.sticky
+        if sticky == "header" and self.target != "local":
+            raise ValueError(
+                f"routing.sticky: header (a hash of a request header) needs launchbay's gateway; the "
+                f"{self.target} target's routes cannot hash one"
+                + (": use `sticky: cookie`" if self.target == "kubernetes" else "")
+            )
+        if sticky == "cookie" and self.target in ("knative", "function"):
+            raise ValueError(
+                f"routing.sticky: the {self.target} target cannot route by cookie: set `sticky: null` "
+                "(pinning still works)"
             )
         return self
 

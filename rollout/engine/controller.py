@@ -19,7 +19,7 @@ from typing import Any
 from launchbay.checks.registered import Verification, verify_registered
 from launchbay.checks.verdict import Verdict
 from launchbay.config.rollout import STALLED_ACTION
-from launchbay.rollout.engine import operations
+from launchbay.rollout.engine import freeze, operations
 from launchbay.rollout.engine.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.engine.operations import CONTROLLER, Rollout
 from launchbay.rollout.engine.phases import Phase
@@ -79,6 +79,7 @@ class Controller:
         self._unconverged: dict[int, int] = {}  # release id -> passes in a row that could not act
         self._said: dict[int, str] = {}  # release id -> the last world problem recorded for it
         self._stalled: set[tuple[int, int]] = set()  # (release id, step) past its deadline, said
+        self._held: set[tuple[int, str, float]] = set()  # (release id, freeze, since) said held
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -189,7 +190,10 @@ class Controller:
         return self.ctx.ledger.move(r, Phase.FAILED, actor=CONTROLLER, action="deploy-failed", reason=reason)
 
     def _enter(self, r: Release, index: int) -> Release:
-        """Record the move to step `index` (or promotion past the last step), then act on it."""
+        """Record the move to step `index` (or promotion past the last step), then act on it --
+        unless it would give the candidate more traffic during a change freeze: then it holds."""
+        if self._frozen(r, index):
+            return r
         measured = {"samples": held} if (held := self.samples.take(r.id)) else {}
         if index >= len(r.plan):
             reason = "every step passed" if r.plan else "first version: it serves all traffic"
@@ -206,6 +210,26 @@ class Controller:
             step_index=index,
             evidence=measured,
         )
+
+    def _frozen(self, r: Release, index: int) -> bool:
+        """Whether a freeze holds `r` before step `index`; said once per release and freeze."""
+        if not r.plan:
+            return False  # a model's first version: nothing serves yet, nothing to protect
+        now_weight = r.plan.traffic(r.step_index).canary_weight if r.phase.live else 0
+        more = index >= len(r.plan) or r.plan.traffic(index).canary_weight > now_weight
+        frozen = freeze.active(self.ctx.cfg, self.ctx.ledger, r.model, self.clock()) if more else None
+        if frozen is None:
+            return False
+        said = (r.id, frozen.name, frozen.since)
+        if said not in self._held:
+            self._held.add(said)
+            what = "promotion"
+            if index < len(r.plan):
+                what = f"step {index + 1}/{len(r.plan)} ({r.plan[index].describe()})"
+            self.ctx.ledger.record(r, actor=CONTROLLER, action=freeze.HELD,
+                                   reason=f"{what} waits: frozen by {frozen.describe()}",
+                                   evidence={"freeze": frozen.to_dict()})  # fmt: skip
+        return True
 
     def _step(self, r: Release) -> Release:
         step = r.plan[r.step_index]

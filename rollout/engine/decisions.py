@@ -21,6 +21,7 @@ from launchbay.checks.verdict import Verdict
 from launchbay.errors import ConfigError, Refused, UsageError
 from launchbay.identity import ran_by
 from launchbay.registry import ModelRef
+from launchbay.rollout.engine import freeze
 from launchbay.rollout.engine.operations import Rollout, find
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.release import ConcurrentChange, Release, UnknownRelease
@@ -108,6 +109,8 @@ def problem(ctx: Rollout, release: Release, signed: SignedStatement, decision: D
     release managers' page asks before it offers a button, `check` when a decision is made)."""
     s = signed.statement
     person = s.on_behalf_of or s.approver
+    if decision == "approve" and (frozen := freeze.active(ctx.cfg, ctx.ledger, release.model)) is not None:
+        return f"{release.model} is frozen by {frozen.describe()}: promote after it (reject still works)"
     if person == release.author:
         return f"{person} is the author of {release.name}: someone else must {decision} it (four eyes)"
     if person not in release.plan.approvers:

@@ -20,6 +20,7 @@ from launchbay.home import Home
 from launchbay.identity import ran_by
 from launchbay.registry import ModelRef, Registry, champion
 from launchbay.rollout import measure
+from launchbay.rollout.engine import freeze
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.plan import Plan, plan
 from launchbay.rollout.engine.release import (
@@ -86,7 +87,7 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
 
     Raises:
         Refused: another release of the model is pending or live (one at a time, by the ledger's
-            own constraint however requests race).
+            own constraint however requests race); a change freeze is in force.
         UsageError: `version` is not a registry version or already serves; a cluster target's
             version has no recorded image digest while `kubernetes.require_digest` is on.
     """
@@ -97,6 +98,7 @@ def create(ctx: Rollout, version: str, author: str) -> Release:
     for r in ctx.ledger.releases(ctx.model):
         if r.phase.live or r.phase is Phase.PENDING:
             raise _one_at_a_time(r)
+    freeze.refuse_when_frozen(ctx.cfg, ctx.ledger, ctx.model, f"releasing {ctx.model} version {version}")
     # A cluster release runs a recorded digest (never a tag that can move): refuse before recording.
     image = (
         images.require(ctx.cfg, ctx.registry, ctx.model, str(version))

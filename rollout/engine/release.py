@@ -79,7 +79,8 @@ class Event:
     """One line of the append-only log."""
 
     id: int
-    release_id: int
+    release_id: int | None
+    """None for an event about the model itself (a freeze), not one of its releases."""
     model: str
     at: float
     actor: str
@@ -164,6 +165,15 @@ class Ledger(Protocol):
         consecutive_errors: int | None = None,
     ) -> None:
         """Append an event without a phase change."""
+        ...
+
+    def note(self, model: str, *, actor: str, action: str, reason: str = "",
+             evidence: dict[str, Any] | None = None) -> Event:  # fmt: skip
+        """Append an event about the model itself (no release), in its chain; return it."""
+        ...
+
+    def notes(self, model: str) -> list[Event]:
+        """The events about the model itself (no release), in order."""
         ...
 
     def history(self, model: str | None = None, release_id: int | None = None) -> list[Event]:

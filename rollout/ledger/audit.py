@@ -22,11 +22,13 @@ from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import ConfigError
 from launchbay.home import Home
+from launchbay.rollout.engine import freeze
 from launchbay.rollout.engine.release import Event
 from launchbay.rollout.ledger.store import LEDGER_ENV, ChainBreak, SqlLedger
 from launchbay.rollout.ledger.witness import Mark, Marks
 
 DECISIONS = {"approved": "approve", "rejected": "reject"}
+_FREEZES = (freeze.FREEZE_ON, freeze.FREEZE_OFF)
 """Ledger actions that a person's signed decision made, and the decision each needs."""
 
 
@@ -35,7 +37,8 @@ class SignatureCheck:
     """One recorded decision, checked."""
 
     event_id: int
-    release_id: int
+    release_id: int | None
+    """None: a signed statement about the model itself (an emergency freeze)."""
     actor: str
     action: str
     verdict: str
@@ -101,9 +104,8 @@ class AuditReport:
                 "by a process without this state directory's witness key, or outside launchbay"
             )
         for d in self.decisions:
-            out.append(
-                f"  #{d.event_id} release #{d.release_id} {d.action} by {d.actor}: {d.verdict} {d.message}"
-            )
+            about = f"release #{d.release_id}" if d.release_id is not None else "model"
+            out.append(f"  #{d.event_id} {about} {d.action} by {d.actor}: {d.verdict} {d.message}")
         if not self.decisions:
             out.append("  no approvals or rejections recorded")
         return out
@@ -134,7 +136,7 @@ def audit(cfg: LaunchbayConfig | None, home: Home, model: str) -> AuditReport:
     history = ledger.history(model=model)
     report.events = len(history)
     report.verified, report.chain_break = ledger.verify_chain(model)
-    report.decisions = [_check(cfg, e) for e in history if e.action in DECISIONS]
+    report.decisions = [_check(cfg, e) for e in history if e.action in DECISIONS or e.action in _FREEZES]
     if ledger.witness is not None:
         report.witnessed, report.witness_problems, report.unwitnessed = against_witness(
             history, ledger.witness.read(model), missing=ledger.witness.active and bool(history)
@@ -198,6 +200,9 @@ def _ranges(ids: list[int]) -> str:
 def _check(cfg: LaunchbayConfig | None, event: Event) -> SignatureCheck:
     def result(verdict: Verdict, message: str) -> SignatureCheck:
         return SignatureCheck(event.id, event.release_id, event.actor, event.action, verdict.value, message)
+
+    if event.action in _FREEZES:
+        return result(*freeze.check_signature(cfg, event))
 
     doc = event.evidence.get("approval")
     if not isinstance(doc, dict):

@@ -298,13 +298,13 @@ class Notifier:
         """Make every attempt that is due now; the number made."""
         with self._lock:
             made = 0
-            releases: dict[int, Release | None] = {}
+            releases: dict[int | None, Release | None] = {None: None}  # None: about the model
             for due in self.outbox.due():
                 delivery = self.outbox.claim(due)
                 if delivery is None:
                     continue
                 rid = due.event.release_id
-                if rid not in releases:
+                if rid is not None and rid not in releases:
                     try:
                         releases[rid] = self.outbox.ledger.get(rid)
                     except UnknownRelease:

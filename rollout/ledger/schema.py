@@ -58,7 +58,8 @@ events = sa.Table(
     "events",
     meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=False, index=True),
+    # Empty for an event about the model itself (a freeze): schema revision 0003.
+    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=True, index=True),
     sa.Column("model", sa.String(200), nullable=False, index=True),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("actor", sa.String(200), nullable=False),
@@ -120,7 +121,7 @@ def event_digest(row: Mapping[str, Any]) -> str:
     digest of the event before it."""
     fields = [
         row["model"],
-        int(row["release_id"]),
+        None if row["release_id"] is None else int(row["release_id"]),
         repr(float(row["at"])),
         row["actor"],
         row["action"],

@@ -362,6 +362,28 @@ class SqlLedger:
         self._witnessed(self._write(work))
         point(f"after:{action}")
 
+    def note(
+        self, model: str, *, actor: str, action: str, reason: str = "", evidence: dict[str, Any] | None = None
+    ) -> Event:
+        """Append an event about the model itself (no release: a freeze), in its chain; return it."""
+
+        def work(conn: Connection) -> _Head:
+            return self._append(conn, None, model, actor, action, None, None, reason, evidence or {})
+
+        head_ = self._write(work)
+        self._witnessed(head_)
+        point(f"after:{action}")
+        with self._reading() as conn:
+            row = conn.execute(sa.select(events).where(events.c.id == head_.event_id)).mappings().one()
+        return event_of(row)
+
+    def notes(self, model: str) -> list[Event]:
+        """The events about the model itself (no release), in order."""
+        mine = sa.and_(events.c.model == model, events.c.release_id.is_(None))
+        q = sa.select(events).where(mine).order_by(events.c.id)
+        with self._reading() as conn:
+            return [event_of(r) for r in conn.execute(q).mappings()]
+
     def history(self, model: str | None = None, release_id: int | None = None) -> list[Event]:
         """The event log in order, for a model or one release."""
         q = sa.select(events).order_by(events.c.id)
@@ -404,7 +426,7 @@ class SqlLedger:
     def _append(
         self,
         conn: Connection,
-        release_id: int,
+        release_id: int | None,
         model: str,
         actor: str,
         action: str,

@@ -20,6 +20,8 @@
   canary. The response says so in `X-Launchbay-Retried-From`.
 * Client mistakes stay the client's: a body that is not JSON is a 415 answered here, never sent to
   a model and never counted against a version.
+* Which version answers: a tester's pin, a sticky user's first version, else the weights
+  (`launchbay.rollout.local.choice`). Pinned requests are counted apart (role `pinned`).
 * Every response carries `X-Launchbay-Version`. `/metrics` exports requests, errors and latency
   per version and role (primary or shadow) plus the shadow comparison.
 
@@ -47,6 +49,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from launchbay.files import write_private
+from launchbay.rollout.local.choice import PINNED, Chooser, Routing
 from launchbay.rollout.local.launcher import Launcher
 from launchbay.rollout.local.records import server_record
 from launchbay.rollout.local.repeats import WINDOW as REPEAT_WINDOW
@@ -77,8 +80,6 @@ _HOP_BY_HOP = {
 }
 
 
-
-
 @dataclass
 class _Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -98,9 +99,7 @@ class _Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.inflight = Gauge(
-            names.INFLIGHT, "Requests being answered", ["version"], registry=r
-        )
+        self.inflight = Gauge(names.INFLIGHT, "Requests being answered", ["version"], registry=r)
         self.weight = Gauge(names.CANARY_WEIGHT, "Current canary weight (percent)", registry=r)
         self.retried = Counter(
             names.CANARY_RETRIES,
@@ -298,6 +297,7 @@ class Gateway:
         body_timeout: float = BODY_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
         repeat_window: float = REPEAT_WINDOW,
+        routing: Routing | None = None,
     ) -> None:
         self.state_file = state_file
         self.servers = servers
@@ -322,6 +322,7 @@ class Gateway:
         self.launcher = Launcher(servers, self.metrics, self.inflight) if servers is not None else None
         self.repeat_window = repeat_window
         self._seen = Seen(repeat_window)
+        self.chooser = Chooser(routing)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -472,12 +473,11 @@ class Gateway:
                 {"error": f"Content-Type {request.content_type!r} is not supported: send application/json"},
                 status=415,
             )
-        to_canary = (
-            routes.canary is not None
-            and routes.canary_weight > 0
-            and random.random() * 100 < routes.canary_weight
-        )
-        backend = routes.canary if to_canary and routes.canary is not None else routes.stable
+        choice = self.chooser.choose(routes, request.headers, request.cookies, random.random() * 100)
+        if choice.refusal is not None or choice.backend is None:
+            self.metrics.rejected.labels("pin").inc()
+            return web.json_response({"error": f"pinned: {choice.refusal}"}, status=409)
+        backend, pinned = choice.backend, choice.role == PINNED
         try:
             async with asyncio.timeout(self.body_timeout):
                 body = await request.read()
@@ -489,11 +489,12 @@ class Gateway:
             slow.force_close()  # its connection is not worth keeping: the rest of the body may never come
             return slow
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        deadline = self.canary_deadline() if backend is routes.canary else None
+        # A tester pinned to the candidate sees what it does: no deadline, no retry, no mirror.
+        deadline = self.canary_deadline() if backend is routes.canary and not pinned else None
         status, resp_headers, payload = await self._forward(
-            backend, request.method, request.path_qs, body, headers, role="primary", deadline=deadline
+            backend, request.method, request.path_qs, body, headers, role=choice.role, deadline=deadline
         )
-        if backend is routes.canary and status >= 500 and routes.stable is not None:
+        if backend is routes.canary and not pinned and status >= 500 and routes.stable is not None:
             # A prediction is a pure function of its input, so a canary's failure is retried once
             # on stable: the user gets stable's answer, while the canary's failure stays counted
             # in its metrics (which is what rolls it back).
@@ -507,6 +508,7 @@ class Gateway:
             routes.mirror
             and routes.canary is not None
             and backend is routes.stable
+            and not pinned
             and request.method == "POST"
         ):
             item = _Mirror(
@@ -525,6 +527,10 @@ class Gateway:
                 self.metrics.shadow_dropped.inc()
         out = web.Response(status=status, body=payload, headers=resp_headers)
         out.headers[VERSION_HEADER] = backend.version
+        if choice.cookie is not None and RETRIED_HEADER not in resp_headers:
+            # Given the candidate but answered by stable (it failed): not given it, so not kept on it.
+            out.set_cookie(self.chooser.routing.sticky_cookie, choice.cookie, path="/", httponly=True,
+                           samesite="Lax")  # fmt: skip
         return out
 
     async def _forward(

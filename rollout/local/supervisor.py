@@ -275,6 +275,8 @@ class Supervisor:
             str(self.args.body_timeout),
             "--repeat-window",
             str(self.args.repeat_window),
+            "--routing",
+            self.args.routing,
         ]
 
     def spawn(self, reason: str) -> None:
@@ -428,6 +430,7 @@ def main() -> None:
     parser.add_argument("--idle-timeout", type=float, default=15.0, help="close idle connections after (s)")
     parser.add_argument("--body-timeout", type=float, default=10.0, help="a body must arrive within (s)")
     parser.add_argument("--repeat-window", type=float, default=10.0, help="shadow: a row counts once in (s)")
+    parser.add_argument("--routing", default="", help="pin header and stickiness (JSON)")
     args = parser.parse_args()
     os.umask(0o077)
     Supervisor(args).run()

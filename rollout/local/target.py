@@ -36,6 +36,7 @@ from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
+from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.launcher import SpawnSpec, spec_for
 from launchbay.rollout.local.prometheus import LocalPrometheus
 from launchbay.rollout.local.records import record_path, server_record
@@ -183,6 +184,8 @@ class LocalTarget:
                 # Shadow compares a row once per analysis window: repeats in it are no new evidence.
                 "--repeat-window",
                 str(self.cfg.rollout.analysis_window),
+                "--routing",
+                Routing(**self.cfg.rollout.routing.model_dump()).to_json(),
                 *inherited,
             ],
             self._gateway_env(),

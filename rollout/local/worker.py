@@ -34,6 +34,7 @@ from launchbay.home import Home
 from launchbay.rollout.engine.desired import desired
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger
+from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.gateway import Gateway
 from launchbay.rollout.local.records import server_record
 from launchbay.rollout.local.supervisor import token
@@ -205,6 +206,7 @@ def main() -> None:
     parser.add_argument("--idle-timeout", type=float, default=15.0)
     parser.add_argument("--body-timeout", type=float, default=10.0)
     parser.add_argument("--repeat-window", type=float, default=10.0)
+    parser.add_argument("--routing", default="", help="pin header and stickiness (JSON)")
     parser.add_argument("--standby-fd", type=int, help="wait on this pipe, imports done, to take over")
     parser.add_argument("--ready-fd", type=int, help="a standby says on this pipe that it is ready")
     args = parser.parse_args()
@@ -224,6 +226,7 @@ def main() -> None:
         body_timeout=args.body_timeout,
         repeat_window=args.repeat_window,
         token=token(args.dir),
+        routing=Routing.from_json(args.routing),
     )
     start = initial_routes(gateway, home, args.model)
     routes, source = start.routes, start.source

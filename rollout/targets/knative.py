@@ -107,6 +107,7 @@ class KnativeTarget:
         versions = [
             (str(t["revisionName"]).removeprefix(f"{self.model}-v"), int(t.get("percent", 0)))
             for t in traffic
+            if str(t.get("tag") or "v").startswith("v")  # `stable`/`candidate`: pins, not the split
         ]
         stable = versions[0][0] if versions else None
         canary = versions[1] if len(versions) > 1 else None

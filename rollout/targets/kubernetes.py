@@ -76,7 +76,7 @@ class KubernetesTarget:
         route = self.api.get("gateway.networking.k8s.io/v1", "HTTPRoute", self.ns, self.model)
         if route is None:
             return Routes()
-        rule = (route.get("spec", {}).get("rules") or [{}])[0]
+        rule = manifests.weighted_rule(route)
         refs = [(self._version(r["name"]), int(r.get("weight", 1))) for r in rule.get("backendRefs") or []]
         mirrors = [
             self._version(f["requestMirror"]["backendRef"]["name"])

@@ -11,6 +11,7 @@ Names are DNS labels derived from the model name (validated at config load) and 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from launchbay.config import LaunchbayConfig
@@ -188,14 +189,75 @@ def _ref(model: str, version: str, weight: int | None = None) -> dict[str, Any]:
     return ref
 
 
+PIN_WORDS = {"stable": ("stable",), "candidate": ("candidate", "canary")}
+"""The pin header's words per role (besides the version number, bare or with a `v`)."""
+
+
+def _match(headers: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    match: dict[str, Any] = {"path": {"type": "PathPrefix", "value": "/"}}
+    if headers:
+        match["headers"] = headers
+    return match
+
+
+def _pin_rules(cfg: LaunchbayConfig, routes: Routes) -> list[dict[str, Any]]:
+    """A rule per routed version answering the requests that pin it: a header match outranks the
+    weighted rule's path-only match (Gateway API precedence), so testers reach a 0% candidate."""
+    header, rules = cfg.rollout.routing.pin_header, []
+    roles = [("stable", routes.stable), ("candidate", routes.canary)]
+    for role, backend in roles:
+        if header is None or backend is None:
+            continue
+        values = [*PIN_WORDS[role], backend.version, f"v{backend.version}"]
+        matches = [_match([{"type": "Exact", "name": header, "value": v}]) for v in values]
+        rules.append({"matches": matches, "backendRefs": [_ref(cfg.model.name, backend.version)]})
+    return rules
+
+
+def _cookie(cfg: LaunchbayConfig, version: str, candidate: str) -> dict[str, Any]:
+    """A backendRef filter giving the user the sticky cookie of the version that answered."""
+    name = cfg.rollout.routing.sticky_cookie
+    value = f"{name}=v{version}.c{candidate}; Path=/; HttpOnly; SameSite=Lax"
+    added = [{"name": "Set-Cookie", "value": value}]
+    return {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": added}}
+
+
+def _sticky_rules(cfg: LaunchbayConfig, routes: Routes) -> list[dict[str, Any]]:
+    """`sticky: cookie`: a user carrying the cookie of this release's stable or candidate goes back
+    to it (a RegularExpression header match on Cookie: implementation-specific in Gateway API, which
+    Envoy Gateway, Istio and Contour support)."""
+    if cfg.rollout.routing.sticky != "cookie" or routes.stable is None or routes.canary is None:
+        return []
+    name, candidate = cfg.rollout.routing.sticky_cookie, routes.canary.version
+    rules = []
+    for backend in (routes.stable, routes.canary):
+        value = re.escape(f"v{backend.version}.c{candidate}")
+        pattern = f"(^|.*;\\s*){re.escape(name)}={value}(;.*|$)"
+        rules.append(
+            {
+                "matches": [_match([{"type": "RegularExpression", "name": "Cookie", "value": pattern}])],
+                "backendRefs": [_ref(cfg.model.name, backend.version)],
+            }
+        )
+    return rules
+
+
 def http_route(cfg: LaunchbayConfig, routes: Routes) -> dict[str, Any]:
-    """The model's HTTPRoute: weights for stable/canary, a RequestMirror filter for shadow."""
+    """The model's HTTPRoute: weights for stable/canary, a RequestMirror filter for shadow; rules
+    for pinned versions (rollout.routing.pin_header) and sticky users (cookie) before them.
+
+    The weighted rule is the one matching on the path alone (`weighted_rule` finds it)."""
     model, k = cfg.model.name, cfg.kubernetes
-    rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": []}
+    rule: dict[str, Any] = {"matches": [_match()], "backendRefs": []}
+    sticky = cfg.rollout.routing.sticky == "cookie" and routes.canary is not None and routes.canary_weight > 0
     if routes.stable is not None:
         rule["backendRefs"].append(_ref(model, routes.stable.version, 100 - routes.canary_weight))
     if routes.canary is not None and routes.canary_weight > 0:
         rule["backendRefs"].append(_ref(model, routes.canary.version, routes.canary_weight))
+    if sticky and routes.canary is not None:
+        for ref in rule["backendRefs"]:
+            version = ref["name"].removeprefix(f"{model}-v")
+            ref["filters"] = [_cookie(cfg, version, routes.canary.version)]
     if routes.canary is not None and routes.mirror:
         rule["filters"] = [
             {"type": "RequestMirror", "requestMirror": {"backendRef": _ref(model, routes.canary.version)}}
@@ -203,12 +265,23 @@ def http_route(cfg: LaunchbayConfig, routes: Routes) -> dict[str, Any]:
     parent: dict[str, Any] = {"name": k.gateway_name}
     if k.gateway_namespace:
         parent["namespace"] = k.gateway_namespace
+    rules = [rule, *_pin_rules(cfg, routes)]
+    if sticky:
+        rules += _sticky_rules(cfg, routes)
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
         "metadata": {"name": model, "namespace": k.namespace, "labels": labels(model)},
-        "spec": {"parentRefs": [parent], "rules": [rule]},
+        "spec": {"parentRefs": [parent], "rules": rules},
     }
+
+
+def weighted_rule(route: dict[str, Any]) -> dict[str, Any]:
+    """The rule of a model's HTTPRoute that splits traffic by weight (its match is the path alone)."""
+    for rule in route.get("spec", {}).get("rules") or []:
+        if not any(m.get("headers") for m in rule.get("matches") or [{}]):
+            return dict(rule)
+    return {}
 
 
 def knative_service(
@@ -242,6 +315,11 @@ def knative_service(
                 "tag": f"v{routes.canary.version}",
             }
         )
+    # Pins by role: `Knative-Serving-Tag: candidate|stable` (tag-header-based-routing) or the
+    # tag's own URL. No traffic of their own: the weights above are the split.
+    for role, backend in (("stable", routes.stable), ("candidate", routes.canary)):
+        if backend is not None:
+            traffic.append({"revisionName": unit_name(model, backend.version), "percent": 0, "tag": role})
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",

@@ -106,6 +106,43 @@ def test_a_cel_rule_the_shipped_schema_cannot_check_is_refused_by_the_server_cle
     assert target.api.get("gateway.networking.k8s.io/v1", "HTTPRoute", "ml", "cel") is None
 
 
+def test_pins_and_sticky_cookies_are_rules_the_server_accepts_beside_the_split(server: RealApiServer) -> None:
+    """Header matches (a pin per version, a Cookie regex per version of this release) outrank the
+    path-only weighted rule; backendRef filters set the cookie; read back, the split is unchanged."""
+    target = _kube(server, "sticky")
+    routing = target.cfg.rollout.routing.model_copy(update={"sticky": "cookie"})
+    target.cfg = target.cfg.model_copy(
+        update={"rollout": target.cfg.rollout.model_copy(update={"routing": routing})}
+    )
+    one, two = target.backend("1"), target.backend("2")
+    routes = Routes(stable=one, canary=two, canary_weight=25)
+    target.set_routes(routes)
+    assert target.routes() == routes
+    rules = _route(server, "sticky")["spec"]["rules"]
+    by_header = {
+        (h["name"], h["value"]): r["backendRefs"][0]["name"]
+        for r in rules
+        for m in r["matches"]
+        for h in m.get("headers", [])
+    }
+    assert by_header[("X-Launchbay-Pin", "candidate")] == by_header[("X-Launchbay-Pin", "v2")] == "sticky-v2"
+    assert by_header[("X-Launchbay-Pin", "stable")] == by_header[("X-Launchbay-Pin", "1")] == "sticky-v1"
+    cookies = {v: name for (h, v), name in by_header.items() if h == "Cookie"}
+    import re
+
+    for pattern, name in cookies.items():
+        version = name.removeprefix("sticky-v")
+        assert re.fullmatch(pattern, f"a=b; launchbay-version=v{version}.c2; c=d")
+        assert not re.fullmatch(pattern, f"launchbay-version=v{version}.c3")  # another release's
+    weighted = manifests.weighted_rule(_route(server, "sticky"))
+    modifiers = [b["filters"][0]["responseHeaderModifier"] for b in weighted["backendRefs"]]
+    set_cookies = [m["add"][0]["value"] for m in modifiers]
+    assert [c.split(";")[0] for c in set_cookies] == ["launchbay-version=v1.c2", "launchbay-version=v2.c2"]
+    target.set_routes(Routes(stable=two))
+    assert target.routes() == Routes(stable=two)
+    assert len(_route(server, "sticky")["spec"]["rules"]) == 2  # the split and the one pin left
+
+
 def test_knative_revisions_take_traffic_percentages_on_the_real_server(server: RealApiServer) -> None:
     cfg = cluster_config("knative", server.kubeconfig)
     pushed = "ghcr.io/launchbay/fraud-detector@sha256:{}".format
@@ -120,6 +157,8 @@ def test_knative_revisions_take_traffic_percentages_on_the_real_server(server: R
     assert svc["spec"]["traffic"] == [
         {"revisionName": "fraud-detector-v1", "percent": 80, "tag": "v1"},
         {"revisionName": "fraud-detector-v2", "percent": 20, "tag": "v2"},
+        {"revisionName": "fraud-detector-v1", "percent": 0, "tag": "stable"},
+        {"revisionName": "fraud-detector-v2", "percent": 0, "tag": "candidate"},
     ]
     container = svc["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == pushed("2" * 64)

@@ -16,13 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import people
 import pytest
+from fraud_model import FEATURES
 from projects import FAST_ROLLOUT
 from rollout_dsl import MODEL, Bay, Common, Given, open_bay
 from webhooks import Receiver
 
 from launchbay.rollout.engine.phases import Phase
+from launchbay.rollout.engine.release import Release
+from launchbay.rollout.local.clients import sample_rows
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +35,52 @@ ROLLOUT = {
     **FAST_ROLLOUT,
     # dana, the author of every release here, is an approver too: four eyes must still stop her.
     "approval": {"required": True, "approvers": people.approvers("alice", "bob", "dana")},
+    # Users who send their id keep the version first given to them; testers pin with X-Launchbay-Pin.
+    "routing": {"sticky": "header", "sticky_header": "X-User-Id"},
 }
+USERS = [f"user-{i}" for i in range(40)]
+
+
+def _answered_by(bay: Bay, headers: list[dict[str, str]]) -> list[str]:
+    """Which version answered each of a series of requests (one real row each) through the gateway."""
+    row = sample_rows(str(bay.root / "data" / "transactions.parquet"), FEATURES, n=1)[0]
+    with httpx.Client(timeout=10) as client:
+        answers = [client.post(bay.gateway + "/predict", json={"row": row}, headers=h) for h in headers]
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200]
+    return [a.headers["X-Launchbay-Version"] for a in answers]
+
+
+def _pinned_count(bay: Bay, version: str) -> float:
+    text = httpx.get(bay.gateway + "/metrics", timeout=5).text
+    wanted = (f'version="{version}"', 'role="pinned"')
+    lines = [x for x in text.splitlines() if x.startswith("launchbay_gateway_requests_total")]
+    return sum(float(x.rsplit(" ", 1)[1]) for x in lines if all(w in x for w in wanted))
+
+
+class Testers:
+    """A tester pinned to the candidate and users keyed by id, asked at two weights."""
+
+    def __init__(self) -> None:
+        self.first: list[str] = []
+
+    def pinned_get_the_candidate(self, bay: Bay, release: Release) -> bool:
+        deadline = time.monotonic() + 10  # the ledger says shadow; the reconciler routes it next
+        while (bay.routes().get("canary") or {}).get("version") != release.version:
+            assert time.monotonic() < deadline, f"no route to the candidate: {bay.routes()}"
+            time.sleep(0.1)
+        before = _pinned_count(bay, release.version)
+        got = _answered_by(bay, [{"X-Launchbay-Pin": "candidate"}] * 20)
+        # Counted apart: the analysis reads role="primary" only.
+        counted = _pinned_count(bay, release.version) - before
+        assert set(got) == {release.version} and counted == 20, (got, counted)
+        return True
+
+    def users_drawn(self, bay: Bay, release: Release) -> bool:
+        self.first = _answered_by(bay, [{"X-User-Id": u} for u in USERS])
+        return set(self.first) <= {"1", release.version}
+
+    def users_kept(self, bay: Bay, release: Release) -> bool:
+        return _answered_by(bay, [{"X-User-Id": u} for u in USERS]) == self.first
 
 
 KINDS = ["good", "errors", "slow", "crash", "disagree"]
@@ -169,16 +218,22 @@ def test_controller_killed_mid_canary_resumes_then_approval_promotes_and_on_call
     stable = bay.server("1")
     assert stable is not None
     good = bay.versions["good"]
+    testers = Testers()
     then = (
         given.candidate("good").client_traffic(40)
         .when().launchbay("release", f"{MODEL}@{good}", "--detach")  # the controller drives it
-        .phase_reached(Phase.CANARY)
+        .phase_reached(Phase.SHADOW)
+        .then().holds(testers.pinned_get_the_candidate, "a pinned tester gets the candidate in shadow")
+        .when().phase_reached(Phase.CANARY)
+        .then().holds(testers.users_drawn, "users by id are drawn at the first weight")
+        .when()
         .controller_killed().waited(2)
         .then().traffic_split_unchanged()  # nothing moves it while no controller runs
         .when().launchbay("status")  # any command that finds the controller gone starts it again
         .then().controller_running()
         .when().phase_reached(Phase.AWAITING_APPROVAL)
-        .launchbay("approve", "{release}")  # as dana, the author ($LAUNCHBAY_USER)
+        .then().holds(testers.users_kept, "each user keeps the version first given at a larger weight")
+        .when().launchbay("approve", "{release}")  # as dana, the author ($LAUNCHBAY_USER)
         .then().exit_code(4).said("four eyes")
         .when().launchbay("approve", "{release}", "--as", "mallory")
         .then().exit_code(4).said("not an approver")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-HEAD = "0002"
+HEAD = "0003"
 """The newest revision, known without importing Alembic (half a second): a process that finds the
 ledger at it goes on at once. A test checks it is the head of `versions/`."""
 VERSION_TABLE = "launchbay_ledger_version"

@@ -33,18 +33,48 @@ def test_a_shared_ledger_without_the_schema_is_refused_and_left_untouched(empty_
     new_release(SqlLedger(empty_postgres_url))  # now it works
 
 
-def test_a_shared_ledger_one_additive_revision_behind_works_and_says_so(
-    empty_postgres_url: str, capsys: pytest.CaptureFixture[str]
+def test_a_shared_ledger_before_a_required_revision_is_refused_until_upgraded(
+    empty_postgres_url: str,
 ) -> None:
+    """0003 (events about a model, e.g. a freeze) is required: an older ledger is refused, not
+    half-used; the upgrade keeps what was there and the new kind of event is then written."""
     engine = sa.create_engine(empty_postgres_url)
-    migrations.upgrade(engine, "0001")
-    ledger = SqlLedger(empty_postgres_url)
-    assert "is at schema 0001, 0002 is available: run `launchbay ledger upgrade`" in capsys.readouterr().err
-    release = new_release(ledger)
-    assert migrations.current(engine) == "0001"  # the process did not migrate it
-    assert migrations.upgrade(engine) == ("0001", migrations.head())
+    migrations.upgrade(engine, "0002")
+    behind = r"schema 0002; this launchbay needs 0003.*ledger upgrade"
+    with pytest.raises(migrations.SchemaBehind, match=behind):
+        SqlLedger(empty_postgres_url)
+    assert migrations.current(engine) == "0002"  # the process did not migrate it
+    assert migrations.upgrade(engine) == ("0002", migrations.head())
     assert "ix_events_release_action" in _indexes(engine)
-    assert ledger.get(release.id).version == release.version  # nothing lost
+    ledger = SqlLedger(empty_postgres_url)
+    release = new_release(ledger)
+    note = ledger.note(release.model, actor="alice", action="freeze-on", reason="incident")
+    assert note.release_id is None and ledger.notes(release.model) == [note]
+    assert ledger.verify_chain(release.model) == (2, None)
+    with engine.begin() as conn, pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        conn.execute(sa.text("DELETE FROM events"))
+
+
+def test_an_embedded_ledger_keeps_its_events_chain_and_guards_through_0003(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = sa.create_engine(url)
+    migrations.upgrade(engine, "0002")
+    monkeypatch.setattr(migrations, "HEAD", "0002")  # a launchbay of 0002 writes it
+    old = SqlLedger(url)
+    release = new_release(old)
+    old.record(release, actor="launchbay-controller", action="analysis", reason="step 1: PASS")
+    before = [(e.id, e.digest) for e in old.history(release.model)]
+    monkeypatch.undo()
+    ledger = SqlLedger(url)  # this launchbay: the embedded ledger is brought to head on open
+    assert migrations.current(engine) == migrations.head()
+    assert [(e.id, e.digest) for e in ledger.history(release.model)] == before
+    ledger.note(release.model, actor="alice", action="freeze-on", reason="incident")
+    assert ledger.verify_chain(release.model) == (len(before) + 1, None)
+    with engine.begin() as conn, pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        conn.execute(sa.text("UPDATE events SET reason = 'rewritten'"))
+    assert {"events_chain", "ix_events_release_action"} <= _indexes(engine)
 
 
 def test_a_ledger_written_before_schema_versions_is_adopted_with_its_events(empty_postgres_url: str) -> None:
@@ -75,7 +105,8 @@ def test_two_upgrades_at_once_apply_each_revision_once(empty_postgres_url: str) 
     for t in threads:
         t.join(60)
     assert not errors, errors
-    assert sorted(results, key=str) == sorted([(None, "0002"), ("0002", "0002")], key=str)
+    head = migrations.head()
+    assert sorted(results, key=str) == sorted([(None, head), (head, head)], key=str)
 
 
 def test_a_ledger_written_by_a_newer_launchbay_is_used_with_a_warning(

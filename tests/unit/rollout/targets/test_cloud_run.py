@@ -127,6 +127,8 @@ def test_the_cloud_run_dialect_is_the_documented_one() -> None:
     assert svc["spec"]["traffic"] == [
         {"revisionName": "fraud-detector-v2", "percent": 75, "tag": "v2"},
         {"revisionName": "fraud-detector-v3", "percent": 25, "tag": "v3"},
+        {"revisionName": "fraud-detector-v2", "percent": 0, "tag": "stable"},
+        {"revisionName": "fraud-detector-v3", "percent": 0, "tag": "candidate"},
     ]
     (volume,) = template["spec"]["volumes"]
     assert volume["secret"]["secretName"] == "launchbay-trusted-keys"  # no ConfigMaps on Cloud Run

@@ -157,6 +157,9 @@ def test_knative_rollout_moves_traffic_percentages_between_revisions(
     assert svc["spec"]["traffic"] == [
         {"revisionName": "fraud-detector-v1", "percent": 50, "tag": "v1"},
         {"revisionName": "fraud-detector-v2", "percent": 50, "tag": "v2"},
+        # pins (Knative-Serving-Tag: stable|candidate), no share of the split
+        {"revisionName": "fraud-detector-v1", "percent": 0, "tag": "stable"},
+        {"revisionName": "fraud-detector-v2", "percent": 0, "tag": "candidate"},
     ]
     assert svc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0"
     assert svc["spec"]["template"]["spec"]["containers"][0]["image"] == pushed("2")
