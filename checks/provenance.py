@@ -28,11 +28,12 @@ def statement(
     reports: dict[str, str],
     gates: dict[str, str],
     variants: dict[str, Any] | None = None,
+    model_card: str | None = None,
 ) -> dict[str, Any]:
     """Build the statement (subject: the model files' digest; predicate: their origin).
 
     `variants`: what will be served -- `{"onnx": {"sha256": ..., "parity": {...}}}` when the ONNX
-    variant was kept, `{"native": "why not"}` otherwise.
+    variant was kept, `{"native": "why not"}` otherwise. `model_card`: the card's sha256.
     """
     return {
         "_type": STATEMENT_TYPE,
@@ -48,6 +49,7 @@ def statement(
             "gates": gates,
             "gate_reports": {name: {"sha256": digest} for name, digest in sorted(reports.items())},
             "serving": dict(variants or {}),
+            **({"model_card": {"file": "MODEL_CARD.md", "sha256": model_card}} if model_card else {}),
         },
     }
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launchbay.checks import provenance
+from launchbay.checks import card, provenance
 from launchbay.checks.keys import trusted_keys
 from launchbay.checks.signature import VerifyResult, verify
 from launchbay.checks.verdict import Verdict
@@ -30,6 +30,8 @@ class Origin:
     data_digest: str
     training_run: str
     gates: dict[str, str] = field(default_factory=dict)
+    model_card: str | None = None
+    """sha256 of the signed model card (None: signed before launchbay wrote cards)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The form people read (`launchbay verify`) and the ledger records."""
@@ -38,6 +40,7 @@ class Origin:
             "data digest": self.data_digest,
             "training run": self.training_run,
             "gates": dict(self.gates),
+            "model card": f"sha256:{self.model_card}" if self.model_card else "none (signed before cards)",
         }
 
 
@@ -83,13 +86,42 @@ def verify_registered(
     Raises:
         UsageError: no such model version or alias.
     """
+    return verified_card(cfg, home, model_ref, registry)[0]
+
+
+def verified_card(
+    cfg: LaunchbayConfig, home: Home, model_ref: str, registry: Registry | None = None
+) -> tuple[Verification, str | None]:
+    """`verify_registered`, and the version's signed model card when it verified (None: it did
+    not, or it was signed before launchbay wrote cards).
+
+    Raises:
+        UsageError: no such model version or alias.
+    """
     reg = registry or MlflowRegistry(cfg, home)
     version = reg.resolve(ModelRef.parse(model_ref))
+    text = None
     with tempfile.TemporaryDirectory(prefix="launchbay-verify-") as tmp:
         model_dir = reg.download(version, Path(tmp) / "model")
         result = verify(model_dir, trusted_keys(cfg, home))
         origin = _origin(model_dir) if result.verdict.ok else None
-    return Verification(version.model, version.version, result, origin)
+        if origin is not None and (wrong := _card_problem(model_dir, origin)) is not None:
+            result, origin = VerifyResult(Verdict.FAIL, wrong, result.key), None
+        if origin is not None and origin.model_card is not None:
+            text = (model_dir / card.CARD_FILE).read_text()
+    return Verification(version.model, version.version, result, origin), text
+
+
+def _card_problem(model_dir: Path, origin: Origin) -> str | None:
+    """What is wrong with the model card against the signed provenance (None: nothing)."""
+    if origin.model_card is None:
+        return None
+    path = model_dir / card.CARD_FILE
+    if not path.is_file():
+        return f"the signed provenance names a model card ({card.CARD_FILE}) the version does not have"
+    if card.digest(path.read_text()) != origin.model_card:
+        return f"{card.CARD_FILE} differs from the card the signed provenance records"
+    return None
 
 
 def _origin(model_dir: Path) -> Origin:
@@ -99,4 +131,5 @@ def _origin(model_dir: Path) -> Origin:
         data_digest=pred["data"]["digest"],
         training_run=pred["training_run"]["id"],
         gates=dict(pred["gates"]),
+        model_card=(pred.get("model_card") or {}).get("sha256"),
     )

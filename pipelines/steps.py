@@ -395,7 +395,7 @@ def sign_model(
 
     import mlflow
 
-    from launchbay.checks import provenance
+    from launchbay.checks import card, provenance
     from launchbay.checks.keys import signing_key
     from launchbay.checks.signature import SIGNATURE_FILE, SigningError, file_sha256, sign, tree_digest
     from launchbay.registry import tracking_uri
@@ -417,6 +417,22 @@ def sign_model(
                 run_id=run_id, artifact_path="reports", dst_path=str(Path(tmp) / "reports")
             )
         )
+        gates = {k.removeprefix("launchbay.gate."): v for k, v in run.data.tags.items()
+                 if k.startswith("launchbay.gate.")}  # fmt: skip
+        reports = {p.name: file_sha256(p) for p in sorted(reports_dir.iterdir())}
+        facts = card.CardFacts(
+            model=cfg.model.name, version=str(model_version), task=cfg.model.task, data_path=data,
+            data_digest=data_digest, target=cfg.data.target,
+            features={k: v.type for k, v in cfg.data.features.items()},
+            metrics={k[len("test_"):]: v for k, v in run.data.metrics.items() if k.startswith("test_")},
+            gates=gates, reports=reports,
+            git_commit=run.data.tags.get("mlflow.source.git.commit", ""), training_run=run_id,
+            tracking_uri=tracking_uri(cfg, home), params=dict(cfg.model.params),
+            description=cfg.model.description, intended_use=cfg.model.intended_use,
+            limitations=cfg.model.limitations, serving=_served_as(variant),
+        )  # fmt: skip
+        card_text = card.render(facts)
+        (model_dir / card.CARD_FILE).write_text(card_text)  # signed with the model's files
         doc = provenance.statement(
             model=cfg.model.name,
             version=str(model_version),
@@ -425,13 +441,10 @@ def sign_model(
             data_digest=data_digest,
             run_id=run_id,
             tracking_uri=tracking_uri(cfg, home),
-            reports={p.name: file_sha256(p) for p in sorted(reports_dir.iterdir())},
-            gates={
-                k.removeprefix("launchbay.gate."): v
-                for k, v in run.data.tags.items()
-                if k.startswith("launchbay.gate.")
-            },
+            reports=reports,
+            gates=gates,
             variants=variant,
+            model_card=card.digest(card_text),
         )
         provenance.write(model_dir, doc)
         try:
@@ -440,7 +453,7 @@ def sign_model(
             _fail(str(exc))
         staged = Path(tmp) / "signed"
         staged.mkdir()
-        for name in (SIGNATURE_FILE, provenance.PROVENANCE_FILE, "serving.json"):
+        for name in (SIGNATURE_FILE, provenance.PROVENANCE_FILE, "serving.json", card.CARD_FILE):
             (staged / name).write_bytes((model_dir / name).read_bytes())
         if (model_dir / VARIANT_DIR).is_dir():
             shutil.copytree(model_dir / VARIANT_DIR, staged / VARIANT_DIR)
@@ -453,6 +466,13 @@ def sign_model(
     served = "onnx" if "onnx" in variant else "native"
     registry.tag(cfg.model.name, model_version, "launchbay.serving_variant", served)
     return digest, served
+
+
+def _served_as(variant: dict[str, Any]) -> str:
+    """What will be served, in words, for the model card."""
+    if "onnx" in variant:
+        return "the ONNX variant, matching the native model on the held-out rows"
+    return f"the native model ({variant.get('native', 'no ONNX variant')})"
 
 
 def _onnx_variant(

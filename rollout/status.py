@@ -25,6 +25,18 @@ def ledger_if_any(cfg: LaunchbayConfig | None, home: Home) -> SqlLedger | None:
     return None
 
 
+def frozen(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
+    """The change freeze in force now (a window of the config, or an emergency one on record)."""
+    from launchbay.rollout.engine import freeze
+
+    ledger = ledger_if_any(cfg, home)
+    if ledger is not None:
+        found = freeze.active(cfg, ledger, cfg.model.name)
+    else:
+        found = freeze.scheduled(cfg, time.time())
+    return found.to_dict() if found is not None else None
+
+
 def releases(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dict[str, Any]]:
     """The model's newest releases, each with its latest analysis and (while live) the routes."""
     ledger = ledger_if_any(cfg, home)

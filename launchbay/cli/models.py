@@ -40,6 +40,7 @@ def status(
     state["releases"] = releases.releases(cfg, home)
     state["gateway"] = releases.gateway(cfg, home)
     state["controller"] = releases.controller(cfg, home)
+    state["freeze"] = releases.frozen(cfg, home)
     if as_json:
         out.print_json(json.dumps(state, default=str))
         return
@@ -82,6 +83,9 @@ def status(
             out.print(f"challenger vs champion on the same held-out rows: {pairs}", highlight=False)
         else:
             out.print(f"champion and challenger: {cmp['note']}")
+    if (frozen := state["freeze"]) is not None:
+        out.print(f"[yellow]frozen[/] by {frozen['describe']}: releases, advances and promotions wait; "
+                  "rollback works", highlight=False)  # fmt: skip
     if (gw := state["gateway"]) is not None:
         out.print(view.gateway_line(gw))
     if (c := state["controller"]) is not None:
@@ -219,6 +223,30 @@ def verify(model_ref: ModelRefArg, config: ConfigOpt = None, as_json: JsonOpt = 
                 out.print(f"  {key}: {value}")
     if not checked.verdict.ok:
         raise PipelineFailed(f"{model_ref}: signature check {checked.verdict.value}: {checked.message}")
+
+
+@app.command()
+def card(
+    model_ref: ModelRefArg,
+    config: ConfigOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the card here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a version's model card (Hugging Face format): the signed card, checked against its
+    signature and provenance, then its rollout from the ledger."""
+    from launchbay.rollout.card import compose
+
+    cfg = load_config(config)
+    composed = compose(cfg, Home.resolve(cfg.source), model_ref)
+    if output is not None:
+        output.write_text(composed.text)
+    if as_json:
+        out.print_json(json.dumps({**composed.to_dict(), "file": str(output) if output else None}))
+    elif output is None:
+        print(composed.text)  # plain: Markdown, no console markup or wrapping
+    else:
+        out.print(f"wrote {output}: the signed card of {composed.model} v{composed.version} (verified), "
+                  f"{composed.releases} release(s)")  # fmt: skip
 
 
 @app.command()

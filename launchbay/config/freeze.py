@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from launchbay.config.base import Section
+from launchbay.config.base import Section, _seconds
 
 
 def _days(value: object) -> object:
@@ -26,6 +26,10 @@ def _days(value: object) -> object:
     return value
 
 
+def _span(value: object) -> float:
+    return _seconds(_days(value))
+
+
 class FreezeWindow(Section):
     """One change-freeze window, once or recurring."""
 
@@ -33,7 +37,19 @@ class FreezeWindow(Section):
     """How the window is named in refusals, `status` and the page."""
     start: dt.datetime
     """The first start, wall-clock time in `timezone` (e.g. 2026-12-18T18:00)."""
-    duration: float = Field(gt=0)
+    duration: Annotated[
+        float,
+        BeforeValidator(_span),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+                ],
+                "description": "seconds, or a duration such as 30m, 62h, 14d",
+            }
+        ),
+    ]
     """How long each occurrence lasts: seconds or 30m, 62h, 14d."""
     rrule: str | None = None
     """RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=FR or FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=20.
@@ -42,13 +58,6 @@ class FreezeWindow(Section):
     """IANA time zone of `start` and the rule (e.g. Europe/Berlin)."""
     reason: str = ""
     """Said with every refusal (e.g. "year-end change freeze")."""
-
-    @field_validator("duration", mode="before")
-    @classmethod
-    def _duration(cls, v: Any) -> Any:
-        from launchbay.config.base import _seconds
-
-        return _seconds(_days(v))
 
     @field_validator("timezone")
     @classmethod

@@ -50,6 +50,12 @@ class ModelSection(Section):
     )
     params: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments given to the training function (hyperparameters), recorded with the run."""
+    description: str = ""
+    """What the model does, for its model card (`launchbay card`)."""
+    intended_use: str = ""
+    """Who may use its answers for what (and what not): the model card's intended use."""
+    limitations: str = ""
+    """Known limitations and risks: the model card's limitations."""
     code: list[str] | None = Field(
         default=None,
         description="your own modules and packages the trained model imports (paths beside this "

@@ -102,11 +102,18 @@ class Desk:
         if refused is not None:
             return refused
         webhooks = ", ".join(f"{w.name} ({w.format})" for w in self.ctx.cfg.notifications.webhooks)
-        return self.render("index.html", rows=summaries(self.ctx), webhooks=webhooks)
+        return self.render("index.html", rows=summaries(self.ctx), webhooks=webhooks, frozen=self._frozen())
 
     def table(self, request: Request) -> Response:
         refused = self.gate(request)
-        return refused or self.render("_releases.html", rows=summaries(self.ctx))
+        return refused or self.render("_releases.html", rows=summaries(self.ctx), frozen=self._frozen())
+
+    def _frozen(self) -> str | None:
+        """The change freeze in force, in words (None: none)."""
+        from launchbay.rollout.engine import freeze
+
+        found = freeze.active(self.ctx.cfg, self.ctx.ledger, self.ctx.model)
+        return found.describe() if found is not None else None
 
     def _page(self, request: Request) -> tuple[Any, Response | None]:
         refused = self.gate(request)

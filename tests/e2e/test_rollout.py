@@ -380,3 +380,54 @@ def _page_timings(request: Any, base: str, rid: int, n: int = 10) -> dict[str, l
             out[path].append(round((time.perf_counter() - started) * 1000, 1))
             assert res.status == 200
     return out
+
+
+def test_a_freeze_refuses_a_release_and_a_promotion_while_rollback_works(given: Given, bay: Bay) -> None:
+    good = bay.versions["good"]
+    try:
+        (
+            given.candidate("good").client_traffic(20)
+            .when().launchbay("freeze", "on", "--as", "alice", "--reason", "incident 42", "--json")
+            .then().exit_code(0).json_says(changed=True)
+            .when().launchbay("release", f"{MODEL}@{good}")
+            .then().exit_code(4).said("frozen by the emergency freeze by alice (incident 42)")
+            .when().launchbay("freeze", "on", "--as", "mallory", "--reason", "me too")
+            .then().exit_code(4).said("mallory is not a release manager")
+            .when().launchbay("freeze", "off", "--as", "alice", "--reason", "incident over")
+            .then().exit_code(0).said("is not frozen")
+            .when().launchbay("release", f"{MODEL}@{good}", "--detach")
+            .phase_reached(Phase.AWAITING_APPROVAL)
+            .launchbay("freeze", "on", "--as", "alice", "--reason", "incident 43")
+            .launchbay("approve", "{release}", "--as", "alice")
+            .then().exit_code(4).said("is frozen by the emergency freeze by alice (incident 43)")
+            .phase(Phase.AWAITING_APPROVAL)
+            .when().launchbay("status")
+            .then().said("frozen by the emergency freeze by alice (incident 43)")
+            .when().launchbay("rollback", MODEL, "--as", "oncall", "--reason", "pager")
+            .then().exit_code(0).phase(Phase.ROLLED_BACK).routes(stable="1")
+            .when().launchbay("audit", MODEL)
+            .then().exit_code(0).said("freeze-on by alice: PASS")
+        )
+    finally:
+        bay.cli.run("freeze", "off", "--as", "alice", "--reason", "the scenario ended")
+
+
+def test_a_model_card_is_written_from_the_signed_card_and_the_ledger_and_verified(
+    bay: Bay, tmp_path: Path
+) -> None:
+    card = tmp_path / "card.md"
+    made = bay.cli.run("card", f"{MODEL}@1", "-o", str(card), "--json")
+    assert made.returncode == 0, made.output
+    doc = json.loads(made.stdout)
+    assert doc["version"] == "1" and doc["releases"] >= 1 and doc["verified_with"]
+    text = card.read_text()
+    assert text.startswith("---\nmodel_name: fraud-detector\n")
+    for section in ("## Intended use", "## Training data", "## Evaluation", "## Provenance", "## Rollout",
+                    "## Signature check"):  # fmt: skip
+        assert section in text, section
+    assert f"### {MODEL}@v1#" in text and "first version" in text  # its release, from the ledger
+    verified = bay.cli.run("verify", f"{MODEL}@1", "--json")
+    assert verified.returncode == 0, verified.output
+    assert json.loads(verified.stdout)["provenance"]["model card"] == f"sha256:{doc['signed_card_sha256']}"
+    missing = bay.cli.run("card", f"{MODEL}@99")
+    assert missing.returncode == 2 and "Traceback" not in missing.output, missing.output

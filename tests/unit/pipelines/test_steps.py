@@ -276,3 +276,53 @@ def test_held_out_rows_the_champion_trained_on_are_left_out_of_the_comparison(ch
     unseen = int(leak["observed"].split(" of ")[0])
     assert 0 < unseen < 500
     assert report["summary"]["compared with the champion on"] == f"{unseen} rows neither model saw"
+
+
+def test_the_model_card_is_signed_with_the_model_and_its_digest_is_in_the_provenance(
+    chain: Chain, tmp_path: Path
+) -> None:
+    from launchbay.checks import card
+    from launchbay.checks.registered import verified_card
+    from launchbay.checks.signature import sign
+    from launchbay.rollout.card import compose
+
+    registry = MlflowRegistry(chain.cfg, chain.home)
+    checked, text = verified_card(chain.cfg, chain.home, "fraud-detector@1", registry)
+    assert checked.verdict.ok and text is not None and checked.origin is not None
+    assert checked.origin.model_card == card.digest(text)
+    _, front, body = text.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["model_name"] == "fraud-detector" and meta["pipeline_tag"] == "tabular-classification"
+    assert meta["launchbay"]["data_digest"] == chain.digest and meta["launchbay"]["gates"]["data"] == "PASS"
+    results = meta["model-index"][0]["results"][0]
+    assert {m["type"] for m in results["metrics"]} >= {"roc_auc", "precision", "recall"}
+    assert results["dataset"]["revision"] == chain.digest
+    for section in ("## Intended use", "## Training data", "## Evaluation", "## Provenance"):
+        assert section in body, section
+    composed = compose(chain.cfg, chain.home, "fraud-detector@1", registry)
+    assert composed.text.startswith(text.rstrip()) and "## Rollout" in composed.text
+    assert "Not released yet." in composed.text and composed.signed_sha256 == card.digest(text)
+
+    class Edited:
+        """The registry's copy with its card rewritten -- and, by someone holding the signing key,
+        signed again: the signature then verifies, the provenance's record of the card does not."""
+
+        def __init__(self, resign: bool) -> None:
+            self.resign = resign
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(registry, name)
+
+        def download(self, version: object, target: Path) -> Path:
+            model_dir = registry.download(version, target)  # type: ignore[arg-type]
+            path = model_dir / card.CARD_FILE
+            path.write_text(path.read_text().replace("## Limitations", "## Limitations\n\nNone at all."))
+            if self.resign:
+                sign(model_dir, chain.home.root / "keys" / "signing-key.pem")
+            return model_dir
+
+    unsigned, _ = verified_card(chain.cfg, chain.home, "fraud-detector@1", Edited(False))  # type: ignore[arg-type]
+    assert not unsigned.verdict.ok
+    resigned, none = verified_card(chain.cfg, chain.home, "fraud-detector@1", Edited(True))  # type: ignore[arg-type]
+    assert not resigned.verdict.ok and none is None
+    assert resigned.message == f"{card.CARD_FILE} differs from the card the signed provenance records"
