@@ -138,6 +138,33 @@ class RoutingSection(Section):
         return self
 
 
+class ReplaySection(Section):
+    """Replay before shadow: before the candidate gets any mirrored traffic, requests the gateway
+    sampled from live traffic are sent to it alone, at the recorded peak rate and then in a burst
+    at `burst` times it; its latency and errors are judged against the SLOs. A candidate that
+    cannot take the burst fails before any user request reaches it."""
+
+    capture: Annotated[int, Field(ge=10, le=100_000)] = 1000
+    """Requests the local gateway keeps (a uniform sample of users' requests; never more)."""
+    drop: list[str] = Field(default_factory=list)
+    """Fields removed from every kept row (requests that then miss a feature are answered 4xx
+    in the replay and counted as not replayable, never as the candidate's errors)."""
+    hash: list[str] = Field(default_factory=list)
+    """Fields kept only as a hash of their value."""
+    burst: Annotated[float, Field(ge=1, le=100)] = 3.0
+    """The burst's rate, as a multiple of the busiest second the gateway recorded."""
+    min_rate: Annotated[float, Field(gt=0)] = 5.0
+    """The peak assumed when traffic was quieter than this (requests/s)."""
+    duration: Duration = 10.0
+    """The whole replay: a third at the recorded peak, then the burst."""
+
+
+class PreflightSection(Section):
+    """What a candidate goes through after it started and before shadow."""
+
+    replay: ReplaySection | None = None
+
+
 class AnalysisStep(Section):
     """An analysis step: measured every interval over the analysis window for `duration`; it
     advances on a PASS after its duration."""
@@ -261,6 +288,7 @@ class RolloutSection(Section):
     a hung candidate costs each client one short wait."""
     slo: SloSection = SloSection()
     routing: RoutingSection = RoutingSection()
+    preflight: PreflightSection = PreflightSection()
     approval: ApprovalSection = ApprovalSection(required=False)
     gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Local target: the gateway's port (default: chosen once, then kept)."""

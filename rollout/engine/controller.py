@@ -19,6 +19,7 @@ from typing import Any
 from launchbay.checks.registered import Verification, verify_registered
 from launchbay.checks.verdict import Verdict
 from launchbay.config.rollout import STALLED_ACTION
+from launchbay.rollout import replay
 from launchbay.rollout.engine import freeze, operations
 from launchbay.rollout.engine.analysis import AnalysisResult, Thresholds, analyse_canary, analyse_shadow
 from launchbay.rollout.engine.operations import CONTROLLER, Rollout
@@ -180,11 +181,44 @@ class Controller:
             return self._fail(r, "its server died while starting:\n" + self._log_tail(r.version))
         stable_ready = r.stable_version is None or target.health(r.stable_version) is Verdict.PASS
         if health is Verdict.PASS and stable_ready:
-            return self._enter(r, 0)
+            failed = self._preflight(r)
+            return failed if failed is not None else self._enter(r, 0)
         waited = self.clock() - (r.step_started_at or r.updated_at)
         if waited > self.ctx.cfg.rollout.start_timeout:
             return self._fail(r, f"not ready after {waited:.0f}s (rollout.start_timeout)")
         return r
+
+    def _preflight(self, r: Release) -> Release | None:
+        """Replay captured requests to the candidate alone (rollout.preflight.replay), once per
+        release, before it gets any mirrored traffic; the failed release when it could not take them."""
+        section = self.ctx.cfg.rollout.preflight.replay
+        if section is None or r.stable_version is None:
+            return None
+        if any(e.action in ("replay", "replay-skipped") for e in self.ctx.ledger.history(release_id=r.id)):
+            return None
+        reader = getattr(self.ctx.target, "captured", None)  # the local gateway's capture
+        captured = reader() if reader is not None else None
+        if captured is None:
+            why = f"the {self.ctx.cfg.rollout.target} target keeps no requests to replay"
+            if reader is not None:
+                why = "no requests captured yet (the local gateway keeps them once it is configured)"
+            skipped = f"replay skipped: {why}"
+            self.ctx.ledger.record(r, actor=CONTROLLER, action="replay-skipped", reason=skipped)
+            return None
+        slo = self.ctx.cfg.rollout.slo
+        legs = replay.plan(section, captured.peak_rps)
+        timeout = max(2.0, 4 * slo.p95_latency_ms / 1000)
+        replay.replay(self.ctx.target.backend(r.version).url, captured.bodies, legs, timeout)
+        result = replay.judge(legs, slo, captured.peak_rps)
+        kept = {"captured": captured.seen, "replayed": len(captured.bodies)}
+        evidence = {"replay": {**result.to_dict(), **kept}}
+        if result.verdict is Verdict.FAIL:
+            why = f"replay before shadow: {result.reason}"
+            return self.ctx.ledger.move(r, Phase.FAILED, actor=CONTROLLER, action="replay-failed", reason=why,
+                                        evidence=evidence)  # fmt: skip
+        said = f"replay before shadow: {result.verdict.value}: {result.reason}"
+        self.ctx.ledger.record(r, actor=CONTROLLER, action="replay", reason=said, evidence=evidence)
+        return None
 
     def _fail(self, r: Release, reason: str) -> Release:
         return self.ctx.ledger.move(r, Phase.FAILED, actor=CONTROLLER, action="deploy-failed", reason=reason)

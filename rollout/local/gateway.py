@@ -49,6 +49,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from launchbay.files import write_private
+from launchbay.rollout.local.capture import CAPTURE_FILE, Capture, Recorder
 from launchbay.rollout.local.choice import PINNED, Chooser, Routing
 from launchbay.rollout.local.launcher import Launcher
 from launchbay.rollout.local.records import server_record
@@ -298,6 +299,7 @@ class Gateway:
         idle_timeout: float = IDLE_TIMEOUT,
         repeat_window: float = REPEAT_WINDOW,
         routing: Routing | None = None,
+        capture: Capture | None = None,
     ) -> None:
         self.state_file = state_file
         self.servers = servers
@@ -323,6 +325,9 @@ class Gateway:
         self.repeat_window = repeat_window
         self._seen = Seen(repeat_window)
         self.chooser = Chooser(routing)
+        self.recorder: Recorder | None = None
+        if capture is not None and capture.size > 0 and state_file is not None:
+            self.recorder = Recorder(capture, state_file.parent / CAPTURE_FILE)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -351,6 +356,17 @@ class Gateway:
         self._workers = [asyncio.create_task(self._shadow_worker()) for _ in range(self.shadow_workers)]
         if self.launcher is not None:
             self._workers.append(asyncio.create_task(self.launcher.reap()))
+        if self.recorder is not None:
+            self._workers.append(asyncio.create_task(self._flush_capture()))
+
+    async def _flush_capture(self) -> None:
+        assert self.recorder is not None
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                self.recorder.flush()
+            except OSError as exc:  # a full disk must not stop the gateway
+                log.warning("capture not written: %s", exc)
 
     async def _stop(self, _app: web.Application) -> None:
         for w in self._workers:
@@ -489,6 +505,8 @@ class Gateway:
             slow.force_close()  # its connection is not worth keeping: the rest of the body may never come
             return slow
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        if self.recorder is not None and request.method == "POST" and not pinned:
+            self.recorder.add(body)
         # A tester pinned to the candidate sees what it does: no deadline, no retry, no mirror.
         deadline = self.canary_deadline() if backend is routes.canary and not pinned else None
         status, resp_headers, payload = await self._forward(

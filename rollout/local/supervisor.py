@@ -277,6 +277,8 @@ class Supervisor:
             str(self.args.repeat_window),
             "--routing",
             self.args.routing,
+            "--capture",
+            self.args.capture,
         ]
 
     def spawn(self, reason: str) -> None:
@@ -431,6 +433,7 @@ def main() -> None:
     parser.add_argument("--body-timeout", type=float, default=10.0, help="a body must arrive within (s)")
     parser.add_argument("--repeat-window", type=float, default=10.0, help="shadow: a row counts once in (s)")
     parser.add_argument("--routing", default="", help="pin header and stickiness (JSON)")
+    parser.add_argument("--capture", default="", help="the sample of requests kept for replay (JSON)")
     args = parser.parse_args()
     os.umask(0o077)
     Supervisor(args).run()

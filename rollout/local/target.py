@@ -36,6 +36,7 @@ from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
+from launchbay.rollout.local.capture import CAPTURE_FILE, Capture, Captured, read
 from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.launcher import SpawnSpec, spec_for
 from launchbay.rollout.local.prometheus import LocalPrometheus
@@ -186,6 +187,8 @@ class LocalTarget:
                 str(self.cfg.rollout.analysis_window),
                 "--routing",
                 Routing(**self.cfg.rollout.routing.model_dump()).to_json(),
+                "--capture",
+                self._capture().to_json(),
                 *inherited,
             ],
             self._gateway_env(),
@@ -203,6 +206,16 @@ class LocalTarget:
             time.sleep(0.05)
         procs.stop(pid)
         raise EnvironmentProblem(f"the gateway did not start; its log ends with:\n{procs.tail(log)}")
+
+    def _capture(self) -> Capture:
+        replay = self.cfg.rollout.preflight.replay
+        if replay is None or self.cfg.rollout.target != "local":
+            return Capture()
+        return Capture(replay.capture, tuple(replay.drop), tuple(replay.hash))
+
+    def captured(self) -> Captured | None:
+        """The requests the gateway sampled for replay (None: none yet, or not configured)."""
+        return read(self.dir / CAPTURE_FILE)
 
     def _gateway_env(self) -> dict[str, str]:
         env = procs.scrubbed_env(dict(os.environ))

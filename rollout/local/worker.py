@@ -34,6 +34,7 @@ from launchbay.home import Home
 from launchbay.rollout.engine.desired import desired
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger
+from launchbay.rollout.local.capture import Capture
 from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.gateway import Gateway
 from launchbay.rollout.local.records import server_record
@@ -207,6 +208,7 @@ def main() -> None:
     parser.add_argument("--body-timeout", type=float, default=10.0)
     parser.add_argument("--repeat-window", type=float, default=10.0)
     parser.add_argument("--routing", default="", help="pin header and stickiness (JSON)")
+    parser.add_argument("--capture", default="", help="the sample of requests kept for replay (JSON)")
     parser.add_argument("--standby-fd", type=int, help="wait on this pipe, imports done, to take over")
     parser.add_argument("--ready-fd", type=int, help="a standby says on this pipe that it is ready")
     args = parser.parse_args()
@@ -227,6 +229,7 @@ def main() -> None:
         repeat_window=args.repeat_window,
         token=token(args.dir),
         routing=Routing.from_json(args.routing),
+        capture=Capture.from_json(args.capture),
     )
     start = initial_routes(gateway, home, args.model)
     routes, source = start.routes, start.source

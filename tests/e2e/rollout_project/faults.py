@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import fraud_model as fraud
 import numpy as np
+
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def _served() -> bool:
@@ -43,6 +46,9 @@ class Faulty:
             raise RuntimeError("injected fault: this candidate fails 20% of requests")
         if self.fault == "slow":
             time.sleep(0.04)  # stable answers in a few ms: this is well over 5x slower
+        if self.fault == "fragile":
+            with _ONE_AT_A_TIME:  # ~40 answers a second, however many arrive: fine at a quiet peak
+                time.sleep(0.025)
         if self.fault == "disagree":
             return np.asarray(proba)[:, ::-1]  # the classes swapped
         if self.fault == "late":
@@ -89,3 +95,4 @@ train_crash = _train("crash")
 train_disagree = _train("disagree")
 train_trigger = _train("trigger")
 train_late = _train("late")
+train_fragile = _train("fragile")

@@ -183,3 +183,34 @@ def test_audit_checks_each_freeze_signature_and_names_a_forged_one(tmp_path: Pat
     assert verdicts[2][0] == "FAIL" and "not with alice's configured key" in verdicts[2][1]
     assert verdicts[3][0] == "FAIL" and "about other" in verdicts[3][1]
 
+
+
+def test_the_freeze_verb_says_what_is_wrong_and_what_is_in_force(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+    from harness import assert_clean_error, lb
+
+    doc = {
+        "model": {"name": "churn", "train": "pkg.mod:train"},
+        "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
+        "rollout": {"approval": {"required": True, "approvers": people.approvers("alice")}},
+        "freeze": [{"name": "quarter-end", "start": "2026-03-30T00:00", "duration": "2d",
+                    "rrule": "FREQ=MONTHLY;BYMONTH=3,6,9,12;BYMONTHDAY=30", "timezone": "UTC"}],
+    }  # fmt: skip
+    (tmp_path / "launchbay.yaml").write_text(yaml.safe_dump(doc))
+    assert_clean_error(lb("freeze", "on", "--as", "alice", cwd=tmp_path), 2, "--reason")
+    past = lb("freeze", "on", "--as", "alice", "--reason", "x", "--until", "1999-01-01", cwd=tmp_path)
+    assert_clean_error(past, 2, "--until '1999-01-01' is in the past")
+    assert_clean_error(lb("freeze", "sideways", cwd=tmp_path), 2)
+    on = lb("freeze", "on", "--as", "alice", "--reason", "incident 7", "--until", "2h", "--json",
+            cwd=tmp_path)  # fmt: skip
+    assert on.returncode == 0, on.output
+    frozen = json.loads(on.stdout)["frozen"]
+    assert frozen["name"] == "emergency" and frozen["by"] == "alice" and frozen["until"] > frozen["since"]
+    status = lb("freeze", "status", "--json", cwd=tmp_path)
+    assert json.loads(status.stdout)["next_window"].startswith("'quarter-end' from ")
+    off = lb("freeze", "off", "--as", "alice", "--reason", "over", cwd=tmp_path)
+    assert off.returncode == 0 and "churn is not frozen" in off.stdout, off.output
+    again = lb("freeze", "off", "--as", "alice", cwd=tmp_path)
+    assert again.returncode == 0 and "had no emergency freeze; nothing was recorded" in again.stdout

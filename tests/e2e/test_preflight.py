@@ -1,0 +1,88 @@
+"""Replay before shadow, against real processes: the gateway keeps a sample of users' requests;
+before a candidate is mirrored any traffic, the controller replays them to it alone, at the peak
+the gateway recorded and then in a burst. A candidate that cannot take the burst fails there --
+no user request, mirrored or real, ever reaches it -- and one that can goes on to shadow."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from projects import FAST_ROLLOUT
+from rollout_dsl import MODEL, Bay, Common, Given, open_bay
+
+from launchbay.rollout.engine.phases import Phase
+
+pytestmark = pytest.mark.slow
+
+ROLLOUT = {
+    **FAST_ROLLOUT,
+    "approval": {"required": False},
+    # One answer at a time, 25 ms each: ~40 a second. Users send 12 a second; the burst, 5x the
+    # busiest second the gateway saw, is well past what the fragile candidate can answer.
+    "preflight": {"replay": {"capture": 300, "burst": 5, "duration": "6s"}},
+}
+
+
+@pytest.fixture(scope="module")
+def bay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bay]:
+    with open_bay(tmp_path_factory.mktemp("preflight"), {"rollout": ROLLOUT}, ["fragile", "good"]) as b:
+        yield b
+
+
+@pytest.fixture
+def given(bay: Bay) -> Iterator[Given]:
+    common = Common(bay)
+    try:
+        yield Given(common)
+    finally:
+        common.close()
+
+
+def _replay(bay: Bay, release_id: int) -> dict:
+    events = bay.ledger.history(release_id=release_id)
+    return next(e for e in events if e.action.startswith("replay")).evidence["replay"]
+
+
+def test_a_candidate_that_cannot_take_the_replayed_burst_fails_before_any_user_request_reaches_it(
+    given: Given, bay: Bay
+) -> None:
+    then = (
+        given.candidate("fragile").client_traffic(12)
+        .when().waited(5)  # the gateway samples users' requests and records their peak
+        .released()
+        .then().exit_code(1).phase(Phase.FAILED)
+        .said("replay before shadow")
+        .decided_by("launchbay-controller", "replay-failed")
+        .never_entered(Phase.SHADOW)
+        .no_client_was_answered_by_the_candidate()
+        .routes(stable="1", canary=None)
+    )
+    replayed = _replay(bay, then.c.release.id)
+    burst = replayed["legs"][-1]
+    assert replayed["verdict"] == "FAIL" and burst["name"] == "burst"
+    assert burst["rate"] >= 5 * replayed["peak_rps"] * 0.99 and burst["sent"] > 0
+    assert 0 < replayed["replayed"] <= 300  # the sample is bounded
+    # Nothing mirrored to it either: the gateway never sent it a request of any role.
+    fragile = bay.versions["fragile"]
+    metrics = httpx.get(bay.gateway + "/metrics", timeout=5).text.splitlines()
+    mine = f'version="{fragile}"'
+    sent = [x for x in metrics if x.startswith("launchbay_gateway_requests_total") and mine in x]
+    assert sum(float(x.rsplit(" ", 1)[1]) for x in sent) == 0, sent
+
+
+def test_a_candidate_that_takes_the_burst_goes_on_to_shadow_and_canary(given: Given, bay: Bay) -> None:
+    then = (
+        given.candidate("good").client_traffic(12)
+        .when().waited(3)
+        .released()
+        .then().exit_code(0).phase(Phase.PROMOTED)
+        .went_through(Phase.SHADOW)
+        .routes(stable=bay.versions["good"])
+    )
+    replayed = _replay(bay, then.c.release.id)
+    assert replayed["verdict"] == "PASS", replayed
+    captured = json.loads((bay.home / "local" / MODEL / "capture.json").read_text())
+    assert 0 < len(captured["bodies"]) <= 300 < captured["seen"] and captured["peak_rps"] >= 5
