@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from launchbay.serving.answer_log import AnswerLogMiddleware, size_from_env
 from launchbay.serving.lean_core import (
     MODEL_ENV,
     LeanService,
@@ -234,8 +235,11 @@ def main(argv: list[str] | None = None) -> None:
         file=sys.stderr,
         flush=True,
     )
+    app: Any = LeanApp(service)
+    if size := size_from_env(os.environ):  # a cluster's shadow: answers kept for the controller's join
+        app = AnswerLogMiddleware(app, size)
     uvicorn.run(
-        LeanApp(service),
+        app,
         host=args.host,
         port=args.port,
         loop="uvloop",

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from launchbay.checks.signature import verify
+from launchbay.serving.answer_log import AnswerLogMiddleware, size_from_env
 from launchbay.serving.batcher import MicroBatcher
 from launchbay.serving.guard import RequestGuard
 from launchbay.serving.lean_core import load_scorer
@@ -109,3 +110,6 @@ class ModelService:
 ModelService.add_asgi_middleware(  # type: ignore[attr-defined]  # a Service, typed as the class
     RequestGuard, inputs={"/predict": frozenset({"row", "rows"})}
 )
+# In a cluster's shadow phase: each answer kept with its request id, for the controller's join.
+if ANSWERS := size_from_env(os.environ):
+    ModelService.add_asgi_middleware(AnswerLogMiddleware, size=ANSWERS)  # type: ignore[attr-defined]

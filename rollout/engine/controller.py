@@ -29,6 +29,7 @@ from launchbay.rollout.engine.reconciler import Converged, Reconciler
 from launchbay.rollout.engine.release import ConcurrentChange, Release
 from launchbay.rollout.engine.samples import Samples, sample
 from launchbay.rollout.metrics.base import Measurement, MetricsProvider
+from launchbay.rollout.metrics.join import ShadowJoin
 from launchbay.rollout.metrics.queries import measure_at_most, measure_canary, measure_shadow, templates_for
 from launchbay.rollout.targets.base import LATENCY_BUCKETS
 
@@ -81,6 +82,8 @@ class Controller:
         self._said: dict[int, str] = {}  # release id -> the last world problem recorded for it
         self._stalled: set[tuple[int, int]] = set()  # (release id, step) past its deadline, said
         self._held: set[tuple[int, str, float]] = set()  # (release id, freeze, since) said held
+        endpoints = getattr(ctx.target, "endpoints", None)  # a cluster target's pods
+        self.joiner = ShadowJoin(endpoints) if endpoints is not None and ctx.cfg.rollout.shadow else None
 
     # -- entry points -----------------------------------------------------------------------
 
@@ -397,6 +400,10 @@ class Controller:
             cand, shadow = measure_shadow(
                 self.metrics, r.stable_version, r.version, window, self.queries, deadline
             )
+            if self.joiner is not None:  # a cluster: row by row when the pods' answer logs answer
+                self.joiner.pull(r.stable_version, r.version)
+                if self.joiner.reachable:
+                    shadow = self.joiner.stats(window)
             result = analyse_shadow(cand, shadow, thresholds)
             self._sample(r, sample(self.clock(), "shadow", cand, None, shadow))
         else:

@@ -40,7 +40,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -56,6 +56,7 @@ from launchbay.rollout.local.records import server_record
 from launchbay.rollout.local.repeats import WINDOW as REPEAT_WINDOW
 from launchbay.rollout.local.repeats import Seen, key, rows_of
 from launchbay.rollout.metrics import names
+from launchbay.rollout.metrics.compare import disagree, row_shift
 from launchbay.rollout.targets.base import LATENCY_BUCKETS, Backend, Routes
 from launchbay.serving.guard import is_json
 
@@ -224,40 +225,11 @@ def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-def row_shift(stable: Any, candidate: Any) -> float | None:
-    """How far apart two answers for the same row are, in [0, 1] (None: not comparable).
-
-    A classifier's answer carries scores: the difference of the positive class's probability
-    (binary), or half the L1 distance between the class distributions (multiclass, `scores`). A
-    regressor's is a value: the relative difference |c - s| / max(|c|, |s|).
-    """
-    if not isinstance(stable, dict) or not isinstance(candidate, dict):
-        return None
-    ss, cs = stable.get("scores"), candidate.get("scores")
-    if isinstance(ss, dict) and isinstance(cs, dict):
-        keys = set(ss) | set(cs)
-        if all(isinstance(d.get(k, 0.0), (int, float)) for d in (ss, cs) for k in keys):
-            return 0.5 * sum(abs(float(ss.get(k, 0.0)) - float(cs.get(k, 0.0))) for k in keys)
-        return None
-    s, c = stable.get("score"), candidate.get("score")
-    if _number(s) and _number(c):
-        return abs(float(s) - float(c))
-    s, c = stable.get("prediction"), candidate.get("prediction")
-    if "score" not in stable and _number(s) and _number(c):
-        scale = max(abs(float(s)), abs(float(c)))
-        return min(abs(float(c) - float(s)) / scale, 1.0) if scale else 0.0
-    return None
-
-
 def _mirrored(routes: Routes) -> tuple[str, str] | None:
     """The (stable, candidate) pair a shadow phase compares, or None when nothing is mirrored."""
     if not routes.mirror or routes.stable is None or routes.canary is None:
         return None
     return routes.stable.version, routes.canary.version
-
-
-def _number(v: object) -> TypeGuard[int | float]:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass
@@ -635,7 +607,7 @@ class Gateway:
                 continue
             self.metrics.compared.labels(*labels).inc()
             shift = row_shift(s, c)
-            if "score" in s and s.get("prediction") != c.get("prediction"):
+            if disagree(s, c):
                 self.metrics.disagreements.labels(*labels).inc()
             if shift is not None:
                 self.metrics.score_diff.labels(*labels).observe(shift)

@@ -23,6 +23,7 @@ _PLURALS = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
     ("serving.knative.dev/v1", "Service"): "services",
+    ("discovery.k8s.io/v1", "EndpointSlice"): "endpointslices",
 }
 
 RBAC: dict[tuple[str, str], tuple[str, ...]] = {
@@ -31,6 +32,7 @@ RBAC: dict[tuple[str, str], tuple[str, ...]] = {
     ("autoscaling", "horizontalpodautoscalers"): ("create", "patch", "delete"),
     ("gateway.networking.k8s.io", "httproutes"): ("get", "create", "patch"),
     ("serving.knative.dev", "services"): ("get", "create", "patch"),
+    ("discovery.k8s.io", "endpointslices"): ("list",),
 }
 """(API group, resource) -> the verbs the cluster targets call: server-side apply is `patch`, and
 `create` for an object that does not exist yet. The installation's Role is rendered from this,
@@ -122,6 +124,12 @@ class Api:
         """The object, or None when it does not exist."""
         out: dict[str, Any] | None = self._call("GET", path(api_version, kind, namespace, name))
         return out
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The objects of a kind in `namespace` with labels matching `selector` ([] when none)."""
+        url = path(api_version, kind, namespace, "").rstrip("/")
+        out = self._call("GET", url, query=[("labelSelector", selector)])
+        return list((out or {}).get("items") or [])
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete the object; nothing to delete is fine."""

@@ -93,6 +93,17 @@ class KubernetesTarget:
             mirror=bool(mirrors),
         )
 
+    def endpoints(self, version: str) -> list[str]:
+        """The base URLs of the version's ready pods (its Service's EndpointSlices): where the
+        controller reads each pod's answer log for the shadow join."""
+        selector = f"kubernetes.io/service-name={manifests.unit_name(self.model, version)}"
+        urls = []
+        for piece in self.api.list("discovery.k8s.io/v1", "EndpointSlice", self.ns, selector):
+            for ep in piece.get("endpoints") or []:
+                if (ep.get("conditions") or {}).get("ready", True):
+                    urls += [f"http://{a}:{manifests.PORT}" for a in ep.get("addresses") or []]
+        return urls
+
     def _version(self, unit: str) -> str:
         return unit.removeprefix(f"{self.model}-v")
 

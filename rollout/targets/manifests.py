@@ -65,6 +65,7 @@ def _container(cfg: LaunchbayConfig, version: str, image_ref: str | None = None)
         "env": [
             trusted_keys_env(cfg),
             {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},  # writable: the root fs is read-only
+            *_answer_log(cfg),
         ],
         "readinessProbe": probe,
         "livenessProbe": {**probe, "httpGet": {"path": "/livez", "port": PORT}, "initialDelaySeconds": 10},
@@ -76,6 +77,18 @@ def _container(cfg: LaunchbayConfig, version: str, image_ref: str | None = None)
         "securityContext": restricted(),
         "volumeMounts": mounts(),
     }
+
+
+ANSWER_LOG = 20_000
+"""Answers each pod keeps for the shadow join (a few minutes of shadow at a hundred requests/s)."""
+
+
+def _answer_log(cfg: LaunchbayConfig) -> list[dict[str, str]]:
+    """With shadow on Kubernetes, each model server keeps its answers by request id (joined by the
+    controller, row by row: `launchbay.rollout.metrics.join`)."""
+    if cfg.rollout.shadow is None or cfg.rollout.target != "kubernetes":
+        return []
+    return [{"name": "LAUNCHBAY_ANSWER_LOG", "value": str(ANSWER_LOG)}]
 
 
 UID = 10001

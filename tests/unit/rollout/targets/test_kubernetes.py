@@ -168,7 +168,10 @@ def test_knative_rollout_moves_traffic_percentages_between_revisions(
     assert svc is not None
     # Re-applied to move traffic, the template keeps the image its revision runs.
     assert svc["spec"]["template"]["spec"]["containers"][0]["image"] == pushed("2")
-    assert svc["spec"]["traffic"] == [{"revisionName": "fraud-detector-v2", "percent": 100, "tag": "v2"}]
+    assert svc["spec"]["traffic"] == [
+        {"revisionName": "fraud-detector-v2", "percent": 100, "tag": "v2"},
+        {"revisionName": "fraud-detector-v2", "percent": 0, "tag": "stable"},  # a tester's pin
+    ]
     operations.rollback(c.ctx, "oncall", "")
     Reconciler(c.ctx).converge()  # what the command does next
     svc = fake.find("services", "fraud-detector")
@@ -249,10 +252,13 @@ def _verbs_used(requests: list[tuple[str, str]]) -> dict[tuple[str, str], set[st
     used: dict[tuple[str, str], set[str]] = {}
     for method, url_path in requests:
         m = re.match(
-            r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/[^/]+/(?P<plural>[^/]+)/", url_path
+            r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)/namespaces/[^/]+/(?P<plural>[^/?]+)(?P<one>/[^?]+)?",
+            url_path,
         )
         assert m is not None, f"a request the Role does not cover: {method} {url_path}"
         verbs = {"GET": {"get"}, "DELETE": {"delete"}, "PATCH": {"create", "patch"}}[method]
+        if method == "GET" and not m["one"]:
+            verbs = {"list"}  # the collection: the shadow join's EndpointSlices
         used.setdefault((m["group"] or "", m["plural"]), set()).update(verbs)
     return used
 

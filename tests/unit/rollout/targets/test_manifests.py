@@ -57,3 +57,13 @@ def test_an_invalid_object_is_refused_naming_the_field() -> None:
     with pytest.raises(InvalidObject, match=r"Deployment/fraud-detector-v3: spec\.replicas"):
         check([dep])
     assert yaml.safe_load(to_yaml(route))["kind"] == "HTTPRoute"
+
+
+def test_with_shadow_each_kubernetes_model_server_keeps_its_answers_for_the_join() -> None:
+    def env(cfg: object) -> dict[str, str]:
+        deployment = manifests.deployment(cfg, "3")  # type: ignore[arg-type]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value", "") for e in container["env"]}
+
+    assert env(config(target="kubernetes"))["LAUNCHBAY_ANSWER_LOG"] == str(manifests.ANSWER_LOG)
+    assert "LAUNCHBAY_ANSWER_LOG" not in env(config(target="kubernetes", shadow=None))  # nothing to join
