@@ -289,6 +289,11 @@ class RolloutSection(Section):
     slo: SloSection = SloSection()
     routing: RoutingSection = RoutingSection()
     preflight: PreflightSection = PreflightSection()
+    baseline: bool = False
+    """Start a fresh server of stable beside the candidate and send it the candidate's share of
+    traffic: each canary analysis compares the candidate with that baseline -- same share, same
+    time, same freshness -- rather than with the long-running stable (Kayenta's practice). Local
+    target; weights up to 50%."""
     approval: ApprovalSection = ApprovalSection(required=False)
     gateway_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Local target: the gateway's port (default: chosen once, then kept)."""
@@ -387,6 +392,22 @@ class RolloutSection(Section):
             raise ValueError(
                 f"routing.sticky: the {self.target} target cannot route by cookie: set `sticky: null` "
                 "(pinning still works)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _baseline_fits(self) -> RolloutSection:
+        if not self.baseline:
+            return self
+        if self.target != "local":
+            raise ValueError(
+                f"rollout.baseline: the {self.target} target has no baseline server yet (local target only)"
+            )
+        weights = [s if isinstance(s, int) else s.set_weight for s in self.steps]
+        if any(w is not None and w > 50 for w in weights):
+            raise ValueError(
+                "rollout.baseline: the baseline gets the candidate's share, so weights go up to 50 "
+                f"(got {max(w for w in weights if w is not None)})"
             )
         return self
 

@@ -59,6 +59,9 @@ class AnalysisResult:
     """The verdict of one analysis and every number behind it."""
 
     checks: list[CheckResult] = field(default_factory=list)
+    compared_with: str = "stable"
+    """What "stable" in the checks is: `stable` (the long-running server) or `baseline` (a fresh
+    server of stable's version at the candidate's share: rollout.baseline)."""
 
     @property
     def verdict(self) -> Verdict:
@@ -86,6 +89,7 @@ class AnalysisResult:
         """A JSON-ready summary for the ledger and for people."""
         return {
             "verdict": self.verdict.value,
+            "compared_with": self.compared_with,
             "checks": [
                 {
                     "check": c.name,

@@ -409,9 +409,12 @@ class Controller:
         else:
             if r.plan.traffic(r.step_index).canary_weight == 0:
                 return None
+            # With rollout.baseline the candidate is judged against a fresh server of stable at its
+            # own share and time (Kayenta's baseline), not the long-running stable.
+            basis = "baseline" if r.plan.traffic(r.step_index).baseline else "primary"
             cand, stable = measure_canary(
                 self.metrics, r.version, r.stable_version, window, self.queries, deadline,
-                user=thresholds.metrics,
+                user=thresholds.metrics, stable_role=basis,
             )  # fmt: skip
             slo = thresholds.slo
             c95, s95 = cand.p95_ms.value, stable.p95_ms.value
@@ -423,6 +426,7 @@ class Controller:
                 if c95 > slo.p95_latency_ms:
                     over_slo = self._count(r, slo.p95_latency_ms, window, deadline)
             result = analyse_canary(cand, stable, thresholds, slower, over_slo)
+            result.compared_with = "baseline" if basis == "baseline" else "stable"
             self._sample(r, sample(self.clock(), "primary", cand, stable, None))
         self.last_result[r.id] = result
         return result

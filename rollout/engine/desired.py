@@ -45,6 +45,8 @@ class Desired:
     canary: str | None = None
     canary_weight: int = 0
     mirror: bool = False
+    baseline: str | None = None
+    """The version a fresh baseline server runs (stable's), taking the candidate's share."""
     serving: frozenset[str] = frozenset()
     """Versions whose servers must run."""
     candidate: str | None = None
@@ -58,13 +60,17 @@ class Desired:
     release: Release | None = None
     """The newest release, which all of this follows."""
 
-    def routes(self, backend: Callable[[str], Backend]) -> Routes:
-        """These routes with each version's backend (`backend` may raise for one not deployed)."""
+    def routes(
+        self, backend: Callable[[str], Backend], baseline: Callable[[str], Backend] | None = None
+    ) -> Routes:
+        """These routes with each version's backend (`backend`, `baseline` may raise for one not
+        deployed)."""
         return Routes(
             stable=backend(self.stable) if self.stable is not None else None,
             canary=backend(self.canary) if self.canary is not None else None,
             canary_weight=self.canary_weight,
             mirror=self.mirror,
+            baseline=baseline(self.baseline) if self.baseline is not None and baseline is not None else None,
         )
 
     def same_routes(self, routes: Routes) -> bool:
@@ -74,13 +80,14 @@ class Desired:
             and (routes.canary.version if routes.canary else None) == self.canary
             and routes.canary_weight == self.canary_weight
             and routes.mirror == self.mirror
+            and (routes.baseline.version if routes.baseline else None) == self.baseline
         )
 
     def same_world(self, other: Desired) -> bool:
         """True when `other` calls for this very world (whatever generation either was derived at)."""
         def world(d: Desired) -> tuple[object, ...]:
-            return (d.stable, d.canary, d.canary_weight, d.mirror, d.serving, d.candidate, d.champion,
-                    d.outcome, d.retire_at)  # fmt: skip
+            return (d.stable, d.canary, d.canary_weight, d.mirror, d.baseline, d.serving, d.candidate,
+                    d.champion, d.outcome, d.retire_at)  # fmt: skip
 
         return world(self) == world(other)
 
@@ -97,6 +104,9 @@ class Desired:
             return f"v{self.stable} serves all traffic"
         if self.mirror and not self.canary_weight:
             return f"v{self.stable} serves all traffic, mirrored to v{self.canary}"
+        if self.baseline is not None:
+            w = self.canary_weight
+            return f"v{self.stable} {100 - 2 * w}% / baseline v{self.baseline} {w}% / v{self.canary} {w}%"
         return f"v{self.stable} {100 - self.canary_weight}% / v{self.canary} {self.canary_weight}%"
 
 
@@ -150,6 +160,7 @@ def desired(
         canary=newest.version if split is not None else None,
         canary_weight=split.canary_weight if split is not None else 0,
         mirror=split.mirror if split is not None else False,
+        baseline=stable if split is not None and split.baseline else None,
         serving=base | {newest.version},
         candidate=newest.version,
         champion=stable,

@@ -60,11 +60,13 @@ class SetWeight(_Step):
 
     kind: Literal["set-weight"] = "set-weight"
     percent: int
+    baseline: bool = False
+    """A fresh server of stable gets the same share, and the analysis compares with it."""
     phase: ClassVar[Phase] = Phase.CANARY
 
     def describe(self) -> str:
-        """`canary weight 25%`."""
-        return f"canary weight {self.percent}%"
+        """`canary weight 25%` (`, baseline 25%`)."""
+        return f"canary weight {self.percent}%" + (f", baseline {self.percent}%" if self.baseline else "")
 
 
 class Analysis(_Step):
@@ -123,6 +125,8 @@ class Split:
 
     canary_weight: int = 0
     mirror: bool = False
+    baseline: bool = False
+    """A baseline server of stable takes the same share as the candidate."""
 
 
 class Plan(BaseModel):
@@ -142,11 +146,11 @@ class Plan(BaseModel):
         """The routes step `index` asks for: mirroring in shadow, else the last weight set so far."""
         if isinstance(self.steps[index], Shadow):
             return Split(mirror=True)
-        weight = 0
+        weight, baseline = 0, False
         for step in self.steps[: index + 1]:
             if isinstance(step, SetWeight):
-                weight = step.percent
-        return Split(canary_weight=weight)
+                weight, baseline = step.percent, step.baseline
+        return Split(canary_weight=weight, baseline=baseline and weight > 0)
 
     @property
     def approvers(self) -> tuple[str, ...]:
@@ -181,9 +185,9 @@ def plan(
     approvers = tuple(rollout.approval.approvers)
     for item in rollout.steps:
         if isinstance(item, int):  # the short form: a weight, then an analysis of one window
-            steps += [SetWeight(percent=item), Analysis(seconds=window)]
+            steps += [SetWeight(percent=item, baseline=rollout.baseline), Analysis(seconds=window)]
         elif item.set_weight is not None:
-            steps.append(SetWeight(percent=item.set_weight))
+            steps.append(SetWeight(percent=item.set_weight, baseline=rollout.baseline))
         elif item.pause is not None:
             steps.append(Pause(seconds=max(item.pause, rollout.interval)))
         elif item.analysis is not None:

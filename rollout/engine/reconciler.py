@@ -22,7 +22,7 @@ import fcntl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from launchbay.checks.verdict import Verdict
 from launchbay.errors import LaunchbayError
@@ -32,7 +32,7 @@ from launchbay.rollout.engine.desired import Desired, desired
 from launchbay.rollout.engine.operations import OUTCOME_TAG, Rollout
 from launchbay.rollout.engine.phases import Phase
 from launchbay.rollout.engine.release import ConcurrentChange, LedgerUnavailable, Release
-from launchbay.rollout.targets.base import Routes, StaleRoutes
+from launchbay.rollout.targets.base import Backend, Routes, StaleRoutes
 
 RECONCILER = "launchbay-reconciler"
 """The actor name of what the reconciler records (servers stopped, a candidate that cannot start)."""
@@ -185,6 +185,16 @@ class Reconciler:
                 if version == want.candidate and want.release is not None:
                     self._candidate_cannot_start(want.release, exc)
                 work.problems.append(f"v{version} could not be started: {exc.message}")
+        baseline = _baseline(target)
+        if want.baseline is not None and baseline is not None:
+            try:
+                if baseline.baseline_health(want.baseline) is Verdict.FAIL:
+                    self._fence(want)
+                    baseline.deploy_baseline(self.model, want.baseline)
+                    work.done.append(f"started a baseline server of v{want.baseline}")
+            except LaunchbayError as exc:
+                why = f"the baseline server of v{want.baseline} could not be started: {exc.message}"
+                work.problems.append(why)
 
     def _candidate_cannot_start(self, release: Release, exc: LaunchbayError) -> None:
         """A candidate that cannot even be started (its signature refused at deploy, no such
@@ -210,7 +220,8 @@ class Reconciler:
             work.problems.append(f"the routes cannot be read: {exc.message}")
             return set()
         moved = self._moved(current)
-        if want.same_routes(current) and not moved:
+        baseline = _baseline(target)
+        if want.same_routes(current) and not moved and not self._baseline_moved(current):
             return _versions(current)
         wanted = {v for v in (want.stable, want.canary) if v is not None}
         adding = (wanted - _versions(current)) | (wanted & moved)
@@ -220,8 +231,12 @@ class Reconciler:
                     f"v{version} is not ready to serve: traffic stays as it is ({_describe(current)})"
                 )
                 return _versions(current)
+        if want.baseline is not None and not self._ready(want.baseline, baseline=True):
+            work.problems.append(f"the baseline server of v{want.baseline} is not ready: traffic stays as "
+                                 f"it is ({_describe(current)})")  # fmt: skip
+            return _versions(current)
         try:
-            routes = want.routes(target.backend)
+            routes = want.routes(target.backend, baseline.baseline_backend if baseline is not None else None)
             self._fence(want)
             target.set_routes(routes, generation=want.generation)
         except LaunchbayError as exc:
@@ -245,11 +260,23 @@ class Reconciler:
                 continue  # not deployed: the pass starts it, or stops routing to it
         return moved
 
-    def _ready(self, version: str) -> bool:
-        """Wait (up to `ready_timeout`) for a version to answer its readiness probe."""
+    def _baseline_moved(self, current: Routes) -> bool:
+        """The baseline routed to where its server no longer is (restarted on another port)."""
+        baseline = _baseline(self.ctx.target)
+        if current.baseline is None or baseline is None:
+            return False
+        try:
+            return baseline.baseline_backend(current.baseline.version).url != current.baseline.url
+        except LaunchbayError:
+            return True
+
+    def _ready(self, version: str, baseline: bool = False) -> bool:
+        """Wait (up to `ready_timeout`) for a version (or its baseline server) to answer its
+        readiness probe."""
         deadline = time.monotonic() + self.ready_timeout
+        unit = _baseline(self.ctx.target) if baseline else None
         while True:
-            health = self.ctx.target.health(version)
+            health = unit.baseline_health(version) if unit is not None else self.ctx.target.health(version)
             if health is Verdict.PASS:
                 return True
             if health is Verdict.FAIL or time.monotonic() >= deadline:
@@ -286,6 +313,16 @@ class Reconciler:
                 work.problems.append(f"v{version} keeps running until its retirement is recorded: {exc}")
             except LaunchbayError as exc:
                 work.problems.append(f"v{version} could not be stopped: {exc.message}")
+        baseline = _baseline(target)
+        for version in baseline.baselines() if baseline is not None else []:
+            if version == want.baseline or version in routed_baseline(target):
+                continue
+            try:
+                self._fence(want)
+                baseline.retire_baseline(version)  # type: ignore[union-attr]
+                work.done.append(f"stopped the baseline server of v{version}")
+            except LaunchbayError as exc:
+                work.problems.append(f"the baseline server of v{version} could not be stopped: {exc.message}")
 
     @staticmethod
     def _why_stopped(want: Desired, version: str) -> str:
@@ -345,6 +382,29 @@ class Reconciler:
             finally:
                 if held:
                     fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class _Baselines(Protocol):
+    """The optional capability of a target that runs baseline servers (the local target)."""
+
+    def deploy_baseline(self, model: str, version: str) -> None: ...
+    def baseline_backend(self, version: str) -> Backend: ...
+    def baseline_health(self, version: str) -> Verdict: ...
+    def baselines(self) -> list[str]: ...
+    def retire_baseline(self, version: str) -> None: ...
+
+
+def _baseline(target: object) -> _Baselines | None:
+    return target if hasattr(target, "deploy_baseline") else None  # type: ignore[return-value]
+
+
+def routed_baseline(target: object) -> set[str]:
+    """The version whose baseline server the target's routes send traffic to now (empty: none)."""
+    try:
+        routes = target.routes()  # type: ignore[attr-defined]
+    except LaunchbayError:
+        return set()
+    return {routes.baseline.version} if routes.baseline is not None else set()
 
 
 def _versions(routes: Routes) -> set[str]:

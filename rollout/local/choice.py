@@ -26,6 +26,8 @@ from launchbay.rollout.targets.base import Backend, Routes
 
 PINNED = "pinned"
 """The metrics role of pinned requests (the analysis reads role `primary` only)."""
+BASELINE = "baseline"
+"""The metrics role of requests the baseline server answered (stable's version, a fresh server)."""
 CANDIDATE_WORDS = frozenset({"candidate", "canary"})
 _COOKIE_VALUE = re.compile(r"^v([A-Za-z0-9_.-]+?)\.c([A-Za-z0-9_.-]+)$")
 
@@ -105,7 +107,13 @@ class Chooser:
         if not serving_canary or canary is None:
             return Choice(stable)
         release = (stable.version, canary.version)
-        weighted = canary if draw < routes.canary_weight else stable
+        w = routes.canary_weight
+        if routes.baseline is not None and w <= draw < 2 * w:
+            # The baseline's share is drawn like the candidate's; a sticky user drawn into it is
+            # kept on stable's version afterwards (the same model), never on the candidate.
+            cookie = cookie_value(stable.version, canary.version) if self.routing.sticky == "cookie" else None
+            return Choice(routes.baseline, BASELINE, cookie=cookie)
+        weighted = canary if draw < w else stable
         if self.routing.sticky == "cookie":
             said = parse_cookie(cookies.get(self.routing.sticky_cookie, ""))
             if said is not None and said[1] == canary.version and said[0] in release:

@@ -48,11 +48,12 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from launchbay import procs
 from launchbay.files import write_private
 from launchbay.rollout.local.capture import CAPTURE_FILE, Capture, Recorder
 from launchbay.rollout.local.choice import PINNED, Chooser, Routing
 from launchbay.rollout.local.launcher import Launcher
-from launchbay.rollout.local.records import server_record
+from launchbay.rollout.local.records import BASELINE, record_path, server_record
 from launchbay.rollout.local.repeats import WINDOW as REPEAT_WINDOW
 from launchbay.rollout.local.repeats import Seen, key, rows_of
 from launchbay.rollout.metrics import names
@@ -177,6 +178,8 @@ class _Metrics:
         for what was already known. Existing series are left as they are.
         """
         series = [(b.version, "primary") for b in (routes.stable, routes.canary) if b is not None]
+        if routes.baseline is not None:
+            series.append((routes.baseline.version, "baseline"))
         if routes.mirror and routes.canary is not None:
             series.append((routes.canary.version, "shadow"))
         for version, role in series:
@@ -408,6 +411,15 @@ class Gateway:
     def unregistered(self, routes: Routes) -> list[str]:
         """Backends of `routes` that are not launchbay's registered server of their version."""
         problems = []
+        if routes.baseline is not None:
+            try:
+                path = record_path(self.servers, routes.baseline.version, BASELINE) if self.servers else None
+            except ValueError:
+                path = None  # not a version: no server of launchbay's
+            rec = procs.ProcessRecord.read(path) if path is not None else None
+            if rec is None or routes.baseline.url != rec.url:
+                problems.append(f"{routes.baseline.url} is not launchbay's baseline server of version "
+                                f"{routes.baseline.version}")  # fmt: skip
         for b in (routes.stable, routes.canary):
             if b is None:
                 continue

@@ -14,9 +14,13 @@ from pathlib import Path
 from launchbay import procs
 from launchbay.rollout.targets.base import check_version
 
+BASELINE = "baseline-v"
+"""The prefix of a baseline server's record (a second server of stable's version)."""
+
 
 def record_path(servers: Path, version: str, prefix: str = "v") -> Path:
-    """The file of `version` in `servers` (`prefix` "spawn-v" for a spawn spec).
+    """The file of `version` in `servers` (`prefix` "spawn-v" for a spawn spec, BASELINE for the
+    baseline server).
 
     Raises:
         ValueError: `version` is not a registry version, or the file resolves outside `servers`.

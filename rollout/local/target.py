@@ -40,7 +40,7 @@ from launchbay.rollout.local.capture import CAPTURE_FILE, Capture, Captured, rea
 from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.launcher import SpawnSpec, spec_for
 from launchbay.rollout.local.prometheus import LocalPrometheus
-from launchbay.rollout.local.records import record_path, server_record
+from launchbay.rollout.local.records import BASELINE, record_path, server_record
 from launchbay.rollout.local.supervisor import KEEPER, RECORD, GatewayRecord, KeeperRecord, token
 from launchbay.rollout.targets.base import VERSION, Backend, Notify, Processes, Routes, StaleRoutes
 
@@ -307,35 +307,74 @@ class LocalTarget:
         Raises:
             PipelineFailed: the registry's or the Bento's copy of the model does not verify.
         """
-        from launchbay.serving import package
-        from launchbay.serving.deploy import prepare_serve
-
         rec = self.server(version)
         if rec is not None and rec.running:
             return
-        # Started again where it was when that port is still free: the gateway's routes (and any
-        # client of the server itself) stay right; the reconciler moves the routes otherwise.
-        port = rec.port if rec is not None and procs.port_free(rec.port) else procs.free_port()
-        command = prepare_serve(self.cfg, self.home, f"{model}@{version}", "127.0.0.1", port)
-        argv, env = command.argv, command.env
-        env["BENTOML_HOME"] = str(self._server_home(version, package.bentoml_home(self.home)))
-        log = self.servers / f"v{version}.log"
-        if log.exists():
-            log.rename(log.with_suffix(f".{int(time.time())}.log"))
-        # Started in the Bento's directory, never the checkout: the served model imports the
-        # user's code from its Bento only, as it would in a cluster.
-        procs.launch(argv, env, log, port, cwd=command.cwd, owner=self.owner).write(
-            self._record_file(version)
-        )
+        argv, env, cwd, port, log = self._launch(model, version, rec, self._record_file(version), "v")
         if not self.cfg.rollout.prometheus_url:
             # The model server's own metrics (predictions per class, scores) for users' metrics.
             LocalPrometheus(self.home).announce(f"{model}-v{version}", port, kind="server")
         if self.cfg.serving.min_instances == 0:
             # The gateway stops it when idle and starts it again from this spec on demand.
             env = {**env, procs.OWNER_ENV: self.owner}
-            spec_for(argv, env, command.cwd, port, log, self.cfg.serving).write(self.servers, version)
+            spec_for(argv, env, cwd, port, log, self.cfg.serving).write(self.servers, version)
         else:
             SpawnSpec.path(self.servers, version).unlink(missing_ok=True)
+
+    def _launch(
+        self, model: str, version: str, rec: procs.ProcessRecord | None, record: Path, prefix: str
+    ) -> tuple[list[str], dict[str, str], Path, int, Path]:
+        """Start a server of `version` (verified first) recorded at `record`; what was run."""
+        from launchbay.serving import package
+        from launchbay.serving.deploy import prepare_serve
+
+        # Started again where it was when that port is still free: the gateway's routes (and any
+        # client of the server itself) stay right; the reconciler moves the routes otherwise.
+        port = rec.port if rec is not None and procs.port_free(rec.port) else procs.free_port()
+        command = prepare_serve(self.cfg, self.home, f"{model}@{version}", "127.0.0.1", port)
+        argv, env = command.argv, command.env
+        unit = version if prefix == "v" else f"{version}-{prefix.removesuffix('-v')}"
+        env["BENTOML_HOME"] = str(self._server_home(unit, package.bentoml_home(self.home)))
+        log = self.servers / f"{prefix}{version}.log"
+        if log.exists():
+            log.rename(log.with_suffix(f".{int(time.time())}.log"))
+        # Started in the Bento's directory, never the checkout: the served model imports the
+        # user's code from its Bento only, as it would in a cluster.
+        procs.launch(argv, env, log, port, cwd=command.cwd, owner=self.owner).write(record)
+        return argv, env, command.cwd, port, log
+
+    # -- the baseline: a fresh server of stable, at the candidate's share --------------------
+
+    def deploy_baseline(self, model: str, version: str) -> None:
+        """Start a baseline server of `version` (stable's) unless one runs."""
+        rec = procs.ProcessRecord.read(record_path(self.servers, version, BASELINE))
+        if rec is not None and rec.running:
+            return
+        self._launch(model, version, rec, record_path(self.servers, version, BASELINE), BASELINE)
+
+    def baseline_backend(self, version: str) -> Backend:
+        """Where the gateway reaches the baseline server of `version`."""
+        rec = procs.ProcessRecord.read(record_path(self.servers, version, BASELINE))
+        if rec is None:
+            raise EnvironmentProblem(f"{self.model} has no baseline server of version {version}")
+        return Backend(version=str(version), url=rec.url)
+
+    def baseline_health(self, version: str) -> Verdict:
+        """As `health`, of the baseline server."""
+        return _health(procs.ProcessRecord.read(record_path(self.servers, version, BASELINE)))
+
+    def baselines(self) -> list[str]:
+        """Versions with a baseline server record."""
+        found = (p.stem.removeprefix(BASELINE) for p in self.servers.glob(f"{BASELINE}*.json"))
+        return sorted(v for v in found if VERSION.match(v))
+
+    def retire_baseline(self, version: str) -> None:
+        """Stop the baseline server of `version` (the gateway no longer routes to it)."""
+        path = record_path(self.servers, version, BASELINE)
+        rec = procs.ProcessRecord.read(path)
+        if rec is not None and rec.running and (survivors := rec.stop()):
+            raise EnvironmentProblem(f"the baseline server of version {version} left processes: {survivors}")
+        path.unlink(missing_ok=True)
 
     def _server_home(self, version: str, shared: Path) -> Path:
         own = self.servers / f"v{version}-bentoml"
@@ -355,16 +394,7 @@ class LocalTarget:
 
     def health(self, version: str) -> Verdict:
         """PASS: ready; FAIL: not deployed or its process died; INCONCLUSIVE: still starting."""
-        rec = self.server(version)
-        if rec is not None and rec.scaled_to_zero and not rec.running:
-            return Verdict.PASS  # stopped while idle; the gateway starts it on the next request
-        if rec is None or not rec.running:
-            return Verdict.FAIL
-        try:
-            ok = httpx.get(rec.url + "/readyz", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        return Verdict.PASS if ok else Verdict.INCONCLUSIVE
+        return _health(self.server(version))
 
     def log_tail(self, version: str, lines: int = 15) -> str:
         """The end of a version's server log (why it died)."""
@@ -406,6 +436,9 @@ class LocalTarget:
                 rec.stop()
                 stopped.append(f"version {version} (pid {rec.pid})")
             self._record_file(version).unlink(missing_ok=True)
+        for version in self.baselines():
+            self.retire_baseline(version)
+            stopped.append(f"baseline of version {version}")
         keeper = KeeperRecord.read(self.dir / KEEPER)
         if keeper is not None and keeper.running and keeper.pid != os.getpid():
             # The controller keeps the gateway's sockets and would start it again: it goes first.
@@ -418,6 +451,18 @@ class LocalTarget:
         # Whatever still carries this model's owner mark (a worker orphaned by a crash) goes too.
         stopped += [f"stray process (pid {pid})" for pid in procs.sweep(self.owner)]
         return stopped
+
+
+def _health(rec: procs.ProcessRecord | None) -> Verdict:
+    if rec is not None and rec.scaled_to_zero and not rec.running:
+        return Verdict.PASS  # stopped while idle; the gateway starts it on the next request
+    if rec is None or not rec.running:
+        return Verdict.FAIL
+    try:
+        ok = httpx.get(rec.url + "/readyz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    return Verdict.PASS if ok else Verdict.INCONCLUSIVE
 
 
 def _holder(port: int) -> str:

@@ -37,7 +37,7 @@ from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger
 from launchbay.rollout.local.capture import Capture
 from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.gateway import Gateway
-from launchbay.rollout.local.records import server_record
+from launchbay.rollout.local.records import BASELINE, record_path, server_record
 from launchbay.rollout.local.supervisor import token
 from launchbay.rollout.targets.base import Backend, Routes
 
@@ -90,10 +90,16 @@ def initial_routes(gateway: Gateway, home: Home, model: str) -> Start:
         return Start(from_file, file_generation, "file (ledger unreadable)", None)
     if not releases:
         return Start(from_file, file_generation, "file (no release in the ledger)", None)
+    def baseline(version: str) -> Backend:
+        rec = procs.ProcessRecord.read(record_path(servers, version, BASELINE))
+        if rec is None:
+            raise LookupError(f"version {version} has no baseline server record")
+        return Backend(version=version, url=rec.url)
+
     want = desired(model, generation, releases, time.time(), grace_period=0.0)
     newest = releases[0]
     try:
-        wanted = want.routes(backend)
+        wanted = want.routes(backend, baseline)
     except LookupError as exc:
         log.warning("the ledger's routes cannot be served (%s): starting from the routes file", exc)
         return Start(from_file, file_generation, f"file ({exc})", newest)

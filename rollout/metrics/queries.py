@@ -188,12 +188,14 @@ def measure_canary(
     templates: QueriesSection = DEFAULT,
     deadline: float = 2.0,
     user: Mapping[str, MetricSection] | None = None,
+    stable_role: str = "primary",
 ) -> tuple[VersionStats, VersionStats]:
     """The candidate's and stable's real traffic over the same window, queried together (the
-    user's own metrics too, for both versions)."""
+    user's own metrics too, for both versions). `stable_role` "baseline": what the fresh baseline
+    server of stable answered at the candidate's share, instead of the long-running stable."""
     queries = {
         **{f"c.{k}": q for k, q in version_queries(candidate, "primary", window, templates).items()},
-        **{f"s.{k}": q for k, q in version_queries(stable, "primary", window, templates).items()},
+        **{f"s.{k}": q for k, q in version_queries(stable, stable_role, window, templates).items()},
         **{f"c.{k}": q for k, q in user_queries(user or {}, candidate, window).items()},
         **{f"s.{k}": q for k, q in user_queries(user or {}, stable, window).items()},
     }

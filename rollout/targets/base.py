@@ -50,16 +50,23 @@ class Routes:
     canary: Backend | None = None
     canary_weight: int = 0
     mirror: bool = False
+    baseline: Backend | None = None
+    """A fresh server of stable's version taking the candidate's share too (stable keeps the rest)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.canary_weight <= 100:
             raise ValueError(f"canary_weight must be within 0..100, got {self.canary_weight}")
         if (self.canary_weight or self.mirror) and self.canary is None:
             raise ValueError("a canary weight or mirroring needs a canary backend")
+        if self.baseline is not None and not 0 < 2 * self.canary_weight <= 100:
+            raise ValueError(f"a baseline takes the canary's share: weight 1..50, got {self.canary_weight}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form (`baseline` only when there is one)."""
+        out = asdict(self)
+        if self.baseline is None:
+            del out["baseline"]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Routes:
@@ -73,6 +80,7 @@ class Routes:
             canary=backend(d.get("canary")),
             canary_weight=int(d.get("canary_weight", 0)),
             mirror=bool(d.get("mirror", False)),
+            baseline=backend(d.get("baseline")),
         )
 
 

@@ -139,3 +139,34 @@ def test_sticky_users_keep_their_version_through_weight_changes_at_the_gateway(
             c.close()
     finally:
         gateway.stop()
+
+
+def test_a_baseline_takes_the_candidates_share_and_is_counted_as_its_own_role() -> None:
+    base = Backend("1", "http://127.0.0.1:9101")
+    routes = Routes(stable=ONE, canary=TWO, canary_weight=20, baseline=base)
+    chooser = Chooser(Routing())
+    drawn = [chooser.choose(routes, {}, {}, d / 10) for d in range(1000)]
+    shares = {role: sum(1 for c in drawn if (c.backend, c.role) == key) / 1000
+              for role, key in {"canary": (TWO, "primary"), "baseline": (base, "baseline"),
+                                "stable": (ONE, "primary")}.items()}  # fmt: skip
+    assert shares == {"canary": 0.2, "baseline": 0.2, "stable": 0.6}
+    with pytest.raises(ValueError, match=r"weight 1\.\.50"):
+        Routes(stable=ONE, canary=TWO, canary_weight=60, baseline=base)
+    assert Routes.from_dict(routes.to_dict()) == routes
+    assert "baseline" not in Routes(stable=ONE).to_dict()
+
+
+def test_the_plan_carries_the_baseline_through_the_canary_steps_and_the_config_bounds_it() -> None:
+    from rollout_fakes import config
+
+    from launchbay.rollout.engine.plan import plan
+
+    steps = plan(config(baseline=True, steps=[10, 40]).rollout, None, "1")
+    splits = [steps.traffic(i) for i in range(len(steps))]
+    weighted = [(s.canary_weight, s.baseline) for s in splits if s.canary_weight]
+    assert weighted == [(10, True)] * 2 + [(40, True)] * 3  # set-weight, analysis, ..., approval
+    assert not splits[0].baseline and splits[0].mirror  # shadow: no baseline
+    with pytest.raises(ValueError, match="weights go up to 50"):
+        config(baseline=True, steps=[25, 75])
+    with pytest.raises(ValueError, match="local target only"):
+        config(baseline=True, target="kubernetes")
