@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -45,7 +45,7 @@ def _until(text: str | None, now: float) -> float | None:
 
 @app.command()
 def freeze(
-    state: Annotated[Literal["on", "off", "status"], typer.Argument(help="on, off, or status.")],
+    state: Annotated[str, typer.Argument(help="on, off, or status.")],
     config: ConfigOpt = None,
     as_: AsOpt = None,
     key: KeyOpt = None,
@@ -57,6 +57,8 @@ def freeze(
     from launchbay.rollout.engine import freeze as freezes
     from launchbay.rollout.ledger.store import SqlLedger
 
+    if state not in ("on", "off", "status"):
+        raise UsageError(f"freeze {state!r}: expected on, off or status")
     cfg = load_config(config)
     now = time.time()
     if state == "on" and not reason.strip():

@@ -365,7 +365,18 @@ class SqlLedger:
     def note(
         self, model: str, *, actor: str, action: str, reason: str = "", evidence: dict[str, Any] | None = None
     ) -> Event:
-        """Append an event about the model itself (no release: a freeze), in its chain; return it."""
+        """Append an event about the model itself (no release: a freeze), in its chain; return it.
+
+        Raises:
+            SchemaBehind: a shared ledger before schema revision 0003 cannot hold one.
+        """
+        at = migrations.current(self.engine)
+        if at is not None and at < migrations.MODEL_EVENTS:
+            raise migrations.SchemaBehind(
+                f"the ledger is at schema {at}: events about a model (a freeze) need "
+                f"{migrations.MODEL_EVENTS}; run `launchbay ledger upgrade` once (in a cluster: the "
+                "chart's upgrade Job)"
+            )
 
         def work(conn: Connection) -> _Head:
             return self._append(conn, None, model, actor, action, None, None, reason, evidence or {})

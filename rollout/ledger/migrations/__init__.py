@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 HEAD = "0003"
 """The newest revision, known without importing Alembic (half a second): a process that finds the
 ledger at it goes on at once. A test checks it is the head of `versions/`."""
+MODEL_EVENTS = "0003"
+"""The revision from which an event may be about a model rather than a release (a freeze)."""
 VERSION_TABLE = "launchbay_ledger_version"
 """Not Alembic's default `alembic_version`: MLflow keeps its own there when it shares the database."""
 _LOCK = 0x1A0CB4  # the advisory lock of schema changes on PostgreSQL (as before versions)

@@ -1,7 +1,8 @@
 """Events about a model rather than one of its releases (an emergency freeze, its end): an event's
 `release_id` may be empty. They sit in the model's one hash chain, witnessed like every other.
 
-Required: a launchbay before it would neither honour a freeze nor verify a chain holding one."""
+Additive (a constraint relaxed): launchbay runs on a ledger before it, except that it cannot record
+an event about a model there -- `launchbay freeze` then names `launchbay ledger upgrade`."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -10,7 +11,7 @@ from launchbay.rollout.ledger.schema import _SQLITE_APPEND_ONLY
 
 revision = "0003"
 down_revision = "0002"
-required = True
+required = False
 
 
 def upgrade() -> None:

@@ -33,21 +33,24 @@ def test_a_shared_ledger_without_the_schema_is_refused_and_left_untouched(empty_
     new_release(SqlLedger(empty_postgres_url))  # now it works
 
 
-def test_a_shared_ledger_before_a_required_revision_is_refused_until_upgraded(
-    empty_postgres_url: str,
+def test_a_shared_ledger_behind_additive_revisions_works_says_so_and_refuses_only_what_needs_them(
+    empty_postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """0003 (events about a model, e.g. a freeze) is required: an older ledger is refused, not
-    half-used; the upgrade keeps what was there and the new kind of event is then written."""
+    """0002 (an index) and 0003 (events about a model, e.g. a freeze) only add: a ledger at 0001
+    is used with a warning, nothing there is changed by a connecting process, and the one thing
+    it cannot hold -- a freeze -- is refused naming the command; after the upgrade it is recorded."""
     engine = sa.create_engine(empty_postgres_url)
-    migrations.upgrade(engine, "0002")
-    behind = r"schema 0002; this launchbay needs 0003.*ledger upgrade"
-    with pytest.raises(migrations.SchemaBehind, match=behind):
-        SqlLedger(empty_postgres_url)
-    assert migrations.current(engine) == "0002"  # the process did not migrate it
-    assert migrations.upgrade(engine) == ("0002", migrations.head())
-    assert "ix_events_release_action" in _indexes(engine)
+    migrations.upgrade(engine, "0001")
     ledger = SqlLedger(empty_postgres_url)
+    assert "is at schema 0001, 0003 is available: run `launchbay ledger upgrade`" in capsys.readouterr().err
     release = new_release(ledger)
+    assert migrations.current(engine) == "0001"  # the process did not migrate it
+    assert ledger.notes(release.model) == []  # freezes are read (there are none)
+    with pytest.raises(migrations.SchemaBehind, match=r"need 0003; run `launchbay ledger upgrade`"):
+        ledger.note(release.model, actor="alice", action="freeze-on", reason="incident")
+    assert migrations.upgrade(engine) == ("0001", migrations.head())
+    assert "ix_events_release_action" in _indexes(engine)
+    assert ledger.get(release.id).version == release.version  # nothing lost
     note = ledger.note(release.model, actor="alice", action="freeze-on", reason="incident")
     assert note.release_id is None and ledger.notes(release.model) == [note]
     assert ledger.verify_chain(release.model) == (2, None)
