@@ -108,33 +108,40 @@ class Chooser:
             return Choice(stable)
         release = (stable.version, canary.version)
         w = routes.canary_weight
-        if routes.baseline is not None and w <= draw < 2 * w:
-            # The baseline's share is drawn like the candidate's; a sticky user drawn into it is
-            # kept on stable's version afterwards (the same model), never on the candidate.
-            cookie = cookie_value(stable.version, canary.version) if self.routing.sticky == "cookie" else None
-            return Choice(routes.baseline, BASELINE, cookie=cookie)
+        # The baseline's share is drawn like the candidate's, for requests not already kept on a
+        # version: a sticky user drawn into it is kept on stable's version (the same model) after.
+        to_baseline = routes.baseline is not None and w <= draw < 2 * w
         weighted = canary if draw < w else stable
         if self.routing.sticky == "cookie":
             said = parse_cookie(cookies.get(self.routing.sticky_cookie, ""))
             if said is not None and said[1] == canary.version and said[0] in release:
                 return Choice(canary if said[0] == canary.version else stable)
+            if to_baseline and routes.baseline is not None:
+                return Choice(routes.baseline, BASELINE, cookie=cookie_value(stable.version, canary.version))
             return Choice(weighted, cookie=cookie_value(weighted.version, canary.version))
         if self.routing.sticky == "header" and self.routing.sticky_header is not None:
             user = headers.get(self.routing.sticky_header)
-            if not user:
-                return Choice(weighted)
-            key = hashlib.sha256(user.encode()).digest()
-            known = self._first.get(key)
-            if known is not None and known[0] == release:
-                self._first.move_to_end(key)
-                return Choice(canary if known[1] == canary.version else stable)
-            given = canary if bucket(user) < routes.canary_weight else stable
-            self._first[key] = (release, given.version)
-            self._first.move_to_end(key)
-            while len(self._first) > self.capacity:
-                self._first.popitem(last=False)
-            return Choice(given)
+            if user:
+                return Choice(self._first_given(user, release, routes))
+        if to_baseline and routes.baseline is not None:
+            return Choice(routes.baseline, BASELINE)
         return Choice(weighted)
+
+    def _first_given(self, user: str, release: tuple[str, str], routes: Routes) -> Backend:
+        """The version `user` was first given in this release (drawn by the hash of their key the
+        first time; never the baseline: a user identified by a header stays on one version)."""
+        assert routes.stable is not None and routes.canary is not None
+        key = hashlib.sha256(user.encode()).digest()
+        known = self._first.get(key)
+        if known is not None and known[0] == release:
+            self._first.move_to_end(key)
+            return routes.canary if known[1] == routes.canary.version else routes.stable
+        given = routes.canary if bucket(user) < routes.canary_weight else routes.stable
+        self._first[key] = (release, given.version)
+        self._first.move_to_end(key)
+        while len(self._first) > self.capacity:
+            self._first.popitem(last=False)
+        return given
 
     @staticmethod
     def _pinned(routes: Routes, pin: str) -> Choice:

@@ -170,3 +170,21 @@ def test_the_plan_carries_the_baseline_through_the_canary_steps_and_the_config_b
         config(baseline=True, steps=[25, 75])
     with pytest.raises(ValueError, match="local target only"):
         config(baseline=True, target="kubernetes")
+
+
+def test_sticky_users_are_never_moved_onto_the_baseline_once_kept_on_a_version() -> None:
+    base = Backend("1", "http://127.0.0.1:9101")
+    routes = Routes(stable=ONE, canary=TWO, canary_weight=20, baseline=base)
+    by_cookie = Chooser(Routing(sticky="cookie"))
+    for draw in (5.0, 25.0, 70.0):  # a returning user's cookie wins over any draw
+        kept = by_cookie.choose(routes, {}, {"launchbay-version": "v2.c2"}, draw)
+        assert kept.backend == TWO and kept.role == "primary"
+    drawn = by_cookie.choose(routes, {}, {}, 25.0)  # a new user drawn into the baseline's share
+    assert drawn.backend == base and drawn.role == "baseline" and drawn.cookie == "v1.c2"
+    by_header = Chooser(Routing(sticky="header", sticky_header="X-User-Id"))
+    users = [f"u{i}" for i in range(200)]
+    first = {u: by_header.choose(routes, {"X-User-Id": u}, {}, 25.0).backend for u in users}
+    assert base not in first.values()  # identified users stay on one version
+    again = {u: by_header.choose(routes, {"X-User-Id": u}, {}, 25.0).backend for u in users}
+    assert again == first
+    assert by_header.choose(routes, {}, {}, 25.0).backend == base  # anonymous: drawn like the rest
