@@ -36,6 +36,8 @@ from launchbay.serving.lean_core import (
     trusted_keys_from_env,
 )
 from launchbay.serving.metric_names import PREDICTION_SCORE, PREDICTIONS
+from launchbay.serving.request_sample import RequestSampleMiddleware
+from launchbay.serving.request_sample import from_env as capture_from_env
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -238,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     app: Any = LeanApp(service)
     if size := size_from_env(os.environ):  # a cluster's shadow: answers kept for the controller's join
         app = AnswerLogMiddleware(app, size)
+    if (capture := capture_from_env(os.environ)).size:  # a cluster's replay before shadow
+        app = RequestSampleMiddleware(app, capture)
     uvicorn.run(
         app,
         host=args.host,

@@ -23,6 +23,8 @@ from launchbay.serving.guard import RequestGuard
 from launchbay.serving.lean_core import load_scorer
 from launchbay.serving.metric_names import PREDICTION_SCORE, PREDICTIONS, total
 from launchbay.serving.package import signed_dir
+from launchbay.serving.request_sample import RequestSampleMiddleware
+from launchbay.serving.request_sample import from_env as capture_from_env
 from launchbay.serving.schema import PredictResponse, ValuePrediction, answers, row_model
 from launchbay.serving.spec import ServingSpec
 
@@ -113,3 +115,6 @@ ModelService.add_asgi_middleware(  # type: ignore[attr-defined]  # a Service, ty
 # In a cluster's shadow phase: each answer kept with its request id, for the controller's join.
 if ANSWERS := size_from_env(os.environ):
     ModelService.add_asgi_middleware(AnswerLogMiddleware, size=ANSWERS)  # type: ignore[attr-defined]
+# And a sample of the requests it answers, replayed to a candidate before its shadow phase.
+if (CAPTURE := capture_from_env(os.environ)).size:
+    ModelService.add_asgi_middleware(RequestSampleMiddleware, capture=CAPTURE)  # type: ignore[attr-defined]

@@ -199,12 +199,13 @@ class Controller:
             return None
         if any(e.action in ("replay", "replay-skipped") for e in self.ctx.ledger.history(release_id=r.id)):
             return None
-        reader = getattr(self.ctx.target, "captured", None)  # the local gateway's capture
-        captured = reader() if reader is not None else None
+        reader = getattr(self.ctx.target, "captured", None)  # the gateway's sample, or stable's pods'
+        captured = reader(r.stable_version) if reader is not None else None
         if captured is None:
             why = f"the {self.ctx.cfg.rollout.target} target keeps no requests to replay"
             if reader is not None:
-                why = "no requests captured yet (the local gateway keeps them once it is configured)"
+                why = ("no requests captured yet (the local gateway, or stable's servers in a cluster, "
+                       "keep them once rollout.preflight.replay is set)")  # fmt: skip
             skipped = f"replay skipped: {why}"
             self.ctx.ledger.record(r, actor=CONTROLLER, action="replay-skipped", reason=skipped)
             return None

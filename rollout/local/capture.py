@@ -9,110 +9,37 @@ the controller (another process) reads what the gateway saw; never more than `si
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from launchbay.files import write_private
+from launchbay.serving.request_sample import Capture, Captured, Sample
 
 CAPTURE_FILE = "capture.json"
 
 
-@dataclass(frozen=True)
-class Capture:
-    """What the gateway keeps (passed to its worker as JSON; size 0: nothing)."""
-
-    size: int = 0
-    drop: tuple[str, ...] = ()
-    hash: tuple[str, ...] = ()
-
-    def to_json(self) -> str:
-        """The form the supervisor hands its worker."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Capture:
-        """Parse `to_json`'s form ('' is no capture)."""
-        if not text:
-            return cls()
-        doc = json.loads(text)
-        return cls(int(doc.get("size", 0)), tuple(doc.get("drop", ())), tuple(doc.get("hash", ())))
-
-
 @dataclass
 class Recorder:
-    """The reservoir and the peak rate, flushed to `path`."""
+    """The gateway's sample, flushed to `path` for the controller (another process) to read."""
 
     capture: Capture
     path: Path
-    seen: int = 0
-    peak_rps: int = 0
-    bodies: list[str] = field(default_factory=list)
-    _second: int = 0
-    _this_second: int = 0
-    _dirty: bool = False
+    sample: Sample = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sample = Sample(self.capture)
+        self._written = -1
 
     def add(self, body: bytes, now: float | None = None) -> None:
         """Count one user request and maybe keep its (cleaned) body."""
-        second = int(time.time() if now is None else now)
-        if second != self._second:
-            self._second, self._this_second = second, 0
-        self._this_second += 1
-        self.peak_rps = max(self.peak_rps, self._this_second)
-        self.seen += 1
-        self._dirty = True
-        # Algorithm R: every request seen so far is in the sample with the same chance.
-        slot = len(self.bodies) if len(self.bodies) < self.capture.size else random.randrange(self.seen)
-        if slot >= self.capture.size:
-            return
-        cleaned = self._clean(body)
-        if cleaned is None:
-            return
-        if slot == len(self.bodies):
-            self.bodies.append(cleaned)
-        else:
-            self.bodies[slot] = cleaned
-
-    def _clean(self, body: bytes) -> str | None:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return None
-        if not isinstance(doc, dict):
-            return None
-        for key in ("row", "rows"):
-            if isinstance(doc.get(key), dict):
-                doc[key] = self._fields(doc[key])
-            elif isinstance(doc.get(key), list):
-                doc[key] = [self._fields(r) if isinstance(r, dict) else r for r in doc[key]]
-        return json.dumps(doc, separators=(",", ":"))
-
-    def _fields(self, row: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in row.items() if k not in self.capture.drop}
-        for k in self.capture.hash:
-            if k in out:
-                out[k] = "sha256:" + hashlib.sha256(json.dumps(out[k]).encode()).hexdigest()[:16]
-        return out
+        self.sample.add(body, now)
 
     def flush(self) -> None:
         """Write the sample if it changed (atomically: a reader never sees half of it)."""
-        if self._dirty:
-            doc = {"seen": self.seen, "peak_rps": self.peak_rps, "bodies": self.bodies, "at": time.time()}
-            write_private(self.path, json.dumps(doc))
-            self._dirty = False
-
-
-@dataclass(frozen=True)
-class Captured:
-    """What the controller reads back."""
-
-    bodies: list[str]
-    peak_rps: int
-    seen: int
+        if self.sample.seen != self._written:
+            write_private(self.path, json.dumps(self.sample.to_dict()))
+            self._written = self.sample.seen
 
 
 def read(path: Path) -> Captured | None:

@@ -50,7 +50,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from launchbay import procs
 from launchbay.files import write_private
-from launchbay.rollout.local.capture import CAPTURE_FILE, Capture, Recorder
+from launchbay.rollout.local.capture import CAPTURE_FILE, Recorder
 from launchbay.rollout.local.choice import PINNED, Chooser, Routing
 from launchbay.rollout.local.launcher import Launcher
 from launchbay.rollout.local.records import BASELINE, record_path, server_record
@@ -60,6 +60,7 @@ from launchbay.rollout.metrics import names
 from launchbay.rollout.metrics.compare import disagree, row_shift
 from launchbay.rollout.targets.base import LATENCY_BUCKETS, Backend, Routes
 from launchbay.serving.guard import is_json
+from launchbay.serving.request_sample import Capture
 
 log = logging.getLogger("launchbay.gateway")
 

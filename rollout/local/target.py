@@ -36,13 +36,14 @@ from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
-from launchbay.rollout.local.capture import CAPTURE_FILE, Capture, Captured, read
+from launchbay.rollout.local.capture import CAPTURE_FILE, read
 from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.launcher import SpawnSpec, spec_for
 from launchbay.rollout.local.prometheus import LocalPrometheus
 from launchbay.rollout.local.records import BASELINE, record_path, server_record
 from launchbay.rollout.local.supervisor import KEEPER, RECORD, GatewayRecord, KeeperRecord, token
 from launchbay.rollout.targets.base import VERSION, Backend, Notify, Processes, Routes, StaleRoutes
+from launchbay.serving.request_sample import Capture, Captured
 
 
 class LocalTarget:
@@ -213,8 +214,10 @@ class LocalTarget:
             return Capture()
         return Capture(replay.capture, tuple(replay.drop), tuple(replay.hash))
 
-    def captured(self) -> Captured | None:
-        """The requests the gateway sampled for replay (None: none yet, or not configured)."""
+    def captured(self, version: str | None = None) -> Captured | None:
+        """The requests the gateway sampled for replay (None: none yet, or not configured); the
+        gateway samples users' requests whatever version answered them (`version` is unused)."""
+        del version
         return read(self.dir / CAPTURE_FILE)
 
     def _gateway_env(self) -> dict[str, str]:

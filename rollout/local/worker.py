@@ -34,12 +34,12 @@ from launchbay.home import Home
 from launchbay.rollout.engine.desired import desired
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.ledger.store import LEDGER_ENV, SqlLedger
-from launchbay.rollout.local.capture import Capture
 from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.gateway import Gateway
 from launchbay.rollout.local.records import BASELINE, record_path, server_record
 from launchbay.rollout.local.supervisor import token
 from launchbay.rollout.targets.base import Backend, Routes
+from launchbay.serving.request_sample import Capture
 
 ACTOR = "launchbay-gateway"
 

@@ -16,6 +16,8 @@ from launchbay.rollout.targets.base import Backend, Processes, Routes
 from launchbay.rollout.targets.images import ImageOf
 from launchbay.rollout.targets.kube_api import Api
 from launchbay.rollout.targets.validate import check
+from launchbay.serving.request_sample import PATH as SAMPLE_PATH
+from launchbay.serving.request_sample import Captured
 
 
 def _ready(deployment: dict[str, Any] | None) -> Verdict:
@@ -103,6 +105,22 @@ class KubernetesTarget:
                 if (ep.get("conditions") or {}).get("ready", True):
                     urls += [f"http://{a}:{manifests.PORT}" for a in ep.get("addresses") or []]
         return urls
+
+    def captured(self, version: str) -> Captured | None:
+        """The requests `version`'s pods sampled for replay (rollout.preflight.replay), merged:
+        every pod's bodies, and the sum of each pod's busiest second as the peak (None: none)."""
+        import httpx
+
+        bodies: list[str] = []
+        peak = seen = 0
+        for url in self.endpoints(version):
+            try:
+                doc = httpx.get(url + SAMPLE_PATH, timeout=5).raise_for_status().json()
+                bodies += [str(b) for b in doc["bodies"]]
+                peak, seen = peak + int(doc["peak_rps"]), seen + int(doc["seen"])
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue  # a pod without the sample (an older image) or away: the others count
+        return Captured(bodies, peak, seen) if bodies else None
 
     def _version(self, unit: str) -> str:
         return unit.removeprefix(f"{self.model}-v")

@@ -85,10 +85,20 @@ ANSWER_LOG = 20_000
 
 def _answer_log(cfg: LaunchbayConfig) -> list[dict[str, str]]:
     """With shadow on Kubernetes, each model server keeps its answers by request id (joined by the
-    controller, row by row: `launchbay.rollout.metrics.join`)."""
-    if cfg.rollout.shadow is None or cfg.rollout.target != "kubernetes":
+    controller, row by row: `launchbay.rollout.metrics.join`); with a replay before shadow, a
+    sample of the requests it answers (replayed to the next candidate)."""
+    if cfg.rollout.target != "kubernetes":
         return []
-    return [{"name": "LAUNCHBAY_ANSWER_LOG", "value": str(ANSWER_LOG)}]
+    env = []
+    if cfg.rollout.shadow is not None:
+        env.append({"name": "LAUNCHBAY_ANSWER_LOG", "value": str(ANSWER_LOG)})
+    if (replay := cfg.rollout.preflight.replay) is not None:
+        env += [
+            {"name": "LAUNCHBAY_CAPTURE", "value": str(replay.capture)},
+            {"name": "LAUNCHBAY_CAPTURE_DROP", "value": ",".join(replay.drop)},
+            {"name": "LAUNCHBAY_CAPTURE_HASH", "value": ",".join(replay.hash)},
+        ]
+    return env
 
 
 UID = 10001

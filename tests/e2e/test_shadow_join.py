@@ -67,10 +67,10 @@ def _models(task: str) -> tuple[Any, Any]:
 class Lean:
     """`python -m launchbay.serving.lean` on a signed model directory, keeping an answer log."""
 
-    def __init__(self, model_dir: Path, key: Path, log: Path) -> None:
+    def __init__(self, model_dir: Path, key: Path, log: Path, **extra: str) -> None:
         self.port = procs.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "LAUNCHBAY_TRUSTED_KEYS": str(key), "LAUNCHBAY_ANSWER_LOG": "500"}
+        env = {**os.environ, "LAUNCHBAY_TRUSTED_KEYS": str(key), "LAUNCHBAY_ANSWER_LOG": "500", **extra}
         argv = [sys.executable, "-m", "launchbay.serving.lean", "--model-dir", str(model_dir),
                 "--port", str(self.port)]  # fmt: skip
         self.proc = subprocess.Popen(argv, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -162,3 +162,41 @@ def test_the_pods_come_from_the_versions_endpoint_slices() -> None:
     cfg = cluster_config("kubernetes", "unused")
     target = KubernetesTarget(cfg, Slices())  # type: ignore[arg-type]
     assert target.endpoints("2") == ["http://10.0.0.5:3000", "http://10.0.1.7:3000"]
+
+
+def test_stable_pods_sample_their_requests_and_the_candidate_is_replayed_them_before_shadow(
+    tmp_path: Path,
+) -> None:
+    """Replay in a cluster: stable's servers keep a bounded sample of the requests they answer
+    (fields dropped as configured), the controller merges every pod's and replays them to the
+    candidate's Service."""
+    from launchbay.checks.verdict import Verdict
+    from launchbay.config.rollout import ReplaySection, SloSection
+    from launchbay.rollout import replay
+
+    private, public = generate_keypair(tmp_path / "keys")
+    servers: dict[str, Lean] = {}
+    try:
+        for version, model in zip(("1", "2"), _models("binary"), strict=True):
+            directory = saved(model, tmp_path / f"v{version}", "binary", FEATURES)
+            sign(directory, private)
+            sample = {"LAUNCHBAY_CAPTURE": "40", "LAUNCHBAY_CAPTURE_DROP": "note"}
+            servers[version] = Lean(directory, public, tmp_path / f"v{version}.log", **sample)
+        with httpx.Client(timeout=10) as client:
+            for i in range(100):  # every other one with a free-text field the sample must not keep
+                row = {"a": i / 10, "b": -i / 10, **({"note": f"customer {i} called"} if i % 2 else {})}
+                client.post(servers["1"].url + "/predict", json={"row": row})
+        cfg = cluster_config("kubernetes", tmp_path / "unused")
+        target = KubernetesTarget(cfg, Api(None))
+        target.endpoints = lambda version: [servers[version].url]  # type: ignore[method-assign]
+        got = target.captured("1")
+        assert got is not None and len(got.bodies) == 40 and got.seen == 100 and got.peak_rps >= 1
+        assert all(set(json.loads(b)["row"]) == {"a", "b"} for b in got.bodies)
+        legs = replay.plan(ReplaySection(burst=2, duration=1.5, min_rate=20), got.peak_rps)
+        answered = replay.replay(servers["2"].url, got.bodies, legs, 2.0)
+        result = replay.judge(answered, SloSection(), got.peak_rps)
+        assert result.verdict is Verdict.PASS, result.reason
+        assert sum(leg.rejected for leg in answered) == 0  # a body that kept `note` would be a 400
+    finally:
+        for s in servers.values():
+            s.stop()

@@ -18,7 +18,8 @@ from launchbay import procs
 from launchbay.checks.verdict import Verdict
 from launchbay.config.rollout import ReplaySection, SloSection
 from launchbay.rollout import replay
-from launchbay.rollout.local.capture import Capture, Recorder, read
+from launchbay.rollout.local.capture import Recorder, read
+from launchbay.serving.request_sample import Capture
 
 
 def test_the_sample_is_bounded_uniform_and_cleaned(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def test_an_invalid_object_is_refused_naming_the_field() -> None:
     assert yaml.safe_load(to_yaml(route))["kind"] == "HTTPRoute"
 
 
-def test_with_shadow_each_kubernetes_model_server_keeps_its_answers_for_the_join() -> None:
+def test_each_kubernetes_model_server_keeps_answers_for_the_join_and_requests_for_replay() -> None:
     def env(cfg: object) -> dict[str, str]:
         deployment = manifests.deployment(cfg, "3")  # type: ignore[arg-type]
         container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -67,3 +67,8 @@ def test_with_shadow_each_kubernetes_model_server_keeps_its_answers_for_the_join
 
     assert env(config(target="kubernetes"))["LAUNCHBAY_ANSWER_LOG"] == str(manifests.ANSWER_LOG)
     assert "LAUNCHBAY_ANSWER_LOG" not in env(config(target="kubernetes", shadow=None))  # nothing to join
+    replay = {"replay": {"capture": 300, "drop": ["email"], "hash": ["user", "card"]}}
+    sampled = env(config(target="kubernetes", preflight=replay))
+    kept = [sampled[f"LAUNCHBAY_CAPTURE{k}"] for k in ("", "_DROP", "_HASH")]
+    assert kept == ["300", "email", "user,card"]
+    assert "LAUNCHBAY_CAPTURE" not in env(config(target="kubernetes"))
