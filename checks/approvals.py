@@ -70,15 +70,12 @@ class Statement:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
 
 
-@dataclass(frozen=True)
-class SignedStatement:
-    """A statement, its signature, and the public key that made it (for audits)."""
+class _SignedForm:
+    """What a signed statement of either kind shares: its key's name and its stored form."""
 
-    statement: Statement
+    statement: Any
     signature: str
-    """base64 of the DER ECDSA signature."""
     public_key: str
-    """PEM of the signer's public key."""
 
     @property
     def key_id(self) -> str:
@@ -92,6 +89,17 @@ class SignedStatement:
             "signature": self.signature,
             "public_key": self.public_key,
         }
+
+
+@dataclass(frozen=True)
+class SignedStatement(_SignedForm):
+    """A statement, its signature, and the public key that made it (for audits)."""
+
+    statement: Statement
+    signature: str
+    """base64 of the DER ECDSA signature."""
+    public_key: str
+    """PEM of the signer's public key."""
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> SignedStatement:
@@ -117,25 +125,12 @@ class FreezeStatement:
 
 
 @dataclass(frozen=True)
-class SignedFreeze:
+class SignedFreeze(_SignedForm):
     """A freeze statement, its signature and the public key that made it."""
 
     statement: FreezeStatement
     signature: str
     public_key: str
-
-    @property
-    def key_id(self) -> str:
-        """The signer's key, as `SignedStatement.key_id` names it."""
-        return key_id(self.public_key.encode())
-
-    def to_dict(self) -> dict[str, Any]:
-        """The form the ledger stores."""
-        return {
-            "statement": asdict(self.statement),
-            "signature": self.signature,
-            "public_key": self.public_key,
-        }
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> SignedFreeze:

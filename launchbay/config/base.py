@@ -32,16 +32,17 @@ Quantity = Annotated[str, Field(pattern=_QUANTITY)]
 
 
 def _seconds(value: object) -> float:
-    """Accept 30, 1.5, "500ms", "30s", "2m", "1h" and return seconds."""
+    """Accept 30, 1.5, "500ms", "30s", "2m", "1h", "14d" and return seconds."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 2m or 500ms")
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(value))
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", str(value))
         if not m:
             raise ValueError("expected a duration such as 30s, 2m or 500ms")
-        seconds = float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[m.group(2)]
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+        seconds = float(m.group(1)) * units[m.group(2)]
     if seconds <= 0:
         raise ValueError("expected a positive duration")
     return seconds
@@ -55,9 +56,9 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
             ],
-            "description": "seconds, or a duration such as 500ms, 30s, 2m, 1h",
+            "description": "seconds, or a duration such as 500ms, 30s, 2m, 1h, 14d",
         }
     ),
 ]

@@ -10,24 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from launchbay.config.base import Section, _seconds
-
-
-def _days(value: object) -> object:
-    """`14d` as seconds (freezes last days); anything else as the base Duration reads it."""
-    text = value.strip() if isinstance(value, str) else ""
-    number = text[:-1].strip()
-    if text.endswith("d") and number.replace(".", "", 1).isdigit():
-        return float(number) * 86400
-    return value
-
-
-def _span(value: object) -> float:
-    return _seconds(_days(value))
+from launchbay.config.base import Duration, Section
 
 
 class FreezeWindow(Section):
@@ -37,19 +24,7 @@ class FreezeWindow(Section):
     """How the window is named in refusals, `status` and the page."""
     start: dt.datetime
     """The first start, wall-clock time in `timezone` (e.g. 2026-12-18T18:00)."""
-    duration: Annotated[
-        float,
-        BeforeValidator(_span),
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "number", "exclusiveMinimum": 0},
-                    {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
-                ],
-                "description": "seconds, or a duration such as 30m, 62h, 14d",
-            }
-        ),
-    ]
+    duration: Duration
     """How long each occurrence lasts: seconds or 30m, 62h, 14d."""
     rrule: str | None = None
     """RFC 5545 recurrence rule, e.g. FREQ=WEEKLY;BYDAY=FR or FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=20.

@@ -314,8 +314,10 @@ class Reconciler:
             except LaunchbayError as exc:
                 work.problems.append(f"v{version} could not be stopped: {exc.message}")
         baseline = _baseline(target)
-        for version in baseline.baselines() if baseline is not None else []:
-            if version == want.baseline or version in routed_baseline(target):
+        running = baseline.baselines() if baseline is not None else []
+        routed_to = routed_baseline(target) if running else set()
+        for version in running:
+            if version == want.baseline or version in routed_to:
                 continue
             try:
                 self._fence(want)

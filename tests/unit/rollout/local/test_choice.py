@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -79,14 +78,6 @@ def test_the_sticky_cookie_is_the_version_and_the_release_it_was_given_in() -> N
     assert other.backend == TWO and other.cookie == "v2.c3"
     # Shadow (no share of traffic): nothing to stick to, no cookie.
     assert chooser.choose(Routes(stable=ONE, canary=TWO, mirror=True), {}, {}, 0.0).cookie is None
-
-
-@pytest.fixture
-def models() -> Iterator[dict[str, FakeModel]]:
-    made: dict[str, FakeModel] = {}
-    yield made
-    for m in made.values():
-        m.stop()
 
 
 def _gateway(tmp_path: Path, routing: Routing) -> GatewayProcess:

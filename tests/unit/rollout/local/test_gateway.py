@@ -22,14 +22,6 @@ def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
     gw.stop()
 
 
-@pytest.fixture
-def models() -> Iterator[dict[str, FakeModel]]:
-    made: dict[str, FakeModel] = {}
-    yield made
-    for m in made.values():
-        m.stop()
-
-
 def test_without_a_deployed_version_clients_get_503(gateway: GatewayProcess) -> None:
     assert gateway.predict().status_code == 503
 

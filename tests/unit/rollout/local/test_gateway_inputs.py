@@ -25,14 +25,6 @@ def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
     gw.stop()
 
 
-@pytest.fixture
-def models() -> Iterator[dict[str, FakeModel]]:
-    made: dict[str, FakeModel] = {}
-    yield made
-    for m in made.values():
-        m.stop()
-
-
 def _raw(gw: GatewayProcess, data: bytes, wait: float = 5.0) -> bytes:
     with socket.create_connection(("127.0.0.1", gw.port), timeout=wait) as s:
         s.sendall(data)
