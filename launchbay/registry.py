@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem, UsageError
@@ -67,6 +67,15 @@ class ModelVersion:
     run_id: str | None = None
     created_ms: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class RunArtifacts(Protocol):
+    """Optional capability: the artefacts a version's run logged (the monitoring reference)."""
+
+    def run_text(self, run_id: str, path: str) -> str | None:
+        """A text artefact of a run (None: the run logged none there)."""
+        ...
 
 
 class Registry(Protocol):
@@ -230,6 +239,18 @@ class MlflowRegistry:
     def tag(self, model: str, version: str, key: str, value: str) -> None:
         """Set a tag on a version."""
         self.client.set_model_version_tag(model, str(version), key, value)
+
+    def run_text(self, run_id: str, path: str) -> str | None:
+        """A text artefact of a run (None: the run logged none there)."""
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="launchbay-artefact-") as tmp:
+                return Path(self.client.download_artifacts(run_id, path, tmp)).read_text()
+        except (MlflowException, OSError):
+            return None
 
     # -- conveniences -----------------------------------------------------------------------
 

@@ -57,9 +57,10 @@ def _context(config: str) -> tuple[LaunchbayConfig, Home, MlflowRegistry]:
 
 @script(name="validate-data", constructor="runner")
 def validate_data(
-    config: str, data: str, git_commit: Annotated[str, Parameter(name="git-commit")] = ""
+    config: str, data: str, git_commit: Annotated[str, Parameter(name="git-commit")] = "", reference: str = ""
 ) -> tuple[Annotated[str, Parameter(name="run-id")], Annotated[str, Parameter(name="data-digest")]]:
-    """Open the MLflow run of this pipeline and check the data (schema, values, drift).
+    """Open the MLflow run of this pipeline and check the data (schema, values, drift against
+    `reference`, default `data.reference`).
 
     Returns:
         The MLflow run id every later step writes to, and the sha256 of the data file.
@@ -70,6 +71,8 @@ def validate_data(
     from launchbay.pipelines import dataset
 
     cfg, home, registry = _context(config)
+    if reference:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"reference": reference})})
     path = cfg.resolve_path(data)
     experiment_id = registry.experiment_id
     tags = {"launchbay.model": cfg.model.name, "launchbay.data": path}
@@ -207,6 +210,7 @@ def evaluate(
 
     import mlflow
 
+    from launchbay.checks import live_reference
     from launchbay.checks.data_gate import read_frame
     from launchbay.checks.difference import OFFLINE_TAG
     from launchbay.checks.leakage import digests, overlap
@@ -238,6 +242,17 @@ def evaluate(
 
         candidate = measure(model_uri)
         mlflow.log_metrics(candidate.as_metrics("test_"))
+        # What launchbay's monitor compares this model's live traffic with, once it serves.
+        reference = live_reference.build(
+            cfg.model.task,
+            {f: split.train_x[f].tolist() for f in features},
+            {f: spec.type in ("category", "bool") for f, spec in cfg.data.features.items()},
+            outputs[model_uri][0],
+            outputs[model_uri][1],
+            split.test_y,
+            cfg.gates.decision_threshold,
+        )
+        mlflow.log_text(reference.to_json(), live_reference.REFERENCE_ARTIFACT)
 
         champion = None
         offline = None

@@ -31,7 +31,8 @@ _P = "{{workflow.parameters.%s}}"
 
 
 def build_workflow(
-    cfg: LaunchbayConfig, *, config: str, data: str, git_commit: str = "", rollout: bool = False
+    cfg: LaunchbayConfig, *, config: str, data: str, git_commit: str = "", rollout: bool = False,
+    reference: str = "",
 ) -> Workflow:
     """Build the training workflow for a model.
 
@@ -40,6 +41,8 @@ def build_workflow(
         config: path of the config file as the steps will see it.
         data: path or URI of the training data as the steps will see it.
         git_commit: the commit being trained, recorded on the MLflow run and model version.
+        reference: what the data gate compares the data's drift with ("": `data.reference`); a
+            retrain the monitor started after live drift gives the drifted live rows.
         rollout: add release -> approval (an Argo Suspend node) -> promote after packaging, for
             the cluster targets. The local run rolls out in the launchbay process instead.
     """
@@ -50,14 +53,21 @@ def build_workflow(
             namespace=cfg.argo.namespace,
             service_account_name=cfg.argo.service_account or f"{cfg.model.name}-pipeline",
             labels={"app.kubernetes.io/part-of": "launchbay", "launchbay.io/model": cfg.model.name},
-            arguments={"config": config, "data": data, "git-commit": git_commit}
+            arguments={"config": config, "data": data, "git-commit": git_commit, "reference": reference}
             | ({"author": ""} if rollout else {}),
         ) as w,
         DAG(name="pipeline"),
     ):
         base = {"config": _P % "config"}
         v = _task(
-            steps.validate_data(arguments={**base, "data": _P % "data", "git-commit": _P % "git-commit"})
+            steps.validate_data(
+                arguments={
+                    **base,
+                    "data": _P % "data",
+                    "git-commit": _P % "git-commit",
+                    "reference": _P % "reference",
+                }
+            )
         )
         t = _task(steps.train(arguments={**base, "data": _P % "data", "run-id": v.get_parameter("run-id")}))
         e = _task(

@@ -263,7 +263,7 @@ def serve(
     rec = ControllerRecord(me, procs.created(me), str(cfg.source), time.time(), cfg.rollout.interval)
     rec.write(where / RECORD)
     loop = _Loop(controller, where, rec, observe)
-    with lock, loop.signals(), loop.notifier(), loop.keeper():
+    with lock, loop.signals(), loop.notifier(), loop.keeper(), loop.monitor():
         loop.run(once)
 
 
@@ -344,6 +344,35 @@ class _Loop:
             self.stopping.set()
             thread.join(timeout=5)
             keeper.close()
+
+    @contextlib.contextmanager
+    def monitor(self) -> Iterator[None]:
+        """With `monitor:` on the local target, the production monitor's passes, in their own
+        thread (a slow pull never delays a rollback), every `monitor.every`."""
+        ctx = self.c.ctx
+        if ctx.cfg.monitor is None or self.local is None:
+            yield
+            return
+        from launchbay.rollout.monitor.watch import Monitor
+
+        watcher = Monitor(ctx, self.local.dir / "monitor", self.local.dir)
+        every = ctx.cfg.monitor.every
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(every):
+                try:
+                    watcher.tick()
+                except Exception:  # a bug in one pass must not stop the next
+                    log.exception("monitor pass failed")
+
+        thread = threading.Thread(target=watch, name="launchbay-monitor", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=10)
 
     def _keep_prometheus(self) -> None:
         """The local Prometheus is the controller's to keep up too: one that died is started again

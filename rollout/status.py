@@ -37,6 +37,17 @@ def frozen(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
     return found.to_dict() if found is not None else None
 
 
+def monitored(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
+    """What the production monitor sees now (None: the model is not monitored here)."""
+    if cfg.monitor is None or cfg.rollout.target != "local":
+        return None
+    from launchbay.rollout.monitor.state import State
+    from launchbay.rollout.monitor.watch import summary
+
+    doc = summary(State.load(home.root / "local" / cfg.model.name / "monitor"), cfg.monitor)
+    return {k: v for k, v in doc.items() if k != "timeline"}
+
+
 def releases(cfg: LaunchbayConfig, home: Home, limit: int = 10) -> list[dict[str, Any]]:
     """The model's newest releases, each with its latest analysis and (while live) the routes."""
     ledger = ledger_if_any(cfg, home)

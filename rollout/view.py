@@ -107,6 +107,24 @@ def controller_lines(c: dict[str, Any]) -> list[Text]:
     return lines
 
 
+def monitor_line(m: dict[str, Any]) -> Text:
+    """`monitor: v3, 12,400 rows, no alarm (...)` or the alarm and what the monitor waits for."""
+    if not m["monitored"]:
+        return Text(f"monitor: {m['unmonitored'] or m['waiting_for'] or 'not watching yet'}", style="yellow")
+    line = Text(f"monitor: v{m['version']}, {m['rows']:,} rows, {m['labels']:,} labels, ")
+    if m["alarms"]:
+        line.append("ALARM " + "; ".join(a["reason"] for a in m["alarms"]), style="red")
+    else:
+        rate = f"at most one false alarm per {m['false_alarm_every_days']:g} days"
+        line.append(f"no alarm ({rate})", style="green")
+    if (r := m["retrain"]) is not None:
+        ended = r.get("ended")
+        line.append("; retrain " + ("running" if ended is None else f"ended: {ended.get('phase') or ended}"))
+    if m["waiting_for"]:
+        line.append(f"; waiting for {m['waiting_for']}")
+    return line
+
+
 def gateway_line(gw: dict[str, Any]) -> Text:
     """`gateway http://... up (pid 4, 2 restarts: last worker killed by signal 9)` or DOWN since."""
     if gw["up"]:

@@ -22,6 +22,7 @@ from launchbay.config import LaunchbayConfig
 from launchbay.errors import PipelineFailed
 from launchbay.home import Home
 from launchbay.registry import MlflowRegistry
+from launchbay.serving import answer_log
 from launchbay.serving import package as bento
 
 SERVER_ENV = (
@@ -136,6 +137,7 @@ def prepare_serve(
         "LAUNCHBAY_MAX_BATCH": str(cfg.serving.max_batch_size),
         "LAUNCHBAY_BATCH_WAIT_MS": str(cfg.serving.batch_wait_ms),
         "LAUNCHBAY_WORKERS": str(cfg.serving.workers),
+        **answer_log.monitored_env(cfg),
     }
     chosen: Runtime = runtime or cfg.serving.server
     if chosen == "lean":

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from launchbay.serving.answer_log import AnswerLogMiddleware, size_from_env
+from launchbay.serving.answer_log import AnswerLogMiddleware, kept_from_env, size_from_env
 from launchbay.serving.lean_core import (
     MODEL_ENV,
     LeanService,
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     app: Any = LeanApp(service)
     if size := size_from_env(os.environ):  # a cluster's shadow: answers kept for the controller's join
-        app = AnswerLogMiddleware(app, size)
+        app = AnswerLogMiddleware(app, size, kept_from_env(dict(os.environ)))
     if (capture := capture_from_env(os.environ)).size:  # a cluster's replay before shadow
         app = RequestSampleMiddleware(app, capture)
     uvicorn.run(

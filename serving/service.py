@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from launchbay.checks.signature import verify
-from launchbay.serving.answer_log import AnswerLogMiddleware, size_from_env
+from launchbay.serving.answer_log import AnswerLogMiddleware, kept_from_env, size_from_env
 from launchbay.serving.batcher import MicroBatcher
 from launchbay.serving.guard import RequestGuard
 from launchbay.serving.lean_core import load_scorer
@@ -114,7 +114,9 @@ ModelService.add_asgi_middleware(  # type: ignore[attr-defined]  # a Service, ty
 )
 # In a cluster's shadow phase: each answer kept with its request id, for the controller's join.
 if ANSWERS := size_from_env(os.environ):
-    ModelService.add_asgi_middleware(AnswerLogMiddleware, size=ANSWERS)  # type: ignore[attr-defined]
+    ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
+        AnswerLogMiddleware, size=ANSWERS, kept=kept_from_env(os.environ)
+    )
 # And a sample of the requests it answers, replayed to a candidate before its shadow phase.
 if (CAPTURE := capture_from_env(os.environ)).size:
     ModelService.add_asgi_middleware(RequestSampleMiddleware, capture=CAPTURE)  # type: ignore[attr-defined]

@@ -14,7 +14,18 @@ import click
 import typer
 
 # Importing a command module registers its verbs on `app`.
-from launchbay.cli import advise, cluster, desk, freeze, models, packaging, pipeline, project, rollout  # noqa: F401
+from launchbay.cli import (  # noqa: F401
+    advise,
+    cluster,
+    desk,
+    freeze,
+    models,
+    monitor,
+    packaging,
+    pipeline,
+    project,
+    rollout,
+)
 from launchbay.cli.app import app, err, out
 from launchbay.cli.project import installed_version
 from launchbay.errors import EnvironmentProblem, LaunchbayError

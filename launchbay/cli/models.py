@@ -41,6 +41,7 @@ def status(
     state["gateway"] = releases.gateway(cfg, home)
     state["controller"] = releases.controller(cfg, home)
     state["freeze"] = releases.frozen(cfg, home)
+    state["monitor"] = releases.monitored(cfg, home)
     if as_json:
         out.print_json(json.dumps(state, default=str))
         return
@@ -86,6 +87,8 @@ def status(
     if (frozen := state["freeze"]) is not None:
         out.print(f"[yellow]frozen[/] by {frozen['describe']}: releases, advances and promotions wait; "
                   "rollback works", highlight=False)  # fmt: skip
+    if (watched := state["monitor"]) is not None:
+        out.print(view.monitor_line(watched), highlight=False)
     if (gw := state["gateway"]) is not None:
         out.print(view.gateway_line(gw))
     if (c := state["controller"]) is not None:

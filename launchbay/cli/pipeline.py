@@ -27,6 +27,9 @@ def run(
     data: Annotated[
         Path | None, typer.Option(help="Train on this CSV/Parquet file instead of data.path.")
     ] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Judge the data's drift against this file instead of data.reference.")
+    ] = None,
     until: Annotated[
         str | None,
         typer.Option(help="Stop after this step: validate-data, train, evaluate, register, sign, package."),
@@ -64,9 +67,12 @@ def run(
     home = Home.resolve(cfg.source).ensure()
     uri = preflight(cfg, home)
     assert cfg.source is not None
+    if reference is not None and not reference.is_file():
+        raise UsageError(f"--reference {reference}: no such file")
     workflow = build_workflow(
-        cfg, config=str(cfg.source), data=data_path, git_commit=git_commit(cfg.base_dir)
-    )
+        cfg, config=str(cfg.source), data=data_path, git_commit=git_commit(cfg.base_dir),
+        reference=str(reference.resolve()) if reference else "",
+    )  # fmt: skip
     # Steps import the user's training module: the project's directory is importable, and it is
     # the only directory added (launchbay itself is installed; its sources are never put first).
     pythonpath = os.pathsep.join(p for p in (str(cfg.base_dir), os.environ.get("PYTHONPATH", "")) if p)

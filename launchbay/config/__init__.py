@@ -35,6 +35,7 @@ from launchbay.config.model import (
     ModelSection,
     SigningSection,
 )
+from launchbay.config.monitor import MonitorSection
 from launchbay.config.rollout import NotificationsSection, RolloutSection
 from launchbay.config.serving import ServingSection
 from launchbay.errors import ConfigError
@@ -61,6 +62,8 @@ class LaunchbayConfig(Section):
     cloud_run: CloudRunSection = CloudRunSection()
     advise: AdviseSection = AdviseSection()
     notifications: NotificationsSection = NotificationsSection()
+    monitor: MonitorSection | None = None
+    """Production monitoring of the champion (off unless present)."""
     freeze: list[FreezeWindow] = Field(default_factory=list)
     """Change-freeze windows (RFC 5545 rules): no release starts, advances or is promoted inside
     one; rollback always works. `launchbay freeze on` adds an emergency freeze."""
@@ -73,6 +76,22 @@ class LaunchbayConfig(Section):
         names = [w.name for w in self.freeze]
         if len(set(names)) != len(names):
             raise ValueError(f"freeze: window names must differ (got {', '.join(names)})")
+        return self
+
+    @model_validator(mode="after")
+    def _monitor_retrains_safely(self) -> LaunchbayConfig:
+        m = self.monitor
+        if m is None or not m.retrain.on:
+            return self
+        if not self.rollout.approval.required:
+            # A retrain nobody asked for must not reach every user by itself.
+            raise ValueError("monitor.retrain starts releases nobody asked for: it needs "
+                             "rollout.approval.required: true (or monitor.retrain.on: [])")
+        kept = set(self.data.features) if m.capture.fields == "all" else set(m.capture.fields)
+        missing = sorted((set(self.data.features) - kept) | (set(m.capture.hash) & set(self.data.features)))
+        if missing:
+            raise ValueError(f"monitor.retrain trains on captured rows, which lack {', '.join(missing)} "
+                             "(monitor.capture.fields / hash); or set monitor.retrain.on: []")
         return self
 
     @model_validator(mode="after")

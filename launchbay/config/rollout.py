@@ -443,14 +443,21 @@ def _short_of(what: str, rate: float, window: float, minimum: int) -> str:
     )
 
 
-NotifyEvent = Literal["awaiting-approval", "promoted", "rolled-back", "failed", "aborted", "stalled"]
+NotifyEvent = Literal[
+    "awaiting-approval", "promoted", "rolled-back", "failed", "aborted", "stalled",
+    "drift-detected", "performance-dropped", "retrain-started", "retrain-ended",
+]  # fmt: skip
 
 
-NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
-    "awaiting-approval", "promoted", "rolled-back", "failed", "aborted", "stalled"
+MONITOR_EVENTS: tuple[NotifyEvent, ...] = (
+    "drift-detected", "performance-dropped", "retrain-started", "retrain-ended"
 )  # fmt: skip
-"""The release events a webhook can be told about: a phase a release enters, or `stalled` (a step
-past its progress deadline, still undecided)."""
+"""What the monitor tells (`monitor:`): ledger events about the model, their action is their name."""
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "awaiting-approval", "promoted", "rolled-back", "failed", "aborted", "stalled", *MONITOR_EVENTS
+)  # fmt: skip
+"""The events a webhook can be told about: a phase a release enters, `stalled` (a step past its
+progress deadline, still undecided), or what the production monitor found and started."""
 STALLED_ACTION = "progress-deadline"
 """The ledger action of a step that passed its progress deadline (notified as `stalled`)."""
 

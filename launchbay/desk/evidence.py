@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launchbay.desk.timeline import Chart, RangeSource, measured, weights
+from launchbay.desk.timeline import Chart, RangeSource, measured, monitored, weights
 from launchbay.rollout import status, view
 from launchbay.rollout.engine.release import Event, Release
 from launchbay.rollout.ledger.notify import Outbox
@@ -82,6 +82,16 @@ class Evidence:
         self.source = source
         self._reports: dict[str, dict[str, dict[str, Any]]] = {}
 
+    def _monitored(self, release: Release) -> list[Chart]:
+        """The monitor's timelines, on the page of the release of the version it watches."""
+        cfg = self.ctx.cfg
+        if cfg.monitor is None or cfg.rollout.target != "local":
+            return []
+        from launchbay.rollout.monitor.state import State
+
+        state = State.load(self.ctx.home.root / "local" / cfg.model.name / "monitor")
+        return monitored(state.timeline) if state.version == release.version else []
+
     def page(self, release: Release) -> Page:
         """The release's page as of now."""
         started = time.perf_counter()
@@ -103,6 +113,7 @@ class Evidence:
             ),
             weights(release, events, events[-1].at if events and not release.phase.live else time.time()),
         ]
+        charts += self._monitored(release)
         deliveries = Outbox(self.ctx.ledger, self.ctx.cfg.notifications).attempts(release.id)
         page = Page(release, doc, events, analyses, verification, reports, charts, deliveries)
         page.took_ms = (time.perf_counter() - started) * 1000

@@ -231,3 +231,24 @@ def _recorded(charts: dict[str, Chart], release: Release, events: list[Event], w
     for (chart, label), points in lines.items():
         if chart in charts:
             charts[chart].lines.append(Line(f"v{release.version} {label}", points, "candidate"))
+
+
+def monitored(timeline: list[dict[str, Any]]) -> list[Chart]:
+    """The production monitor's timelines for the version it watches: the evidence of drift and of a
+    drop in live performance (log10 of the e-detectors' statistics), each against its alarm level."""
+    if not timeline:
+        return []
+    level = float(timeline[-1]["level"])
+    note = "log10 of the evidence; an alarm at the rule (its false-alarm rate is stated on the monitor)"
+    drift = Chart(
+        "monitor-drift", "live drift (inputs and answers)", "", limit=level, source="recorded", note=note
+    )
+    drift.lines.append(Line("drift", [(p["at"], max(p["drift"], 0.0)) for p in timeline], "candidate"))
+    charts = [drift]
+    losses = [(p["at"], max(p["loss"], 0.0)) for p in timeline if p.get("loss") is not None]
+    if losses:
+        title = "live performance (labelled answers)"
+        live = Chart("monitor-loss", title, "", limit=level, source="recorded", note=note)
+        live.lines.append(Line("errors over offline", losses, "stable"))
+        charts.append(live)
+    return charts

@@ -27,7 +27,13 @@ import httpx
 import sqlalchemy as sa
 
 from launchbay.config import LaunchbayConfig
-from launchbay.config.rollout import NOTIFY_EVENTS, STALLED_ACTION, NotificationsSection, WebhookSection
+from launchbay.config.rollout import (
+    MONITOR_EVENTS,
+    NOTIFY_EVENTS,
+    STALLED_ACTION,
+    NotificationsSection,
+    WebhookSection,
+)
 from launchbay.rollout.engine.release import Event, Release, UnknownRelease
 from launchbay.rollout.ledger.schema import deliveries, events
 from launchbay.rollout.ledger.store import SqlLedger, event_of
@@ -60,6 +66,8 @@ def kind_of(event: Event) -> str | None:
     """The notification an event is (its new phase), or None for events that are not one."""
     if event.action == STALLED_ACTION:
         return "stalled"
+    if event.release_id is None and event.action in MONITOR_EVENTS:
+        return event.action
     if event.phase_to in NOTIFY_EVENTS and event.phase_from != event.phase_to:
         return event.phase_to
     return None
@@ -80,15 +88,21 @@ def failing_checks(event: Event) -> list[dict[str, Any]]:
 def payload(event: Event, release: Release | None, page_url: str | None) -> dict[str, Any]:
     """The generic JSON document of a notification (documented in the README)."""
     kind = kind_of(event) or event.action
-    page = f"{page_url.rstrip('/')}/releases/{event.release_id}" if page_url else None
+    about_model = event.release_id is None
+    page = None
+    if page_url:
+        where = f"/models/{event.model}" if about_model else f"/releases/{event.release_id}"
+        page = page_url.rstrip("/") + where
     return {
-        "type": f"launchbay.release.{kind}",
+        "type": f"launchbay.{'model' if about_model else 'release'}.{kind}",
         "event": kind,
         "event_id": event.id,
         "at": datetime.fromtimestamp(event.at, UTC).isoformat(),
         "model": event.model,
         "release_id": event.release_id,
-        "release": release.name if release else f"{event.model}#{event.release_id}",
+        "release": release.name
+        if release
+        else (None if about_model else f"{event.model}#{event.release_id}"),
         "version": release.version if release else None,
         "stable_version": release.stable_version if release else None,
         "author": release.author if release else None,
@@ -107,12 +121,17 @@ _HEADLINE = {
     "failed": "failed before getting traffic",
     "aborted": "was aborted",
     "stalled": "has not decided by its progress deadline",
+    "drift-detected": "sees its live traffic drift from what it was trained on",
+    "performance-dropped": "answers worse on labelled live traffic than it did offline",
+    "retrain-started": "is being retrained on captured live traffic",
+    "retrain-ended": "retrain ended",
 }
 
 
 def slack(doc: dict[str, Any]) -> dict[str, Any]:
     """The same notification as a Slack incoming-webhook message (text plus one mrkdwn block)."""
-    line = f"*{doc['release']}* {_HEADLINE.get(doc['event'], doc['event'])} (by {doc['actor']})"
+    who = doc["release"] or doc["model"]
+    line = f"*{who}* {_HEADLINE.get(doc['event'], doc['event'])} (by {doc['actor']})"
     detail = [f"> {doc['reason']}"] if doc["reason"] else []
     detail += [
         f"• `{c['check']}` {c['verdict']}: observed {c['observed']}, expected {c['expected']}"
@@ -196,7 +215,10 @@ class Outbox:
             sa.select(events)
             .where(
                 events.c.at >= now - self.section.max_age,
-                sa.or_(events.c.phase_to.in_(NOTIFY_EVENTS), events.c.action == STALLED_ACTION),
+                sa.or_(
+                    events.c.phase_to.in_(NOTIFY_EVENTS),
+                    events.c.action.in_((STALLED_ACTION, *MONITOR_EVENTS)),
+                ),
             )
             .order_by(events.c.id)
         )
@@ -204,7 +226,7 @@ class Outbox:
             rows = [
                 r
                 for r in conn.execute(q).mappings()
-                if r["phase_from"] != r["phase_to"] or r["action"] == STALLED_ACTION
+                if r["phase_from"] != r["phase_to"] or r["action"] in (STALLED_ACTION, *MONITOR_EVENTS)
             ]
             ids = [r["id"] for r in rows]
             tried: dict[tuple[int, str], list[Any]] = {}

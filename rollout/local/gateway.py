@@ -50,6 +50,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from launchbay import procs
 from launchbay.files import write_private
+from launchbay.rollout.local import feedback
 from launchbay.rollout.local.capture import CAPTURE_FILE, Recorder
 from launchbay.rollout.local.choice import PINNED, Chooser, Routing
 from launchbay.rollout.local.launcher import Launcher
@@ -65,6 +66,7 @@ from launchbay.serving.request_sample import Capture
 log = logging.getLogger("launchbay.gateway")
 
 VERSION_HEADER = "X-Launchbay-Version"
+REQUEST_ID_HEADER = "X-Request-Id"
 RETRIED_HEADER = "X-Launchbay-Retried-From"
 ROUTES = "/routes"
 """The admin channel's one resource (on the admin port, never on the client port)."""
@@ -304,6 +306,7 @@ class Gateway:
         self.recorder: Recorder | None = None
         if capture is not None and capture.size > 0 and state_file is not None:
             self.recorder = Recorder(capture, state_file.parent / CAPTURE_FILE)
+        self.feedback = feedback.Receiver(state_file.parent) if state_file is not None else None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -311,6 +314,8 @@ class Gateway:
         """What clients reach: the proxy and `/metrics` (Prometheus scrapes it)."""
         app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
         app.router.add_get("/metrics", self.get_metrics)
+        if self.feedback is not None:
+            app.router.add_post(feedback.PATH, self.feedback.post)
         app.router.add_route("*", RESERVED + "{tail:.*}", self.reserved)
         app.router.add_route("*", "/{tail:.*}", self.proxy)
         app.on_startup.append(self._start)
@@ -490,6 +495,10 @@ class Gateway:
             slow.force_close()  # its connection is not worth keeping: the rest of the body may never come
             return slow
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        # Each request has an id (the client's, when it sent a usable one): the model server's
+        # answer log keeps it, and labels come back by it (POST /feedback).
+        request_id = feedback.request_id(headers)
+        headers[REQUEST_ID_HEADER] = request_id
         if self.recorder is not None and request.method == "POST" and not pinned:
             self.recorder.add(body)
         # A tester pinned to the candidate sees what it does: no deadline, no retry, no mirror.
@@ -530,6 +539,7 @@ class Gateway:
                 self.metrics.shadow_dropped.inc()
         out = web.Response(status=status, body=payload, headers=resp_headers)
         out.headers[VERSION_HEADER] = backend.version
+        out.headers[REQUEST_ID_HEADER] = request_id
         if choice.cookie is not None and RETRIED_HEADER not in resp_headers:
             # Given the candidate but answered by stable (it failed): not given it, so not kept on it.
             out.set_cookie(self.chooser.routing.sticky_cookie, choice.cookie, path="/", httponly=True,

@@ -297,6 +297,11 @@ class LocalTarget:
         """The record of a version's server, or None when none was started (or it was retired)."""
         return server_record(self.servers, version)
 
+    def endpoints(self, version: str) -> list[str]:
+        """The version's server, when it runs (one server per version here)."""
+        rec = self.server(version)
+        return [rec.url] if rec is not None and rec.running else []
+
     def backend(self, version: str) -> Backend:
         """Where the gateway reaches `version`."""
         rec = self.server(version)

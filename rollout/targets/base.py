@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from launchbay.checks.verdict import Verdict
 
@@ -111,6 +111,16 @@ class Processes(Protocol):
 
     def down(self) -> list[str]:
         """Stop every process of the model; return what was stopped."""
+        ...
+
+
+@runtime_checkable
+class AnswerSources(Protocol):
+    """Optional capability: the base URLs of a version's running servers, each serving its answer
+    log (`GET /launchbay/answers`): the cluster's shadow join and the production monitor read them."""
+
+    def endpoints(self, version: str) -> list[str]:
+        """Where each running server of `version` answers (none: it does not run now)."""
         ...
 
 

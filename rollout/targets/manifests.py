@@ -16,6 +16,7 @@ from typing import Any
 
 from launchbay.config import LaunchbayConfig
 from launchbay.rollout.targets.base import Routes
+from launchbay.serving import answer_log
 
 PORT = 3000
 """The port BentoML serves on inside the container."""
@@ -90,7 +91,9 @@ def _answer_log(cfg: LaunchbayConfig) -> list[dict[str, str]]:
     if cfg.rollout.target != "kubernetes":
         return []
     env = []
-    if cfg.rollout.shadow is not None:
+    if cfg.monitor is not None:  # the monitor's capture (it keeps enough for the shadow join too)
+        env += [{"name": k, "value": v} for k, v in answer_log.monitored_env(cfg).items()]
+    elif cfg.rollout.shadow is not None:
         env.append({"name": "LAUNCHBAY_ANSWER_LOG", "value": str(ANSWER_LOG)})
     if (replay := cfg.rollout.preflight.replay) is not None:
         env += [

@@ -60,3 +60,36 @@ def test_answers_with_an_id_are_kept_in_order_and_read_from_a_cursor() -> None:
 def test_the_size_comes_from_the_environment_and_a_bad_one_turns_it_off() -> None:
     assert size_from_env({"LAUNCHBAY_ANSWER_LOG": "500"}) == 500
     assert size_from_env({}) == 0 and size_from_env({"LAUNCHBAY_ANSWER_LOG": "lots"}) == 0
+
+
+def test_a_monitored_server_keeps_only_the_opted_in_fields_and_hashes_the_named_ones() -> None:
+    from launchbay.serving.answer_log import kept_from_env
+
+    kept = kept_from_env({"LAUNCHBAY_ANSWER_FIELDS": "x,email", "LAUNCHBAY_ANSWER_HASH": "email"})
+    app = AnswerLogMiddleware(_model, size=10, kept=kept)
+
+    async def go() -> dict[str, Any]:
+        async with _client(app) as c:
+            row = {"x": 3, "email": "a@b.c", "secret": "s3"}
+            await c.post("/predict", json={"row": row}, headers={"X-Request-Id": "r1"})
+            doc: dict[str, Any] = (await c.get("/launchbay/answers?since=0")).json()
+            return doc
+
+    doc = asyncio.run(go())
+    (entry,) = doc["entries"]
+    (values,) = entry["values"]
+    assert values["x"] == 3 and "secret" not in values  # never asked for: dropped at the server
+    assert values["email"].startswith("sha256:") and "a@b.c" not in json.dumps(doc)
+    assert doc["instance"]  # a reader can tell a restarted server (its count starts again)
+
+
+def test_without_opted_in_fields_no_row_value_is_kept() -> None:
+    app = AnswerLogMiddleware(_model, size=10)
+
+    async def go() -> dict[str, Any]:
+        async with _client(app) as c:
+            await c.post("/predict", json={"row": {"x": 5}}, headers={"X-Request-Id": "r1"})
+            doc: dict[str, Any] = (await c.get("/launchbay/answers?since=0")).json()
+            return doc
+
+    assert "values" not in asyncio.run(go())["entries"][0]
