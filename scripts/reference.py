@@ -222,7 +222,8 @@ def events() -> str:
     rows = "".join(f"| `{p.value}` | {'yes' if p.live else ''} | "
                    f"{', '.join(sorted(t.value for t in phases.TRANSITIONS[p]))} | "
                    f"{_cell(docs.get(p.value, ''))} |\n" for p in phases.Phase)  # fmt: skip
-    told = "".join(f"| `{e}` | {_cell(docs.get(e, '') or _STALLED.format(action=STALLED_ACTION))} |\n"
+    stalled = _STALLED.format(action=STALLED_ACTION)
+    told = "".join(f"| `{e}` | {_cell(docs.get(e, '') or _MONITOR.get(e) or stalled)} |\n"
                    for e in NOTIFY_EVENTS)  # fmt: skip
     return (HEADER + "# Release phases and events\n\n"
             "A release moves through these phases, and only along these transitions "
@@ -234,6 +235,15 @@ def events() -> str:
 
 _STALLED = ("a step passed its progress deadline (`rollout.progress_deadline`) without a decision: the "
             "ledger records `{action}`, and `rollout.on_deadline` says what then happens")  # fmt: skip
+
+
+_MONITOR = {
+    "drift-detected": "the production monitor (`monitor:`) found the champion's live inputs or answers "
+    "moved from its reference; an event about the model (`launchbay.model.drift-detected`)",
+    "performance-dropped": "labelled live answers of the champion are worse than its held-out ones",
+    "retrain-started": "the monitor started `launchbay run` on the labelled captured window",
+    "retrain-ended": "that run ended: the release it reached (awaiting approval) or the step that stopped it",
+}
 
 
 PAGES = {"cli.md": cli, "configuration.md": configuration, "exit-codes.md": lambda _u: exit_codes(),
