@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/python benchmarks/serving/run.py
 	$(BIN)/python benchmarks/gateway.py
 	$(BIN)/python benchmarks/routing.py
+	$(BIN)/python benchmarks/monitoring.py
 	$(BIN)/python benchmarks/delivery.py
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/judgement_rules.py
