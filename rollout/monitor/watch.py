@@ -217,6 +217,7 @@ class Monitor:
                     now,
                     loss_stat,
                     detector.threshold,
+                    detector.batches,
                     {
                         "labelled": detector.labelled,
                         "losses": detector.losses,
@@ -232,6 +233,7 @@ class Monitor:
                 now,
                 drift_stat,
                 drift.threshold,
+                drift.batches,
                 {
                     "features": {k: v for k, v in moved},
                     "shares": {
@@ -282,7 +284,9 @@ class Monitor:
     def _alarmed(self, kind: str) -> bool:
         return any(a["kind"] == kind for a in self.state.alarms)
 
-    def _alarm(self, kind: str, now: float, stat: float, threshold: float, evidence: dict[str, Any]) -> None:
+    def _alarm(
+        self, kind: str, now: float, stat: float, threshold: float, batch: int, evidence: dict[str, Any]
+    ) -> None:
         s = self.state
         bound = f"expected time to a false alarm >= {self.m.false_alarm_every / 86400:g} days"
         if kind == "drift":
@@ -297,6 +301,7 @@ class Monitor:
         s.alarms.append(
             {
                 "kind": kind,
+                "key": f"v{s.version}:{kind}:{batch}",
                 "at": round(now, 1),
                 "statistic": _log10(stat),
                 "level": round(math.log10(threshold), 3),
@@ -317,6 +322,9 @@ class Monitor:
                 continue
             action = "drift-detected" if a["kind"] == "drift" else "performance-dropped"
             try:
+                if self._noted(a["key"]):  # written before a crash lost the state that said so
+                    a["recorded"] = True
+                    continue
                 ledger.note(
                     self.ctx.model,
                     actor=ACTOR,
@@ -324,6 +332,7 @@ class Monitor:
                     reason=a["reason"],
                     evidence={
                         "version": version,
+                        "key": a["key"],
                         **a["evidence"],
                         "statistic": a["statistic"],
                         "level": a["level"],
@@ -362,9 +371,9 @@ class Monitor:
             return
         data = self.dir / "retrain" / f"window-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.parquet"
         digest, reference = retrain.write_data(self.cfg, win, data)
-        started = retrain.start(self.cfg, self.ctx.home, data, reference)
         s.retrain = {
-            **started,
+            "starting": True,
+            "started_at": now,
             "data": str(data),
             "rows": len(win.rows),
             "captured": win.captured,
@@ -374,6 +383,12 @@ class Monitor:
         for a in due:
             a["retrained"] = True
         s.waiting = None
+        # On record before it starts, and its process on record right after: a monitor stopped in
+        # between never starts a second one (it says it lost track of this one instead).
+        s.save(self.dir)
+        s.retrain.update(retrain.start(self.cfg, self.ctx.home, data, reference))
+        del s.retrain["starting"]
+        s.save(self.dir)
         self._note(
             "retrain-started",
             f"retraining on {len(win.rows)} labelled captured rows "
@@ -386,7 +401,14 @@ class Monitor:
         run = self.state.retrain
         if run is None or "ended" in run:
             return
-        ended = retrain.outcome(run)
+        if run.get("starting"):
+            ended: dict[str, Any] | None = {
+                "succeeded": False,
+                "reason": "the monitor stopped while starting it: it may not have started (launchbay status "
+                f"shows a release if it did); to retrain by hand: launchbay run --data {run['data']}",
+            }
+        else:
+            ended = retrain.outcome(run)
         if ended is None:
             return
         run["ended"] = {**ended, "at": round(now, 1)}
@@ -395,6 +417,9 @@ class Monitor:
         else:
             what = f"stopped at {ended.get('stopped_at') or ended.get('phase') or ended.get('reason')}"
         self._note("retrain-ended", f"the retrain ended: {what}", ended)
+
+    def _noted(self, key: str) -> bool:
+        return any(e.evidence.get("key") == key for e in self.ctx.ledger.notes(self.ctx.model))
 
     def _note(self, action: str, reason: str, evidence: dict[str, Any]) -> None:
         try:

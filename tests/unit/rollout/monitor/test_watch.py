@@ -182,3 +182,34 @@ def test_labels_are_joined_by_request_id_and_a_line_being_written_waits(bay: Any
     with (directory / feedback.FEEDBACK_FILE).open("a") as f:
         f.write('el": 0, "at": 1, "by": "x"}\n')
     assert m.tick().labelled == 5
+
+
+def test_a_monitor_stopped_between_two_writes_neither_repeats_an_alarm_nor_starts_a_second_retrain(
+    bay: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, target, directory = bay
+    rng = np.random.default_rng(7)
+    m = watch.Monitor(w.ctx, directory, directory, clock=w.clock)
+    m.tick()
+    _serve(target, rng, 200, shift=2.0)
+    assert m.tick().alarms == []  # a bet learns the shift in one batch and wins on the next
+    before = (directory / "state.json").read_bytes()  # the state as the next pass finds it
+    save = watch.State.save
+    monkeypatch.setattr(watch.State, "save", lambda self, d: None)  # killed before the state is saved
+    _serve(target, rng, 200, shift=2.0)
+    m.tick()
+    assert [e.action for e in w.ledger.notes("fraud-detector")] == ["drift-detected"]
+    monkeypatch.setattr(watch.State, "save", save)
+    (directory / "state.json").write_bytes(before)
+    again = watch.Monitor(w.ctx, directory, directory, clock=w.clock)  # restarted: the same pass again
+    s = again.tick()
+    assert [a["kind"] for a in s.alarms] == ["drift"] and s.alarms[0]["recorded"]
+    assert [e.action for e in w.ledger.notes("fraud-detector")] == ["drift-detected"]  # not twice
+
+    # Killed after the retrain went on record as starting, before its process did.
+    s.retrain = {"starting": True, "started_at": 0.0, "data": "/w.parquet", "rows": 1, "captured": 1}
+    s.save(directory)
+    started: list[Any] = []
+    monkeypatch.setattr(retrain, "start", lambda *a: started.append(a) or {})
+    s = watch.Monitor(w.ctx, directory, directory, clock=w.clock).tick()
+    assert started == [] and s.retrain is not None and "may not have started" in s.retrain["ended"]["reason"]
