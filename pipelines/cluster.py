@@ -81,12 +81,12 @@ def _role(name: str, ns: str, rules: dict[tuple[str, str], tuple[str, ...]]) -> 
     }
 
 
-def _binding(name: str, ns: str, subjects: list[tuple[str, str]]) -> dict[str, Any]:
+def _binding(name: str, ns: str, subjects: list[tuple[str, str]], role: str | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": _meta(name, ns),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role or name},
         "subjects": [{"kind": "ServiceAccount", "name": n, "namespace": s} for s, n in subjects],
     }
 
@@ -133,6 +133,7 @@ def rbac(cfg: LaunchbayConfig) -> list[dict[str, Any]]:
         _sa(submitter, argo),
         _role(submitter, argo, ARGO_SUBMITTER),
         _binding(submitter, argo, [(argo, submitter)]),
+        *_monitor_binding(cfg),
         {  # the token CI uses as ARGO_TOKEN (`kubectl get secret ... -o jsonpath={.data.token}`)
             "apiVersion": "v1",
             "kind": "Secret",
@@ -143,6 +144,16 @@ def rbac(cfg: LaunchbayConfig) -> list[dict[str, Any]]:
             },
         },
     ]
+
+
+def _monitor_binding(cfg: LaunchbayConfig) -> list[dict[str, Any]]:
+    """With `monitor.retrain`, launchbay's controller starts the retraining Workflow: it may do what
+    the submitter does, in the Argo namespace only."""
+    if cfg.monitor is None or not cfg.monitor.retrain.on:
+        return []
+    namespace, account = cfg.argo.controller.split("/")
+    subjects = [(namespace, account)]
+    return [_binding(f"{cfg.model.name}-monitor", cfg.argo.namespace, subjects, submitter_sa(cfg))]
 
 
 def trusted_keys(cfg: LaunchbayConfig, keys: list[Path]) -> list[dict[str, Any]]:

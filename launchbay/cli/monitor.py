@@ -18,10 +18,6 @@ from launchbay.home import Home
 def _monitored(cfg: LaunchbayConfig) -> None:
     if cfg.monitor is None:
         raise UsageError("this model is not monitored: add a monitor: section to launchbay.yaml")
-    if cfg.rollout.target != "local":
-        raise UsageError(
-            f"the monitor runs beside the local target's controller; rollout.target is {cfg.rollout.target}"
-        )
 
 
 @app.command()
@@ -34,6 +30,12 @@ def monitor(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     cfg = load_config(config)
     _monitored(cfg)
     assert cfg.monitor is not None
+    if cfg.rollout.target != "local":
+        raise UsageError(
+            "in a cluster the monitor runs in launchbay's controller: `kubectl get model "
+            f"{cfg.model.name} -n {cfg.kubernetes.namespace} -o jsonpath='{{.status.monitor}}'`, and its "
+            "alarms in `launchbay history`"
+        )
     where = Home.resolve(cfg.source).root / "local" / cfg.model.name
     doc = {
         "model": cfg.model.name,
@@ -99,9 +101,17 @@ def feedback(
         items = labels.read_file(file, columns.id_column, columns.label_column or cfg.data.target)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    where = Home.resolve(cfg.source).root / "local" / cfg.model.name
-    accepted = labels.append(where, items, whoami(as_))
+    stored = None
+    if cfg.rollout.target == "local":
+        where = Home.resolve(cfg.source).root / "local" / cfg.model.name
+        accepted = labels.append(where, items, whoami(as_))
+    elif cfg.monitor.store is None:
+        raise UsageError("in a cluster, labels go to monitor.store: set it (an s3:// or other fsspec URL)")
+    else:
+        from launchbay.rollout.monitor.labels import upload
+
+        stored, accepted = upload(cfg, cfg.monitor.store, items, whoami(as_)), len(items)
     if as_json:
-        typer.echo(json.dumps({"model": cfg.model.name, "accepted": accepted}))
+        typer.echo(json.dumps({"model": cfg.model.name, "accepted": accepted, "stored": stored}))
         return
-    out.print(f"{accepted} labels kept for {cfg.model.name}")
+    out.print(f"{accepted} labels kept for {cfg.model.name}" + (f" ({stored})" if stored else ""))

@@ -87,6 +87,11 @@ class LaunchbayConfig(Section):
             # A retrain nobody asked for must not reach every user by itself.
             raise ValueError("monitor.retrain starts releases nobody asked for: it needs "
                              "rollout.approval.required: true (or monitor.retrain.on: [])")
+        if self.rollout.target != "local" and m.store is None:
+            raise ValueError(
+                "monitor.retrain in a cluster needs monitor.store (an s3:// or other fsspec URL the "
+                "controller and the Argo workflow share), or monitor.retrain.on: []"
+            )
         kept = set(self.data.features) if m.capture.fields == "all" else set(m.capture.fields)
         missing = sorted((set(self.data.features) - kept) | (set(m.capture.hash) & set(self.data.features)))
         if missing:

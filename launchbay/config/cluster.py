@@ -47,6 +47,9 @@ class ArgoSection(Section):
     """Seconds a succeeded workflow is kept (its pods are deleted when it succeeds)."""
     keep_failed: Annotated[int, Field(ge=0)] = 7 * 86_400
     """Seconds a failed workflow and its pods are kept, to read their logs."""
+    controller: str = Field(default="launchbay/launchbay-controller", pattern=r"^[a-z0-9-]+/[a-z0-9-]+$")
+    """NAMESPACE/SERVICEACCOUNT of launchbay's cluster controller (the chart's): with `monitor.retrain`
+    it starts the retraining Workflow, and `render` grants it that in this namespace."""
 
 
 class KubernetesSection(Section):

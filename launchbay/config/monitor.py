@@ -66,6 +66,11 @@ class MonitorSection(Section):
     """Of the reference's sampling-error intervals."""
     window: Duration = 7 * 86400.0
     """How long captured rows are kept for a retrain."""
+    store: str | None = None
+    """In a cluster: where the controller's monitor finds label files (`<store>/labels/`, put there
+    by `launchbay feedback FILE` or any export) and writes the windows the Argo workflow retrains on
+    (`<store>/retrain/`); an fsspec URL such as s3://bucket/launchbay/MODEL (credentials from the
+    environment). Not used on the local target."""
     capture: CaptureSection = CaptureSection()
     feedback: FeedbackSection = FeedbackSection()
     retrain: RetrainSection = RetrainSection()

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from launchbay import procs
 from launchbay.config import LaunchbayConfig
@@ -81,6 +81,28 @@ def needed(cfg: LaunchbayConfig) -> int:
     assert cfg.monitor is not None
     r = cfg.monitor.retrain
     return r.min_labelled if r.include_training_data else max(r.min_labelled, cfg.data.min_rows)
+
+
+class Starter(Protocol):
+    """Starts a retrain on a written window, and says how it ended."""
+
+    def start(self, cfg: LaunchbayConfig, home: Home, data: Path, reference: Path) -> dict[str, Any]:
+        """Start it; what to follow it by (kept in the monitor's state)."""
+        ...
+
+    def outcome(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        """How it ended: succeeded, version, release, phase, stopped_at or reason (None: it runs)."""
+        ...
+
+
+class LocalStarter:
+    """`launchbay run` on this machine (the local target)."""
+
+    def start(self, cfg: LaunchbayConfig, home: Home, data: Path, reference: Path) -> dict[str, Any]:
+        return start(cfg, home, data, reference)
+
+    def outcome(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        return outcome(run)
 
 
 def start(cfg: LaunchbayConfig, home: Home, data: Path, reference: Path) -> dict[str, Any]:

@@ -33,7 +33,9 @@ class State:
     cursors: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per server URL: the answer log's instance and the last entry read."""
     feedback_offset: int = 0
-    """Bytes of the feedback file already read."""
+    """Bytes of the feedback file already read (local target)."""
+    label_files: list[str] = field(default_factory=list)
+    """Label files already read (a cluster's store)."""
     pending: dict[str, Any] = field(default_factory=dict)
     """Request id -> the champion's answer, awaiting its label (the newest `capture.size`)."""
     seen: list[str] = field(default_factory=list)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -20,8 +19,8 @@ from launchbay.config.monitor import MonitorSection
 from launchbay.errors import LaunchbayError
 from launchbay.registry import ModelRef, RunArtifacts
 from launchbay.rollout.engine.operations import Rollout
-from launchbay.rollout.local import feedback
 from launchbay.rollout.monitor import retrain
+from launchbay.rollout.monitor.labels import FileLabels, LabelSource
 from launchbay.rollout.monitor.state import State, append_window, prune_window
 from launchbay.rollout.targets.base import AnswerSources
 from launchbay.serving.answer_log import PATH as ANSWERS_PATH
@@ -48,10 +47,18 @@ class Monitor:
     """
 
     def __init__(
-        self, ctx: Rollout, directory: Path, feedback_dir: Path, clock: Callable[[], float] = time.time
+        self,
+        ctx: Rollout,
+        directory: Path,
+        feedback_dir: Path,
+        clock: Callable[[], float] = time.time,
+        labels: LabelSource | None = None,
+        starter: retrain.Starter | None = None,
     ) -> None:
         assert ctx.cfg.monitor is not None, "a monitor needs monitor: in launchbay.yaml"
         self.ctx, self.dir, self.feedback_dir, self.clock = ctx, directory, feedback_dir, clock
+        self.labels: LabelSource = labels or FileLabels(feedback_dir)
+        self.starter: retrain.Starter = starter or retrain.LocalStarter()
         self.m: MonitorSection = ctx.cfg.monitor
         self.state = State.load(directory)
         self._seen = set(self.state.seen)
@@ -256,22 +263,8 @@ class Monitor:
 
     def _labels(self, reference: Reference) -> tuple[int, int]:
         """Losses and labelled rows among the labels that came since the last pass."""
-        path = self.feedback_dir / feedback.FEEDBACK_FILE
-        try:
-            with path.open("rb") as f:
-                f.seek(self.state.feedback_offset)
-                data = f.read()
-        except OSError:
-            return 0, 0
-        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next pass
-        self.state.feedback_offset += len(complete)
         losses = labelled = 0
-        for line in complete.splitlines():
-            try:
-                doc = json.loads(line)
-                rid, label = str(doc["id"]), doc["label"]
-            except (ValueError, KeyError, TypeError):
-                continue
+        for rid, label in self.labels.new(self.state):
             self.state.labelled += 1
             if rid in self.state.pending:
                 loss = reference.loss(self.state.pending.pop(rid), label)
@@ -359,8 +352,7 @@ class Monitor:
         if live:
             s.waiting = f"release {live[0].name} to end before a retrain (one release at a time)"
             return
-        labels = feedback.labels(self.feedback_dir)
-        win = retrain.labelled_window(self.cfg, self.dir, labels)
+        win = retrain.labelled_window(self.cfg, self.dir, self.labels.all())
         need = retrain.needed(self.cfg)
         if len(win.rows) < need:
             s.waiting = (
@@ -386,7 +378,7 @@ class Monitor:
         # On record before it starts, and its process on record right after: a monitor stopped in
         # between never starts a second one (it says it lost track of this one instead).
         s.save(self.dir)
-        s.retrain.update(retrain.start(self.cfg, self.ctx.home, data, reference))
+        s.retrain.update(self.starter.start(self.cfg, self.ctx.home, data, reference))
         del s.retrain["starting"]
         s.save(self.dir)
         self._note(
@@ -408,7 +400,7 @@ class Monitor:
                 f"shows a release if it did); to retrain by hand: launchbay run --data {run['data']}",
             }
         else:
-            ended = retrain.outcome(run)
+            ended = self.starter.outcome(run)
         if ended is None:
             return
         run["ended"] = {**ended, "at": round(now, 1)}

@@ -37,6 +37,9 @@ from launchbay.rollout.engine.controller import Controller
 from launchbay.rollout.engine.release import Release
 from launchbay.rollout.exported import ControllerMetrics
 from launchbay.rollout.ledger.store import SqlLedger
+from launchbay.rollout.monitor.argo import ArgoStarter
+from launchbay.rollout.monitor.labels import StoreLabels
+from launchbay.rollout.monitor.watch import Monitor
 from launchbay.rollout.operator.leader import LeaderElection
 from launchbay.rollout.operator.resource import (
     GROUP,
@@ -48,6 +51,8 @@ from launchbay.rollout.operator.resource import (
     onboard,
     status,
 )
+from launchbay.rollout.targets.kube_api import Api
+from launchbay.rollout.view import monitor_line
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,10 @@ class Driven:
     controller: Controller
     keys_applied: dict[str, str] | None = None
     seen: dict[int, Release] = field(default_factory=dict)
+    monitor: Monitor | None = None
+    monitor_at: float = 0.0
+    """When the monitor's last pass started (monotonic)."""
+    monitor_pass: threading.Thread | None = None
 
 
 @dataclass
@@ -98,6 +107,7 @@ class Operator:
             key = (meta["namespace"], meta["name"])
             problem: str | None = None
             waiting: str | None = None
+            monitored: str | None = None
             driven: Driven | None = None
             try:
                 if owner.setdefault(meta["name"], meta["namespace"]) != meta["namespace"]:
@@ -112,6 +122,7 @@ class Operator:
                     if self.exported is not None:
                         self.exported.observe(r, driven.seen.get(r.id))
                     driven.seen[r.id] = r
+                monitored = self._monitor(driven)
                 world = driven.controller.last_world
                 if world is not None and not world.ok and world.problems:
                     problem = "; ".join(world.problems)
@@ -128,7 +139,8 @@ class Operator:
                     release = next(iter(self.ledger.releases(meta["name"])), None)
             if driven is not None and release is not None and release.phase.live:
                 waiting = waiting or _analysis_waits(driven.controller, release)
-            self._set_status(obj, status(release, int(meta.get("generation") or 0), problem, waiting))
+            said = monitored if driven is not None and driven.monitor is not None else None
+            self._set_status(obj, status(release, int(meta.get("generation") or 0), problem, waiting, said))
             outcome[key] = problem
         for gone in set(self.models) - set(outcome):
             del self.models[gone]  # deleted Model: its workloads stay (see the uninstall guide)
@@ -142,6 +154,36 @@ class Operator:
             driven = Driven(onboarded, build(onboarded, self.ledger, self.home))
             self.models[onboarded.key] = driven
         return driven
+
+    def _monitor(self, driven: Driven) -> str | None:
+        """The model's production monitor (`monitor:`): a pass when one is due; what it says."""
+        ctx = driven.controller.ctx
+        m = ctx.cfg.monitor
+        if m is None:
+            return None
+        if driven.monitor is None:
+            o = driven.onboarded
+            directory = self.home.root / "monitor" / o.namespace / o.name
+            api = getattr(ctx.target, "api", None)
+            labels = StoreLabels(ctx.cfg, m.store) if m.store else None
+            starter = ArgoStarter(api, m.store) if m.store and isinstance(api, Api) else None
+            driven.monitor = Monitor(ctx, directory, directory, labels=labels, starter=starter)
+        now = time.monotonic()
+        running = driven.monitor_pass is not None and driven.monitor_pass.is_alive()
+        if now - driven.monitor_at >= m.every and not running:
+            # Its own thread: pulling every pod's answers must never delay a rollback.
+            driven.monitor_at = now
+            driven.monitor_pass = threading.Thread(
+                target=_monitor_pass,
+                args=(driven.monitor,),
+                name=f"monitor-{driven.onboarded.name}",
+                daemon=True,
+            )
+            driven.monitor_pass.start()
+        try:
+            return monitor_line(driven.monitor.summary()).plain
+        except (RuntimeError, KeyError, ValueError):  # read while its pass writes: the next round says it
+            return None
 
     def _apply_keys(self, driven: Driven) -> None:
         """The model's trusted-keys ConfigMap in its namespace (its pods verify against it)."""
@@ -192,6 +234,13 @@ class Operator:
                               patch_type=PatchType.APPLY, field_manager=MANAGER, force=True)  # fmt: skip
         except ApiError as exc:
             log.warning("status of %s/%s: %s", meta["namespace"], meta["name"], exc.status.message)
+
+
+def _monitor_pass(monitor: Monitor) -> None:
+    try:
+        monitor.tick()
+    except Exception:  # a bug in one pass must not stop the next
+        log.exception("monitor pass")
 
 
 def _same(before: dict[str, Any], now: dict[str, Any]) -> bool:

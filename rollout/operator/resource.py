@@ -151,10 +151,13 @@ WAITING = {
 
 
 def status(release: Release | None, generation: int, problem: str | None = None,
-           waiting: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """The Model's status for its newest release (`problem`: why the controller cannot drive it)."""
+           waiting: str | None = None, monitor: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """The Model's status for its newest release (`problem`: why the controller cannot drive it;
+    `monitor`: what the production monitor says)."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     out: dict[str, Any] = {"observedGeneration": generation, "updatedAt": now}
+    if monitor:
+        out["monitor"] = monitor
     if release is not None:
         live_step = release.step is not None and release.phase.live
         split = release.plan.traffic(release.step_index) if live_step else None

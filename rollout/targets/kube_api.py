@@ -24,6 +24,7 @@ _PLURALS = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
     ("serving.knative.dev/v1", "Service"): "services",
     ("discovery.k8s.io/v1", "EndpointSlice"): "endpointslices",
+    ("argoproj.io/v1alpha1", "Workflow"): "workflows",
 }
 
 RBAC: dict[tuple[str, str], tuple[str, ...]] = {
@@ -90,6 +91,8 @@ class Api:
         headers = {"Accept": "application/json"}
         if method == "PATCH":
             headers["Content-Type"] = "application/apply-patch+yaml"
+        elif method == "POST":
+            headers["Content-Type"] = "application/json"
         try:
             # kubernetes>=35 (OpenAPI generator 7): serialise (auth, query), send, then check.
             serialized = self.client.param_serialize(
@@ -118,6 +121,13 @@ class Api:
         meta = obj["metadata"]
         url = path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         out: dict[str, Any] = self._call("PATCH", url, obj, [("fieldManager", FIELD_MANAGER)])
+        return out
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create `obj` (POST: the `create` verb only; it must not exist yet)."""
+        meta = obj["metadata"]
+        url = path(obj["apiVersion"], obj["kind"], meta["namespace"], "").rstrip("/")
+        out: dict[str, Any] = self._call("POST", url, obj, [("fieldManager", FIELD_MANAGER)])
         return out
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

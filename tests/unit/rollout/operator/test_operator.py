@@ -158,3 +158,42 @@ def test_an_undecided_analysis_says_what_it_waits_for_and_until_when(tmp_path: P
     assert said is not None and re.search(
         r"\(until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, then rollout.on_deadline\)$", said
     ), said
+
+
+def test_a_monitored_model_is_watched_beside_its_releases_and_its_status_says_what_the_monitor_sees(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from rollout_fakes import ROLLOUT, world
+
+    from launchbay.config import LaunchbayConfig
+    from launchbay.home import Home
+    from launchbay.rollout.operator.loop import Driven, Operator
+
+    cfg = LaunchbayConfig.model_validate(
+        {
+            "model": {"name": "fraud-detector", "train": "pkg.mod:train"},
+            "data": {"path": "d.csv", "features": {"x": {"type": "float"}}},
+            "rollout": {**ROLLOUT, "target": "kubernetes"},
+            "monitor": {"every": "1s", "retrain": {"on": []}},
+        }
+    )
+    w = world(tmp_path, cfg)
+    onboarded = onboard(
+        _model(monitor={"every": "1s", "retrain": {"on": []}}),
+        Settings(tmp_path, prometheus_url="http://p:9090"),
+    )
+    driven = Driven(onboarded, w.controller())
+    operator = Operator(None, Settings(tmp_path), w.ledger, Home(tmp_path))  # type: ignore[arg-type]
+    operator._monitor(driven)  # the first pass starts in its own thread
+    assert driven.monitor_pass is not None
+    driven.monitor_pass.join(timeout=10)
+    said = operator._monitor(driven)
+    # The fake registry has no run artefacts: the champion was evaluated without a reference.
+    assert said is not None and said.startswith("monitor: v1 has no monitoring reference")
+    assert (tmp_path / "monitor" / "team-a" / "churn" / "state.json").exists()
+    assert status(None, 1, monitor=said)["monitor"] == said
+    before = driven.monitor_at
+    operator._monitor(driven)
+    assert driven.monitor_at == before or time.monotonic() - before >= 1  # at most one pass per `every`
