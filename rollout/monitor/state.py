@@ -51,6 +51,8 @@ class State:
     """The retrain started last: pid, data, when; and how it ended."""
     waiting: str | None = None
     """What the monitor waits for before it can act (labels, a cooldown, a reference)."""
+    not_capturing: str | None = None
+    """Why the champion's answers cannot be read (no server runs, a server that keeps none)."""
     updated_at: float = 0.0
 
     def save(self, directory: Path) -> None:

@@ -152,14 +152,20 @@ class Monitor:
         if not isinstance(target, AnswerSources):
             return []
         got: list[dict[str, Any]] = []
-        for url in target.endpoints(version):
+        urls = target.endpoints(version)
+        silent: list[str] = []
+        for url in urls:
             cursor = self.state.cursors.get(url, {})
             seq = int(cursor.get("seq", 0))
             for _ in range(PAGES):
                 try:
                     doc = httpx.get(f"{url}{ANSWERS_PATH}?since={seq}", timeout=5).raise_for_status().json()
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code == 404:
+                        silent.append(url)
+                    break
                 except (httpx.HTTPError, ValueError):
-                    break  # away this pass (or an older server without the log): next pass
+                    break  # away this pass: next pass
                 if doc.get("instance") != cursor.get("instance"):
                     if cursor and seq:  # a restarted server counts from 1 again
                         seq, cursor = 0, {"instance": doc.get("instance")}
@@ -172,6 +178,15 @@ class Monitor:
                 if len(doc.get("entries") or []) < 2000:
                     break
             self.state.cursors[url] = {**cursor, "seq": seq}
+        if not urls:
+            self.state.not_capturing = f"a running server of v{version} (none answers now)"
+        elif silent:
+            self.state.not_capturing = (
+                f"v{version}'s server at {', '.join(silent)} to capture: it started before `monitor:` was "
+                "set and keeps no answers; it will from its next start (a release, or a restart)"
+            )
+        else:
+            self.state.not_capturing = None
         return got
 
     def _score(self, version: str, now: float) -> None:
@@ -459,7 +474,7 @@ def summary(s: State, m: MonitorSection) -> dict[str, Any]:
         },
         "alarms": [{k: a[k] for k in ("kind", "at", "reason")} for a in s.alarms],
         "retrain": s.retrain,
-        "waiting_for": s.waiting,
+        "waiting_for": s.waiting or s.not_capturing,
         "timeline": s.timeline[-200:],
     }
 

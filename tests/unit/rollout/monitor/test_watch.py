@@ -213,3 +213,24 @@ def test_a_monitor_stopped_between_two_writes_neither_repeats_an_alarm_nor_start
     monkeypatch.setattr(retrain, "start", lambda *a: started.append(a) or {})
     s = watch.Monitor(w.ctx, directory, directory, clock=w.clock).tick()
     assert started == [] and s.retrain is not None and "may not have started" in s.retrain["ended"]["reason"]
+
+
+def test_a_server_that_keeps_no_answers_is_named_with_what_makes_it_capture(
+    bay: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    w, target, directory = bay
+
+    def not_found(url: str, timeout: float) -> Any:
+        request = httpx.Request("GET", url)
+        return httpx.Response(404, request=request)
+
+    monkeypatch.setattr(watch.httpx, "get", not_found)
+    m = watch.Monitor(w.ctx, directory, directory, clock=w.clock)
+    m.tick()
+    said = m.summary()["waiting_for"]
+    assert "started before `monitor:` was set" in said and "http://m1" in said
+    target.servers.clear()  # nothing runs
+    m.tick()
+    assert "none answers now" in m.summary()["waiting_for"]
