@@ -41,8 +41,7 @@ def monitored(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
     """What the production monitor sees now (None: the model is not monitored here)."""
     if cfg.monitor is None or cfg.rollout.target != "local":
         return None
-    from launchbay.rollout.monitor.state import State
-    from launchbay.rollout.monitor.watch import summary
+    from launchbay.rollout.monitor.state import State, summary
 
     doc = summary(State.load(home.root / "local" / cfg.model.name / "monitor"), cfg.monitor)
     return {k: v for k, v in doc.items() if k != "timeline"}

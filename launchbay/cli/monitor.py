@@ -24,8 +24,7 @@ def _monitored(cfg: LaunchbayConfig) -> None:
 def monitor(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show what the production monitor sees: live drift, live performance, alarms, retrains."""
     from launchbay.rollout.local.feedback import TOKEN_FILE
-    from launchbay.rollout.monitor.state import State
-    from launchbay.rollout.monitor.watch import summary
+    from launchbay.rollout.monitor.state import State, summary
 
     cfg = load_config(config)
     _monitored(cfg)

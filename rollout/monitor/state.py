@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -10,6 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from launchbay.checks.live_drift import Detector
+from launchbay.checks.live_performance import LossDetector
+from launchbay.config.monitor import MonitorSection
 from launchbay.files import write_private
 
 STATE_FILE = "state.json"
@@ -98,3 +102,47 @@ def window(directory: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
             except ValueError:
                 continue
+
+
+def log10(x: float | None) -> float:
+    """log10 of a (positive) statistic, rounded; 0 for none."""
+    return round(math.log10(x), 3) if x and x > 0 else 0.0
+
+
+def summary(s: State, m: MonitorSection) -> dict[str, Any]:
+    """The monitor's state for people and `--json`."""
+    drift = Detector.from_dict(s.drift) if s.drift else None
+    loss = LossDetector.from_dict(s.loss) if s.loss else None
+    last = s.timeline[-1] if s.timeline else None
+    return {
+        "version": s.version,
+        "monitored": drift is not None,
+        "unmonitored": s.unmonitored,
+        "updated_at": s.updated_at or None,
+        "rows": s.rows,
+        "repeated": s.repeated,
+        "lost": s.lost,
+        "labels": s.labelled,
+        "false_alarm_every_days": round(m.false_alarm_every / 86400, 3),
+        "drift": None
+        if drift is None
+        else {
+            "evidence_log10": last["drift"] if last else 0.0,
+            "alarm_log10": round(math.log10(drift.threshold), 3),
+            "by_feature_log10": drift.evidence(),
+        },
+        "performance": None
+        if loss is None
+        else {
+            "labelled": loss.labelled,
+            "losses": loss.losses,
+            "live_rate": round(loss.losses / loss.labelled, 4) if loss.labelled else None,
+            "limit": round(loss.limit, 4),
+            "evidence_log10": log10(loss.statistic()),
+            "alarm_log10": round(math.log10(loss.threshold), 3),
+        },
+        "alarms": [{k: a[k] for k in ("kind", "at", "reason")} for a in s.alarms],
+        "retrain": s.retrain,
+        "waiting_for": s.waiting or s.not_capturing,
+        "timeline": s.timeline[-200:],
+    }

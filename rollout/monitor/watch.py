@@ -21,7 +21,7 @@ from launchbay.registry import ModelRef, RunArtifacts
 from launchbay.rollout.engine.operations import Rollout
 from launchbay.rollout.monitor import retrain
 from launchbay.rollout.monitor.labels import FileLabels, LabelSource
-from launchbay.rollout.monitor.state import State, append_window, prune_window
+from launchbay.rollout.monitor.state import State, append_window, log10, prune_window, summary
 from launchbay.rollout.targets.base import AnswerSources
 from launchbay.serving.answer_log import PATH as ANSWERS_PATH
 
@@ -270,8 +270,8 @@ class Monitor:
                 "rows": len(kept),
                 "labelled": labelled,
                 "losses": losses,
-                "drift": _log10(drift_stat),
-                "loss": _log10(loss_stat) if loss_stat is not None else None,
+                "drift": log10(drift_stat),
+                "loss": log10(loss_stat) if loss_stat is not None else None,
                 "level": round(math.log10(drift.threshold), 3),
             }
         )
@@ -311,7 +311,7 @@ class Monitor:
                 "kind": kind,
                 "key": f"v{s.version}:{kind}:{batch}",
                 "at": round(now, 1),
-                "statistic": _log10(stat),
+                "statistic": log10(stat),
                 "level": round(math.log10(threshold), 3),
                 "reason": reason,
                 "evidence": evidence,
@@ -437,50 +437,8 @@ class Monitor:
     # -- what it says -----------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
+        """What the monitor says now (`launchbay.rollout.monitor.state.summary`)."""
         return summary(self.state, self.m)
-
-
-def summary(s: State, m: MonitorSection) -> dict[str, Any]:
-    """The monitor's state for people and `--json`."""
-    drift = Detector.from_dict(s.drift) if s.drift else None
-    loss = LossDetector.from_dict(s.loss) if s.loss else None
-    last = s.timeline[-1] if s.timeline else None
-    return {
-        "version": s.version,
-        "monitored": drift is not None,
-        "unmonitored": s.unmonitored,
-        "updated_at": s.updated_at or None,
-        "rows": s.rows,
-        "repeated": s.repeated,
-        "lost": s.lost,
-        "labels": s.labelled,
-        "false_alarm_every_days": round(m.false_alarm_every / 86400, 3),
-        "drift": None
-        if drift is None
-        else {
-            "evidence_log10": last["drift"] if last else 0.0,
-            "alarm_log10": round(math.log10(drift.threshold), 3),
-            "by_feature_log10": drift.evidence(),
-        },
-        "performance": None
-        if loss is None
-        else {
-            "labelled": loss.labelled,
-            "losses": loss.losses,
-            "live_rate": round(loss.losses / loss.labelled, 4) if loss.labelled else None,
-            "limit": round(loss.limit, 4),
-            "evidence_log10": _log10(loss.statistic()),
-            "alarm_log10": round(math.log10(loss.threshold), 3),
-        },
-        "alarms": [{k: a[k] for k in ("kind", "at", "reason")} for a in s.alarms],
-        "retrain": s.retrain,
-        "waiting_for": s.waiting or s.not_capturing,
-        "timeline": s.timeline[-200:],
-    }
-
-
-def _log10(x: float | None) -> float:
-    return round(math.log10(x), 3) if x and x > 0 else 0.0
 
 
 def _when(at: float) -> str:
