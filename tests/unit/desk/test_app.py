@@ -233,3 +233,26 @@ def test_requests_nobody_designed_for_get_a_4xx_and_a_ledger_that_went_away_a_50
     w.ctx.ledger.engine = sa.create_engine(f"postgresql+psycopg://lb@127.0.0.1:{closed_port()}/ledger")
     down = client.get(f"/releases/{r.id}")
     assert down.status_code == 503 and "the ledger cannot be read right now" in down.text
+
+
+def test_the_page_of_the_watched_version_draws_the_monitors_timelines(tmp_path: Path) -> None:
+    from rollout_fakes import config
+
+    from launchbay.config.monitor import MonitorSection, RetrainSection
+    from launchbay.rollout.monitor.state import State
+
+    cfg = config().model_copy(update={"monitor": MonitorSection(retrain=RetrainSection(on=[]))})
+    w = world(tmp_path, cfg)
+    w.registry.tags["2"] = {decisions.SIGNATURE_TAG: "f" * 64}
+    r = w.ticks(operations.create(w.ctx, "2", "dana"), 40)
+    timeline = [{"at": 1000.0 + i, "rows": 10, "labelled": 2, "losses": 0, "drift": 0.5 * i, "loss": 0.1,
+                 "level": 6.8} for i in range(5)]  # fmt: skip
+    State(version="2", timeline=timeline).save(tmp_path / "local" / "fraud-detector" / "monitor")
+    page = _client(w, "alice").get(f"/releases/{r.id}").text
+    charts = dict(re.findall(r'<svg class="chart" data-chart="([\w-]+)"(.*?)</svg>', page, re.S))
+    assert (
+        charts["monitor-drift"].count('class="pt"') == 5 and charts["monitor-loss"].count('class="pt"') == 5
+    )
+    State(version="3", timeline=timeline).save(tmp_path / "local" / "fraud-detector" / "monitor")
+    again = _client(w, "alice").get(f"/releases/{r.id}").text
+    assert "monitor-drift" not in again  # another version is watched now: not this release's story
