@@ -180,6 +180,35 @@ def project(q: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     return np.asarray(p / p.sum(axis=-1, keepdims=True))
 
 
+def new_bets(
+    batches: int, start_every: int, keep: int, starts: list[int], arrays: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Start a bet when one is due -- its start in `starts`, a zero row on each (bets, ...) array --
+    dropping the oldest past `keep`; the arrays as they are now."""
+    if batches % start_every:
+        return arrays
+    starts.append(batches)
+    grown = [np.vstack([a, np.zeros((1, *a.shape[1:]))]) for a in arrays]
+    if len(starts) > keep:
+        del starts[0]
+        grown = [a[1:] for a in grown]
+    return grown
+
+
+def mean_log(logs: np.ndarray) -> np.ndarray:
+    """Per bet (row), the log of the mean of its wealths (a bet spread over features or sizes)."""
+    top = logs.max(axis=1, keepdims=True)
+    return np.asarray(np.log(np.mean(np.exp(logs - top), axis=1)) + top[:, 0])
+
+
+def shiryaev_roberts(per_bet: np.ndarray) -> float:
+    """The alarm statistic: the sum of the bets' wealth (0 with no bet; capped at e^700, finite)."""
+    if not len(per_bet):
+        return 0.0
+    top = float(per_bet.max())
+    return float(math.exp(min(top, 700.0)) * np.exp(per_bet - top).sum())
+
+
 @dataclass
 class Detector:
     """The e-detector over several features (inputs and the model's answers), one budget.
@@ -219,14 +248,9 @@ class Detector:
         """Score one batch (feature -> bin indices of its rows) and return the alarm statistic.
 
         A feature absent from the batch (or with no rows) leaves its wealth as it was."""
-        if self.batches % self.start_every == 0:
-            self.starts.append(self.batches)
-            self.counts = [np.vstack([c, np.zeros((1, c.shape[1]))]) for c in self.counts]
-            self.log_wealth = np.vstack([self.log_wealth, np.zeros((1, len(self.bins)))])
-            if len(self.starts) > self.keep:
-                del self.starts[0]
-                self.counts = [c[1:] for c in self.counts]
-                self.log_wealth = self.log_wealth[1:]
+        *self.counts, self.log_wealth = new_bets(
+            self.batches, self.start_every, self.keep, self.starts, [*self.counts, self.log_wealth]
+        )
         self.batches += 1
         for f, b in enumerate(self.bins):
             idx = batch.get(b.name)
@@ -244,19 +268,9 @@ class Detector:
             self.alarm_at = self.batches
         return stat
 
-    def per_bet(self) -> np.ndarray:
-        """log of each bet's wealth: the mean over the features of its per-feature wealth."""
-        logs = self.log_wealth
-        top = logs.max(axis=1, keepdims=True)
-        return np.asarray(np.log(np.mean(np.exp(logs - top), axis=1)) + top[:, 0])
-
     def statistic(self) -> float:
         """The sum over bets of each bet's mean wealth over the features."""
-        if not len(self.log_wealth):
-            return 0.0
-        per_bet = self.per_bet()
-        top = float(per_bet.max())
-        return float(math.exp(min(top, 700.0)) * np.exp(per_bet - top).sum())
+        return shiryaev_roberts(mean_log(self.log_wealth)) if len(self.log_wealth) else 0.0
 
     def evidence(self) -> dict[str, float]:
         """Each feature's strongest wealth over the bets (log10): which features moved."""

@@ -16,13 +16,14 @@ the live bets' wealth, expected batches to a false alarm >= threshold * start_ev
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import stats as scipy_stats
+
+from launchbay.checks.live_drift import mean_log, new_bets, shiryaev_roberts
 
 _FRACTIONS = np.array([0.9, 0.5, 0.25, 0.1, 0.05, 0.02])
 """The bets' sizes, as fractions of the largest safe one (1/m): a small error rise is found by the
@@ -82,12 +83,9 @@ class LossDetector:
 
     def update(self, losses: int, rows: int) -> float:
         """Score one batch: `losses` of its `rows` labelled answers were losses."""
-        if self.batches % self.start_every == 0:
-            self.starts.append(self.batches)
-            self.log_wealth = np.vstack([self.log_wealth, np.zeros((1, len(_FRACTIONS)))])
-            if len(self.starts) > self.keep:
-                del self.starts[0]
-                self.log_wealth = self.log_wealth[1:]
+        (self.log_wealth,) = new_bets(
+            self.batches, self.start_every, self.keep, self.starts, [self.log_wealth]
+        )
         self.batches += 1
         self.labelled += rows
         self.losses += losses
@@ -102,10 +100,7 @@ class LossDetector:
 
     def statistic(self) -> float:
         """The sum over bets of each bet's wealth (the mean over its sizes)."""
-        if not len(self.log_wealth):
-            return 0.0
-        top = float(self.log_wealth.max())
-        return float(math.exp(min(top, 700.0)) * np.exp(self.log_wealth - top).mean(axis=1).sum())
+        return shiryaev_roberts(mean_log(self.log_wealth)) if len(self.log_wealth) else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
