@@ -62,7 +62,6 @@ class State:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.timeline = self.timeline[-TIMELINE:]
-        self.seen = self.seen[-SEEN:]
         write_private(directory / STATE_FILE, json.dumps(asdict(self), separators=(",", ":")))
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -21,7 +22,7 @@ from launchbay.registry import ModelRef, RunArtifacts
 from launchbay.rollout.engine.operations import Rollout
 from launchbay.rollout.monitor import retrain
 from launchbay.rollout.monitor.labels import FileLabels, LabelSource
-from launchbay.rollout.monitor.state import State, append_window, log10, prune_window, summary
+from launchbay.rollout.monitor.state import SEEN, State, append_window, log10, prune_window, summary
 from launchbay.rollout.targets.base import AnswerSources
 from launchbay.serving.answer_log import PATH as ANSWERS_PATH
 
@@ -61,7 +62,9 @@ class Monitor:
         self.starter: retrain.Starter = starter or retrain.LocalStarter()
         self.m: MonitorSection = ctx.cfg.monitor
         self.state = State.load(directory)
-        self._seen = set(self.state.seen)
+        # Row digests in the order first seen (a dict keeps it): the oldest are forgotten first.
+        self._seen: dict[str, None] = dict.fromkeys(self.state.seen)
+        self._reference: tuple[str, Reference] | None = None
 
     @property
     def cfg(self) -> LaunchbayConfig:
@@ -84,7 +87,7 @@ class Monitor:
         self._follow_retrain(now)
         prune_window(self.dir, self.m.window, now)
         s.updated_at = now
-        s.seen = list(self._seen)[-len(self._seen) :]
+        s.seen = list(self._seen)
         s.save(self.dir)
         return s
 
@@ -125,10 +128,14 @@ class Monitor:
         return kept - set(c.hash)
 
     def reference(self, version: str) -> Reference | None:
-        """The version's monitoring reference (kept beside the state after the first read)."""
+        """The version's monitoring reference (kept beside the state after the first read, and in
+        memory while it is watched: every pass scores with it)."""
+        if self._reference is not None and self._reference[0] == version:
+            return self._reference[1]
         cached = self.dir / f"reference-v{version}.json"
         try:
-            return Reference.from_json(cached.read_text())
+            self._reference = (version, Reference.from_json(cached.read_text()))
+            return self._reference[1]
         except (OSError, ValueError):
             pass
         registry = self.ctx.registry
@@ -144,6 +151,7 @@ class Monitor:
         reference = Reference.from_json(text)
         self.dir.mkdir(parents=True, exist_ok=True)
         cached.write_text(text)
+        self._reference = (version, reference)
         return reference
 
     def _pull(self, version: str) -> list[dict[str, Any]]:
@@ -207,7 +215,7 @@ class Monitor:
                     s.repeated += 1  # the same row again: one observation, not many
                     continue
                 if digest is not None:
-                    self._seen.add(digest)
+                    self._seen[digest] = None
                 s.rows += 1
                 row = rows[i] if i < len(rows) and isinstance(rows[i], dict) else {}
                 for name in bins:
@@ -220,8 +228,8 @@ class Monitor:
                 kept.append(
                     {"id": row_id, "at": entry.get("at"), "version": version, "row": row, "answer": answer}
                 )
-        if len(self._seen) > 2 * len(s.seen) + 50_000:
-            self._seen = set(list(self._seen)[-50_000:])
+        for old in list(itertools.islice(self._seen, max(0, len(self._seen) - SEEN))):
+            del self._seen[old]
         if len(s.pending) > self.m.capture.size:
             s.pending = dict(list(s.pending.items())[-self.m.capture.size :])
         append_window(self.dir, kept, now)
