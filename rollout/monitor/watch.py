@@ -375,11 +375,14 @@ class Monitor:
         if live:
             s.waiting = f"release {live[0].name} to end before a retrain (one release at a time)"
             return
-        win = retrain.labelled_window(self.cfg, self.dir, self.labels.all())
         need = retrain.needed(self.cfg)
-        if len(win.rows) < need:
+        # Fewer labels came than a retrain needs at all: say so without reading the whole window
+        # (days of captured rows) on every pass while waiting.
+        win = retrain.labelled_window(self.cfg, self.dir, self.labels.all()) if s.labelled >= need else None
+        have = len(win.rows) if win is not None else s.labelled
+        if win is None or have < need:
             s.waiting = (
-                f"labels: {len(win.rows)} of the {need} captured rows a retrain needs have one "
+                f"labels: {have} of the {need} captured rows a retrain needs have one "
                 "(monitor.retrain.min_labelled, data.min_rows); send them to POST /feedback or "
                 "`launchbay feedback FILE`"
             )
