@@ -38,10 +38,10 @@ class Window:
 
 
 def labelled_window(cfg: LaunchbayConfig, directory: Path, labels: dict[str, Any]) -> Window:
-    """The captured rows with a label (the latest one of their request id), once each."""
+    """The captured rows with a label (the latest one of their request id), once each, the label
+    under `data.target` (what training reads; `feedback.label_column` names it in label files only)."""
     features = list(cfg.data.features)
-    target = cfg.monitor.feedback.label_column if cfg.monitor and cfg.monitor.feedback.label_column else None
-    column = target or cfg.data.target
+    column = cfg.data.target
     rows: dict[str, dict[str, Any]] = {}
     captured = 0
     for entry in window(directory):

@@ -19,7 +19,7 @@ from launchbay.checks.live_reference import ANSWER, Reference
 from launchbay.config import LaunchbayConfig
 from launchbay.rollout.local import feedback
 from launchbay.rollout.monitor import retrain, watch
-from launchbay.rollout.monitor.state import State, window
+from launchbay.rollout.monitor.state import State, append_window, window
 from launchbay.serving.answer_log import AnswerLog, row_digest
 
 MONITOR = {"every": "1s", "bet_every": "2s", "keep": "1m", "retrain": {"min_labelled": 50, "cooldown": "1h"}}
@@ -234,3 +234,10 @@ def test_a_server_that_keeps_no_answers_is_named_with_what_makes_it_capture(
     target.servers.clear()  # nothing runs
     m.tick()
     assert "none answers now" in m.summary()["waiting_for"]
+
+
+def test_labels_named_otherwise_in_label_files_are_trained_on_under_the_target_column(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, feedback={"label_column": "chargeback"})
+    append_window(tmp_path, [{"id": "r1", "at": 0, "version": "1", "row": {"x": 0.5}, "answer": {}}])
+    win = retrain.labelled_window(cfg, tmp_path, {"r1": 1})
+    assert win.rows == [{"x": 0.5, "y": 1}] and win.captured == 1
