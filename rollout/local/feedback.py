@@ -103,15 +103,19 @@ def append(directory: Path, items: Iterable[Mapping[str, Any]], by: str) -> int:
 
 def labels(directory: Path) -> dict[str, Any]:
     """Every id's latest label (a torn last line, from a crash mid-write, is skipped)."""
-    out: dict[str, Any] = {}
     try:
-        text = (directory / FEEDBACK_FILE).read_text()
+        return dict(parse_lines((directory / FEEDBACK_FILE).read_text()))
     except FileNotFoundError:
-        return out
+        return {}
+
+
+def parse_lines(text: str) -> list[tuple[str, Any]]:
+    """The (id, label) of each line of the feedback file, in order; a line that is not one is skipped."""
+    out = []
     for line in text.splitlines():
         try:
             doc = json.loads(line)
-            out[str(doc["id"])] = doc["label"]
+            out.append((str(doc["id"]), doc["label"]))
         except (ValueError, KeyError, TypeError):
             continue
     return out

@@ -52,7 +52,7 @@ class FileLabels:
             return []
         complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next pass
         state.feedback_offset += len(complete)
-        return _items(complete.decode(errors="replace"))
+        return feedback.parse_lines(complete.decode(errors="replace"))
 
     def all(self) -> dict[str, Any]:
         return feedback.labels(self.directory)
@@ -118,13 +118,3 @@ def upload(cfg: LaunchbayConfig, store: str, items: list[dict[str, Any]], by: st
         f.write(text.encode())
     return url
 
-
-def _items(text: str) -> list[tuple[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        try:
-            doc = json.loads(line)
-            out.append((str(doc["id"]), doc["label"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
