@@ -23,6 +23,7 @@ import fraud_data
 import httpx
 import people
 import pytest
+from fraud_model import FEATURES
 from harness import Launchbay
 from projects import FAST_ROLLOUT, write_project
 from rollout_dsl import MODEL, Bay, stop_everything
@@ -33,15 +34,6 @@ from launchbay.rollout.engine.phases import Phase
 
 pytestmark = pytest.mark.slow
 
-FEATURES = [
-    "amount",
-    "hour",
-    "merchant_category",
-    "distance_from_home_km",
-    "device_age_days",
-    "card_present",
-    "transactions_last_24h",
-]
 ROLLOUT = {
     **FAST_ROLLOUT,
     # A retrained model differs from the champion by design: shadow allows what the model gate
