@@ -155,8 +155,9 @@ class AnswerLogMiddleware:
             rows = [request["row"]]
         digests = [row_digest(r) for r in rows] if isinstance(rows, list) else []
         fits = len(digests) == len(predictions)
-        keep = self.kept.any and fits and isinstance(rows, list)
-        values = [self.kept.clean(r) for r in rows] if keep and isinstance(rows, list) else None
+        values = None
+        if self.kept.any and fits and isinstance(rows, list):
+            values = [self.kept.clean(r) for r in rows]
         self.log.add(request_id, digests if fits else [], predictions, values)
 
     async def _answers(self, scope: Scope, send: Send) -> None:
