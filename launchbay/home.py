@@ -49,6 +49,11 @@ class Home:
         return self.root / "reports"
 
     @property
+    def cache(self) -> Path:
+        """Results worth reusing, each under a digest of everything that decides it."""
+        return self.root / "cache"
+
+    @property
     def workflows(self) -> Path:
         """Scratch space of the local workflow executor (task inputs and outputs)."""
         return self.root / "workflows"

@@ -11,6 +11,7 @@ S3-compatible store such as MinIO; Google's application default credentials,
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -63,3 +64,13 @@ def open_binary(uri: str) -> Any:
     """A binary file object for reading `uri` (a context manager)."""
     fs, path = filesystem(uri)
     return fs.open(path, "rb")
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a data file's bytes (`sha256:<hex>`), local or in a store, streamed so large
+    files are fine."""
+    h = hashlib.sha256()
+    with open_binary(path) if is_remote(path) else open(path, "rb") as fh:  # noqa: PTH123
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from launchbay.config import LaunchbayConfig
+from launchbay.storage import file_digest as file_digest  # the steps fingerprint data through here
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,6 @@ class Split:
         """sha256 of the held-out row index: equal digests mean equal held-out sets."""
         h = hashlib.sha256(",".join(map(str, self.test_x.index)).encode())
         return h.hexdigest()[:16]
-
-
-def file_digest(path: str) -> str:
-    """sha256 of a data file's bytes (`sha256:<hex>`), streaming so large files are fine."""
-    from launchbay import storage
-
-    h = hashlib.sha256()
-    with storage.open_binary(path) if storage.is_remote(path) else open(path, "rb") as fh:  # noqa: PTH123
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()}"
 
 
 def labels(target: pd.Series, task: str) -> pd.Series:

@@ -31,9 +31,11 @@ def library(model: Any) -> str:
 def requirement(module: str) -> str:
     """`dist==version` of the distribution that provides an importable module (xgboost may come
     as `xgboost` or `xgboost-cpu`)."""
-    dists = importlib.metadata.packages_distributions().get(module) or [module]
-    dist = dists[0]
-    return f"{dist}=={importlib.metadata.version(dist)}"
+    try:  # the distribution's name is the module's (fast); else the full map (seconds)
+        return f"{module}=={importlib.metadata.version(module)}"
+    except importlib.metadata.PackageNotFoundError:
+        dist = (importlib.metadata.packages_distributions().get(module) or [module])[0]
+        return f"{dist}=={importlib.metadata.version(dist)}"
 
 
 def boosters_inside(model: Any) -> list[str]:

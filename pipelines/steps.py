@@ -67,6 +67,7 @@ def validate_data(
     """
     import mlflow
 
+    from launchbay.checks import data_gate_cache
     from launchbay.checks.data_gate import check_data
     from launchbay.pipelines import dataset
 
@@ -87,13 +88,20 @@ def validate_data(
         mlflow.log_params({"data.path": path, "data.digest": digest, "git.commit": git_commit or "none"})
         mlflow.set_tag("launchbay.data_digest", digest)
 
-        report, frame = check_data(path, cfg)
+        # The same bytes under the same rules: the same report, said to be reused.
+        kept = home.cache / "data-gate"
+        name = None if digest == "unreadable" else data_gate_cache.key(cfg, digest)
+        report = data_gate_cache.load(kept, name, path) if name else None
+        if report is None:
+            report, frame = check_data(path, cfg)
+            if name and frame is not None:
+                data_gate_cache.save(kept, name, report)
         md, js = report.write(home.reports / run_id, "data_gate")
         mlflow.log_artifact(str(md), "reports")
         mlflow.log_artifact(str(js), "reports")
         mlflow.set_tag("launchbay.gate.data", report.verdict.value)
-        if frame is not None:
-            mlflow.log_metric("data.rows", len(frame))
+        if isinstance(report.summary.get("rows"), int):
+            mlflow.log_metric("data.rows", report.summary["rows"])
         for c in report.checks:
             if c.column and "drift" in c.name and isinstance(c.observed, float):
                 mlflow.log_metric(f"drift_psi.{c.column}", c.observed)

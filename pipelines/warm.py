@@ -2,98 +2,114 @@
 heavy libraries, instead of a new interpreter importing them again for every step.
 
 `python -m hera.workflows.runner -e mod:fn FILE` spends most of a short step importing Great
-Expectations, MLflow, scikit-learn and Hera. Here a multiprocessing *forkserver* -- a fresh
+Expectations, MLflow, scikit-learn and Hera. Here the *step server* (`step_server`) -- a fresh
 interpreter, single-threaded, that imports those libraries once (`warm_preload`) -- forks one
-child per step. The child is still a process of its own, as a pod is: it gets its own session,
-the step's environment, working directory, `sys.path` and `sys.argv` as `python -m` would set
-them, its stdout/stderr files, and runs the runner module as `__main__`; it exits through the
-interpreter's own shutdown (threads joined, atexit handlers run). A step that crashes, leaks,
-changes its directory or environment, or is SIGKILLed for its deadline touches nothing but
-itself; the forkserver never runs a step and the executor only waits for the child.
+child per step, and outlives the run: the next `launchbay run` in the same environment finds it
+ready (it ends after `LAUNCHBAY_STEP_SERVER_IDLE` seconds without a step, default 900; `0` ends it
+with the run; `launchbay down` stops it). The child is still a process of its own, as a pod is: it
+gets its own session, the step's environment, working directory, `sys.path` and `sys.argv` as
+`python -m` would set them, its stdout/stderr files, and runs the runner module as `__main__`; it
+exits through the interpreter's own shutdown (threads joined, atexit handlers run). A step that
+crashes, leaks, changes its directory or environment, or is SIGKILLed for its deadline touches
+nothing but itself; the server never runs a step and the executor only waits for the child.
 
-Fork is only safe from a process with one thread: the first start probes the forkserver, and if
-its imports left a thread running, steps start cold (a new interpreter each) and say why.
+Fork is only safe from a process with one thread: a server whose imports left a thread running
+refuses to serve, and steps start cold (a new interpreter each) and say why.
 `LAUNCHBAY_WARM_STEPS=0` starts them cold too.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import fcntl
 import json
-import multiprocessing
-import multiprocessing.forkserver
 import os
-import runpy
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-import traceback
-from dataclasses import dataclass
-from multiprocessing.context import ForkServerContext
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from launchbay import procs
+from launchbay.pipelines import step_server
+from launchbay.pipelines.step_server import LOST as LOST
+from launchbay.pipelines.step_server import Launch as Launch
 
 SWITCH = "LAUNCHBAY_WARM_STEPS"
+IDLE = "LAUNCHBAY_STEP_SERVER_IDLE"
+DEFAULT_IDLE = 900.0
+SERVER = "launchbay.pipelines.step_server"
+ORPHAN_IDLE = 10.0
+"""The idle limit of a server meant to end with its run, for when nobody stops it (a library user
+of the executor): it ends soon after its last step."""
 RUNNER = ["-m", "hera.workflows.runner"]
 PRELOAD = "launchbay.pipelines.warm_preload"
 
 
-@dataclass
-class Launch:
-    """What a step's process gets: its arguments after `python -m MODULE`, environment, working
-    directory and output files."""
-
-    module: str
-    args: list[str]
-    env: dict[str, str]
-    cwd: str
-    stdout: str
-    stderr: str
-    status: str
-    """A file the child writes its exit code to as it ends: the code still reaches the executor
-    when the forkserver (which otherwise reports it) died meanwhile."""
-
-
-LOST = 255
-"""What multiprocessing reports for a child whose forkserver died (and what a step exiting 255 says)."""
-
-
 class WarmProcess:
-    """A step's process forked from the forkserver: wait for it, or kill it.
+    """A step's process forked by the step server: wait for it, or kill it.
 
-    The forkserver, not the executor, is the child's parent and reports its exit status. If it
-    dies (killed from outside, the OOM killer) while the step runs, the step goes on as an orphan:
-    it is then followed by its pid and start time until it ends, and its exit code read from
-    `Launch.status`."""
+    The server, not the executor, is the child's parent and reports its exit status over the
+    connection. If the server dies (killed from outside, the OOM killer) while the step runs, the
+    step goes on as an orphan: it is then followed by its pid and start time until it ends, and its
+    exit code read from `Launch.status`."""
 
-    def __init__(self, process: Any, launch: Launch) -> None:
-        self._process = process
+    def __init__(self, conn: socket.socket, pid: int, launch: Launch) -> None:
+        self._conn = conn
         self._launch = launch
-        self.pid: int = process.pid
+        self._buffer = b""
+        self.pid = pid
         self._started = procs.created(self.pid)  # with the pid, its identity
         self._orphaned = False
+        self._code: int | None = None
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit code (negative: killed by that signal), or None if still running at `timeout`."""
+        if self._code is not None:
+            return self._code
         end = None if timeout is None else time.monotonic() + timeout
         if not self._orphaned:
-            self._process.join(timeout)
-            code = self._process.exitcode
-            if code is None:
+            reported = self._reported(timeout)
+            if reported is None and not self._orphaned:
                 return None
-            if code != LOST or not self._running():
-                return self._recorded(int(code))
-            self._orphaned = True  # its forkserver died: the step itself is still running
-        while self._running():
+            if reported is not None:
+                self._code = self._recorded(reported)
+                return self._code
+        while self._running():  # its server died: the step itself may still be running
             if end is not None and time.monotonic() >= end:
                 return None
             time.sleep(0.1)
-        return self._recorded(LOST)
+        self._code = self._recorded(LOST)
+        return self._code
+
+    def _reported(self, timeout: float | None) -> int | None:
+        """The server's report of the exit, None by `timeout`; sets `_orphaned` when the server
+        went away without one."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if end is None else max(0.0, end - time.monotonic())
+            try:
+                ready, _, _ = select.select([self._conn], [], [], left)
+                chunk = self._conn.recv(4096) if ready else None
+            except OSError:
+                chunk = b""
+            if chunk is None:
+                return None
+            if not chunk:
+                self._orphaned = True
+                self._conn.close()
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        self._conn.close()
+        try:
+            return int(json.loads(line)["exit"])
+        except (ValueError, KeyError, TypeError):
+            return LOST
 
     def _recorded(self, reported: int) -> int:
         """The code the child wrote as it ended; else what was reported (a signal, or LOST)."""
@@ -102,7 +118,7 @@ class WarmProcess:
         if reported == LOST:
             with contextlib.suppress(OSError), Path(self._launch.stderr).open("a") as err:
                 err.write(
-                    "\nlaunchbay: the warm-step forkserver died while this step ran, and the step "
+                    "\nlaunchbay: the warm-step server died while this step ran, and the step "
                     "ended without recording its exit status (killed by a signal?)\n"
                 )
         return reported
@@ -116,8 +132,9 @@ class WarmProcess:
         return self.wait(0)
 
     def kill(self) -> None:
-        """SIGKILL, as the cold path's `Popen.kill` (never a later process that reused the pid)."""
-        if self._orphaned and not self._running():
+        """SIGKILL, as the cold path's `Popen.kill` (never a later process that reused the pid:
+        until its server reaps and reports it, the pid is the step's)."""
+        if self._code is not None or (self._orphaned and not self._running()):
             return
         with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
             os.kill(self.pid, signal.SIGKILL)
@@ -136,14 +153,22 @@ def unsafe_here(python: str = sys.executable) -> str | None:
     return None
 
 
+def idle_limit() -> float:
+    """Seconds the step server waits for another step before it ends (0: it ends with the run)."""
+    try:
+        return max(0.0, float(os.environ.get(IDLE, DEFAULT_IDLE)))
+    except ValueError:
+        return DEFAULT_IDLE
+
+
 class Starter:
     """Starts eligible steps warm; says why not when it cannot (then steps start cold)."""
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, python: str = sys.executable, preload: str = PRELOAD) -> None:
         self.python = python
+        self.preload = preload
         self._broken: str | None = unsafe_here(python)
-        self._context: ForkServerContext | None = None
-        self._base_path: list[str] = []
+        self._socket: Path | None = None
         self._lock = threading.Lock()
 
     @property
@@ -155,132 +180,126 @@ class Starter:
         """True for `python -m hera.workflows.runner ...` when warm starts are possible."""
         return self.disabled is None and len(argv) > 3 and argv[0] == self.python and argv[1:3] == RUNNER
 
-    def prestart(self) -> None:
-        """Start the forkserver (its imports take seconds) in the background, so that the first
-        step finds it ready; what runs meanwhile (config, MLflow checks) is not held up."""
+    def prestart(self, folder: Path) -> None:
+        """Find or start the step server for this environment in `folder` (the state directory's
+        `steps/`) in the background: a new one imports for seconds, and what runs meanwhile
+        (config, MLflow checks) is not held up."""
         if self.disabled is None:
-            threading.Thread(target=self._ready, name="launchbay-warm-prestart", daemon=True).start()
+            threading.Thread(
+                target=self._ready, args=(folder,), name="launchbay-warm-prestart", daemon=True
+            ).start()
 
     def stop(self) -> None:
-        """Stop the forkserver once the steps are done: its preloaded libraries hold hundreds of MB
-        that a rollout following in the same process has no use for. A later start makes a new one."""
+        """The run is done: with an idle limit of 0 its server ends now; otherwise it stays for
+        the next run and ends by itself once idle."""
         with self._lock:
-            if self._context is not None:
-                self._context = None
-                _stop_server()
+            if self._socket is not None and idle_limit() == 0:
+                with contextlib.suppress(OSError, ValueError):
+                    step_server.request(self._socket, {"op": "stop"})
+                self._socket = None
 
-    def _ready(self) -> ForkServerContext | None:
+    def _ready(self, folder: Path) -> Path | None:
         with self._lock:
-            if self._context is None and self.disabled is None:
-                try:
-                    self._context = self._prepare()
-                except Exception as exc:  # no forkserver here (platform, resources): start cold
-                    self._broken = f"no forkserver: {type(exc).__name__}: {exc}"
-                    _stop_server()  # one that started but failed its probe is of no use
-            return self._context
-
-    def _prepare(self) -> ForkServerContext:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([PRELOAD])
-        # The sys.path a fresh `python -m` would have, minus its first entry (the working
-        # directory) and $PYTHONPATH: the step's own are put in front of it in the child.
-        clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        out = subprocess.run(
-            [self.python, "-c", "import json, sys; print(json.dumps(sys.path[1:]))"],
-            capture_output=True, text=True, env=clean, timeout=60, check=True,
-        )  # fmt: skip
-        self._base_path = json.loads(out.stdout)
-        probe = context.Process(target=_probe, args=(PRELOAD,), name="launchbay-warm-probe")
-        probe.start()
-        probe.join(120)
-        if probe.exitcode == 3:
-            raise RuntimeError(
-                "the forkserver is not single-threaded after its imports: forking from it is unsafe"
-            )
-        if probe.exitcode != 0:
-            raise RuntimeError(f"a process forked from it could not start (probe exit {probe.exitcode})")
-        return context
+            if self.disabled is not None:
+                return None
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            path = folder / f"{step_server.key(self.python, env)}.sock"
+            if self._socket == path:
+                return path
+            try:
+                self._socket = _serve(self.python, path, env, self.preload)
+            except Exception as exc:  # no server here (platform, resources): start cold
+                self._broken = f"no step server: {type(exc).__name__}: {exc}"
+                self._socket = None
+            return self._socket
 
     def start(self, launch: Launch) -> WarmProcess | None:
         """The step's process, forked warm; None when it must start cold (`disabled` says why)."""
-        context = self._ready()
-        if context is None:
-            return None
-        name = f"launchbay-step:{launch.module}"
-        process = context.Process(target=_child, args=(launch, self._base_path), name=name, daemon=False)
+        home = launch.env.get("LAUNCHBAY_HOME") or str(Path(launch.cwd) / ".launchbay")
+        for _attempt in range(2):  # a server that reached its idle limit just now: start another
+            if (path := self._ready(Path(home) / "steps")) is None:
+                return None
+            if (process := self._fork(path, launch)) is not None:
+                return process
+        return None
+
+    def _fork(self, path: Path, launch: Launch) -> WarmProcess | None:
         try:
-            process.start()
-        except Exception as exc:  # the forkserver died and could not be restarted: this one cold
-            self._broken = f"forkserver failed: {type(exc).__name__}: {exc}"
+            conn = step_server.connect(path)
+            conn.sendall(json.dumps({"op": "start", "launch": asdict(launch)}).encode() + b"\n")
+            conn.settimeout(30)
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                line += chunk
+            pid = int(json.loads(line)["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            # The server died or ended at its idle limit just now: the next start makes a new one.
+            with self._lock:
+                self._socket = None
             return None
-        return WarmProcess(process, launch)
+        conn.settimeout(None)
+        return WarmProcess(conn, pid, launch)
 
 
-def _stop_server() -> None:
-    """Stop this process's forkserver, if one runs, by CPython's own (private) way: close its alive
-    pipe and wait for its exit."""
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    with contextlib.suppress(Exception):  # none started, or another Python: it ends with us
-        server._stop()  # type: ignore[union-attr]
+def _serve(python: str, path: Path, env: dict[str, str], preload: str) -> Path:
+    """The socket of a running server at `path`, started now if none answers (one starter at a
+    time per socket: a file lock beside it)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(OSError, ValueError):
+        step_server.request(path, {"op": "ping"})
+        return path
+    with (path.with_suffix(".lock")).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError, ValueError):
+            step_server.request(path, {"op": "ping"})
+            return path  # another run started it while we waited for the lock
+        log = path.with_suffix(".log")
+        limit = idle_limit() or ORPHAN_IDLE  # 0: stopped by the run (Starter.stop), else soon
+        with log.open("w") as out:
+            server = subprocess.Popen(
+                [python, "-m", SERVER, str(path), f"{limit:g}", preload],
+                env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            code = server.poll()
+            if code == step_server.NOT_SINGLE_THREADED:
+                raise RuntimeError(
+                    "the step server is not single-threaded after its imports: forking from it is unsafe"
+                )
+            if code is not None:
+                raise RuntimeError(f"the step server exited {code}: {log.read_text()[-500:]}")
+            with contextlib.suppress(OSError, ValueError):
+                step_server.request(path, {"op": "ping"})
+                _reap_later(server)
+                return path
+            time.sleep(0.1)
+        server.kill()
+        server.wait()
+        raise RuntimeError("the step server did not start listening within 300 s")
 
 
-def _probe(preload: str) -> None:
-    """Exit 0 when the process forking us had a single thread once its preload was imported (so
-    forking it was safe), 3 when not."""
-    import importlib
-
-    threads = getattr(importlib.import_module(preload), "THREADS_AFTER_IMPORT", None)
-    os._exit(0 if threads == 1 else 3)
+def _reap_later(server: subprocess.Popen[bytes]) -> None:
+    """The server is our child while we live: reap it when it ends so it never lingers as a zombie."""
+    threading.Thread(target=server.wait, name="launchbay-step-server-reaper", daemon=True).start()
 
 
-def _child(launch: Launch, base_path: list[str]) -> None:
-    """In the forked child: become the step's process, run the module as `__main__`, exit."""
-    os.setsid()  # its own session and process group, as the cold path's start_new_session
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    for fd, path in ((1, launch.stdout), (2, launch.stderr)):
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(target, fd)
-        os.close(target)
-    sys.stdout = open(1, "w", buffering=1, closefd=False, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-    os.environ.clear()
-    os.environ.update(launch.env)
-    os.chdir(launch.cwd)
-    extra = [p for p in launch.env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    sys.path[:] = [launch.cwd, *extra, *base_path]
-    sys.argv = [launch.module, *launch.args]
-    code = 0
-    try:
-        runpy.run_module(launch.module, run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        code = _exit_code(exc.code)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    # What the interpreter does at exit: wait for the step's threads, run its atexit handlers
-    # (MLflow flushes asynchronous logging there), flush the streams.
-    try:
-        threading._shutdown()  # type: ignore[attr-defined]
-        atexit._run_exitfuncs()
-    except BaseException:
-        traceback.print_exc()
-        code = code or 1
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed or broken stream: nothing more to say
-            stream.flush()
-    with contextlib.suppress(OSError):
-        Path(launch.status).write_text(str(code))
-    os._exit(code)
-
-
-def _exit_code(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    print(value, file=sys.stderr)
-    return 1
+def stop_servers(folder: Path) -> list[int]:
+    """Stop every step server with a socket in `folder` (`launchbay down`): their pids."""
+    stopped = []
+    for path in sorted(folder.glob("*.sock")) if folder.is_dir() else []:
+        try:
+            stopped.append(int(step_server.request(path, {"op": "stop"})["stopped"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)  # nobody listens: a dead server's socket
+    end = time.monotonic() + 10
+    while any(procs.alive(pid) for pid in stopped) and time.monotonic() < end:
+        time.sleep(0.05)
+    return stopped
 
 
 _STARTERS: dict[str, Starter] = {}

@@ -178,17 +178,39 @@ def user_sources(ctx: Path, code: Sequence[Path]) -> list[str]:
 def unshipped_modules(trusted_types: Sequence[str], code: Sequence[Path]) -> list[str]:
     """Top-level modules the model's recorded types come from that neither an installed
     distribution, the standard library nor the shipped code provides."""
-    import importlib.metadata
     import sys
 
-    installed = importlib.metadata.packages_distributions()
     shipped = {p.name.removesuffix(".py") for p in code}
-    missing = set()
-    for name in trusted_types:
-        top = name.split(".")[0]
-        if top not in installed and top not in sys.stdlib_module_names and top not in shipped:
-            missing.add(top)
-    return sorted(missing)
+    tops = {name.split(".")[0] for name in trusted_types}
+    unknown = {t for t in tops if t not in sys.stdlib_module_names and t not in shipped and not _in_site(t)}
+    if not unknown:
+        return []
+    # Only now the full map (seconds: it reads every distribution's file list), for what an
+    # editable install or a .pth entry provides from outside site-packages.
+    import importlib.metadata
+
+    installed = importlib.metadata.packages_distributions()
+    return sorted(t for t in unknown if t not in installed)
+
+
+def _in_site(module: str) -> bool:
+    """True when the top-level `module` is found in site-packages (what pip installed), found
+    without importing it."""
+    import importlib.util
+    import site
+    import sysconfig
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    roots = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
+    places = [spec.origin] if spec.origin else list(spec.submodule_search_locations or [])
+    return bool(places) and all(
+        any(Path(p).resolve().is_relative_to(Path(r).resolve()) for r in roots) for p in places
+    )
 
 
 def _private(root: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,10 @@ from pg import empty_postgres_url, postgres_server, postgres_url  # noqa: F401 -
 from projects import write_project
 
 from launchbay.checks.signature import generate_keypair
+
+# Each test's `launchbay run` ends its warm steps' server with it (users keep theirs for the next run):
+# no server outlives the test that started it. test_warm sets its own limit.
+os.environ.setdefault("LAUNCHBAY_STEP_SERVER_IDLE", "0")
 
 
 @pytest.fixture

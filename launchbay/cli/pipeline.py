@@ -58,7 +58,8 @@ def run(
     from launchbay.registry import CHAMPION, preflight
 
     cfg = load_config(config)
-    warm.starter().prestart()  # the steps' forkserver imports while the project is checked
+    # The steps' server for this environment: found, or started to import while the project is checked.
+    warm.starter().prestart(Home.resolve(cfg.source).root / "steps")
     all_steps = pipeline_stages(cfg)
     if until is not None and until not in all_steps:
         raise UsageError(f"--until {until!r}: expected one of {', '.join(all_steps)}")

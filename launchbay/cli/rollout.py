@@ -420,7 +420,9 @@ def down(
     prometheus: Annotated[bool, typer.Option(help="Stop the local Prometheus too.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Stop the local target's processes (gateway, model servers, Prometheus). The ledger stays."""
+    """Stop the local target's processes (gateway, model servers, Prometheus) and the warm steps'
+    server. The ledger stays."""
+    from launchbay.pipelines import warm
     from launchbay.rollout import daemon
     from launchbay.rollout.local.prometheus import LocalPrometheus
     from launchbay.rollout.local.target import LocalTarget
@@ -431,6 +433,7 @@ def down(
     pid = daemon.stop(home, cfg.model.name, on_purpose=True)
     stopped = [f"controller (pid {pid})"] if pid else []
     stopped += LocalTarget(cfg, home).down()
+    stopped += [f"step server (pid {pid})" for pid in warm.stop_servers(home.root / "steps")]
     if prometheus and LocalPrometheus(home).stop():
         stopped.append("prometheus")
     if as_json:
