@@ -15,34 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from launchbay.checks.metric import METRICS as METRICS
+from launchbay.checks.metric import Metric as Metric
 from launchbay.checks.report import CheckResult, GateReport
 from launchbay.checks.verdict import Verdict
 from launchbay.config.model import GatesSection
 
 GATE = "model gate"
-
-
-@dataclass(frozen=True)
-class Metric:
-    """How one held-out metric reads and which way is better."""
-
-    label: str
-    higher_is_better: bool
-    bounded: bool
-    """In [0, 1]: a loss vs the champion is absolute; otherwise (errors) relative to its value."""
-
-
-METRICS = {
-    "roc_auc": Metric("ROC AUC", True, True),
-    "precision": Metric("precision", True, True),
-    "recall": Metric("recall", True, True),
-    "f1": Metric("F1", True, True),
-    "accuracy": Metric("accuracy", True, True),
-    "pr_auc": Metric("PR AUC", True, True),
-    "rmse": Metric("RMSE", False, False),
-    "mae": Metric("MAE", False, False),
-    "r2": Metric("R²", True, True),
-}
 
 
 @dataclass(frozen=True)

@@ -14,3 +14,13 @@ pipelines/), linked into this package. See ARCHITECTURE.md.
 """
 
 __version__ = "0.1.0"
+
+
+def installed_version() -> str:
+    """The installed launchbay's version ("unknown" when run from a source tree without metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("launchbay")
+    except PackageNotFoundError:
+        return "unknown"

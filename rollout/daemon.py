@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from launchbay import procs
 from launchbay.config import LaunchbayConfig
@@ -39,15 +39,12 @@ from launchbay.errors import EnvironmentProblem, LaunchbayError, Refused
 from launchbay.faults import FAULTS_ENV
 from launchbay.files import write_private
 from launchbay.home import Home
-from launchbay.rollout.engine.controller import Controller
-from launchbay.rollout.engine.operations import Rollout
-from launchbay.rollout.engine.reconciler import Converged, Reconciler
 from launchbay.rollout.engine.release import LedgerUnavailable, Release
-from launchbay.rollout.ledger import notify
-from launchbay.rollout.local.keeper import SocketKeeper
-from launchbay.rollout.local.prometheus import LocalPrometheus
-from launchbay.rollout.local.target import LocalTarget
-from launchbay.rollout.metrics.prometheus import PrometheusProvider
+
+if TYPE_CHECKING:  # the loop's parts are imported where it runs: `status` reads a record only
+    from launchbay.rollout.engine.controller import Controller
+    from launchbay.rollout.engine.operations import Rollout
+    from launchbay.rollout.engine.reconciler import Converged
 
 log = logging.getLogger("launchbay.controller")
 
@@ -216,6 +213,8 @@ def follow(ctx: Rollout) -> Converged:
     running (local target), the world made to match the ledger now -- in this process, with the
     same reconciler and lock the controller uses, so it works when nothing else runs -- and the
     controller woken to look at once. Returns the world as it now is."""
+    from launchbay.rollout.engine.reconciler import Reconciler
+
     ensure(ctx.cfg, ctx.home)
     converged = Reconciler(ctx).converge()
     wake(ctx.home, ctx.model)
@@ -278,6 +277,8 @@ class _Loop:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.seen: dict[int, Release] = {}
+        from launchbay.rollout.local.target import LocalTarget
+
         processes = controller.ctx.target.processes()
         self.local = processes if isinstance(processes, LocalTarget) else None
 
@@ -306,6 +307,7 @@ class _Loop:
         ledger = ctx.ledger
         sender = None
         with contextlib.suppress(LaunchbayError):
+            from launchbay.rollout.ledger import notify
             from launchbay.rollout.ledger.store import SqlLedger
 
             if isinstance(ledger, SqlLedger):
@@ -325,6 +327,8 @@ class _Loop:
         if self.local is None:
             yield
             return
+        from launchbay.rollout.local.keeper import SocketKeeper
+
         keeper = SocketKeeper(self.local)
 
         def keep() -> None:
@@ -377,6 +381,9 @@ class _Loop:
     def _keep_prometheus(self) -> None:
         """The local Prometheus is the controller's to keep up too: one that died is started again
         (on its port when free; the analysis follows it if it had to move)."""
+        from launchbay.rollout.local.prometheus import LocalPrometheus
+        from launchbay.rollout.metrics.prometheus import PrometheusProvider
+
         ctx = self.c.ctx
         prometheus = LocalPrometheus(ctx.home)
         if ctx.cfg.rollout.prometheus_url or prometheus.record is not None:

@@ -104,10 +104,10 @@ def gateway(cfg: LaunchbayConfig, home: Home) -> dict[str, Any] | None:
     """
     if cfg.rollout.target != "local":
         return None
-    from launchbay.rollout.local.supervisor import GatewayRecord
-    from launchbay.rollout.local.target import LocalTarget
+    from launchbay.rollout.local import records
+    from launchbay.rollout.local.supervisor import RECORD, GatewayRecord
 
-    rec = GatewayRecord.read(LocalTarget(cfg, home).gateway_file)
+    rec = GatewayRecord.read(records.directory(home.root, cfg.model.name) / RECORD)
     if rec is None:
         return None
     up = rec.serving

@@ -17,6 +17,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from launchbay import installed_version
+
 app = typer.Typer(
     name="launchbay",
     help="MLOps CI/CD with progressive delivery: gated training, signed models, safe rollouts.",
@@ -26,6 +28,23 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"launchbay {installed_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """MLOps CI/CD with progressive delivery: gated training, signed models, safe rollouts."""
+
 
 ConfigOpt = Annotated[
     Path | None,

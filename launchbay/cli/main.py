@@ -6,50 +6,49 @@ Every `LaunchbayError` becomes one red message on stderr and its exit code (see
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import click
-import typer
+from launchbay import installed_version
 
-# Importing a command module registers its verbs on `app`.
-from launchbay.cli import (  # noqa: F401
-    advise,
-    cluster,
-    desk,
-    freeze,
-    models,
-    monitor,
-    packaging,
-    pipeline,
-    project,
-    rollout,
-)
-from launchbay.cli.app import app, err, out
-from launchbay.cli.project import installed_version
-from launchbay.errors import EnvironmentProblem, LaunchbayError
+if TYPE_CHECKING:
+    import typer
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        out.print(f"launchbay {installed_version()}", highlight=False)
-        raise typer.Exit()
+@functools.cache
+def _registered() -> typer.Typer:
+    """The app with every command module's verbs on it (importing a command module registers them)."""
+    from launchbay.cli import (  # noqa: F401
+        advise,
+        cluster,
+        desk,
+        freeze,
+        models,
+        monitor,
+        packaging,
+        pipeline,
+        project,
+        rollout,
+    )
+    from launchbay.cli.app import app
+
+    return app
 
 
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
-    ] = False,
-) -> None:
-    """MLOps CI/CD with progressive delivery: gated training, signed models, safe rollouts."""
+def __getattr__(name: str) -> Any:
+    """`app`, registered on first use: `launchbay --version` imports no command (PEP 562)."""
+    if name == "app":
+        return _registered()
+    raise AttributeError(name)
 
 
 def _click_errors() -> tuple[type[Exception], ...]:
     """Click's error classes: Typer >= 0.24 raises those of its own vendored copy of click,
     which are not subclasses of the `click` package's."""
+    import click
+
     try:
         from typer._click.exceptions import ClickException as Vendored
     except ImportError:  # an older Typer raises click's own
@@ -59,6 +58,16 @@ def _click_errors() -> tuple[type[Exception], ...]:
 
 def main() -> None:
     """Console-script entry point: run the app, turning launchbay errors into exit codes."""
+    if sys.argv[1:] == ["--version"]:  # asked often (scripts, bug reports): answered before any import
+        print(f"launchbay {installed_version()}")
+        return
+    import click
+    import typer
+
+    from launchbay.cli.app import err
+    from launchbay.errors import EnvironmentProblem, LaunchbayError
+
+    app = _registered()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Everything launchbay writes -- the ledger, the registry's database, keys, tokens, records --
     # is its user's alone (files 0600, directories 0700), and so is what its processes write.

@@ -28,7 +28,7 @@ def status(
     ] = False,
 ) -> None:
     """Show the model's registry state (champion, challenger) and its releases with their evidence."""
-    from launchbay.checks.model_gate import METRICS
+    from launchbay.checks.metric import METRICS
     from launchbay.registry import MlflowRegistry
     from launchbay.rollout import status as releases
     from launchbay.rollout import view

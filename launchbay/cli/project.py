@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
+import launchbay
 from launchbay.cli.app import ConfigOpt, JsonOpt, app, out
 from launchbay.config import load_config
 from launchbay.config.base import valid_name
 from launchbay.errors import UsageError
 
 TaskOpt = Literal["binary", "multiclass", "regression"]
-
-
-def installed_version() -> str:
-    """The installed launchbay's version ("unknown" when run from a source tree without metadata)."""
-    try:
-        return version("launchbay")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _shared(path: Path) -> Path:
@@ -103,7 +95,7 @@ def init(
         target=target,
         inferred=inferred,
         approvers=approver or [],
-        package=package or f"launchbay=={installed_version()}",
+        package=package or f"launchbay=={launchbay.installed_version()}",
         rps=rps,
         reference=reference_ref,
     )

@@ -14,6 +14,12 @@ from pathlib import Path
 from launchbay import procs
 from launchbay.rollout.targets.base import check_version
 
+
+def directory(home_root: Path, model: str) -> Path:
+    """The local target's folder of `model` in the state directory (records, routes, servers)."""
+    return home_root / "local" / model
+
+
 BASELINE = "baseline-v"
 """The prefix of a baseline server's record (a second server of stable's version)."""
 

@@ -36,6 +36,7 @@ from launchbay.checks.verdict import Verdict
 from launchbay.config import LaunchbayConfig
 from launchbay.errors import EnvironmentProblem
 from launchbay.home import Home
+from launchbay.rollout.local import records
 from launchbay.rollout.local.capture import CAPTURE_FILE, read
 from launchbay.rollout.local.choice import Routing
 from launchbay.rollout.local.launcher import SpawnSpec, spec_for
@@ -54,7 +55,7 @@ class LocalTarget:
     ) -> None:
         self.cfg, self.home = cfg, home
         self.model = model or cfg.model.name
-        self.dir = home.root / "local" / self.model
+        self.dir = records.directory(home.root, self.model)
         self.gateway_file = self.dir / RECORD
         self.routes_file = self.dir / "routes.json"
         self.servers = self.dir / "servers"
