@@ -83,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k not in {"LAUNCHBAY_HOME", "MLFLOW_TRACKING_URI"}}
     env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    env["LAUNCHBAY_STEP_SERVER_IDLE"] = "0"  # its two training runs leave no steps' server behind
     with tempfile.TemporaryDirectory(prefix="launchbay-bench-cli-") as tmp:
         config = _project(Path(tmp) / "bench-model", env)
         repo = config.parent
