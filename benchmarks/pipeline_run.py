@@ -244,6 +244,7 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true", help="re-render the Markdown from the JSON")
     parser.add_argument("--only", choices=["versus"], help="only the warm/cold/one-process comparison")
     args = parser.parse_args()
+    os.environ.setdefault(IDLE, "0")  # servers this script starts end soon after its last step
     if args.only == "versus":
         v = versus_one_process(max(args.repeat, 1))
         RESULTS.mkdir(parents=True, exist_ok=True)
