@@ -54,7 +54,7 @@ def _servers() -> Path:
     return Path(os.environ["LAUNCHBAY_HOME"]) / "steps"
 
 
-def _server_pid(starter: warm.Starter) -> int:
+def _server_pid() -> int:
     sockets = sorted(_servers().glob("*.sock"))
     assert len(sockets) == 1, sockets
     return int(step_server.request(sockets[0], {"op": "ping"})["pid"])
@@ -177,7 +177,7 @@ def _orphan(starter: warm.Starter, tmp_path: Path, seconds: int) -> tuple[warm.W
     assert proc is not None
     while not started.exists():
         time.sleep(0.05)
-    server = _server_pid(starter)
+    server = _server_pid()
     os.kill(server, signal.SIGKILL)
     assert proc.wait(0.5) is None  # not reported as ended: it is still running
     return proc, server, started
@@ -197,7 +197,7 @@ def test_a_step_outlives_its_server_being_killed_and_its_exit_code_still_arrives
     cwd, env = _project(tmp_path)
     code, again, _ = _warm(starter, cwd, env, "describe")
     assert code == 0 and json.loads(again)["name"] == "__main__"
-    assert _server_pid(starter) != server
+    assert _server_pid() != server
 
 
 def test_a_step_killed_after_its_server_died_is_failed_and_says_so(
@@ -218,15 +218,15 @@ def test_the_server_outlives_the_run_and_serves_the_next_one_until_stopped(
     fast); `launchbay down` (stop_servers) ends it, and a later step starts a new one."""
     cwd, env = _project(tmp_path)
     assert _warm(starter, cwd, env, "describe")[0] == 0
-    server = _server_pid(starter)
+    server = _server_pid()
     starter.stop()  # the end of a run, idle limit 60 s: the server stays
     later = warm.Starter(sys.executable, preload=LIGHT)  # the next `launchbay run`, another process
     assert _warm(later, cwd, env, "describe")[0] == 0
-    assert _server_pid(later) == server
+    assert _server_pid() == server
     assert warm.stop_servers(_servers()) == [server]
     assert not procs.alive(server) and not list(_servers().glob("*.sock"))
     assert _warm(later, cwd, env, "describe")[0] == 0
-    assert _server_pid(later) != server
+    assert _server_pid() != server
 
 
 def test_with_an_idle_limit_of_zero_the_server_ends_with_the_run(
@@ -235,7 +235,7 @@ def test_with_an_idle_limit_of_zero_the_server_ends_with_the_run(
     monkeypatch.setenv(warm.IDLE, "0")
     cwd, env = _project(tmp_path)
     assert _warm(starter, cwd, env, "describe")[0] == 0
-    server = _server_pid(starter)
+    server = _server_pid()
     starter.stop()
     assert _gone(server)
 
